@@ -1,0 +1,136 @@
+//! `deskmail check-config`: every problem at once, or a short summary.
+
+use std::path::Path;
+
+use super::{CmdResult, Failure};
+use crate::config::{self, Problem, Settings, redact_url};
+use crate::store::{Dialect, Store, sqlite_path};
+use crate::workflow::{self, Workflow};
+
+pub async fn run(path: &Path) -> CmdResult {
+    let settings = match config::load(path) {
+        Ok(s) => s,
+        Err(e) => return Err(Failure(e.to_string())),
+    };
+    let (store_line, problems) = check_store(&settings).await;
+    if !problems.is_empty() {
+        return Err(Failure(config::ConfigErrors(problems).to_string()));
+    }
+    print_summary(&settings, &store_line);
+    Ok(())
+}
+
+/// Checks that the tickets already stored fit the configured workflow: a workflow that drops a
+/// state tickets are still in would strand them.
+async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
+    let url = s.store_url.expose();
+    let shown = redact_url(url);
+    let file = s.file.display().to_string();
+    let problem = |key: &str, message: String| Problem {
+        file: file.clone(),
+        key: key.to_string(),
+        message,
+    };
+    if let Some(p) = sqlite_path(url)
+        && !p.exists()
+    {
+        return (format!("{shown} (not created yet)"), Vec::new());
+    }
+    let store = match Store::connect(url).await {
+        Ok(st) => st,
+        Err(e) => return (shown, vec![problem("store.url", e.to_string())]),
+    };
+    let usage = match store.workflow_usage().await {
+        Ok(u) => u,
+        // A database without deskmail's tables holds no tickets to strand.
+        Err(_) => return (format!("{shown} (no schema yet)"), Vec::new()),
+    };
+    let current = store.is_current().await;
+    store.close().await;
+    let mut problems = Vec::new();
+    let mut total = 0;
+    for (wf_name, status, count) in &usage {
+        total += count;
+        let wf: Option<Workflow> = if *wf_name == s.workflow.name {
+            Some(s.workflow.clone())
+        } else {
+            workflow::presets::load(wf_name)
+        };
+        let key = match &s.workflow_source {
+            config::WorkflowSource::File(_) => "workflow.file",
+            config::WorkflowSource::Preset(_) => "workflow.preset",
+        };
+        match wf {
+            None => problems.push(problem(
+                key,
+                format!(
+                    "{count} stored ticket(s) follow workflow \"{wf_name}\", which is neither configured nor a preset"
+                ),
+            )),
+            Some(wf) if !wf.states.iter().any(|st| &st.name == status) => problems.push(problem(
+                key,
+                format!(
+                    "workflow \"{wf_name}\" has no state \"{status}\", but {count} stored ticket(s) are in it"
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    let kind = match store.dialect() {
+        Dialect::Sqlite => "sqlite",
+        Dialect::Postgres => "postgres",
+    };
+    let schema = if current {
+        "schema current"
+    } else {
+        "schema needs `deskmail migrate`"
+    };
+    (
+        format!("{shown} ({kind}, {total} ticket(s), {schema})"),
+        problems,
+    )
+}
+
+fn print_summary(s: &Settings, store_line: &str) {
+    let d = &s.directory;
+    println!("{}: OK", s.file.display());
+    println!(
+        "  help desk:  {} <{}>, team notifications to {}, time zone {}",
+        d.helpdesk.name, d.helpdesk.address, d.helpdesk.team_address, d.helpdesk.time_zone
+    );
+    println!(
+        "  tickets:    {} (e.g. {})",
+        s.ticket_format.pattern(),
+        s.ticket_format.render(jiff::Timestamp::now(), 42)
+    );
+    println!(
+        "  workflow:   {} ({}): {} states, {} transitions, {} rules",
+        s.workflow.name,
+        s.workflow_source,
+        s.workflow.states.len(),
+        s.workflow.transitions.len(),
+        s.workflow.rules.len()
+    );
+    let mailboxes: Vec<String> = s
+        .mailboxes
+        .iter()
+        .map(|m| format!("{} <{}>", m.name, m.address))
+        .collect();
+    println!(
+        "  mailboxes:  {}",
+        if mailboxes.is_empty() {
+            "none".into()
+        } else {
+            mailboxes.join(", ")
+        }
+    );
+    println!(
+        "  parties:    {} agent(s), {} group(s), {} organisation(s), {} partner(s), {} people",
+        d.agents.len(),
+        d.groups.len(),
+        d.organisations.len(),
+        d.partners.len(),
+        d.people_count()
+    );
+    println!("  store:      {store_line}");
+}

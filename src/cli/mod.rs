@@ -1,0 +1,149 @@
+//! The command line: `deskmail [--config FILE] <command>`. One file per command group; each
+//! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
+
+mod check_config;
+mod ticket;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Settings};
+use crate::desk::Desk;
+use crate::store::Store;
+
+/// deskmail: an e-mail-driven helpdesk gateway.
+///
+/// Customers and partners act on tickets by replying to mail; agents and admins use this command
+/// line. Every command reads one TOML config file (see deskmail.example.toml).
+#[derive(Debug, Parser)]
+#[command(name = "deskmail", version, about, long_about)]
+pub struct Cli {
+    /// The config file [default: $DESKMAIL_CONFIG, ./deskmail.toml, /etc/deskmail/deskmail.toml]
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log more (-v: info, -vv: debug); RUST_LOG overrides it
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config (directory, workflow, store) and report every problem at once
+    CheckConfig,
+    /// Create or upgrade the database schema
+    Migrate,
+    /// Create, act on, list and show tickets
+    #[command(subcommand)]
+    Ticket(Box<ticket::TicketCommand>),
+    /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
+    Sweep {
+        /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
+}
+
+/// What a command failed with: printed on stderr, exit code 1.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+/// Runs the command line; the exit code is 0 on success, 1 on a refusal or an error, 2 on a
+/// usage error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("deskmail: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("deskmail: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> CmdResult {
+    let path = config::locate(cli.config.as_deref());
+    match cli.command {
+        Command::CheckConfig => check_config::run(&path).await,
+        Command::Migrate => {
+            let settings = load(&path)?;
+            let store = Store::connect(settings.store_url.expose()).await?;
+            let ran = store.migrate().await?;
+            println!(
+                "{} migration(s) applied; the schema of {} is current",
+                ran,
+                store.url()
+            );
+            Ok(())
+        }
+        Command::Ticket(cmd) => ticket::run(open(&path).await?, *cmd).await,
+        Command::Sweep { now } => {
+            let desk = open(&path).await?;
+            let now = match now {
+                Some(t) => t
+                    .parse()
+                    .map_err(|e| Failure(format!("--now {t}: not an RFC 3339 time: {e}")))?,
+                None => jiff::Timestamp::now(),
+            };
+            let report = desk.sweep(now).await?;
+            for (reference, rule) in &report.changed {
+                println!("{reference}: {rule}");
+            }
+            eprintln!(
+                "sweep: {} ticket(s) checked, {} changed",
+                report.checked,
+                report.changed.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Settings, Failure> {
+    config::load(path).map_err(|e| Failure(e.to_string()))
+}
+
+/// Loads the settings and opens the store, migrating it when needed.
+async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
+    let settings = load(path)?;
+    let store = Store::open(settings.store_url.expose()).await?;
+    Ok(Desk::new(settings, store))
+}

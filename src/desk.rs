@@ -1,0 +1,470 @@
+//! The shell around the core: load what a decision needs, ask the core, write the effects in one
+//! transaction. Every source of intents (the CLI now, mail later) goes through here.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::directory::Person;
+use crate::recipients;
+use crate::store::{
+    CommentRow, HistoryRow, NewCommentRow, NewHistoryRow, Store, StoreError, TicketFilter,
+    TicketRecord, Tx,
+};
+use crate::workflow::{
+    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Rejection, StateKind, Ticket,
+    Visibility, Workflow,
+};
+
+/// Why a request could not be decided at all (as opposed to a [`Rejection`] by the workflow).
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error("{0} is not in the directory")]
+    UnknownPerson(String),
+    #[error("no ticket {0}")]
+    UnknownTicket(String),
+    #[error("{who} may not see ticket {reference}")]
+    NotVisible { who: String, reference: String },
+    #[error(
+        "ticket {reference} follows workflow \"{workflow}\", which is neither configured nor a preset"
+    )]
+    UnknownWorkflow { reference: String, workflow: String },
+    #[error("cannot merge into {0}: no such ticket")]
+    MergeTarget(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a create or an action did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The ticket was created or changed.
+    Applied {
+        reference: String,
+        effects: Box<Effects>,
+    },
+    /// The workflow refused; nothing was written.
+    Rejected(Rejection),
+    /// A reply to a closed ticket opened a new one that links it.
+    FollowedUp { closed: String, reference: String },
+}
+
+/// A request for a new ticket, as the CLI or a mail brings it.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub subject: String,
+    pub text: String,
+    pub fields: BTreeMap<String, String>,
+    pub to_address: Option<String>,
+    pub source: String,
+}
+
+/// A ticket with its comments and history, as a reader may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub comments: Vec<CommentRow>,
+    pub history: Vec<HistoryRow>,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SweepReport {
+    pub checked: usize,
+    pub changed: Vec<(String, String)>,
+}
+
+/// deskmail's settings and store, ready to take intents.
+pub struct Desk {
+    pub settings: Settings,
+    pub store: Store,
+}
+
+impl Desk {
+    pub fn new(settings: Settings, store: Store) -> Self {
+        Desk { settings, store }
+    }
+
+    /// The person behind an address, as the directory lists them.
+    pub fn person(&self, address: &str) -> Result<Person, DeskError> {
+        self.settings
+            .directory
+            .person(address)
+            .ok_or_else(|| DeskError::UnknownPerson(address.trim().to_string()))
+    }
+
+    /// The workflow a ticket follows: the configured one or, for older tickets, a preset.
+    fn workflow_for(&self, t: &Ticket) -> Result<Cow<'_, Workflow>, DeskError> {
+        if t.workflow == self.settings.workflow.name {
+            return Ok(Cow::Borrowed(&self.settings.workflow));
+        }
+        workflow::presets::load(&t.workflow)
+            .map(Cow::Owned)
+            .ok_or_else(|| DeskError::UnknownWorkflow {
+                reference: t.reference.clone(),
+                workflow: t.workflow.clone(),
+            })
+    }
+
+    /// Creates a ticket for `actor`, numbered inside the same transaction.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        mut req: CreateRequest,
+        now: Timestamp,
+    ) -> Result<Outcome, DeskError> {
+        if let Some(to) = &req.to_address
+            && let Some(mb) = self.settings.mailbox_for(to)
+        {
+            for (k, v) in [("request_type", &mb.request_type), ("queue", &mb.queue)] {
+                if let Some(v) = v {
+                    req.fields.entry(k.to_string()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        let mut tx = self.store.begin().await?;
+        let outcome = self.create_in(&mut tx, actor, &req, None, now).await?;
+        if matches!(outcome, Outcome::Applied { .. }) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn create_in(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        req: &CreateRequest,
+        linked_to: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Outcome, DeskError> {
+        let format = &self.settings.ticket_format;
+        let seq = tx.next_ticket_seq(&format.scope(now)).await?;
+        let new = NewTicket {
+            reference: format.render(now, seq),
+            subject: req.subject.clone(),
+            text: req.text.clone(),
+            fields: req.fields.clone(),
+            to_address: req.to_address.clone(),
+            source: req.source.clone(),
+            linked_to: linked_to.map(String::from),
+        };
+        let wf = &self.settings.workflow;
+        match workflow::create(wf, &self.settings.directory, actor, &new, now) {
+            Decision::Reject(r) => Ok(Outcome::Rejected(r)),
+            Decision::Apply(effects) => {
+                let id = tx.insert_ticket(&effects.ticket).await?;
+                self.write(tx, id, actor.address(), role_of(actor), &effects, now)
+                    .await?;
+                Ok(Outcome::Applied {
+                    reference: effects.ticket.reference.clone(),
+                    effects,
+                })
+            }
+        }
+    }
+
+    /// Applies an intent to a ticket through the core, in one transaction.
+    pub async fn act(
+        &self,
+        reference: &str,
+        actor: &Actor,
+        intent: &Intent,
+        now: Timestamp,
+    ) -> Result<Outcome, DeskError> {
+        let mut tx = self.store.begin().await?;
+        let rec = tx
+            .ticket_for_update(reference.trim())
+            .await?
+            .ok_or_else(|| DeskError::UnknownTicket(reference.trim().to_string()))?;
+        if !actor.can_see(&rec.ticket) {
+            return Err(DeskError::NotVisible {
+                who: actor.address().to_string(),
+                reference: rec.ticket.reference.clone(),
+            });
+        }
+        let wf = self.workflow_for(&rec.ticket)?;
+        let dir = &self.settings.directory;
+        let decision = match workflow::act(&wf, dir, &rec.ticket, actor, intent, now) {
+            workflow::Outcome::Decided(d) => d,
+            workflow::Outcome::FollowUp => {
+                return self.follow_up(tx, &rec, actor, intent, now).await;
+            }
+        };
+        let effects = match decision {
+            Decision::Reject(r) => return Ok(Outcome::Rejected(r)),
+            Decision::Apply(e) => e,
+        };
+        if let Some(target) = &effects.merge_into {
+            let into = tx
+                .ticket_for_update(target)
+                .await?
+                .filter(|t| t.id != rec.id)
+                .ok_or_else(|| DeskError::MergeTarget(target.clone()))?;
+            tx.move_comments(rec.id, into.id).await?;
+            let detail = format!("merged from {}", rec.ticket.reference);
+            tx.insert_history(&NewHistoryRow {
+                ticket_id: into.id,
+                actor: actor.address(),
+                action: &effects.action,
+                kind: "merged",
+                detail: &detail,
+                inbound_id: None,
+                at: now,
+            })
+            .await?;
+        }
+        tx.update_ticket(rec.id, &effects.ticket).await?;
+        self.write(
+            &mut tx,
+            rec.id,
+            actor.address(),
+            role_of(actor),
+            &effects,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied {
+            reference: rec.ticket.reference.clone(),
+            effects,
+        })
+    }
+
+    /// A reply to a closed ticket whose workflow opens a new one: the new ticket links the old.
+    async fn follow_up(
+        &self,
+        mut tx: Tx,
+        closed: &TicketRecord,
+        actor: &Actor,
+        intent: &Intent,
+        now: Timestamp,
+    ) -> Result<Outcome, DeskError> {
+        let text = match intent {
+            Intent::Comment { text, .. } => text.clone(),
+            Intent::Act { comment, .. } => comment.clone().unwrap_or_default(),
+        };
+        let req = CreateRequest {
+            subject: closed.ticket.subject.clone(),
+            text,
+            fields: BTreeMap::new(),
+            to_address: closed.ticket.system.clone(),
+            source: closed.ticket.source.clone(),
+        };
+        let outcome = self
+            .create_in(&mut tx, actor, &req, Some(&closed.ticket.reference), now)
+            .await?;
+        let Outcome::Applied { reference, .. } = outcome else {
+            return Ok(outcome);
+        };
+        let detail = format!("reply opened follow-up {reference}");
+        tx.insert_history(&NewHistoryRow {
+            ticket_id: closed.id,
+            actor: actor.address(),
+            action: "comment",
+            kind: "follow_up",
+            detail: &detail,
+            inbound_id: None,
+            at: now,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(Outcome::FollowedUp {
+            closed: closed.ticket.reference.clone(),
+            reference,
+        })
+    }
+
+    /// Writes an action's comment, history and notices.
+    async fn write(
+        &self,
+        tx: &mut Tx,
+        ticket_id: i64,
+        actor: &str,
+        role: &str,
+        effects: &Effects,
+        now: Timestamp,
+    ) -> Result<(), DeskError> {
+        if let Some(c) = &effects.comment {
+            tx.insert_comment(&NewCommentRow {
+                ticket_id,
+                author: actor,
+                role,
+                text: &c.text,
+                visibility: c.visibility.as_str(),
+                inbound_id: None,
+                at: now,
+            })
+            .await?;
+        }
+        let mut lines: Vec<(String, String)> = effects
+            .history
+            .iter()
+            .map(|h| (h.kind.clone(), h.detail.clone()))
+            .collect();
+        if let Some(c) = &effects.comment
+            && c.visibility == Visibility::Internal
+        {
+            lines.push(("comment".into(), "internal note".into()));
+        }
+        for n in &effects.notices {
+            let to = recipients::addresses(&self.settings.directory, &effects.ticket, &n.audience);
+            lines.push((
+                "notice".into(),
+                format!(
+                    "{} → {} ({})",
+                    n.event.as_str(),
+                    recipients::describe(&n.audience),
+                    to.join(", ")
+                ),
+            ));
+        }
+        for (kind, detail) in &lines {
+            tx.insert_history(&NewHistoryRow {
+                ticket_id,
+                actor,
+                action: &effects.action,
+                kind,
+                detail,
+                inbound_id: None,
+                at: now,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The actions `actor` may take on a ticket.
+    pub async fn allowed(
+        &self,
+        reference: &str,
+        actor: &Actor,
+    ) -> Result<Vec<AllowedAction>, DeskError> {
+        let rec = self.visible(reference, Some(actor)).await?;
+        let wf = self.workflow_for(&rec.ticket)?;
+        Ok(workflow::allowed_actions(
+            &wf,
+            &self.settings.directory,
+            &rec.ticket,
+            actor,
+        ))
+    }
+
+    async fn visible(
+        &self,
+        reference: &str,
+        reader: Option<&Actor>,
+    ) -> Result<TicketRecord, DeskError> {
+        let rec = self
+            .store
+            .ticket(reference.trim())
+            .await?
+            .ok_or_else(|| DeskError::UnknownTicket(reference.trim().to_string()))?;
+        if let Some(a) = reader
+            && !a.can_see(&rec.ticket)
+        {
+            return Err(DeskError::NotVisible {
+                who: a.address().to_string(),
+                reference: rec.ticket.reference,
+            });
+        }
+        Ok(rec)
+    }
+
+    /// A ticket with its comments and history; a reader who is not an agent sees no internal
+    /// comments and no notice lines.
+    pub async fn show(
+        &self,
+        reference: &str,
+        reader: Option<&Actor>,
+    ) -> Result<TicketView, DeskError> {
+        let rec = self.visible(reference, reader).await?;
+        let agent_view = reader.is_none_or(Actor::is_agent);
+        let mut comments = self.store.comments(rec.id).await?;
+        let mut history = self.store.history(rec.id).await?;
+        if !agent_view {
+            comments.retain(|c| c.visibility == Visibility::Public.as_str());
+            history.retain(|h| h.kind != "notice" && h.kind != "comment");
+        }
+        Ok(TicketView {
+            ticket: rec.ticket,
+            comments,
+            history,
+        })
+    }
+
+    /// Tickets matching the filter that the reader may see, most recently updated first.
+    pub async fn list(
+        &self,
+        filter: &TicketFilter,
+        service: Option<&str>,
+        reader: Option<&Actor>,
+    ) -> Result<Vec<Ticket>, DeskError> {
+        let rows = self.store.tickets(filter).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.ticket)
+            .filter(|t| reader.is_none_or(|a| a.can_see(t)))
+            .filter(|t| {
+                service.is_none_or(|s| {
+                    t.fields
+                        .get("service")
+                        .is_some_and(|v| v.eq_ignore_ascii_case(s))
+                })
+            })
+            .collect())
+    }
+
+    /// Applies the time rules that are due at `now` to every ticket not closed.
+    pub async fn sweep(&self, now: Timestamp) -> Result<SweepReport, DeskError> {
+        let mut report = SweepReport::default();
+        let mut workflows: Vec<Cow<'_, Workflow>> = vec![Cow::Borrowed(&self.settings.workflow)];
+        for name in workflow::presets::names() {
+            if name != self.settings.workflow.name
+                && let Some(wf) = workflow::presets::load(name)
+            {
+                workflows.push(Cow::Owned(wf));
+            }
+        }
+        for wf in &workflows {
+            if !wf
+                .rules
+                .iter()
+                .any(|r| r.on == workflow::definition::RuleEvent::Time)
+            {
+                continue;
+            }
+            let open: Vec<String> = wf
+                .states
+                .iter()
+                .filter(|s| s.kind != StateKind::Closed)
+                .map(|s| s.name.clone())
+                .collect();
+            for reference in self.store.refs_in_statuses(&wf.name, &open).await? {
+                report.checked += 1;
+                let mut tx = self.store.begin().await?;
+                let Some(rec) = tx.ticket_for_update(&reference).await? else {
+                    continue;
+                };
+                let Some(effects) = workflow::sweep(wf, &self.settings.directory, &rec.ticket, now)
+                else {
+                    continue;
+                };
+                tx.update_ticket(rec.id, &effects.ticket).await?;
+                self.write(&mut tx, rec.id, "deskmail", "system", &effects, now)
+                    .await?;
+                tx.commit().await?;
+                report.changed.push((reference, effects.action.clone()));
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn role_of(actor: &Actor) -> &'static str {
+    actor.person.party.role_name()
+}

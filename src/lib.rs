@@ -1,0 +1,14 @@
+//! deskmail: an e-mail-driven helpdesk gateway.
+//!
+//! Start with ARCHITECTURE.md. The pure workflow core is [`workflow`]; [`directory`] knows the
+//! parties; [`config`] reads the settings; [`store`] holds all SQL; [`desk`] runs one intent
+//! through the core and writes its effects in one transaction; [`cli`] is the command line.
+
+pub mod cli;
+pub mod config;
+pub mod desk;
+pub mod directory;
+pub mod recipients;
+pub mod store;
+pub mod ticket_number;
+pub mod workflow;

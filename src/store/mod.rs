@@ -1,0 +1,283 @@
+//! All SQL lives here. One code path for SQLite and PostgreSQL through sqlx's `Any` driver,
+//! portable SQL with `$N` placeholders, times as INTEGER milliseconds, lists and maps as JSON
+//! text. Where the dialects differ (row locks, transaction start) [`Dialect`] branches.
+//!
+//! Everything one action changes is written through one [`Tx`]; dropping it rolls back.
+
+mod rows;
+mod tickets;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor};
+
+pub use rows::{CommentRow, HistoryRow, TicketRecord};
+pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
+
+use crate::config::redact_url;
+
+/// The two databases deskmail runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn from_url(url: &str) -> Option<Dialect> {
+        if url.starts_with("sqlite:") {
+            Some(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Dialect::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// Appended to a SELECT that reads a row the transaction will update.
+    pub(crate) fn lock_suffix(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// What can go wrong in the store. `Unavailable` is temporary: try again later.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL must start with sqlite:// or postgres://")]
+    BadUrl,
+    #[error("cannot create the directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the store at {url} is unavailable (busy or unreachable): {source}")]
+    Unavailable { url: String, source: sqlx::Error },
+    #[error("database error: {0}")]
+    Query(sqlx::Error),
+    #[error("migrating the schema failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True for faults that may go away by themselves (database busy or down).
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: 5 busy, 6 locked (extended codes keep the low byte). PostgreSQL: class 08
+            // (connection), 40001 serialization, 40P01 deadlock, 53 resources, 57P0x shutdown.
+            let sqlite_busy = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            sqlite_busy
+                || code.starts_with("08")
+                || code == "40001"
+                || code == "40P01"
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+        }
+        _ => false,
+    }
+}
+
+/// A handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens the store (an SQLite file is created on first use, in WAL mode) without migrating.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let dialect = Dialect::from_url(url).ok_or(StoreError::BadUrl)?;
+        let shown = redact_url(url);
+        let mut url = url.to_string();
+        let mut max = 8;
+        if dialect == Dialect::Sqlite {
+            if let Some(path) = sqlite_path(&url)
+                && let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+            max = 4;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        // WAL: readers never block the writer; FULL: a commit is on disk when it
+                        // returns; busy_timeout: writers queue instead of failing at once.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Unavailable {
+                url: shown.clone(),
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            dialect,
+            url: shown,
+        })
+    }
+
+    /// Opens the store and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations of this dialect that are not applied yet; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let migrator = self.migrator();
+        let before = self.applied_migrations().await;
+        migrator.run(&self.pool).await?;
+        let after = self.applied_migrations().await;
+        Ok(after.saturating_sub(before))
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    async fn applied_migrations(&self) -> usize {
+        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await
+            .map(|n| n as usize)
+            .unwrap_or(0)
+    }
+
+    /// True when every migration of this build is applied.
+    pub async fn is_current(&self) -> bool {
+        self.applied_migrations().await >= self.migrator().iter().count()
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The URL with any password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
+    /// that two writers queue instead of failing when the second upgrades its read lock.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+        .map_err(|e| self.error(e))?;
+        Ok(Tx {
+            tx,
+            dialect: self.dialect,
+            url: self.url.clone(),
+        })
+    }
+
+    pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
+        classify(&self.url, e)
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn classify(url: &str, e: sqlx::Error) -> StoreError {
+    if is_transient(&e) {
+        StoreError::Unavailable {
+            url: url.to_string(),
+            source: e,
+        }
+    } else {
+        StoreError::Query(e)
+    }
+}
+
+/// The file of an `sqlite://PATH[?query]` URL.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// One transaction: everything an action changes, committed together.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+    dialect: Dialect,
+    url: String,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let url = self.url.clone();
+        self.tx.commit().await.map_err(|e| classify(&url, e))
+    }
+
+    pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
+        classify(&self.url, e)
+    }
+}

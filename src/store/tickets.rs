@@ -1,0 +1,318 @@
+//! Tickets, their comments and history, the ticket-number counters.
+
+use jiff::Timestamp;
+use sqlx::{Any, AssertSqlSafe};
+
+use super::rows::{
+    CommentDbRow, CommentRow, HistoryDbRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow,
+    ms, to_json,
+};
+use super::{Store, StoreError, Tx};
+use crate::workflow::Ticket;
+
+/// A comment to insert.
+#[derive(Debug, Clone)]
+pub struct NewCommentRow<'a> {
+    pub ticket_id: i64,
+    pub author: &'a str,
+    pub role: &'a str,
+    pub text: &'a str,
+    pub visibility: &'a str,
+    pub inbound_id: Option<i64>,
+    pub at: Timestamp,
+}
+
+/// A history line to insert.
+#[derive(Debug, Clone)]
+pub struct NewHistoryRow<'a> {
+    pub ticket_id: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub kind: &'a str,
+    pub detail: &'a str,
+    pub inbound_id: Option<i64>,
+    pub at: Timestamp,
+}
+
+/// `ticket list` filters; all that are set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub reference: Option<String>,
+    pub status: Option<String>,
+    pub organisation: Option<String>,
+    pub requester: Option<String>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    pub closed_from: Option<Timestamp>,
+    pub closed_to: Option<Timestamp>,
+}
+
+impl Tx {
+    /// The next number in a ticket-number scope. The row lock this takes serialises concurrent
+    /// creations in the same scope until commit, also across processes on one PostgreSQL.
+    pub async fn next_ticket_seq(&mut self, scope: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<Any, i64>(
+            "INSERT INTO ticket_counters (scope, value) VALUES ($1, 1) \
+             ON CONFLICT (scope) DO UPDATE SET value = ticket_counters.value + 1 \
+             RETURNING value",
+        )
+        .bind(scope)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    pub async fn insert_ticket(&mut self, t: &Ticket) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<Any, i64>(
+            "INSERT INTO tickets (ref, workflow, status, status_since, subject, requester, \
+             organisation, assignee, customer_it_assignee, involved_partners, waiting_on, source, \
+             system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20) RETURNING id",
+        )
+        .bind(&t.reference)
+        .bind(&t.workflow)
+        .bind(&t.status)
+        .bind(ms(t.status_since))
+        .bind(&t.subject)
+        .bind(&t.requester)
+        .bind(&t.organisation)
+        .bind(&t.assignee)
+        .bind(&t.customer_it_assignee)
+        .bind(to_json(&t.involved_partners))
+        .bind(t.waiting_on.to_string())
+        .bind(&t.source)
+        .bind(&t.system)
+        .bind(to_json(&t.fields))
+        .bind(to_json(&t.watchers))
+        .bind(to_json(&t.timers_fired))
+        .bind(&t.linked_to)
+        .bind(ms(t.created_at))
+        .bind(ms(t.updated_at))
+        .bind(t.closed_at.map(ms))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// Reads a ticket to change it; on PostgreSQL the row stays locked until commit.
+    pub async fn ticket_for_update(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<TicketRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1{}",
+            self.dialect.lock_suffix()
+        );
+        sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql))
+            .bind(reference)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(|e| self.error(e))?
+            .map(TicketRow::into_record)
+            .transpose()
+    }
+
+    pub async fn update_ticket(&mut self, id: i64, t: &Ticket) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "UPDATE tickets SET status = $1, status_since = $2, subject = $3, organisation = $4, \
+             assignee = $5, customer_it_assignee = $6, involved_partners = $7, waiting_on = $8, \
+             fields = $9, watchers = $10, timers_fired = $11, linked_to = $12, updated_at = $13, \
+             closed_at = $14 WHERE id = $15",
+        )
+        .bind(&t.status)
+        .bind(ms(t.status_since))
+        .bind(&t.subject)
+        .bind(&t.organisation)
+        .bind(&t.assignee)
+        .bind(&t.customer_it_assignee)
+        .bind(to_json(&t.involved_partners))
+        .bind(t.waiting_on.to_string())
+        .bind(to_json(&t.fields))
+        .bind(to_json(&t.watchers))
+        .bind(to_json(&t.timers_fired))
+        .bind(&t.linked_to)
+        .bind(ms(t.updated_at))
+        .bind(t.closed_at.map(ms))
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    pub async fn insert_comment(&mut self, c: &NewCommentRow<'_>) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<Any, i64>(
+            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(c.ticket_id)
+        .bind(c.author)
+        .bind(c.role)
+        .bind(c.text)
+        .bind(c.visibility)
+        .bind(c.inbound_id)
+        .bind(ms(c.at))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    pub async fn insert_history(&mut self, h: &NewHistoryRow<'_>) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(h.ticket_id)
+        .bind(h.actor)
+        .bind(h.action)
+        .bind(h.kind)
+        .bind(h.detail)
+        .bind(h.inbound_id)
+        .bind(ms(h.at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Moves a merged ticket's comments to the ticket it was merged into (they keep their times).
+    pub async fn move_comments(&mut self, from: i64, to: i64) -> Result<u64, StoreError> {
+        sqlx::query::<Any>("UPDATE comments SET ticket_id = $1 WHERE ticket_id = $2")
+            .bind(to)
+            .bind(from)
+            .execute(&mut *self.tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| self.error(e))
+    }
+}
+
+impl Store {
+    pub async fn ticket(&self, reference: &str) -> Result<Option<TicketRecord>, StoreError> {
+        sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1"
+        )))
+        .bind(reference)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| self.error(e))?
+        .map(TicketRow::into_record)
+        .transpose()
+    }
+
+    /// Comments, oldest first.
+    pub async fn comments(&self, ticket_id: i64) -> Result<Vec<CommentRow>, StoreError> {
+        sqlx::query_as::<Any, CommentDbRow>(
+            "SELECT id, author, role, text, visibility, inbound_id, created_at FROM comments \
+             WHERE ticket_id = $1 ORDER BY created_at, id",
+        )
+        .bind(ticket_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.error(e))?
+        .into_iter()
+        .map(CommentDbRow::into_row)
+        .collect()
+    }
+
+    /// History, oldest first.
+    pub async fn history(&self, ticket_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
+        sqlx::query_as::<Any, HistoryDbRow>(
+            "SELECT actor, action, kind, detail, inbound_id, created_at FROM history \
+             WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(ticket_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.error(e))?
+        .into_iter()
+        .map(HistoryDbRow::into_row)
+        .collect()
+    }
+
+    /// Tickets matching the filter, most recently updated first.
+    pub async fn tickets(&self, f: &TicketFilter) -> Result<Vec<TicketRecord>, StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        let mut times: Vec<(usize, i64)> = Vec::new();
+        let mut n = 0;
+        let mut text = |clauses: &mut Vec<String>, col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                n += 1;
+                clauses.push(format!("LOWER({col}) = LOWER(${n})"));
+                texts.push(v.clone());
+            }
+        };
+        text(&mut clauses, "ref", &f.reference);
+        text(&mut clauses, "status", &f.status);
+        text(&mut clauses, "organisation", &f.organisation);
+        text(&mut clauses, "requester", &f.requester);
+        let bounds = [
+            ("created_at >=", f.created_from),
+            ("created_at <", f.created_to),
+            ("closed_at >=", f.closed_from),
+            ("closed_at <", f.closed_to),
+        ];
+        for (cond, t) in bounds {
+            if let Some(t) = t {
+                n += 1;
+                clauses.push(format!("{cond} ${n}"));
+                times.push((n, ms(t)));
+            }
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets{filter} ORDER BY updated_at DESC, id DESC"
+        );
+        let mut q = sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql));
+        for t in &texts {
+            q = q.bind(t.clone());
+        }
+        for (_, t) in &times {
+            q = q.bind(*t);
+        }
+        q.fetch_all(self.pool())
+            .await
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .map(TicketRow::into_record)
+            .collect()
+    }
+
+    /// How many tickets each workflow has in each status.
+    pub async fn workflow_usage(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        sqlx::query_as::<Any, (String, String, i64)>(
+            "SELECT workflow, status, COUNT(*) FROM tickets GROUP BY workflow, status \
+             ORDER BY workflow, status",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// The refs of a workflow's tickets in the given statuses (for the sweep).
+    pub async fn refs_in_statuses(
+        &self,
+        workflow: &str,
+        statuses: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for status in statuses {
+            let refs = sqlx::query_scalar::<Any, String>(
+                "SELECT ref FROM tickets WHERE workflow = $1 AND status = $2 ORDER BY id",
+            )
+            .bind(workflow)
+            .bind(status)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
+            out.extend(refs);
+        }
+        Ok(out)
+    }
+}
