@@ -300,19 +300,26 @@ impl Loader {
         a
     }
 
+    /// A person's time zone: their own (checked) or the help desk's (checked once, there).
     fn time_zone(&mut self, key: &str, tz: Option<&str>, default: &str) -> String {
-        let tz = tz.unwrap_or(default).to_string();
-        if jiff::tz::TimeZone::get(&tz).is_err() {
+        let Some(tz) = tz else {
+            return default.to_string();
+        };
+        if jiff::tz::TimeZone::get(tz).is_err() {
             self.problem(
                 key,
                 format!("unknown time zone \"{tz}\" (an IANA name such as Europe/Berlin)"),
             );
         }
-        tz
+        tz.to_string()
     }
 
+    /// A person's locale: their own (checked) or the help desk's (checked once, there).
     fn locale(&mut self, key: &str, locale: Option<&str>, default: &str) -> String {
-        let l = locale.unwrap_or(default).to_lowercase();
+        let Some(l) = locale else {
+            return default.to_string();
+        };
+        let l = l.to_lowercase();
         if !LOCALES.contains(&l.as_str()) {
             self.problem(
                 key,
@@ -441,6 +448,17 @@ fn build_directory(
     };
     let tz = l.time_zone("helpdesk.time_zone", helpdesk.time_zone.as_deref(), "UTC");
     let locale = l.locale("helpdesk.locale", helpdesk.locale.as_deref(), "en");
+    // Reported above; people who inherit it are not reported again.
+    let tz = if jiff::tz::TimeZone::get(&tz).is_ok() {
+        tz
+    } else {
+        "UTC".into()
+    };
+    let locale = if LOCALES.contains(&locale.as_str()) {
+        locale
+    } else {
+        "en".into()
+    };
     let team_address = match &team.notify {
         Some(a) => {
             let a = l.address("team.notify", a);

@@ -614,9 +614,10 @@ pub fn allowed_actions(
     let comment_open =
         !closed || matches!(wf.on_closed_reply, ClosedReply::Keep | ClosedReply::Reopen);
     if comment_open && has_role(&wf.comment.roles, actor, ticket) {
+        // The comment's text is the action itself: it "requires" nothing more.
         out.push(AllowedAction {
             name: wf.comment.name.clone(),
-            requires_comment: true,
+            requires_comment: false,
             required_fields: Vec::new(),
         });
     }

@@ -1,0 +1,609 @@
+//! The command line on the example config: the quick start, bad input, the config checks, and
+//! two processes creating tickets on one PostgreSQL.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::TestEnv;
+use support::pg::PgDb;
+
+#[test]
+fn the_example_config_passes_as_it_is() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskmail"))
+        .current_dir(support::root())
+        .args(["--config", "deskmail.example.toml", "check-config"])
+        .env_remove("DESKMAIL__WORKFLOW__PRESET")
+        .env_remove("DESKMAIL__STORE__URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("deskmail.example.toml: OK"), "{stdout}");
+    assert!(stdout.contains("partner-routing"), "{stdout}");
+    assert!(
+        stdout.contains("1 agent(s), 1 group(s), 2 organisation(s), 4 partner(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn quick_start_story_in_json() {
+    let env = TestEnv::new();
+    let r = env
+        .ok(&[
+            "ticket",
+            "create",
+            "--as",
+            "anna@acme.example",
+            "--subject",
+            "Printer on fire",
+            "--text",
+            "Smoke everywhere.",
+        ])
+        .trim()
+        .to_string();
+    assert!(
+        r.starts_with("SUP-") && r.len() == "SUP-20261122-0001".len(),
+        "{r}"
+    );
+    let v = env.show(&r);
+    assert_eq!(v["status"], "New");
+    assert_eq!(v["waiting_on"], "support");
+    assert_eq!(v["organisation"], "Acme");
+    assert_eq!(v["requester"], "anna@acme.example");
+    assert_eq!(v["assignee"], Value::Null);
+    assert_eq!(
+        v["involved_partners"],
+        serde_json::json!(["IT Provider", "2nd Level Support Provider"])
+    );
+    assert_eq!(v["source"], "cli");
+    assert_eq!(v["workflow"], "partner-routing");
+
+    env.ok(&[
+        "ticket",
+        "act",
+        &r,
+        "--as",
+        "ops@itprov.example",
+        "--action",
+        "To Customer",
+        "--comment",
+        "Is it plugged in?",
+    ]);
+    let v = env.show(&r);
+    assert_eq!(v["status"], "On Customer");
+    assert_eq!(v["waiting_on"], "customer");
+
+    env.ok(&[
+        "ticket",
+        "act",
+        &r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "Yes.",
+    ]);
+    let v = env.show(&r);
+    assert_eq!(v["status"], "New");
+    assert_eq!(v["waiting_on"], "support");
+    let comments = v["comments"].as_array().unwrap();
+    let texts: Vec<&str> = comments
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["Smoke everywhere.", "Is it plugged in?", "Yes."]);
+    assert_eq!(comments[1]["author"], "ops@itprov.example");
+    assert_eq!(comments[1]["role"], "partner");
+    assert_eq!(comments[1]["visibility"], "public");
+    assert!(comments[0]["created_at"].as_str().unwrap().ends_with('Z'));
+    let statuses: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "status")
+        .map(|h| h["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "New → On Customer",
+            "On Customer → New (rule \"answer while waiting\")"
+        ]
+    );
+
+    // Refused: non-zero, the reason and the allowed actions, nothing changed.
+    let before = env.show(&r);
+    let err = env.fails(&[
+        "ticket",
+        "act",
+        &r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "To Web-IT Provider",
+        "--comment",
+        "?",
+    ]);
+    assert!(
+        err.contains("Web-IT Provider is not involved in this ticket"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "allowed actions: comment, To Customer, To 2nd Level Support Provider, To IT Provider"
+        ),
+        "{err}"
+    );
+    assert_eq!(env.show(&r), before);
+
+    // Ben (power user) sees Anna's ticket; Carl (another organisation) does not.
+    let ben: Value = serde_json::from_str(&env.ok(&[
+        "ticket",
+        "show",
+        &r,
+        "--as",
+        "ben@acme.example",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(ben["ref"], r.as_str());
+    let err = env.fails(&["ticket", "show", &r, "--as", "carl@globex.example"]);
+    assert!(err.contains("may not see"), "{err}");
+
+    // The list: most recent first, with the seed 001 columns.
+    let r2 = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "carl@globex.example",
+        "--subject",
+        "Site down",
+        "--text",
+        "500s",
+        "--to",
+        "billing@helpdesk.example",
+    ]);
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["ref"], r2.trim());
+    assert_eq!(list[0]["system"], "billing@helpdesk.example");
+    for key in [
+        "ref",
+        "status",
+        "subject",
+        "organisation",
+        "system",
+        "created_at",
+        "updated_at",
+        "closed_at",
+    ] {
+        assert!(list[0].get(key).is_some(), "missing {key}");
+    }
+    // The billing mailbox gives its request type and queue.
+    let carl = env.show(r2.trim());
+    assert_eq!(carl["fields"]["request_type"], "Sales/Billing enquiry");
+    assert_eq!(carl["fields"]["queue"], "Billing");
+    let as_carl: Value =
+        serde_json::from_str(&env.ok(&["ticket", "list", "--json", "--as", "carl@globex.example"]))
+            .unwrap();
+    assert_eq!(as_carl.as_array().unwrap().len(), 1);
+    let acme: Value =
+        serde_json::from_str(&env.ok(&["ticket", "list", "--json", "--organisation", "acme"]))
+            .unwrap();
+    assert_eq!(acme.as_array().unwrap().len(), 1);
+
+    // What may Anna do now?
+    let actions = env.ok(&["ticket", "actions", &r, "--as", "anna@acme.example"]);
+    assert_eq!(
+        actions.lines().collect::<Vec<_>>(),
+        [
+            "comment",
+            "To Customer",
+            "To 2nd Level Support Provider",
+            "To IT Provider"
+        ]
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_changes_nothing() {
+    let env = TestEnv::new();
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "T",
+    ]);
+    let r = r.trim();
+    let before = env.ok(&["ticket", "list", "--json"]);
+    let shown = env.show(r);
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &[
+                "ticket",
+                "act",
+                r,
+                "--as",
+                "anna@acme.example",
+                "--action",
+                "Frobnicate",
+            ],
+            "unknown action \"Frobnicate\"",
+        ),
+        (
+            &[
+                "ticket",
+                "act",
+                "SUP-19990101-0001",
+                "--as",
+                "anna@acme.example",
+                "--action",
+                "comment",
+                "--comment",
+                "x",
+            ],
+            "no ticket SUP-19990101-0001",
+        ),
+        (
+            &[
+                "ticket",
+                "act",
+                r,
+                "--as",
+                "mallory@evil.example",
+                "--action",
+                "comment",
+                "--comment",
+                "x",
+            ],
+            "mallory@evil.example is not in the directory",
+        ),
+        (
+            &[
+                "ticket",
+                "act",
+                r,
+                "--as",
+                "carl@globex.example",
+                "--action",
+                "comment",
+                "--comment",
+                "x",
+            ],
+            "may not see ticket",
+        ),
+        (
+            &[
+                "ticket",
+                "act",
+                r,
+                "--as",
+                "anna@acme.example",
+                "--action",
+                "comment",
+                "--comment",
+                "x",
+                "--internal",
+            ],
+            "only agents may write internal comments",
+        ),
+        (
+            &[
+                "ticket",
+                "act",
+                r,
+                "--as",
+                "anna@acme.example",
+                "--action",
+                "Start",
+            ],
+            "Start is not open to customers",
+        ),
+        (
+            &[
+                "ticket",
+                "create",
+                "--as",
+                "nobody@nowhere.example",
+                "--subject",
+                "S",
+                "--text",
+                "T",
+            ],
+            "not in the directory",
+        ),
+    ];
+    for (args, message) in cases {
+        let err = env.fails(args);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    let err = env.fails(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--field",
+        "nokey",
+    ]);
+    assert!(err.contains("is not KEY=VALUE"), "{err}");
+    assert_eq!(env.ok(&["ticket", "list", "--json"]), before);
+    assert_eq!(env.show(r), shown);
+}
+
+#[test]
+fn a_broken_config_lists_every_problem_with_its_key() {
+    let env = TestEnv::new();
+    let broken = support::read("deskmail.example.toml")
+        .replace(
+            "time_zone = \"Europe/Berlin\"",
+            "time_zone = \"Mars/Olympus\"",
+        )
+        .replace(
+            "notify = \"team@helpdesk.example\"",
+            "notify = \"support@helpdesk.example\"",
+        )
+        .replace(
+            "partners = [\"Web-IT Provider\"]",
+            "partners = [\"Nobody Inc\"]",
+        )
+        .replace("locale = \"de\"", "locale = \"xx\"")
+        .replace(
+            "# file = \"my-workflow.toml\"",
+            "file = \"my-workflow.toml\"",
+        )
+        .replace("access = \"power\"", "access = \"admin\"")
+        .replace("[log]", "[logg]");
+    std::fs::write(env.config(), broken).unwrap();
+    let err = env.fails(&["check-config"]);
+    let file = env.config().display().to_string();
+    for key in [
+        "helpdesk.time_zone: unknown time zone \"Mars/Olympus\"",
+        "team.notify: must differ from helpdesk.address",
+        "organisations[1].partners: unknown partner \"Nobody Inc\"",
+        "organisations[0].members[1].locale: locale \"xx\" is not supported",
+        "organisations[0].members[1].access: \"admin\" is neither portal nor power",
+        "workflow: set workflow.preset or workflow.file, not both",
+        "logg: unknown section",
+        "mailboxes[0].address: is team.notify",
+    ] {
+        assert!(
+            err.contains(&format!("{file}: {key}")),
+            "missing `{key}` in:\n{err}"
+        );
+    }
+    assert!(err.contains("8 problem(s)"), "{err}");
+}
+
+#[test]
+fn an_inconsistent_workflow_file_is_refused_with_the_reason() {
+    let env = TestEnv::new();
+    let wf = r#"
+name = "broken"
+initial = "New"
+[[states]]
+name = "New"
+kind = "open"
+[[states]]
+name = "Limbo"
+kind = "waiting"
+[[states]]
+name = "Done"
+kind = "closed"
+[comment]
+roles = ["agent", "customer"]
+[[transitions]]
+name = "Finish"
+from = ["New"]
+to = "Finished"
+roles = ["agent", "wizard"]
+"#;
+    std::fs::write(env.path("broken.toml"), wf).unwrap();
+    let config = support::read("deskmail.example.toml")
+        .replace("preset = \"partner-routing\"", "file = \"broken.toml\"");
+    std::fs::write(env.config(), config).unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains("transitions[0] \"Finish\": to: unknown state \"Finished\""),
+        "{err}"
+    );
+    assert!(err.contains("unknown role \"wizard\""), "{err}");
+
+    // Fixed targets, but a state nothing leads to.
+    std::fs::write(
+        env.path("broken.toml"),
+        wf.replace("\"Finished\"", "\"Done\"")
+            .replace(", \"wizard\"", ""),
+    )
+    .unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains("states \"Limbo\": unreachable from the initial state \"New\""),
+        "{err}"
+    );
+
+    // A TOML error names the line.
+    std::fs::write(env.path("broken.toml"), "name = \"x\"\ninitial = \n").unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn a_workflow_that_drops_a_state_in_use_is_refused() {
+    let env = TestEnv::new();
+    let preset = support::read("src/workflow/presets/partner-routing.toml")
+        .replace("name = \"partner-routing\"", "name = \"ours\"");
+    std::fs::write(env.path("ours.toml"), &preset).unwrap();
+    std::fs::write(
+        env.config(),
+        support::read("deskmail.example.toml")
+            .replace("preset = \"partner-routing\"", "file = \"ours.toml\""),
+    )
+    .unwrap();
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "T",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Start",
+    ]);
+    assert_eq!(env.show(r.trim())["workflow"], "ours");
+    env.ok(&["check-config"]);
+    // Drop "In Progress" (and the transition that leads there).
+    let dropped = preset
+        .replace("[[states]]\nname = \"In Progress\"\nkind = \"open\"\nturn = \"support\"\n", "")
+        .replace(
+            "[[transitions]]\nname = \"Start\"\naliases = [\"Beginnen\", \"in Bearbeitung\"]\nfrom = [\"New\"]\nto = \"In Progress\"\nroles = [\"agent\"]\n",
+            "",
+        );
+    assert_ne!(dropped, preset);
+    std::fs::write(env.path("ours.toml"), dropped).unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(
+            "workflow \"ours\" has no state \"In Progress\", but 1 stored ticket(s) are in it"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn secrets_come_from_files_and_never_print() {
+    let mut env = TestEnv::new();
+    std::fs::write(
+        env.path("store-url"),
+        "postgres://deskmail:s3cret-pw@127.0.0.1:1/deskmail\n",
+    )
+    .unwrap();
+    let config = support::read("deskmail.example.toml").replace(
+        "url = \"sqlite://data/deskmail.sqlite\"",
+        "url_file = \"store-url\"",
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let out = env.run(&["check-config"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "port 1 should be unreachable: {all}");
+    assert!(all.contains("deskmail:****@127.0.0.1:1"), "{all}");
+    assert!(
+        !all.contains("s3cret-pw"),
+        "the password was printed: {all}"
+    );
+
+    // An environment override wins over the file, key by key.
+    env.set(
+        "DESKMAIL__STORE__URL_FILE",
+        env.path("nope").to_str().unwrap(),
+    );
+    let err = env.fails(&["check-config"]);
+    assert!(err.contains("store.url_file: cannot read"), "{err}");
+}
+
+#[test]
+fn sweep_closes_tickets_resolved_for_seven_days() {
+    let env = TestEnv::new();
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "T",
+    ]);
+    let r = r.trim();
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Resolve",
+        "--comment",
+        "done",
+    ]);
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).to_string();
+    env.ok(&["sweep", "--now", &soon]);
+    assert_eq!(env.show(r)["status"], "Resolved");
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 8)).to_string();
+    let out = env.ok(&["sweep", "--now", &later]);
+    assert!(out.contains(r), "{out}");
+    let v = env.show(r);
+    assert_eq!(v["status"], "Closed");
+    assert!(v["closed_at"].is_string());
+}
+
+#[tokio::test]
+async fn two_processes_on_postgres_never_share_a_number() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.set("DESKMAIL__STORE__URL", &db.url);
+    env.ok(&["migrate"]);
+    let env = std::sync::Arc::new(env);
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let env = std::sync::Arc::clone(&env);
+            std::thread::spawn(move || {
+                (0..12)
+                    .map(|i| {
+                        let subject = format!("worker {w} ticket {i}");
+                        env.ok(&[
+                            "ticket",
+                            "create",
+                            "--as",
+                            "anna@acme.example",
+                            "--subject",
+                            &subject,
+                            "--text",
+                            "t",
+                        ])
+                        .trim()
+                        .to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let refs: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let unique: BTreeSet<&String> = refs.iter().collect();
+    assert_eq!(unique.len(), 24, "{refs:?}");
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 24);
+}

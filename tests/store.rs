@@ -1,0 +1,310 @@
+//! The storage suite, run against SQLite and against a real PostgreSQL (one fresh database per
+//! test; see tests/support/pg.rs).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use deskmail::desk::{CreateRequest, Desk, DeskError, Outcome};
+use deskmail::store::{Store, TicketFilter};
+use deskmail::workflow::{Actor, Intent};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::Any;
+use support::pg::PgDb;
+
+fn t0() -> Timestamp {
+    "2026-11-21T23:30:00Z".parse().unwrap()
+}
+
+async fn desk(url: &str, preset: &str) -> Desk {
+    let settings = support::demo_settings(preset);
+    let store = Store::open(url).await.unwrap();
+    Desk::new(settings, store)
+}
+
+fn actor(d: &Desk, who: &str) -> Actor {
+    Actor {
+        person: d.person(who).unwrap(),
+        verified: true,
+    }
+}
+
+fn request(subject: &str) -> CreateRequest {
+    CreateRequest {
+        subject: subject.into(),
+        text: "It does not work.".into(),
+        source: "cli".into(),
+        ..Default::default()
+    }
+}
+
+fn act(action: &str, comment: Option<&str>) -> Intent {
+    Intent::Act {
+        action: action.into(),
+        comment: comment.map(String::from),
+        internal: false,
+        fields: Default::default(),
+    }
+}
+
+async fn create(d: &Desk, who: &str, subject: &str, now: Timestamp) -> String {
+    match d
+        .create(&actor(d, who), request(subject), now)
+        .await
+        .unwrap()
+    {
+        Outcome::Applied { reference, .. } => reference,
+        other => panic!("create: {other:?}"),
+    }
+}
+
+/// Row counts of every table, to see that a refused action wrote nothing.
+async fn counts(url: &str) -> Vec<i64> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let mut out = Vec::new();
+    for table in [
+        "tickets",
+        "comments",
+        "history",
+        "ticket_counters",
+        "outbox",
+        "attachments",
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar::<Any, i64>(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        out.push(n);
+    }
+    pool.close().await;
+    out
+}
+
+async fn suite(url: &str) {
+    let d = desk(url, "partner-routing").await;
+    // Migrating again finds nothing to do.
+    assert_eq!(d.store.migrate().await.unwrap(), 0);
+    assert!(d.store.is_current().await);
+
+    // Numbers carry the date in the help desk's zone: 23:30 UTC on 21 Nov is 22 Nov in Berlin.
+    let r1 = create(&d, "anna@acme.example", "Printer on fire", t0()).await;
+    let r2 = create(&d, "carl@globex.example", "Website down", t0()).await;
+    assert_eq!(r1, "SUP-20261122-0001");
+    assert_eq!(r2, "SUP-20261122-0002");
+    let next_day = t0() + SignedDuration::from_hours(24);
+    assert_eq!(
+        create(&d, "anna@acme.example", "Again", next_day).await,
+        "SUP-20261123-0001"
+    );
+
+    // An action writes the ticket, the comment and the history together.
+    let alice = actor(&d, "alice@helpdesk.example");
+    let out = d
+        .act(
+            &r1,
+            &alice,
+            &act("To IT Provider", Some("Please look.")),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Applied { .. }));
+    let view = d.show(&r1, None).await.unwrap();
+    assert_eq!(view.ticket.status, "On Partner");
+    assert_eq!(view.comments.len(), 2);
+    assert_eq!(view.comments[0].text, "It does not work.");
+    assert_eq!(view.comments[1].text, "Please look.");
+    assert!(
+        view.history
+            .iter()
+            .any(|h| h.kind == "status" && h.detail == "New → On Partner")
+    );
+    assert!(
+        view.history
+            .iter()
+            .any(|h| h.kind == "notice" && h.detail.contains("support@itprov.example"))
+    );
+    assert_eq!(view.ticket.created_at, t0());
+
+    // A refused action, an unknown action and an unknown ticket change nothing.
+    let before = counts(url).await;
+    let anna = actor(&d, "anna@acme.example");
+    let refused = d
+        .act(&r1, &anna, &act("To Web-IT Provider", Some("x")), t0())
+        .await
+        .unwrap();
+    assert!(matches!(refused, Outcome::Rejected(_)));
+    let unknown = d
+        .act(&r1, &anna, &act("Frobnicate", Some("x")), t0())
+        .await
+        .unwrap();
+    assert!(matches!(unknown, Outcome::Rejected(r) if r.reason.code() == "unknown_action"));
+    let missing = d
+        .act("SUP-19990101-0001", &anna, &act("comment", Some("x")), t0())
+        .await;
+    assert!(matches!(missing, Err(DeskError::UnknownTicket(_))));
+    let carl = actor(&d, "carl@globex.example");
+    let hidden = d.act(&r1, &carl, &act("comment", Some("x")), t0()).await;
+    assert!(matches!(hidden, Err(DeskError::NotVisible { .. })));
+    assert_eq!(
+        counts(url).await,
+        before,
+        "a refused action wrote something"
+    );
+
+    // Internal comments are hidden from customers.
+    d.act(
+        &r1,
+        &alice,
+        &Intent::Comment {
+            text: "Between us: the printer is ancient.".into(),
+            internal: true,
+        },
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.show(&r1, None).await.unwrap().comments.len(), 3);
+    let ben = actor(&d, "ben@acme.example");
+    let ben_view = d.show(&r1, Some(&ben)).await.unwrap();
+    assert_eq!(ben_view.comments.len(), 2);
+    assert!(ben_view.history.iter().all(|h| h.kind != "notice"));
+
+    // Listing: most recently updated first, filtered, and limited to what a reader may see.
+    let all = d.list(&TicketFilter::default(), None, None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].reference, "SUP-20261123-0001");
+    let as_carl = d
+        .list(&TicketFilter::default(), None, Some(&carl))
+        .await
+        .unwrap();
+    assert_eq!(
+        as_carl
+            .iter()
+            .map(|t| t.reference.as_str())
+            .collect::<Vec<_>>(),
+        vec![r2.as_str()]
+    );
+    let on_partner = TicketFilter {
+        status: Some("on partner".into()),
+        ..Default::default()
+    };
+    assert_eq!(d.list(&on_partner, None, None).await.unwrap().len(), 1);
+    let created_late = TicketFilter {
+        created_from: Some(next_day),
+        ..Default::default()
+    };
+    assert_eq!(d.list(&created_late, None, None).await.unwrap().len(), 1);
+
+    // Time rules: resolved for 7 days closes, once.
+    d.act(&r1, &alice, &act("Resolve", Some("Done.")), t0())
+        .await
+        .unwrap();
+    let early = d
+        .sweep(t0() + SignedDuration::from_hours(24 * 6))
+        .await
+        .unwrap();
+    assert!(early.changed.is_empty());
+    let late = d
+        .sweep(t0() + SignedDuration::from_hours(24 * 7 + 1))
+        .await
+        .unwrap();
+    assert_eq!(late.changed.len(), 1);
+    let closed = d.show(&r1, None).await.unwrap().ticket;
+    assert_eq!(closed.status, "Closed");
+    assert!(closed.closed_at.is_some());
+    let again = d
+        .sweep(t0() + SignedDuration::from_hours(24 * 30))
+        .await
+        .unwrap();
+    assert!(again.changed.is_empty());
+
+    // A reply to a closed ticket opens a new one that links it.
+    let follow = d
+        .act(
+            &r1,
+            &anna,
+            &act("comment", Some("It burns again!")),
+            next_day,
+        )
+        .await
+        .unwrap();
+    let Outcome::FollowedUp { reference, closed } = follow else {
+        panic!("{follow:?}")
+    };
+    assert_eq!(closed, r1);
+    let new = d.show(&reference, None).await.unwrap();
+    assert_eq!(new.ticket.linked_to.as_deref(), Some(r1.as_str()));
+    assert_eq!(new.comments[0].text, "It burns again!");
+
+    // Merge: the duplicate's comments move, it closes with a link.
+    let dup = create(&d, "anna@acme.example", "Printer still on fire", next_day).await;
+    let merged = d
+        .act(
+            &dup,
+            &alice,
+            &act(&format!("Merge into {reference}"), None),
+            next_day,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(merged, Outcome::Applied { .. }), "{merged:?}");
+    let dup_view = d.show(&dup, None).await.unwrap();
+    assert_eq!(dup_view.ticket.status, "Closed");
+    assert!(dup_view.comments.is_empty());
+    assert_eq!(d.show(&reference, None).await.unwrap().comments.len(), 2);
+    d.store.close().await;
+}
+
+/// Many creators at once on two separate pools (as two processes would be) never share a number.
+async fn concurrent_numbers(url: &str) {
+    let a = Arc::new(desk(url, "partner-routing").await);
+    let b = Arc::new(desk(url, "partner-routing").await);
+    let mut set = tokio::task::JoinSet::new();
+    for d in [&a, &b] {
+        for _ in 0..20 {
+            let d = Arc::clone(d);
+            set.spawn(async move { create(&d, "anna@acme.example", "same time", t0()).await });
+        }
+    }
+    let refs: Vec<String> = set.join_all().await;
+    let unique: BTreeSet<&String> = refs.iter().collect();
+    assert_eq!(unique.len(), 40, "duplicate numbers: {refs:?}");
+    assert!(
+        unique.contains(&"SUP-20261122-0040".to_string()),
+        "{refs:?}"
+    );
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
+    suite(&url).await;
+}
+
+#[tokio::test]
+async fn store_suite_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    suite(&db.url).await;
+}
+
+#[tokio::test]
+async fn concurrent_creation_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
+    concurrent_numbers(&url).await;
+}
+
+#[tokio::test]
+async fn concurrent_creation_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    concurrent_numbers(&db.url).await;
+}

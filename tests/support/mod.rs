@@ -1,0 +1,123 @@
+//! Shared test support: the demo config in a temporary directory, the CLI runner, a throw-away
+//! PostgreSQL database per test, and the seed stories.
+#![allow(dead_code)]
+
+pub mod pg;
+pub mod stories;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root (where deskmail.example.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo settings of deskmail.example.toml, with a workflow preset.
+pub fn demo_settings(preset: &str) -> deskmail::config::Settings {
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config(),
+        std::fs::read_to_string(root().join("deskmail.example.toml"))
+            .unwrap()
+            .replace(
+                "preset = \"partner-routing\"",
+                &format!("preset = \"{preset}\""),
+            ),
+    )
+    .unwrap();
+    deskmail::config::load(&env.config()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A temporary directory holding a copy of the example config; the SQLite file lands in it.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            root().join("deskmail.example.toml"),
+            dir.path().join("deskmail.toml"),
+        )
+        .unwrap();
+        TestEnv {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("deskmail.toml")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Sets a `DESKMAIL__...` override for every command run in this environment.
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_deskmail"));
+        c.arg("--config").arg(self.config());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DESKMAIL") {
+                c.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs deskmail with these arguments.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs deskmail and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "deskmail {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs deskmail and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "deskmail {args:?} should fail but printed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `ticket show REF --json` as a JSON value.
+    pub fn show(&self, reference: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["ticket", "show", reference, "--json"])).unwrap()
+    }
+}
+
+/// Reads a file relative to the repository root.
+pub fn read(path: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap()
+}
