@@ -607,3 +607,91 @@ async fn two_processes_on_postgres_never_share_a_number() {
     let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 24);
 }
+
+#[test]
+fn an_admins_own_workflow_file_runs_through_the_same_core() {
+    let env = TestEnv::new();
+    std::fs::copy(
+        support::root().join("fixtures/workflows/escalation.toml"),
+        env.path("escalation.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.config(),
+        support::read("deskmail.example.toml")
+            .replace("preset = \"partner-routing\"", "file = \"escalation.toml\""),
+    )
+    .unwrap();
+    let summary = env.ok(&["check-config"]);
+    assert!(summary.contains("escalation (file "), "{summary}");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Slow VPN",
+        "--text",
+        "Very slow.",
+    ]);
+    let r = r.trim();
+    let err = env.fails(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Escalate",
+    ]);
+    assert!(err.contains("Escalate needs a comment"), "{err}");
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "to second level",
+        "--comment",
+        "MTU?",
+    ]);
+    let v = env.show(r);
+    assert_eq!(v["status"], "Second level");
+    assert_eq!(v["waiting_on"], "group:development");
+    assert_eq!(v["comments"][1]["visibility"], "internal");
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Propose fix",
+        "--comment",
+        "MTU lowered.",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "works",
+    ]);
+    assert_eq!(env.show(r)["status"], "Done");
+    // This workflow reopens on a reply to a closed ticket.
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "Slow again.",
+    ]);
+    assert_eq!(env.show(r)["status"], "Open");
+}

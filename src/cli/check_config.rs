@@ -36,7 +36,7 @@ async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
     {
         return (format!("{shown} (not created yet)"), Vec::new());
     }
-    let store = match Store::connect(url).await {
+    let store = match Store::connect_within(url, std::time::Duration::from_secs(2)).await {
         Ok(st) => st,
         Err(e) => return (shown, vec![problem("store.url", e.to_string())]),
     };

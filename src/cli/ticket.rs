@@ -435,3 +435,29 @@ fn list_json(t: &Ticket) -> serde_json::Value {
         "closed_at": t.closed_at.map(|c| c.to_string()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_show_in_the_readers_zone() {
+        // Seed 004: created at 23:30 UTC on 21 Nov, numbered 20261122 in Berlin, shown to a
+        // reader in New York as 18:30 on 21 Nov.
+        let t: Timestamp = "2026-11-21T23:30:00Z".parse().unwrap();
+        let ny = TimeZone::get("America/New_York").unwrap();
+        assert_eq!(local(t, &ny), "2026-11-21 18:30 EST");
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(local(t, &berlin), "2026-11-22 00:30 CET");
+    }
+
+    #[test]
+    fn plain_dates_are_days_in_the_readers_zone() {
+        let ny = TimeZone::get("America/New_York").unwrap();
+        let from = parse_when("2026-11-21", &ny, false).unwrap();
+        let to = parse_when("2026-11-21", &ny, true).unwrap();
+        assert_eq!(from.to_string(), "2026-11-21T05:00:00Z");
+        assert_eq!(to.to_string(), "2026-11-22T05:00:00Z");
+        assert!(parse_when("21.11.2026", &ny, false).is_err());
+    }
+}

@@ -122,8 +122,14 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Opens the store (an SQLite file is created on first use, in WAL mode) without migrating.
+    /// Opens the store (an SQLite file is created on first use, in WAL mode) without migrating;
+    /// an unreachable server is given 10 seconds.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_within(url, Duration::from_secs(10)).await
+    }
+
+    /// Like [`Store::connect`], giving an unreachable server `timeout` before failing.
+    pub async fn connect_within(url: &str, timeout: Duration) -> Result<Store, StoreError> {
         install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(StoreError::BadUrl)?;
         let shown = redact_url(url);
@@ -146,7 +152,7 @@ impl Store {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
