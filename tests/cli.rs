@@ -695,3 +695,102 @@ fn an_admins_own_workflow_file_runs_through_the_same_core() {
     ]);
     assert_eq!(env.show(r)["status"], "Open");
 }
+
+#[test]
+fn partners_and_agents_open_tickets_and_agents_set_fields_with_a_comment() {
+    let env = TestEnv::new();
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "web@webit.example",
+        "--subject",
+        "Cert expires",
+        "--text",
+        "In 3 days.",
+    ]);
+    let r = r.trim();
+    // The partner who opened it sees it, though no organisation involves it yet.
+    assert_eq!(env.show(r)["requester"], "web@webit.example");
+    env.ok(&["ticket", "show", r, "--as", "web@webit.example"]);
+    env.fails(&["ticket", "show", r, "--as", "ops@itprov.example"]);
+    // Agents set fields with a comment; customers and partners may not.
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "comment",
+        "--comment",
+        "Renewing.",
+        "--field",
+        "queue=Certificates",
+    ]);
+    assert_eq!(env.show(r)["fields"]["queue"], "Certificates");
+    let err = env.fails(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "web@webit.example",
+        "--action",
+        "comment",
+        "--comment",
+        "x",
+        "--field",
+        "queue=Mine",
+    ]);
+    assert!(err.contains("takes no fields from you"), "{err}");
+    let err = env.fails(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "comment",
+        "--comment",
+        "x",
+        "--field",
+        "colour=red",
+    ]);
+    assert!(err.contains("unknown field colour"), "{err}");
+    // Agents involve and assign.
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Involve IT Provider",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "assign me",
+    ]);
+    let v = env.show(r);
+    assert_eq!(v["involved_partners"], serde_json::json!(["IT Provider"]));
+    assert_eq!(v["assignee"], "alice@helpdesk.example");
+    env.ok(&["ticket", "show", r, "--as", "ops@itprov.example"]);
+    let err = env.fails(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Assign anna@acme.example",
+    ]);
+    assert!(
+        err.contains("not an agent; tickets are only assigned to agents"),
+        "{err}"
+    );
+}

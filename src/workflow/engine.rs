@@ -89,7 +89,7 @@ pub fn act(
             if let Some(o) = closed_reply(wf, &draft, actor) {
                 return o;
             }
-            comment_on(&mut draft, actor, comment, visibility)
+            comment_on(&mut draft, actor, comment, visibility, &fields)
         }
         Action::Transition {
             transition,
@@ -152,6 +152,7 @@ fn comment_on(
     actor: &Actor,
     comment: Option<&str>,
     visibility: Visibility,
+    fields: &BTreeMap<String, String>,
 ) -> Result<(), Refusal> {
     let wf = draft.wf;
     if !has_role(&wf.comment.roles, actor, &draft.ticket) {
@@ -160,6 +161,18 @@ fn comment_on(
     let Some(text) = comment else {
         return Err(Refusal::EmptyComment);
     };
+    // Agents may set fields along with a comment; others set fields through an action that
+    // takes them (e.g. Close with satisfaction).
+    if !fields.is_empty() {
+        if !actor.is_agent() {
+            return Err(Refusal::FieldsNotAllowed {
+                action: wf.comment.name.clone(),
+            });
+        }
+        for (k, v) in validate_fields(wf, fields)? {
+            draft.set_field(&k, &v);
+        }
+    }
     draft.comment = Some(NewComment {
         text: text.to_string(),
         visibility,

@@ -150,6 +150,10 @@ impl Actor {
 
     /// May this actor see the ticket at all?
     pub fn can_see(&self, ticket: &Ticket) -> bool {
+        if ticket.requester == self.person.address || ticket.watchers.contains(&self.person.address)
+        {
+            return true;
+        }
         match &self.person.party {
             Party::Agent => true,
             Party::Customer {
@@ -157,11 +161,6 @@ impl Actor {
                 access,
                 customer_it,
             } => {
-                if ticket.requester == self.person.address
-                    || ticket.watchers.contains(&self.person.address)
-                {
-                    return true;
-                }
                 let same_org = ticket.organisation.as_deref() == Some(organisation.as_str());
                 same_org && (*access == Access::Power || *customer_it)
             }
@@ -419,6 +418,8 @@ pub enum Refusal {
     },
     #[error("unknown field {field}; known: {}", known.join(", "))]
     UnknownField { field: String, known: Vec<String> },
+    #[error("{action} takes no fields from you; fields are set by the actions that ask for them")]
+    FieldsNotAllowed { action: String },
     #[error("only agents may write internal comments")]
     InternalNotAllowed,
     #[error("{name} is not an agent; tickets are only assigned to agents")]
