@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::directory::{
     Access, Agent, AgentGroup, Directory, Helpdesk, Member, Organisation, Partner, PartnerMember,
@@ -262,17 +263,53 @@ impl Loader {
         });
     }
 
-    fn section<T: for<'de> Deserialize<'de> + Default>(
+    /// Reads one section; `None` (with the problem recorded, naming the exact key) when it does
+    /// not have the expected shape. A missing section is its default.
+    fn section<T: DeserializeOwned + Default>(
         &mut self,
         cfg: &config::Config,
         key: &str,
-    ) -> T {
-        match cfg.get::<T>(key) {
-            Ok(v) => v,
-            Err(config::ConfigError::NotFound(_)) => T::default(),
+    ) -> Option<T> {
+        match cfg.get::<config::Value>(key) {
+            Ok(v) => self.shape(key, v),
+            Err(config::ConfigError::NotFound(_)) => Some(T::default()),
             Err(e) => {
                 self.problem(key, clean_error(&e.to_string()));
-                T::default()
+                None
+            }
+        }
+    }
+
+    /// Reads an array of tables element by element, so that one bad entry does not hide the
+    /// others; bad entries are reported and left out.
+    fn list<T: DeserializeOwned>(&mut self, cfg: &config::Config, key: &str) -> Vec<T> {
+        let items = match cfg.get::<Vec<config::Value>>(key) {
+            Ok(items) => items,
+            Err(config::ConfigError::NotFound(_)) => return Vec::new(),
+            Err(e) => {
+                self.problem(key, clean_error(&e.to_string()));
+                return Vec::new();
+            }
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| self.shape(&format!("{key}[{i}]"), v))
+            .collect()
+    }
+
+    fn shape<T: DeserializeOwned>(&mut self, key: &str, v: config::Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let path = e.path().to_string();
+                let at = if path.is_empty() || path == "." {
+                    key.to_string()
+                } else {
+                    format!("{key}.{path}")
+                };
+                self.problem(at, clean_error(&e.into_inner().to_string()));
+                None
             }
         }
     }
@@ -386,20 +423,37 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
             }
         }
     }
-    let helpdesk: RawHelpdesk = l.section(&cfg, "helpdesk");
-    let store: RawStore = l.section(&cfg, "store");
-    let wf: RawWorkflow = l.section(&cfg, "workflow");
-    let mailboxes: Vec<RawMailbox> = l.section(&cfg, "mailboxes");
-    let team: RawTeam = l.section(&cfg, "team");
-    let organisations: Vec<RawOrganisation> = l.section(&cfg, "organisations");
-    let partners: Vec<RawPartner> = l.section(&cfg, "partners");
-    let log: RawLog = l.section(&cfg, "log");
+    let helpdesk: Option<RawHelpdesk> = l.section(&cfg, "helpdesk");
+    let store: RawStore = l.section(&cfg, "store").unwrap_or_default();
+    let wf: RawWorkflow = l.section(&cfg, "workflow").unwrap_or_default();
+    let mailboxes: Vec<RawMailbox> = l.list(&cfg, "mailboxes");
+    let team: Option<RawTeam> = l.section(&cfg, "team");
+    let organisations: Vec<RawOrganisation> = l.list(&cfg, "organisations");
+    let partners: Vec<RawPartner> = l.list(&cfg, "partners");
+    let log: RawLog = l.section(&cfg, "log").unwrap_or_default();
+    let log_level = log.level.unwrap_or_else(|| "info".into());
+    if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+        l.problem(
+            "log.level",
+            format!("\"{log_level}\" is not one of error, warn, info, debug, trace"),
+        );
+    }
 
-    let directory = build_directory(&mut l, &helpdesk, &team, &organisations, &partners);
+    // A section that failed to read is reported once; its parts are not reported missing.
+    let checked = Checked {
+        helpdesk: helpdesk.is_some(),
+        team: team.is_some(),
+    };
+    let helpdesk = helpdesk.unwrap_or_default();
+    let team = team.unwrap_or_default();
+    let directory = build_directory(&mut l, checked, &helpdesk, &team, &organisations, &partners);
     let ticket_format = ticket_format(&mut l, &helpdesk, &directory.helpdesk.time_zone);
     let store_url = store_url(&mut l, &store);
     let mailboxes = build_mailboxes(&mut l, mailboxes, &directory);
     let (workflow, workflow_source) = load_workflow(&mut l, &wf, &directory);
+    if let Some(wf) = &workflow {
+        check_mailbox_fields(&mut l, &mailboxes, wf);
+    }
 
     if !l.problems.is_empty() {
         return Err(ConfigErrors(l.problems));
@@ -412,12 +466,20 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         store_url: store_url.expect("no problems means a store url"),
         mailboxes,
         ticket_format: ticket_format.expect("no problems means a ticket format"),
-        log_level: log.level.unwrap_or_else(|| "info".into()),
+        log_level,
     })
+}
+
+/// Which sections were read, so that their missing keys are worth reporting.
+#[derive(Clone, Copy)]
+struct Checked {
+    helpdesk: bool,
+    team: bool,
 }
 
 fn build_directory(
     l: &mut Loader,
+    checked: Checked,
     helpdesk: &RawHelpdesk,
     team: &RawTeam,
     organisations: &[RawOrganisation],
@@ -433,16 +495,18 @@ fn build_directory(
         }
     };
     let name = helpdesk.name.clone().unwrap_or_default();
-    if name.trim().is_empty() {
+    if name.trim().is_empty() && checked.helpdesk {
         l.problem("helpdesk.name", "missing: the help desk's display name");
     }
     let address = match &helpdesk.address {
         Some(a) => l.address("helpdesk.address", a),
         None => {
-            l.problem(
-                "helpdesk.address",
-                "missing: the address deskmail receives mail at",
-            );
+            if checked.helpdesk {
+                l.problem(
+                    "helpdesk.address",
+                    "missing: the address deskmail receives mail at",
+                );
+            }
             String::new()
         }
     };
@@ -471,10 +535,12 @@ fn build_directory(
             a
         }
         None => {
-            l.problem(
-                "team.notify",
-                "missing: the support team's notification address",
-            );
+            if checked.team {
+                l.problem(
+                    "team.notify",
+                    "missing: the support team's notification address",
+                );
+            }
             String::new()
         }
     };
@@ -704,6 +770,22 @@ fn build_mailboxes(l: &mut Loader, raw: Vec<RawMailbox>, dir: &Directory) -> Vec
     out
 }
 
+/// A mailbox's request type and queue must be values the workflow accepts.
+fn check_mailbox_fields(l: &mut Loader, mailboxes: &[Mailbox], wf: &Workflow) {
+    for (i, m) in mailboxes.iter().enumerate() {
+        for (field, value) in [("request_type", &m.request_type), ("queue", &m.queue)] {
+            let Some(value) = value else { continue };
+            let one = std::collections::BTreeMap::from([(field.to_string(), value.clone())]);
+            if let Err(r) = workflow::engine::validate_fields(wf, &one) {
+                l.problem(
+                    format!("mailboxes[{i}].{field}"),
+                    format!("{r} (workflow {})", wf.name),
+                );
+            }
+        }
+    }
+}
+
 fn load_workflow(
     l: &mut Loader,
     raw: &RawWorkflow,
@@ -795,7 +877,7 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
             if userinfo.contains(':') {
@@ -817,6 +899,10 @@ mod tests {
         assert_eq!(
             redact_url("postgres://deskmail:s3cret@db:5432/deskmail"),
             "postgres://deskmail:****@db:5432/deskmail"
+        );
+        assert_eq!(
+            redact_url("postgres://deskmail:p@ss@db/deskmail"),
+            "postgres://deskmail:****@db/deskmail"
         );
         assert_eq!(
             redact_url("sqlite:///var/lib/x.db"),

@@ -15,8 +15,8 @@ use crate::store::{
     TicketRecord, Tx,
 };
 use crate::workflow::{
-    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Rejection, StateKind, Ticket,
-    Visibility, Workflow,
+    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Refusal, Rejection,
+    StateKind, Ticket, Visibility, Workflow,
 };
 
 /// Why a request could not be decided at all (as opposed to a [`Rejection`] by the workflow).
@@ -114,18 +114,9 @@ impl Desk {
     pub async fn create(
         &self,
         actor: &Actor,
-        mut req: CreateRequest,
+        req: CreateRequest,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
-        if let Some(to) = &req.to_address
-            && let Some(mb) = self.settings.mailbox_for(to)
-        {
-            for (k, v) in [("request_type", &mb.request_type), ("queue", &mb.queue)] {
-                if let Some(v) = v {
-                    req.fields.entry(k.to_string()).or_insert_with(|| v.clone());
-                }
-            }
-        }
         let mut tx = self.store.begin().await?;
         let outcome = self.create_in(&mut tx, actor, &req, None, now).await?;
         if matches!(outcome, Outcome::Applied { .. }) {
@@ -144,11 +135,24 @@ impl Desk {
     ) -> Result<Outcome, DeskError> {
         let format = &self.settings.ticket_format;
         let seq = tx.next_ticket_seq(&format.scope(now)).await?;
+        let mut mailbox_fields = BTreeMap::new();
+        if let Some(mb) = req
+            .to_address
+            .as_deref()
+            .and_then(|to| self.settings.mailbox_for(to))
+        {
+            for (k, v) in [("request_type", &mb.request_type), ("queue", &mb.queue)] {
+                if let Some(v) = v {
+                    mailbox_fields.insert(k.to_string(), v.clone());
+                }
+            }
+        }
         let new = NewTicket {
             reference: format.render(now, seq),
             subject: req.subject.clone(),
             text: req.text.clone(),
             fields: req.fields.clone(),
+            mailbox_fields,
             to_address: req.to_address.clone(),
             source: req.source.clone(),
             linked_to: linked_to.map(String::from),
@@ -205,7 +209,34 @@ impl Desk {
                 .await?
                 .filter(|t| t.id != rec.id)
                 .ok_or_else(|| DeskError::MergeTarget(target.clone()))?;
+            let refuse = |reason| {
+                Ok(Outcome::Rejected(Rejection {
+                    reason,
+                    allowed: workflow::allowed_actions(&wf, dir, &rec.ticket, actor),
+                }))
+            };
+            if into.ticket.organisation != rec.ticket.organisation {
+                let name =
+                    |o: &Option<String>| o.clone().unwrap_or_else(|| "no organisation".into());
+                return refuse(Refusal::MergeAcrossOrganisations {
+                    organisation_a: name(&rec.ticket.organisation),
+                    organisation_b: name(&into.ticket.organisation),
+                });
+            }
+            let into_wf = self.workflow_for(&into.ticket)?;
+            if into_wf
+                .states
+                .iter()
+                .any(|s| s.name == into.ticket.status && s.kind == StateKind::Closed)
+            {
+                return refuse(Refusal::Final {
+                    status: format!("{} ({})", into.ticket.status, into.ticket.reference),
+                });
+            }
             tx.move_comments(rec.id, into.id).await?;
+            let mut target_ticket = into.ticket.clone();
+            target_ticket.updated_at = now;
+            tx.update_ticket(into.id, &target_ticket).await?;
             let detail = format!("merged from {}", rec.ticket.reference);
             tx.insert_history(&NewHistoryRow {
                 ticket_id: into.id,

@@ -32,6 +32,7 @@ fn play(story: &Story) {
             What::Act { .. } => Some(env.show(&refs[step.on])),
             _ => None,
         };
+        let list_before = env.ok(&["ticket", "list", "--json"]);
         let mut args: Vec<String> = Vec::new();
         match &step.what {
             What::See => {
@@ -40,6 +41,10 @@ fn play(story: &Story) {
                 };
                 let out = env.run(&["ticket", "show", &refs[step.on], "--as", step.who]);
                 assert_eq!(out.status.success(), v, "{at}: visibility");
+                if !v {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    assert!(err.contains("may not see"), "{at}: {err}");
+                }
                 continue;
             }
             What::Create {
@@ -145,6 +150,11 @@ fn play(story: &Story) {
                 if let Some(before) = before {
                     assert_eq!(env.show(&refs[step.on]), before, "{at}: the store changed");
                 }
+                assert_eq!(
+                    env.ok(&["ticket", "list", "--json"]),
+                    list_before,
+                    "{at}: the store changed"
+                );
             }
             Expect::Visible(_) => unreachable!(),
         }

@@ -64,6 +64,7 @@ fn play(story: &Story) {
                     subject: subject.to_string(),
                     text: text.to_string(),
                     fields: fields(f),
+                    mailbox_fields: BTreeMap::new(),
                     to_address: to.map(String::from),
                     source: "cli".into(),
                     linked_to: None,

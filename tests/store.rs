@@ -252,6 +252,21 @@ async fn suite(url: &str) {
         .await
         .unwrap();
     assert!(matches!(merged, Outcome::Applied { .. }), "{merged:?}");
+    // Not across organisations.
+    let globex = create(&d, "carl@globex.example", "Also on fire", next_day).await;
+    let across = d
+        .act(
+            &globex,
+            &alice,
+            &act(&format!("Merge into {reference}"), None),
+            next_day,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&across, Outcome::Rejected(r) if r.reason.code() == "merge_across_organisations"),
+        "{across:?}"
+    );
     let dup_view = d.show(&dup, None).await.unwrap();
     assert_eq!(dup_view.ticket.status, "Closed");
     assert!(dup_view.comments.is_empty());

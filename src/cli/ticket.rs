@@ -149,7 +149,7 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
                 source: "cli".into(),
             };
             let outcome = desk.create(&actor, req, now).await?;
-            report(&desk, outcome, json).await
+            report(&desk, &actor, outcome, json).await
         }
         TicketCommand::Act {
             reference,
@@ -168,7 +168,7 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
                 fields: fields.into_iter().collect(),
             };
             let outcome = desk.act(&reference, &actor, &intent, now).await?;
-            report(&desk, outcome, json).await
+            report(&desk, &actor, outcome, json).await
         }
         TicketCommand::Show {
             reference,
@@ -213,11 +213,12 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
     }
 }
 
-async fn report(desk: &Desk, outcome: Outcome, json: bool) -> CmdResult {
+/// Prints what an action did; with `--json`, the ticket as the actor may see it.
+async fn report(desk: &Desk, actor: &Actor, outcome: Outcome, json: bool) -> CmdResult {
     match outcome {
         Outcome::Applied { reference, effects } => {
             if json {
-                let view = desk.show(&reference, None).await?;
+                let view = desk.show(&reference, Some(actor)).await?;
                 println!("{}", serde_json::to_string_pretty(&view_json(&view))?);
             } else {
                 println!("{reference}");

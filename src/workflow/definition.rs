@@ -146,6 +146,9 @@ pub struct Transition {
     #[serde(default)]
     pub to: Option<String>,
     pub roles: Vec<String>,
+    /// Further conditions on the ticket and the actor (as for rules).
+    #[serde(default)]
+    pub when: Condition,
     #[serde(default)]
     pub require_comment: bool,
     /// `public` (default) or `internal`: the visibility the action's note gets.

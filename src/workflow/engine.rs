@@ -170,6 +170,13 @@ fn comment_on(
             });
         }
         for (k, v) in validate_fields(wf, fields)? {
+            if k == "assignee" {
+                return Err(Refusal::FieldNotTaken {
+                    action: wf.comment.name.clone(),
+                    field: k,
+                    taken: Vec::new(),
+                });
+            }
             draft.set_field(&k, &v);
         }
     }
@@ -212,6 +219,20 @@ fn transition_permitted(
     partner: Option<&str>,
     name: &str,
 ) -> Result<(), Refusal> {
+    // A closed state nothing leads out of is final, whoever asks.
+    let closed = wf
+        .states
+        .iter()
+        .any(|s| s.name == ticket.status && s.kind == StateKind::Closed);
+    let way_out = wf
+        .transitions
+        .iter()
+        .any(|other| other.to.is_some() && from_admits(wf, other, &ticket.status));
+    if closed && !way_out {
+        return Err(Refusal::Final {
+            status: ticket.status.clone(),
+        });
+    }
     if !has_role(&t.roles, actor, ticket) {
         return Err(role_refusal(name, actor));
     }
@@ -227,24 +248,15 @@ fn transition_permitted(
             });
         }
     }
+    if !rules::holds(&t.when, ticket, Some(actor)) {
+        return Err(Refusal::ConditionNotMet {
+            action: name.to_string(),
+        });
+    }
     if !from_admits(wf, t, &ticket.status) {
-        let is_final = wf
-            .states
-            .iter()
-            .any(|s| s.name == ticket.status && s.kind == StateKind::Closed)
-            && !wf
-                .transitions
-                .iter()
-                .any(|other| other.to.is_some() && from_admits(wf, other, &ticket.status));
-        return Err(if is_final {
-            Refusal::Final {
-                status: ticket.status.clone(),
-            }
-        } else {
-            Refusal::WrongState {
-                action: name.to_string(),
-                status: ticket.status.clone(),
-            }
+        return Err(Refusal::WrongState {
+            action: name.to_string(),
+            status: ticket.status.clone(),
         });
     }
     Ok(())
@@ -268,6 +280,7 @@ fn transition_on(
             action: name.to_string(),
         });
     }
+    let mut fields = validate_fields(wf, fields)?;
     for f in t.fields.iter().filter(|f| f.required) {
         if !fields.contains_key(&f.name) {
             return Err(Refusal::FieldRequired {
@@ -276,7 +289,18 @@ fn transition_on(
             });
         }
     }
-    let mut fields = validate_fields(wf, fields)?;
+    for k in fields.keys() {
+        let taken = t.fields.iter().any(|f| &f.name == k);
+        // Agents may set fields with any action, except the assignee, which only the actions
+        // that assign take.
+        if !taken && (!actor.is_agent() || k == "assignee") {
+            return Err(Refusal::FieldNotTaken {
+                action: name.to_string(),
+                field: k.clone(),
+                taken: t.fields.iter().map(|f| f.name.clone()).collect(),
+            });
+        }
+    }
     if t.assign_customer_it {
         assign_customer_it(draft, fields.remove("assignee"))?;
     }
@@ -403,6 +427,11 @@ fn agent_action(
     if !actor.is_agent() {
         return Err(role_refusal(&name, actor));
     }
+    if draft.kind_of(&draft.ticket.status) == Some(StateKind::Closed) {
+        return Err(Refusal::Final {
+            status: draft.ticket.status.clone(),
+        });
+    }
     if let Some(text) = comment {
         draft.comment = Some(NewComment {
             text: text.to_string(),
@@ -455,10 +484,10 @@ fn agent_action(
             if !draft.ticket.involved_partners.contains(&partner) {
                 return Err(Refusal::PartnerNotInvolved { partner });
             }
-            draft.ticket.involved_partners.retain(|i| *i != partner);
             if draft.ticket.waiting_on == Turn::Partner(partner.clone()) {
-                draft.ticket.waiting_on = Turn::Support;
+                return Err(Refusal::PartnerHasTurn { partner });
             }
+            draft.ticket.involved_partners.retain(|i| *i != partner);
             draft
                 .history
                 .push(HistoryEntry::new("partner", format!("- {partner}")));
@@ -511,6 +540,26 @@ pub fn create(
         Ok(f) => f,
         Err(r) => return reject(r),
     };
+    if let Some(k) = fields
+        .keys()
+        .find(|k| *k == "assignee" || (!actor.is_agent() && !wf.create.fields.contains(k)))
+    {
+        return reject(Refusal::FieldNotTaken {
+            action: "create".into(),
+            field: k.clone(),
+            taken: wf.create.fields.clone(),
+        });
+    }
+    // Fields the receiving mailbox gives (request type, queue): the request's own win.
+    let mut fields = fields;
+    match validate_fields(wf, &new.mailbox_fields) {
+        Ok(f) => {
+            for (k, v) in f {
+                fields.entry(k).or_insert(v);
+            }
+        }
+        Err(r) => return reject(r),
+    }
     for f in &wf.create.required {
         if !fields.contains_key(f) {
             return reject(Refusal::FieldRequired {
@@ -581,6 +630,12 @@ fn check_catalogue(
         return Ok(());
     }
     let Some(service) = fields.get("service") else {
+        if fields.contains_key("sub_category") {
+            return Err(Refusal::FieldRequired {
+                action: "create".into(),
+                field: "service".into(),
+            });
+        }
         return Ok(());
     };
     let Some((name, subs)) = org
@@ -660,7 +715,7 @@ pub fn allowed_actions(
             push(t.name.clone(), None);
         }
     }
-    if actor.is_agent() {
+    if actor.is_agent() && !closed {
         if ticket.assignee.as_deref() != Some(actor.address()) {
             out.push(AllowedAction {
                 name: "Assign me".into(),
@@ -670,6 +725,9 @@ pub fn allowed_actions(
         }
         for p in &dir.partners {
             let involved = ticket.involved_partners.contains(&p.name);
+            if involved && ticket.waiting_on == Turn::Partner(p.name.clone()) {
+                continue;
+            }
             out.push(AllowedAction {
                 name: format!(
                     "{} {}",

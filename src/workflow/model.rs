@@ -189,6 +189,8 @@ pub struct NewTicket {
     pub subject: String,
     pub text: String,
     pub fields: BTreeMap<String, String>,
+    /// Fields the receiving mailbox sets (its request type and queue); the request's own win.
+    pub mailbox_fields: BTreeMap<String, String>,
     /// The address the request was sent to (address-driven rules read its plus-part).
     pub to_address: Option<String>,
     pub source: String,
@@ -420,6 +422,21 @@ pub enum Refusal {
     UnknownField { field: String, known: Vec<String> },
     #[error("{action} takes no fields from you; fields are set by the actions that ask for them")]
     FieldsNotAllowed { action: String },
+    #[error("{action} does not take the field {field}{}", if taken.is_empty() { String::new() } else { format!(" (it takes: {})", taken.join(", ")) })]
+    FieldNotTaken {
+        action: String,
+        field: String,
+        taken: Vec<String>,
+    },
+    #[error("{action} is not possible on this ticket")]
+    ConditionNotMet { action: String },
+    #[error("the ticket is waiting on {partner}: send it elsewhere before uninvolving it")]
+    PartnerHasTurn { partner: String },
+    #[error("{organisation_a} and {organisation_b} tickets cannot be merged")]
+    MergeAcrossOrganisations {
+        organisation_a: String,
+        organisation_b: String,
+    },
     #[error("only agents may write internal comments")]
     InternalNotAllowed,
     #[error("{name} is not an agent; tickets are only assigned to agents")]

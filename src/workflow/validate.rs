@@ -150,6 +150,13 @@ pub fn validate(wf: &Workflow, dir: &Directory) -> Vec<String> {
             c.problems.push(format!("{at}: roles: no role may take it"));
         }
         c.roles_known(&format!("{at}: roles"), &t.roles);
+        for st in &t.when.status {
+            c.state_known(&format!("{at}: when.status"), st);
+        }
+        c.roles_known(&format!("{at}: when.role"), &t.when.role);
+        for k in t.when.field.keys().chain(&t.when.unset) {
+            c.field_known(&format!("{at}: when.field"), k);
+        }
         c.audiences_known(&format!("{at}: notify"), &t.notify);
         c.event_known(&format!("{at}: event"), t.event.as_deref());
         if let Some(v) = &t.comment_visibility

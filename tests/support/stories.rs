@@ -210,7 +210,15 @@ pub fn itil_portal() -> Story {
             ]),
             step(
                 ANNA,
-                create("Payroll broken", &[("service", "Payroll")]),
+                create(
+                    "Payroll broken",
+                    &[
+                        ("service", "Payroll"),
+                        ("sub_category", "Salaries"),
+                        ("impact", "low"),
+                        ("urgency", "low"),
+                    ],
+                ),
                 Refused("invalid_field"),
             ),
             step(

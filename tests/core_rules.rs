@@ -1,0 +1,261 @@
+//! Small cases through the core: who may set which field, what a closed ticket allows,
+//! transition conditions. One `check` helper, many rows.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use deskmail::config::Settings;
+use deskmail::workflow::{self, Actor, Decision, Intent, NewTicket, Outcome, Ticket};
+use jiff::Timestamp;
+
+fn now() -> Timestamp {
+    "2026-11-22T09:00:00Z".parse().unwrap()
+}
+
+fn actor(s: &Settings, who: &str) -> Actor {
+    Actor {
+        person: s.directory.person(who).unwrap(),
+        verified: true,
+    }
+}
+
+fn pairs(f: &[(&str, &str)]) -> BTreeMap<String, String> {
+    f.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn new_ticket(s: &Settings, who: &str, fields: &[(&str, &str)]) -> Result<Ticket, String> {
+    let new = NewTicket {
+        reference: "T-1".into(),
+        subject: "Subject".into(),
+        text: "Text".into(),
+        fields: pairs(fields),
+        source: "cli".into(),
+        ..Default::default()
+    };
+    match workflow::create(&s.workflow, &s.directory, &actor(s, who), &new, now()) {
+        Decision::Apply(e) => Ok(e.ticket),
+        Decision::Reject(r) => Err(r.reason.code()),
+    }
+}
+
+/// Applies `action` and returns the new status, or the refusal's code.
+fn check(
+    s: &Settings,
+    t: &Ticket,
+    who: &str,
+    action: &str,
+    comment: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Result<Ticket, String> {
+    let intent = Intent::Act {
+        action: action.into(),
+        comment: comment.map(String::from),
+        internal: false,
+        fields: pairs(fields),
+    };
+    match workflow::act(&s.workflow, &s.directory, t, &actor(s, who), &intent, now()) {
+        Outcome::Decided(Decision::Apply(e)) => Ok(e.ticket),
+        Outcome::Decided(Decision::Reject(r)) => Err(r.reason.code()),
+        Outcome::FollowUp => Err("follow_up".into()),
+    }
+}
+
+const ANNA: &str = "anna@acme.example";
+const ALICE: &str = "alice@helpdesk.example";
+
+#[test]
+fn fields_are_set_only_by_the_actions_that_take_them() {
+    let s = support::demo_settings("partner-routing");
+    let t = new_ticket(&s, ANNA, &[]).unwrap();
+    assert_eq!(
+        check(&s, &t, ANNA, "To Customer", Some("x"), &[("queue", "VIP")]).unwrap_err(),
+        "field_not_taken"
+    );
+    assert_eq!(
+        new_ticket(&s, ANNA, &[("queue", "VIP")]).unwrap_err(),
+        "field_not_taken"
+    );
+    // Agents may set fields with any action, but never the assignee as a field.
+    let t2 = check(&s, &t, ALICE, "Start", None, &[("queue", "Printers")]).unwrap();
+    assert_eq!(t2.fields["queue"], "Printers");
+    assert_eq!(
+        check(&s, &t, ALICE, "Start", None, &[("assignee", "x@y.example")]).unwrap_err(),
+        "field_not_taken"
+    );
+    assert_eq!(
+        check(&s, &t, ALICE, "Start", None, &[("colour", "red")]).unwrap_err(),
+        "unknown_field"
+    );
+}
+
+#[test]
+fn itil_requests_need_their_fields_and_a_contracted_service() {
+    let s = support::demo_settings("itil-portal");
+    let full = [
+        ("service", "email"),
+        ("sub_category", "mailbox"),
+        ("impact", "Medium"),
+        ("urgency", "high"),
+    ];
+    let t = new_ticket(&s, ANNA, &full).unwrap();
+    // Values are stored as the workflow and the catalogue spell them.
+    assert_eq!(t.fields["impact"], "medium");
+    assert_eq!(
+        new_ticket(&s, ANNA, &full[..3]).unwrap_err(),
+        "field_required"
+    );
+    assert_eq!(
+        new_ticket(
+            &s,
+            ANNA,
+            &[
+                ("service", "Email"),
+                ("sub_category", "Toaster"),
+                ("impact", "low"),
+                ("urgency", "low")
+            ]
+        )
+        .unwrap_err(),
+        "invalid_field"
+    );
+    assert_eq!(
+        new_ticket(
+            &s,
+            ANNA,
+            &[
+                ("service", "Email"),
+                ("sub_category", "Mailbox"),
+                ("impact", "huge"),
+                ("urgency", "low")
+            ]
+        )
+        .unwrap_err(),
+        "invalid_field"
+    );
+    let resolved = check(&s, &t, ALICE, "Resolve", None, &[]).unwrap();
+    // Field names are matched like action names: any case.
+    assert_eq!(
+        check(
+            &s,
+            &resolved,
+            ANNA,
+            "Close",
+            Some("ok"),
+            &[("Satisfaction", "6")]
+        )
+        .unwrap_err(),
+        "invalid_field"
+    );
+    let closed = check(
+        &s,
+        &resolved,
+        ANNA,
+        "Close",
+        Some("ok"),
+        &[("Satisfaction", "5")],
+    )
+    .unwrap();
+    assert_eq!(closed.status, "Closed");
+    // Closed is final, for agents too.
+    for action in [
+        "Reopen",
+        "Assign me",
+        "Involve Web-IT Provider",
+        "Merge into T-2",
+        "Resolve",
+    ] {
+        assert_eq!(
+            check(&s, &closed, ALICE, action, Some("x"), &[]).unwrap_err(),
+            "final",
+            "{action}"
+        );
+    }
+    let alice = actor(&s, ALICE);
+    assert!(workflow::allowed_actions(&s.workflow, &s.directory, &closed, &alice).is_empty());
+}
+
+#[test]
+fn a_partner_the_ticket_waits_on_cannot_be_uninvolved() {
+    let s = support::demo_settings("partner-routing");
+    let t = new_ticket(&s, ANNA, &[]).unwrap();
+    let waiting = check(&s, &t, ALICE, "To IT Provider", None, &[]).unwrap();
+    assert_eq!(
+        check(&s, &waiting, ALICE, "Uninvolve IT Provider", None, &[]).unwrap_err(),
+        "partner_has_turn"
+    );
+    let fewer = check(
+        &s,
+        &waiting,
+        ALICE,
+        "uninvolve 2nd level support provider",
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(fewer.involved_partners, ["IT Provider"]);
+    assert_eq!(
+        check(&s, &fewer, ALICE, "Involve Nobody Inc", None, &[]).unwrap_err(),
+        "unknown_partner"
+    );
+    assert_eq!(
+        check(&s, &fewer, ALICE, "Involve IT Provider", None, &[]).unwrap_err(),
+        "already_involved"
+    );
+    // A partner never sends the ticket to itself, and unknown names are unknown.
+    let ops = "ops@itprov.example";
+    let back = check(&s, &waiting, ops, "To Customer", None, &[]).unwrap();
+    assert_eq!(
+        check(&s, &back, ops, "To IT Provider", None, &[]).unwrap_err(),
+        "same_partner"
+    );
+    assert_eq!(
+        check(&s, &back, ANNA, "To Nowhere", None, &[]).unwrap_err(),
+        "unknown_action"
+    );
+}
+
+#[test]
+fn transitions_can_carry_conditions() {
+    let mut s = support::demo_settings("partner-routing");
+    let start = s
+        .workflow
+        .transitions
+        .iter_mut()
+        .find(|t| t.name == "Start")
+        .unwrap();
+    start.when.field = BTreeMap::from([("queue".to_string(), vec!["Printers".to_string()])]);
+    assert!(workflow::validate(&s.workflow, &s.directory).is_empty());
+    let t = new_ticket(&s, ANNA, &[]).unwrap();
+    assert_eq!(
+        check(&s, &t, ALICE, "Start", None, &[]).unwrap_err(),
+        "condition_not_met"
+    );
+    let alice = actor(&s, ALICE);
+    let names: Vec<String> = workflow::allowed_actions(&s.workflow, &s.directory, &t, &alice)
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert!(!names.contains(&"Start".to_string()), "{names:?}");
+    assert_eq!(
+        check(&s, &t, ALICE, "Start", None, &[("queue", "printers")]).unwrap_err(),
+        "condition_not_met"
+    );
+    let queued = check(
+        &s,
+        &t,
+        ALICE,
+        "comment",
+        Some("queueing"),
+        &[("queue", "Printers")],
+    )
+    .unwrap();
+    assert_eq!(
+        check(&s, &queued, ALICE, "Start", None, &[])
+            .unwrap()
+            .status,
+        "In Progress"
+    );
+}
