@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use deskmail::desk::{CreateRequest, Desk, DeskError, Outcome};
-use deskmail::store::{Store, TicketFilter};
+use deskmail::store::TicketFilter;
 use deskmail::workflow::{Actor, Intent};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Any;
@@ -18,9 +18,7 @@ fn t0() -> Timestamp {
 }
 
 async fn desk(url: &str, preset: &str) -> Desk {
-    let settings = support::demo_settings(preset);
-    let store = Store::open(url).await.unwrap();
-    Desk::new(settings, store)
+    support::demo_desk(url, preset).await
 }
 
 fn actor(d: &Desk, who: &str) -> Actor {
@@ -107,6 +105,7 @@ async fn suite(url: &str) {
             &r1,
             &alice,
             &act("To IT Provider", Some("Please look.")),
+            &[],
             t0(),
         )
         .await
@@ -133,21 +132,29 @@ async fn suite(url: &str) {
     let before = counts(url).await;
     let anna = actor(&d, "anna@acme.example");
     let refused = d
-        .act(&r1, &anna, &act("To Web-IT Provider", Some("x")), t0())
+        .act(&r1, &anna, &act("To Web-IT Provider", Some("x")), &[], t0())
         .await
         .unwrap();
     assert!(matches!(refused, Outcome::Rejected(_)));
     let unknown = d
-        .act(&r1, &anna, &act("Frobnicate", Some("x")), t0())
+        .act(&r1, &anna, &act("Frobnicate", Some("x")), &[], t0())
         .await
         .unwrap();
     assert!(matches!(unknown, Outcome::Rejected(r) if r.reason.code() == "unknown_action"));
     let missing = d
-        .act("SUP-19990101-0001", &anna, &act("comment", Some("x")), t0())
+        .act(
+            "SUP-19990101-0001",
+            &anna,
+            &act("comment", Some("x")),
+            &[],
+            t0(),
+        )
         .await;
     assert!(matches!(missing, Err(DeskError::UnknownTicket(_))));
     let carl = actor(&d, "carl@globex.example");
-    let hidden = d.act(&r1, &carl, &act("comment", Some("x")), t0()).await;
+    let hidden = d
+        .act(&r1, &carl, &act("comment", Some("x")), &[], t0())
+        .await;
     assert!(matches!(hidden, Err(DeskError::NotVisible { .. })));
     assert_eq!(
         counts(url).await,
@@ -163,6 +170,7 @@ async fn suite(url: &str) {
             text: "Between us: the printer is ancient.".into(),
             internal: true,
         },
+        &[],
         t0(),
     )
     .await
@@ -200,7 +208,7 @@ async fn suite(url: &str) {
     assert_eq!(d.list(&created_late, None, None).await.unwrap().len(), 1);
 
     // Time rules: resolved for 7 days closes, once.
-    d.act(&r1, &alice, &act("Resolve", Some("Done.")), t0())
+    d.act(&r1, &alice, &act("Resolve", Some("Done.")), &[], t0())
         .await
         .unwrap();
     let early = d
@@ -228,6 +236,7 @@ async fn suite(url: &str) {
             &r1,
             &anna,
             &act("comment", Some("It burns again!")),
+            &[],
             next_day,
         )
         .await
@@ -247,6 +256,7 @@ async fn suite(url: &str) {
             &dup,
             &alice,
             &act(&format!("Merge into {reference}"), None),
+            &[],
             next_day,
         )
         .await
@@ -259,6 +269,7 @@ async fn suite(url: &str) {
             &globex,
             &alice,
             &act(&format!("Merge into {reference}"), None),
+            &[],
             next_day,
         )
         .await

@@ -20,6 +20,8 @@ CREATE TABLE tickets (
     watchers TEXT NOT NULL DEFAULT '[]',
     timers_fired TEXT NOT NULL DEFAULT '[]',
     linked_to TEXT,
+    -- The Message-ID that starts the ticket's mail thread (References begin with it).
+    thread_root TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     closed_at INTEGER
@@ -89,24 +91,37 @@ CREATE TABLE history (
 );
 CREATE INDEX history_ticket ON history (ticket_id, id);
 
--- Notifications written in the same transaction as the change that causes them; the outbound
--- sender delivers them later.
+-- Notifications written in the same transaction as the change that causes them; the sender
+-- delivers them later. `raw` is the whole rendered message. status: queued, sending (claimed
+-- until claimed_until), sent, failed.
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ticket_id INTEGER REFERENCES tickets (id),
     event TEXT NOT NULL,
-    audience TEXT NOT NULL,
-    recipient TEXT,
-    payload TEXT NOT NULL DEFAULT '{}',
+    recipient TEXT NOT NULL,
+    envelope_from TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    raw BLOB NOT NULL,
     status TEXT NOT NULL DEFAULT 'queued',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
+    claimed_until INTEGER,
     last_error TEXT,
-    message_id TEXT,
     created_at INTEGER NOT NULL,
     sent_at INTEGER
 );
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
+CREATE INDEX outbox_ticket ON outbox (ticket_id, recipient);
+
+-- Addresses known to fail (a permanent bounce or SMTP rejection): notifications skip them.
+CREATE TABLE address_status (
+    address TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 
 -- Where each mailbox source has read up to.
 CREATE TABLE mailbox_cursors (

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{CmdResult, Failure};
 use crate::config::{self, Problem, Settings, redact_url};
+use crate::outbound::{Templates, Transport};
 use crate::store::{Dialect, Store, sqlite_path};
 use crate::workflow::{self, Workflow};
 
@@ -12,7 +13,8 @@ pub async fn run(path: &Path) -> CmdResult {
         Ok(s) => s,
         Err(e) => return Err(Failure(e.to_string())),
     };
-    let (store_line, problems) = check_store(&settings).await;
+    let (store_line, mut problems) = check_store(&settings).await;
+    problems.extend(check_outbound(&settings));
     if !problems.is_empty() {
         return Err(Failure(config::ConfigErrors(problems).to_string()));
     }
@@ -91,6 +93,31 @@ async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
     )
 }
 
+/// Templates compile and render; the SMTP settings make a transport.
+fn check_outbound(s: &Settings) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Err(problems) = Templates::load(s.outbound.templates_dir.as_deref()) {
+        out.extend(problems.into_iter().map(|p| {
+            Problem {
+                file: p.file,
+                key: p
+                    .line
+                    .map(|l| format!("line {l}"))
+                    .unwrap_or_else(|| "template".into()),
+                message: p.message,
+            }
+        }));
+    }
+    if let Err(e) = Transport::from_settings(&s.outbound) {
+        out.push(Problem {
+            file: s.file.display().to_string(),
+            key: "outbound.smtp".into(),
+            message: e.to_string(),
+        });
+    }
+    out
+}
+
 fn print_summary(s: &Settings, store_line: &str) {
     let d = &s.directory;
     println!("{}: OK", s.file.display());
@@ -133,4 +160,13 @@ fn print_summary(s: &Settings, store_line: &str) {
         d.people_count()
     );
     println!("  store:      {store_line}");
+    let o = &s.outbound;
+    let transport = Transport::from_settings(o)
+        .map(|t| t.describe())
+        .unwrap_or_default();
+    let templates = match &o.templates_dir {
+        Some(d) => format!("built in, overridden from {}", d.display()),
+        None => "built in".into(),
+    };
+    println!("  outbound:   {transport}; templates {templates}");
 }

@@ -2,6 +2,7 @@
 //! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
 
 mod check_config;
+mod outbox;
 mod ticket;
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Settings};
 use crate::desk::Desk;
+use crate::outbound::Outbound;
 use crate::store::Store;
 
 /// deskmail: an e-mail-driven helpdesk gateway.
@@ -41,6 +43,9 @@ pub enum Command {
     /// Create, act on, list and show tickets
     #[command(subcommand)]
     Ticket(Box<ticket::TicketCommand>),
+    /// List, send and retry notifications
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
     Sweep {
         /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
@@ -115,6 +120,7 @@ async fn run(cli: Cli) -> CmdResult {
             Ok(())
         }
         Command::Ticket(cmd) => ticket::run(open(&path).await?, *cmd).await,
+        Command::Outbox(cmd) => outbox::run(open(&path).await?, cmd).await,
         Command::Sweep { now } => {
             let desk = open(&path).await?;
             let now = match now {
@@ -144,6 +150,7 @@ fn load(path: &std::path::Path) -> Result<Settings, Failure> {
 /// Loads the settings and opens the store, migrating it when needed.
 async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
     let settings = load(path)?;
+    let outbound = Outbound::open(&settings.outbound)?;
     let store = Store::open(settings.store_url.expose()).await?;
-    Ok(Desk::new(settings, store))
+    Ok(Desk::new(settings, store, outbound))
 }

@@ -1,6 +1,7 @@
 //! `deskmail ticket create | act | list | show | actions`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
@@ -9,7 +10,7 @@ use jiff::tz::TimeZone;
 use serde_json::json;
 
 use super::{CmdResult, Failure};
-use crate::desk::{CreateRequest, Desk, Outcome, TicketView};
+use crate::desk::{CreateRequest, Desk, NewAttachment, Outcome, TicketView};
 use crate::store::TicketFilter;
 use crate::workflow::{Actor, Intent, Rejection, Ticket};
 
@@ -31,6 +32,9 @@ pub enum TicketCommand {
         /// A field such as service=Email or request_type="Bug report" (repeatable)
         #[arg(long = "field", value_name = "KEY=VALUE", value_parser = parse_field)]
         fields: Vec<(String, String)>,
+        /// A file to attach to the request (repeatable)
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<PathBuf>,
         /// Print the ticket as JSON instead of its ref
         #[arg(long)]
         json: bool,
@@ -54,6 +58,9 @@ pub enum TicketCommand {
         /// A field such as satisfaction=4 (repeatable)
         #[arg(long = "field", value_name = "KEY=VALUE", value_parser = parse_field)]
         fields: Vec<(String, String)>,
+        /// A file to attach to the comment (repeatable)
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -111,6 +118,47 @@ pub struct ListArgs {
     json: bool,
 }
 
+/// Reads `--attach` files; the content type follows the file name's extension.
+fn read_attachments(paths: &[PathBuf]) -> Result<Vec<NewAttachment>, Failure> {
+    paths
+        .iter()
+        .map(|p| {
+            let content =
+                std::fs::read(p).map_err(|e| Failure(format!("--attach {}: {e}", p.display())))?;
+            let filename = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "attachment".into());
+            Ok(NewAttachment {
+                content_type: content_type_for(&filename).to_string(),
+                filename,
+                content,
+            })
+        })
+        .collect()
+}
+
+/// A content type from a file name's extension.
+pub fn content_type_for(filename: &str) -> &'static str {
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "log" => "text/plain",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "zip" => "application/zip",
+        "json" => "application/json",
+        "eml" => "message/rfc822",
+        _ => "application/octet-stream",
+    }
+}
+
 fn parse_field(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -138,6 +186,7 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
             text,
             to,
             fields,
+            attach,
             json,
         } => {
             let actor = actor(&desk, &as_)?;
@@ -147,6 +196,7 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
                 fields: fields.into_iter().collect::<BTreeMap<_, _>>(),
                 to_address: to,
                 source: "cli".into(),
+                attachments: read_attachments(&attach)?,
             };
             let outcome = desk.create(&actor, req, now).await?;
             report(&desk, &actor, outcome, json).await
@@ -158,16 +208,20 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
             comment,
             internal,
             fields,
+            attach,
             json,
         } => {
             let actor = actor(&desk, &as_)?;
+            let attachments = read_attachments(&attach)?;
             let intent = Intent::Act {
                 action,
                 comment,
                 internal,
                 fields: fields.into_iter().collect(),
             };
-            let outcome = desk.act(&reference, &actor, &intent, now).await?;
+            let outcome = desk
+                .act(&reference, &actor, &intent, &attachments, now)
+                .await?;
             report(&desk, &actor, outcome, json).await
         }
         TicketCommand::Show {

@@ -4,6 +4,7 @@
 //!
 //! Everything one action changes is written through one [`Tx`]; dropping it rolls back.
 
+mod outbox;
 mod rows;
 mod tickets;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
+pub use outbox::{Claimed, NewOutboxRow, OutboxEntry};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
 

@@ -176,6 +176,38 @@ impl Tx {
         Ok(())
     }
 
+    /// Stores an attachment's content with its comment.
+    pub async fn insert_attachment(
+        &mut self,
+        ticket_id: i64,
+        comment_id: Option<i64>,
+        filename: &str,
+        content_type: &str,
+        content: &[u8],
+        at: Timestamp,
+    ) -> Result<i64, StoreError> {
+        use sha2::Digest;
+        let digest: String = sha2::Sha256::digest(content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        sqlx::query_scalar::<Any, i64>(
+            "INSERT INTO attachments (ticket_id, comment_id, filename, content_type, size, sha256, \
+             content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(ticket_id)
+        .bind(comment_id)
+        .bind(filename)
+        .bind(content_type)
+        .bind(content.len() as i64)
+        .bind(digest)
+        .bind(content)
+        .bind(ms(at))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
     /// Moves a merged ticket's comments to the ticket it was merged into (they keep their times).
     pub async fn move_comments(&mut self, from: i64, to: i64) -> Result<u64, StoreError> {
         sqlx::query::<Any>("UPDATE comments SET ticket_id = $1 WHERE ticket_id = $2")
@@ -194,6 +226,18 @@ impl Store {
             "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1"
         )))
         .bind(reference)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| self.error(e))?
+        .map(TicketRow::into_record)
+        .transpose()
+    }
+
+    pub async fn ticket_by_id(&self, id: i64) -> Result<Option<TicketRecord>, StoreError> {
+        sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
+        )))
+        .bind(id)
         .fetch_optional(self.pool())
         .await
         .map_err(|e| self.error(e))?

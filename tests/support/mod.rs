@@ -29,6 +29,18 @@ pub fn demo_settings(preset: &str) -> deskmail::config::Settings {
     deskmail::config::load(&env.config()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A desk on the demo settings and the store at `url`; the reply-token secret and the spool live
+/// in a temporary directory that lives as long as the process.
+pub async fn demo_desk(url: &str, preset: &str) -> deskmail::desk::Desk {
+    let mut settings = demo_settings(preset);
+    let dir = tempfile::tempdir().unwrap().keep();
+    settings.outbound.secret_file = dir.join("reply.key");
+    settings.outbound.spool_dir = dir.join("spool");
+    let outbound = deskmail::outbound::Outbound::open(&settings.outbound).unwrap();
+    let store = deskmail::store::Store::open(url).await.unwrap();
+    deskmail::desk::Desk::new(settings, store, outbound)
+}
+
 /// A temporary directory holding a copy of the example config; the SQLite file lands in it.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,

@@ -1,5 +1,11 @@
 //! The shell around the core: load what a decision needs, ask the core, write the effects in one
-//! transaction. Every source of intents (the CLI now, mail later) goes through here.
+//! transaction, notifications included. Every source of intents (the CLI now, mail later) goes
+//! through here.
+
+mod notify;
+mod outbox;
+
+pub use outbox::SendReport;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -9,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::directory::Person;
+use crate::outbound::Outbound;
 use crate::recipients;
 use crate::store::{
     CommentRow, HistoryRow, NewCommentRow, NewHistoryRow, Store, StoreError, TicketFilter,
@@ -36,6 +43,8 @@ pub enum DeskError {
     MergeTarget(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What a create or an action did.
@@ -60,6 +69,15 @@ pub struct CreateRequest {
     pub fields: BTreeMap<String, String>,
     pub to_address: Option<String>,
     pub source: String,
+    pub attachments: Vec<NewAttachment>,
+}
+
+/// A file that comes with a comment.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }
 
 /// A ticket with its comments and history, as a reader may see it.
@@ -82,11 +100,28 @@ pub struct SweepReport {
 pub struct Desk {
     pub settings: Settings,
     pub store: Store,
+    pub outbound: Outbound,
 }
 
 impl Desk {
-    pub fn new(settings: Settings, store: Store) -> Self {
-        Desk { settings, store }
+    pub fn new(settings: Settings, store: Store, outbound: Outbound) -> Self {
+        Desk {
+            settings,
+            store,
+            outbound,
+        }
+    }
+
+    /// The help desk itself as the author of what the system does (time rules).
+    pub fn system_person(&self) -> Person {
+        let h = &self.settings.directory.helpdesk;
+        Person {
+            address: h.address.clone(),
+            name: h.name.clone(),
+            locale: h.locale.clone(),
+            time_zone: h.time_zone.clone(),
+            party: crate::directory::Party::Agent,
+        }
     }
 
     /// The person behind an address, as the directory lists them.
@@ -162,7 +197,7 @@ impl Desk {
             Decision::Reject(r) => Ok(Outcome::Rejected(r)),
             Decision::Apply(effects) => {
                 let id = tx.insert_ticket(&effects.ticket).await?;
-                self.write(tx, id, actor.address(), role_of(actor), &effects, now)
+                self.write(tx, id, &actor.person, &effects, &req.attachments, now)
                     .await?;
                 Ok(Outcome::Applied {
                     reference: effects.ticket.reference.clone(),
@@ -178,6 +213,7 @@ impl Desk {
         reference: &str,
         actor: &Actor,
         intent: &Intent,
+        attachments: &[NewAttachment],
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let mut tx = self.store.begin().await?;
@@ -196,7 +232,9 @@ impl Desk {
         let decision = match workflow::act(&wf, dir, &rec.ticket, actor, intent, now) {
             workflow::Outcome::Decided(d) => d,
             workflow::Outcome::FollowUp => {
-                return self.follow_up(tx, &rec, actor, intent, now).await;
+                return self
+                    .follow_up(tx, &rec, actor, intent, attachments, now)
+                    .await;
             }
         };
         let effects = match decision {
@@ -250,15 +288,8 @@ impl Desk {
             .await?;
         }
         tx.update_ticket(rec.id, &effects.ticket).await?;
-        self.write(
-            &mut tx,
-            rec.id,
-            actor.address(),
-            role_of(actor),
-            &effects,
-            now,
-        )
-        .await?;
+        self.write(&mut tx, rec.id, &actor.person, &effects, attachments, now)
+            .await?;
         tx.commit().await?;
         Ok(Outcome::Applied {
             reference: rec.ticket.reference.clone(),
@@ -273,6 +304,7 @@ impl Desk {
         closed: &TicketRecord,
         actor: &Actor,
         intent: &Intent,
+        attachments: &[NewAttachment],
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let text = match intent {
@@ -285,6 +317,7 @@ impl Desk {
             fields: BTreeMap::new(),
             to_address: closed.ticket.system.clone(),
             source: closed.ticket.source.clone(),
+            attachments: attachments.to_vec(),
         };
         let outcome = self
             .create_in(&mut tx, actor, &req, Some(&closed.ticket.reference), now)
@@ -310,26 +343,41 @@ impl Desk {
         })
     }
 
-    /// Writes an action's comment, history and notices.
+    /// Writes an action's comment (with its attachments), history and notifications.
     async fn write(
         &self,
         tx: &mut Tx,
         ticket_id: i64,
-        actor: &str,
-        role: &str,
+        author: &Person,
         effects: &Effects,
+        attachments: &[NewAttachment],
         now: Timestamp,
     ) -> Result<(), DeskError> {
+        let role = author.party.role_name();
+        let mut comment_id = None;
         if let Some(c) = &effects.comment {
-            tx.insert_comment(&NewCommentRow {
+            comment_id = Some(
+                tx.insert_comment(&NewCommentRow {
+                    ticket_id,
+                    author: &author.address,
+                    role,
+                    text: &c.text,
+                    visibility: c.visibility.as_str(),
+                    inbound_id: None,
+                    at: now,
+                })
+                .await?,
+            );
+        }
+        for a in attachments {
+            tx.insert_attachment(
                 ticket_id,
-                author: actor,
-                role,
-                text: &c.text,
-                visibility: c.visibility.as_str(),
-                inbound_id: None,
-                at: now,
-            })
+                comment_id,
+                &a.filename,
+                &a.content_type,
+                &a.content,
+                now,
+            )
             .await?;
         }
         let mut lines: Vec<(String, String)> = effects
@@ -354,10 +402,14 @@ impl Desk {
                 ),
             ));
         }
+        let notes = self
+            .enqueue(tx, ticket_id, author, effects, attachments, None, now)
+            .await?;
+        lines.extend(notes.into_iter().map(|n| ("notice".to_string(), n)));
         for (kind, detail) in &lines {
             tx.insert_history(&NewHistoryRow {
                 ticket_id,
-                actor,
+                actor: &author.address,
                 action: &effects.action,
                 kind,
                 detail,
@@ -486,7 +538,7 @@ impl Desk {
                     continue;
                 };
                 tx.update_ticket(rec.id, &effects.ticket).await?;
-                self.write(&mut tx, rec.id, "deskmail", "system", &effects, now)
+                self.write(&mut tx, rec.id, &self.system_person(), &effects, &[], now)
                     .await?;
                 tx.commit().await?;
                 report.changed.push((reference, effects.action.clone()));
@@ -494,8 +546,4 @@ impl Desk {
         }
         Ok(report)
     }
-}
-
-fn role_of(actor: &Actor) -> &'static str {
-    actor.person.party.role_name()
 }

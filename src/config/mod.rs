@@ -17,7 +17,10 @@ use crate::directory::{
     normalize_address,
 };
 use crate::ticket_number::TicketFormat;
+
+mod outbound;
 use crate::workflow::{self, Workflow};
+pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
 
 /// The locales deskmail has templates for.
 pub const LOCALES: [&str; 2] = ["en", "de"];
@@ -96,6 +99,7 @@ pub struct Settings {
     pub mailboxes: Vec<Mailbox>,
     pub ticket_format: TicketFormat,
     pub log_level: String,
+    pub outbound: OutboundSettings,
 }
 
 impl Settings {
@@ -235,7 +239,7 @@ struct RawLog {
     level: Option<String>,
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "helpdesk",
     "store",
     "workflow",
@@ -244,18 +248,19 @@ const SECTIONS: [&str; 8] = [
     "organisations",
     "partners",
     "log",
+    "outbound",
 ];
 
 // ----- loading -----------------------------------------------------------------------------------
 
-struct Loader {
+pub(crate) struct Loader {
     file: String,
     dir: PathBuf,
     problems: Vec<Problem>,
 }
 
 impl Loader {
-    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.clone(),
             key: key.into(),
@@ -314,7 +319,7 @@ impl Loader {
         }
     }
 
-    fn resolve_path(&self, p: &str) -> PathBuf {
+    pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
         let path = Path::new(p);
         if path.is_absolute() {
             path.to_path_buf()
@@ -323,7 +328,7 @@ impl Loader {
         }
     }
 
-    fn address(&mut self, key: &str, address: &str) -> String {
+    pub(crate) fn address(&mut self, key: &str, address: &str) -> String {
         let a = normalize_address(address);
         let valid = a.split_once('@').is_some_and(|(l, d)| {
             !l.is_empty()
@@ -431,6 +436,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let organisations: Vec<RawOrganisation> = l.list(&cfg, "organisations");
     let partners: Vec<RawPartner> = l.list(&cfg, "partners");
     let log: RawLog = l.section(&cfg, "log").unwrap_or_default();
+    let outbound: outbound::RawOutbound = l.section(&cfg, "outbound").unwrap_or_default();
+    let outbound = outbound::resolve(&mut l, outbound);
     let log_level = log.level.unwrap_or_else(|| "info".into());
     if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
         l.problem(
@@ -467,6 +474,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         mailboxes,
         ticket_format: ticket_format.expect("no problems means a ticket format"),
         log_level,
+        outbound,
     })
 }
 

@@ -1,0 +1,172 @@
+//! The outbox sender: claim what is due, deliver it over the transport (several at once), record
+//! the result. Temporary failures come back with a capped backoff; permanent ones are recorded,
+//! mark the address as failing and are reported to the support team.
+//!
+//! Delivery is at least once: a crash after the server accepted a mail and before the row says
+//! `sent` leaves the row claimed; when its claim runs out it is sent again, with the same
+//! Message-ID, so a recipient may see it twice (mail clients show it once). Nothing is lost.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::{Desk, DeskError};
+use crate::outbound::{SendError, Transport};
+use crate::store::{Claimed, NewHistoryRow};
+
+/// How long a sender holds a claim before another may take the row over.
+const CLAIM_SECS: i64 = 300;
+
+/// What one `send` run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SendReport {
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+/// The wait before the next attempt: 30 s doubling, at most an hour.
+pub fn backoff(attempts: i64) -> SignedDuration {
+    let exp = attempts.clamp(1, 8) - 1;
+    SignedDuration::from_secs((30i64 << exp).min(3600))
+}
+
+impl Desk {
+    /// Delivers everything that is due, then returns. `now` is asked for the time (the daemon
+    /// and the tests pass their own clocks).
+    pub async fn send_outbox(
+        &self,
+        transport: &Transport,
+        now: &dyn Fn() -> Timestamp,
+    ) -> Result<SendReport, DeskError> {
+        let mut report = SendReport::default();
+        let width = transport.parallelism().max(1);
+        loop {
+            let t = now();
+            let batch = self
+                .store
+                .claim_due(
+                    t,
+                    t + SignedDuration::from_secs(CLAIM_SECS),
+                    (width * 32) as i64,
+                )
+                .await?;
+            if batch.is_empty() {
+                return Ok(report);
+            }
+            let mut pending = batch.into_iter();
+            let mut running: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
+            let transport = Arc::new(transport.clone());
+            let spawn = |running: &mut JoinSet<_>, c: Claimed| {
+                let transport = Arc::clone(&transport);
+                running.spawn(async move {
+                    let r = transport
+                        .send(&c.envelope_from, &c.recipient, &c.message_id, &c.raw)
+                        .await;
+                    (c, r)
+                });
+            };
+            for c in pending.by_ref().take(width) {
+                spawn(&mut running, c);
+            }
+            while let Some(done) = running.join_next().await {
+                let (c, result) = done.map_err(|e| DeskError::Internal(e.to_string()))?;
+                if let Some(next) = pending.next() {
+                    spawn(&mut running, next);
+                }
+                self.record(&c, result, now(), &mut report).await?;
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        c: &Claimed,
+        result: Result<(), SendError>,
+        now: Timestamp,
+        report: &mut SendReport,
+    ) -> Result<(), DeskError> {
+        match result {
+            Ok(()) => {
+                self.store.mark_sent(c.id, now).await?;
+                report.sent += 1;
+                tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
+            }
+            Err(SendError::Temporary(e)) => {
+                let age = now.as_millisecond() - c.created_at;
+                if age > self.outbound.settings.retry_for_secs * 1000 {
+                    let why = format!("gave up after {} attempts: {e}", c.attempts);
+                    self.give_up(c, &why, false, now).await?;
+                    report.failed += 1;
+                } else {
+                    let next = now + backoff(c.attempts);
+                    self.store.mark_retry(c.id, next, &e).await?;
+                    report.retrying += 1;
+                    tracing::warn!(id = c.id, to = %c.recipient, error = %e, next = %next, "delivery deferred");
+                }
+            }
+            Err(SendError::Permanent(e)) => {
+                self.give_up(c, &e, true, now).await?;
+                report.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a notification as failed and tells the support team; a permanent rejection also
+    /// marks the address as failing, so that later notifications skip it.
+    async fn give_up(
+        &self,
+        c: &Claimed,
+        why: &str,
+        permanent: bool,
+        now: Timestamp,
+    ) -> Result<(), DeskError> {
+        tracing::error!(id = c.id, to = %c.recipient, error = %why, "delivery failed");
+        self.store.mark_failed(c.id, why).await?;
+        let mut tx = self.store.begin().await?;
+        if permanent {
+            tx.mark_failing(&c.recipient, why, now).await?;
+        }
+        if let Some(ticket_id) = c.ticket_id
+            && let Some(rec) = self.store.ticket_by_id(ticket_id).await?
+        {
+            let detail = format!("{} to {} failed: {why}", c.event, c.recipient);
+            tx.insert_history(&NewHistoryRow {
+                ticket_id,
+                actor: &self.settings.directory.helpdesk.address,
+                action: "delivery",
+                kind: "delivery_failed",
+                detail: &detail,
+                inbound_id: None,
+                at: now,
+            })
+            .await?;
+            // The failure notice itself is not reported again if it fails.
+            if c.event != "delivery_failed"
+                && c.recipient != self.settings.directory.helpdesk.team_address
+            {
+                self.enqueue_failure(&mut tx, ticket_id, &rec.ticket, &c.recipient, why, now)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1).as_secs(), 30);
+        assert_eq!(backoff(2).as_secs(), 60);
+        assert_eq!(backoff(5).as_secs(), 480);
+        assert_eq!(backoff(9).as_secs(), 3600);
+        assert_eq!(backoff(100).as_secs(), 3600);
+    }
+}
