@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what deskmail's tests need, from Debian's packages, where it is missing:
-# a PostgreSQL answering on 127.0.0.1:5432 with trust auth for the user postgres.
+# - Postfix and Dovecot (IMAP, LMTP) and openssl: the tests start their own throw-away instances
+#   on 127.0.0.1 (tests/mailstack/start.sh); the system's own mail services are not started here;
+# - a PostgreSQL answering on 127.0.0.1:5432 with trust auth for the user postgres.
 # Safe to run again: it changes nothing that already works. Run as root (or with sudo).
 set -euo pipefail
 
@@ -12,6 +14,26 @@ pg_answers() {
     command -v psql >/dev/null 2>&1 &&
         psql "postgres://postgres@$PGHOST:$PGPORT/postgres" -Atqc 'SELECT 1' >/dev/null 2>&1
 }
+
+mail_missing=
+for bin in /usr/sbin/postfix /usr/sbin/dovecot /usr/lib/dovecot/lmtp /usr/lib/dovecot/imap /usr/bin/openssl; do
+    [ -x "$bin" ] || mail_missing=1
+done
+if [ -n "$mail_missing" ]; then
+    echo "test-setup: installing Postfix, Dovecot and openssl from Debian's packages"
+    # Keep the packages from starting the system's own Postfix and Dovecot: the tests run
+    # their own instances. A policy-rc.d that says "no" is the Debian way.
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd dovecot-lmtpd openssl
+    [ -n "$made_policy" ] && as_root rm -f /usr/sbin/policy-rc.d
+fi
+echo "test-setup: Postfix $(postconf -h mail_version 2>/dev/null), $(dovecot --version 2>/dev/null | sed 's/^/Dovecot /')"
 
 if pg_answers; then
     echo "test-setup: PostgreSQL answers on $PGHOST:$PGPORT"

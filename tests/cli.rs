@@ -794,3 +794,34 @@ fn partners_and_agents_open_tickets_and_agents_set_fields_with_a_comment() {
         "{err}"
     );
 }
+
+#[test]
+fn a_template_that_does_not_compile_is_reported_with_file_and_line() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("my-templates/de")).unwrap();
+    std::fs::write(
+        env.path("my-templates/de/to_partner.html"),
+        "{% extends \"de/base.html\" %}\n{% block intro %}\nAn {{ ticket.partner }\n{% endblock %}\n",
+    )
+    .unwrap();
+    let config =
+        support::read("deskmail.example.toml") + "\n[outbound]\ntemplates_dir = \"my-templates\"\n";
+    std::fs::write(env.config(), config).unwrap();
+    let err = env.fails(&["check-config"]);
+    let file = env
+        .path("my-templates/de/to_partner.html")
+        .display()
+        .to_string();
+    assert!(err.contains(&format!("{file}: line 3: ")), "{err}");
+    // Other commands refuse to start with it too, rather than fail at 3 a.m.
+    let err = env.fails(&["ticket", "list"]);
+    assert!(err.contains("to_partner.html"), "{err}");
+    // Fixed, it is used.
+    std::fs::write(
+        env.path("my-templates/de/to_partner.html"),
+        "{% extends \"de/base.html\" %}{% block intro %}Eigene Vorlage: {{ ticket.ref }}{% endblock %}",
+    )
+    .unwrap();
+    let summary = env.ok(&["check-config"]);
+    assert!(summary.contains("overridden from"), "{summary}");
+}

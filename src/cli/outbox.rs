@@ -20,7 +20,11 @@ pub enum OutboxCommand {
         json: bool,
     },
     /// Deliver what is due (over SMTP, or into the spool directory) and exit
-    Send,
+    Send {
+        /// Pretend it is this time (RFC 3339): retries due by then are sent now
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
     /// Queue a failed notification again
     Retry {
         /// The notification's id (see `outbox list`)
@@ -65,9 +69,17 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
             }
             Ok(())
         }
-        OutboxCommand::Send => {
+        OutboxCommand::Send { now } => {
             let transport = Transport::from_settings(&desk.settings.outbound)?;
-            let report = desk.send_outbox(&transport, &Timestamp::now).await?;
+            let report = match now {
+                Some(t) => {
+                    let at: Timestamp = t
+                        .parse()
+                        .map_err(|e| Failure(format!("--now {t}: not an RFC 3339 time: {e}")))?;
+                    desk.send_outbox(&transport, &move || at).await?
+                }
+                None => desk.send_outbox(&transport, &Timestamp::now).await?,
+            };
             eprintln!(
                 "outbox: {} sent, {} to retry, {} failed ({})",
                 report.sent,

@@ -65,11 +65,17 @@ impl TokenKey {
                     path: shown.clone(),
                     source,
                 })?;
-                write_private(path, secret.as_bytes()).map_err(|source| KeyError::Create {
-                    path: shown,
-                    source,
-                })?;
-                Ok((TokenKey(secret.into_bytes()), true))
+                match write_private(path, secret.as_bytes()) {
+                    Ok(()) => Ok((TokenKey(secret.into_bytes()), true)),
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
+                    Err(source) => Err(KeyError::Create {
+                        path: shown,
+                        source,
+                    }),
+                }
             }
             Err(source) => Err(KeyError::Read {
                 path: shown,
@@ -165,6 +171,9 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Writes a new file with mode 0600, complete or not at all: a temporary file is written and
+/// synced, then linked to `path` (which fails if `path` exists, so a concurrent creator wins
+/// cleanly).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent()
@@ -172,14 +181,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.write_all(b"\n")?;
-    f.sync_all()
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 #[cfg(test)]

@@ -1,0 +1,471 @@
+//! Notifications through a real Postfix into a real Dovecot, read back over IMAP
+//! (tests/support/mailstack.rs starts both on 127.0.0.1).
+
+mod support;
+
+use deskmail::outbound::TokenKey;
+use serde_json::Value;
+use support::TestEnv;
+use support::mailstack::{MailStack, header, html_part, text_part};
+
+/// A test environment whose notifications go to the stack's Postfix.
+fn env_for(stack: &MailStack) -> TestEnv {
+    let env = TestEnv::new();
+    let mut config = support::read("deskmail.example.toml");
+    config.push_str("\n[outbound]\n");
+    config.push_str(&stack.smtp_config(4));
+    std::fs::write(env.config(), config).unwrap();
+    env
+}
+
+fn outbox(env: &TestEnv) -> Vec<Value> {
+    let v: Value =
+        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "500"])).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+fn key(env: &TestEnv) -> TokenKey {
+    TokenKey::new(
+        std::fs::read_to_string(env.path("data/reply-token.key"))
+            .unwrap()
+            .trim(),
+    )
+}
+
+#[test]
+fn the_seed_000_story_reaches_the_right_mailboxes_threaded_and_in_their_language() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let env = env_for(&stack);
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Printer on fire",
+        "--text",
+        "Smoke!",
+    ]);
+    let r = r.trim();
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To IT Provider",
+        "--comment",
+        "Please check.",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "ops@itprov.example",
+        "--action",
+        "To Customer",
+        "--comment",
+        "Plugged in?",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "Yes.",
+    ]);
+    // Ben (German) opens one too.
+    let rb = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "ben@acme.example",
+        "--subject",
+        "Drucker",
+        "--text",
+        "Kaputt.",
+    ]);
+    let rb = rb.trim();
+    env.ok(&["outbox", "send"]);
+    assert!(
+        outbox(&env).iter().all(|m| m["status"] == "sent"),
+        "{:?}",
+        outbox(&env)
+    );
+
+    // Who got what: anna (acknowledgement, to customer), the team (two new tickets, the comment),
+    // IT Provider's group (to partner), Acme's customer group (to customer), ben (acknowledgement).
+    let anna = stack.wait_for("anna@acme.example", 2);
+    let team = stack.wait_for("team@helpdesk.example", 3);
+    let itprov = stack.wait_for("support@itprov.example", 1);
+    let acme_it = stack.wait_for("it@acme.example", 1);
+    let ben = stack.wait_for("ben@acme.example", 1);
+    assert_eq!(anna.len(), 2, "{}", stack.postfix_log());
+    assert_eq!(team.len(), 3);
+    assert_eq!(itprov.len(), 1);
+    assert_eq!(acme_it.len(), 1);
+    assert_eq!(ben.len(), 1);
+    // The authors of the changes were not mailed about their own changes.
+    assert!(stack.inbox("alice@helpdesk.example").is_empty());
+    assert!(stack.inbox("ops@itprov.example").is_empty());
+
+    let subject = format!("[{r}] Printer on fire");
+    for m in anna.iter().chain(&itprov).chain(&acme_it) {
+        assert_eq!(header(m, "Subject").as_deref(), Some(subject.as_str()));
+        assert_eq!(
+            header(m, "Auto-Submitted").as_deref(),
+            Some("auto-generated")
+        );
+        let text = text_part(m);
+        assert!(
+            text.contains(&format!("Please keep [{r}] in the subject")),
+            "footer with the ref:\n{text}"
+        );
+    }
+    assert!(text_part(&anna[0]).contains("Thank you for your request"));
+    assert!(
+        text_part(&ben[0]).contains("Vielen Dank für Ihre Anfrage"),
+        "{}",
+        text_part(&ben[0])
+    );
+    assert!(text_part(&ben[0]).contains(rb));
+
+    // Threading: the first mail of the ticket is the root; every later one references it first
+    // and answers the recipient's previous one.
+    let root = header(&anna[0], "Message-ID").unwrap();
+    assert!(header(&anna[0], "References").is_none());
+    let refs = header(&anna[1], "References").unwrap();
+    assert_eq!(
+        refs.split_whitespace().next(),
+        Some(root.as_str()),
+        "{refs}"
+    );
+    assert_eq!(
+        header(&anna[1], "In-Reply-To").as_deref(),
+        Some(root.as_str())
+    );
+    for m in itprov.iter().chain(&acme_it).chain(&team[1..]) {
+        let refs = header(m, "References").unwrap_or_default();
+        if header(m, "Subject").unwrap().contains(r) {
+            assert_eq!(
+                refs.split_whitespace().next(),
+                Some(root.as_str()),
+                "{refs}"
+            );
+        }
+        assert!(header(m, "Thread-Index").is_some());
+    }
+
+    // The partner's mail offers exactly its actions, each a reply link with the command in the
+    // subject; its reply address verifies for the partner's group and this ticket only.
+    let text = text_part(&itprov[0]);
+    assert!(text.contains("[To Customer]: mailto:"), "{text}");
+    assert!(
+        text.contains("subject=%5BTo%20Customer%5D%20Re%3A%20"),
+        "{text}"
+    );
+    assert!(text.contains("[To 2nd Level Support Provider]"), "{text}");
+    assert!(
+        !text.contains("[To IT Provider]"),
+        "a partner never sends to itself: {text}"
+    );
+    assert!(!text.contains("[Resolve]"), "agents only: {text}");
+    let reply_to = header(&itprov[0], "Reply-To").unwrap();
+    let address = reply_to.rsplit('<').next().unwrap().trim_end_matches('>');
+    assert!(address.starts_with("support+r-"), "{address}");
+    let k = key(&env);
+    let (reference, who) = k.verify(address, &["support@itprov.example"]).unwrap();
+    assert_eq!(reference, r.to_lowercase());
+    assert_eq!(who, "support@itprov.example");
+    assert!(
+        k.verify(address, &["anna@acme.example", "it@acme.example"])
+            .is_none()
+    );
+    // A reply to the plus-address reaches the help desk's INBOX.
+    let html = html_part(&acme_it[0]);
+    assert!(html.contains("href=\"mailto:support+r-"), "{html}");
+}
+
+#[test]
+fn with_postfix_down_notifications_wait_and_then_arrive_exactly_once() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let env = env_for(&stack);
+    stack.stop_postfix();
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Mail down",
+        "--text",
+        "t",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To IT Provider",
+        "--comment",
+        "c",
+    ]);
+    env.ok(&["outbox", "send"]);
+    let rows = outbox(&env);
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row["status"], "queued", "{row}");
+        assert!(
+            row["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("onnection refused"),
+            "{row}"
+        );
+    }
+    // Not due yet: a second run does not hammer the server.
+    env.ok(&["outbox", "send"]);
+    assert!(outbox(&env).iter().all(|m| m["attempts"] == 1));
+    stack.start_postfix();
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(5)).to_string();
+    env.ok(&["outbox", "send", "--now", &later]);
+    env.ok(&["outbox", "send", "--now", &later]);
+    assert!(outbox(&env).iter().all(|m| m["status"] == "sent"));
+    assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
+    assert_eq!(stack.wait_for("team@helpdesk.example", 1).len(), 1);
+    assert_eq!(stack.wait_for("support@itprov.example", 1).len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(stack.inbox("anna@acme.example").len(), 1, "delivered twice");
+    assert_eq!(
+        stack.inbox("support@itprov.example").len(),
+        1,
+        "delivered twice"
+    );
+}
+
+#[test]
+fn a_permanent_rejection_is_recorded_reported_and_the_address_skipped() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let env = env_for(&stack);
+    // hcms@oshcms.example has no mailbox in the stack: Postfix answers 550 at RCPT.
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "CMS",
+        "--text",
+        "t",
+    ]);
+    let r = r.trim();
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Involve OS/HCMS Support",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To OS/HCMS Support",
+        "--comment",
+        "c",
+    ]);
+    env.ok(&["outbox", "send"]);
+    let failed: Vec<Value> = outbox(&env)
+        .into_iter()
+        .filter(|m| m["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", outbox(&env));
+    assert_eq!(failed[0]["recipient"], "hcms@oshcms.example");
+    assert!(
+        failed[0]["last_error"].as_str().unwrap().contains("550"),
+        "{}",
+        failed[0]
+    );
+    let listed = env.ok(&["outbox", "list", "--status", "failed"]);
+    assert!(listed.contains("hcms@oshcms.example"), "{listed}");
+    // The support team is told.
+    let team = stack.wait_for("team@helpdesk.example", 2);
+    assert!(
+        team.iter()
+            .any(|m| text_part(m).contains("could not be delivered to hcms@oshcms.example"))
+    );
+    // The next notification to that address is skipped and the skip is in the history.
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "and?",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To OS/HCMS Support",
+        "--comment",
+        "again",
+    ]);
+    let v = env.show(r);
+    assert!(
+        v["history"].as_array().unwrap().iter().any(|h| h["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not mailed to hcms@oshcms.example: the address fails")),
+        "{v}"
+    );
+    // retry puts it back in the queue.
+    let id = failed[0]["id"].as_i64().unwrap().to_string();
+    env.ok(&["outbox", "retry", &id]);
+    assert!(
+        outbox(&env)
+            .iter()
+            .any(|m| m["id"].as_i64() == failed[0]["id"].as_i64() && m["status"] == "queued")
+    );
+    let err = env.fails(&["outbox", "retry", "999999"]);
+    assert!(
+        err.contains("no failed notification with id 999999"),
+        "{err}"
+    );
+}
+
+#[test]
+fn starttls_to_a_certificate_trusted_through_the_config() {
+    let Some(stack) = MailStack::start(true) else {
+        return;
+    };
+    let env = env_for(&stack);
+    env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "TLS",
+        "--text",
+        "t",
+    ]);
+    env.ok(&["outbox", "send"]);
+    assert!(
+        outbox(&env).iter().all(|m| m["status"] == "sent"),
+        "{:?}",
+        outbox(&env)
+    );
+    let anna = stack.wait_for("anna@acme.example", 1);
+    assert_eq!(anna.len(), 1);
+    // Postfix logged the TLS session.
+    assert!(
+        stack.postfix_log().contains("TLS connection established"),
+        "{}",
+        stack.postfix_log()
+    );
+
+    // Without the certificate in the config, verification refuses the server: nothing is sent.
+    let untrusted = TestEnv::new();
+    let mut config = support::read("deskmail.example.toml");
+    config.push_str("\n[outbound]\n");
+    config.push_str(&stack.smtp_config(1).replace(
+        &format!("ca_file = \"{}\"\n", stack.ca_file().display()),
+        "",
+    ));
+    std::fs::write(untrusted.config(), config).unwrap();
+    untrusted.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "TLS",
+        "--text",
+        "t",
+    ]);
+    untrusted.ok(&["outbox", "send"]);
+    let rows = outbox(&untrusted);
+    assert!(rows.iter().all(|m| m["status"] == "queued"), "{rows:?}");
+    assert!(
+        rows[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        rows[0]
+    );
+}
+
+#[test]
+fn user_text_arrives_as_text_never_as_header_or_markup() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let env = env_for(&stack);
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Help\r\nBcc: victim@evil.example\r\nX-Injected: yes",
+        "--text",
+        "<script>alert('x')</script> & <b>bold</b>",
+    ]);
+    env.ok(&["outbox", "send"]);
+    let anna = stack.wait_for("anna@acme.example", 1);
+    let team = stack.wait_for("team@helpdesk.example", 1);
+    assert_eq!(anna.len(), 1);
+    for m in anna.iter().chain(&team) {
+        assert!(header(m, "X-Injected").is_none(), "{m}");
+        assert!(header(m, "Bcc").is_none(), "{m}");
+        let subject = header(m, "Subject").unwrap();
+        assert_eq!(
+            subject,
+            format!(
+                "[{}] Help Bcc: victim@evil.example X-Injected: yes",
+                r.trim()
+            )
+        );
+    }
+    assert!(
+        !stack.postfix_log().contains("victim@evil.example"),
+        "mail went to the injected Bcc"
+    );
+    let html = html_part(&team[0]);
+    assert!(
+        html.contains(
+            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+    assert!(text_part(&team[0]).contains("<script>alert('x')</script> & <b>bold</b>"));
+}

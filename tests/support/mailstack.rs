@@ -1,0 +1,372 @@
+//! A real mail stack for the tests: Postfix (SMTP) delivering over LMTP into Dovecot (IMAP),
+//! started on free ports of 127.0.0.1 in a temporary directory by tests/mailstack/start.sh, with
+//! the demo directory's addresses as mailboxes (plus-addressing lands in the INBOX). The system's
+//! own mail configuration is never touched. Needs root and the packages scripts/test-setup.sh
+//! installs; `DESKMAIL_TEST_MAIL=skip` skips the tests that need it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Every address of the demo directory that has a mailbox (hcms@oshcms.example has none: mail to
+/// it is rejected with 550, for the permanent-failure tests).
+pub const USERS: [&str; 14] = [
+    "support@helpdesk.example",
+    "team@helpdesk.example",
+    "alice@helpdesk.example",
+    "dev@helpdesk.example",
+    "billing@helpdesk.example",
+    "anna@acme.example",
+    "ben@acme.example",
+    "it@acme.example",
+    "carl@globex.example",
+    "ops@itprov.example",
+    "support@itprov.example",
+    "l2@secondlevel.example",
+    "web@webit.example",
+    "nobody@oshcms.example",
+];
+
+pub struct MailStack {
+    pub dir: PathBuf,
+    pub smtp_port: u16,
+    pub imap_port: u16,
+    pub lmtp_port: u16,
+    pub tls: bool,
+}
+
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+fn script(name: &str) -> PathBuf {
+    super::root().join("tests/mailstack").join(name)
+}
+
+/// A test CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it (`cert.pem`,
+/// `key.pem`): the client trusts the CA through deskmail's config, as an admin would.
+fn make_certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=deskmail test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "cert.pem",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/test-setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl MailStack {
+    /// Starts a stack; `tls` makes Postfix offer STARTTLS with a certificate generated here.
+    /// `None` when mail tests are skipped (`DESKMAIL_TEST_MAIL=skip`).
+    pub fn start(tls: bool) -> Option<MailStack> {
+        if std::env::var("DESKMAIL_TEST_MAIL").as_deref() == Ok("skip") {
+            eprintln!("DESKMAIL_TEST_MAIL=skip: skipping a test that needs Postfix and Dovecot");
+            return None;
+        }
+        // Short, world-traversable path: Dovecot's and Postfix's sockets live below it.
+        let dir = tempfile::Builder::new()
+            .prefix("dmst")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep();
+        std::fs::write(dir.join("users.txt"), USERS.join("\n") + "\n").unwrap();
+        if tls {
+            make_certificates(&dir.join("tls"));
+        }
+        let [smtp_port, imap_port, lmtp_port] = free_ports::<3>();
+        let stack = MailStack {
+            dir,
+            smtp_port,
+            imap_port,
+            lmtp_port,
+            tls,
+        };
+        stack.run_start();
+        Some(stack)
+    }
+
+    fn run_start(&self) {
+        // Dovecot keeps the stderr it was started with; start.sh sends it to a file, so output()
+        // returns.
+        let out = Command::new(script("start.sh"))
+            .arg(&self.dir)
+            .args([self.smtp_port, self.imap_port, self.lmtp_port].map(|p| p.to_string()))
+            .output()
+            .expect("run tests/mailstack/start.sh");
+        assert!(
+            out.status.success(),
+            "the mail stack did not start (needs root and scripts/test-setup.sh):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The CA that signed the certificate Postfix presents (with `tls`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    fn postfix_pid(&self) -> Option<u32> {
+        let spool = std::fs::read_link(self.dir.join("postfix/spool"))
+            .unwrap_or_else(|_| self.dir.join("postfix/spool"));
+        let text = std::fs::read_to_string(spool.join("pid/master.pid")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Stops Postfix (Dovecot keeps running) and waits until it is gone.
+    pub fn stop_postfix(&self) {
+        let pid = self.postfix_pid().expect("postfix master pid");
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            TcpStream::connect(("127.0.0.1", self.smtp_port)).is_err(),
+            "SMTP still answers"
+        );
+    }
+
+    /// Starts Postfix again.
+    pub fn start_postfix(&self) {
+        let out = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.join("postfix/etc"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "postfix start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The `[outbound.smtp]` section that points deskmail at this stack.
+    pub fn smtp_config(&self, connections: usize) -> String {
+        if self.tls {
+            format!(
+                "[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\nconnections = {connections}\ntimeout_secs = 10\n",
+                self.smtp_port,
+                self.ca_file().display()
+            )
+        } else {
+            format!(
+                "[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nconnections = {connections}\ntimeout_secs = 10\n",
+                self.smtp_port
+            )
+        }
+    }
+
+    /// Every message in a user's INBOX, oldest first, as raw bytes (read over IMAP).
+    pub fn inbox(&self, user: &str) -> Vec<String> {
+        imap_fetch_all(self.imap_port, user)
+            .into_iter()
+            .map(|m| String::from_utf8_lossy(&m).to_string())
+            .collect()
+    }
+
+    /// Waits until a user's INBOX holds at least `n` messages (Postfix delivers asynchronously).
+    pub fn wait_for(&self, user: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let msgs = self.inbox(user);
+            if msgs.len() >= n || Instant::now() > deadline {
+                return msgs;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Postfix log, for assertion messages.
+    pub fn postfix_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/postfix.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for MailStack {
+    fn drop(&mut self) {
+        let _ = Command::new(script("stop.sh")).arg(&self.dir).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A minimal IMAP client: LOGIN, SELECT INBOX, UID FETCH 1:* BODY.PEEK[], LOGOUT.
+fn imap_fetch_all(port: u16, user: &str) -> Vec<Vec<u8>> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("* OK"), "IMAP greeting: {line}");
+    let mut command = |tag: &str, cmd: &str, r: &mut BufReader<TcpStream>| -> Vec<Vec<u8>> {
+        write!(w, "{tag} {cmd}\r\n").unwrap();
+        let mut literals = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            r.read_until(b'\n', &mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(open) = text
+                .trim_end()
+                .strip_suffix('}')
+                .and_then(|t| t.rfind('{').map(|i| &t[i + 1..]))
+            {
+                let n: usize = open.parse().unwrap();
+                let mut body = vec![0; n];
+                r.read_exact(&mut body).unwrap();
+                literals.push(body);
+                continue;
+            }
+            if text.starts_with(&format!("{tag} ")) {
+                assert!(text.starts_with(&format!("{tag} OK")), "IMAP {cmd}: {text}");
+                return literals;
+            }
+        }
+    };
+    command("a1", &format!("LOGIN {user} secret"), &mut r);
+    command("a2", "SELECT INBOX", &mut r);
+    let msgs = command("a3", "UID FETCH 1:* (BODY.PEEK[])", &mut r);
+    command("a4", "LOGOUT", &mut r);
+    msgs
+}
+
+/// A header's value (unfolded) from a raw message.
+pub fn header(raw: &str, name: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        if let Some(v) = &mut value {
+            if line.starts_with([' ', '\t']) {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            return value;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_string());
+        }
+    }
+    value
+}
+
+/// A message's text part, decoded from quoted-printable.
+pub fn text_part(raw: &str) -> String {
+    part(raw, "text/plain")
+}
+
+/// A message's HTML part, decoded from quoted-printable.
+pub fn html_part(raw: &str) -> String {
+    part(raw, "text/html")
+}
+
+fn part(raw: &str, content_type: &str) -> String {
+    let start = raw
+        .find(&format!("Content-Type: {content_type}"))
+        .unwrap_or_else(|| panic!("no {content_type} part"));
+    let rest = &raw[start..];
+    let body_start = rest.find("\r\n\r\n").unwrap() + 4;
+    let body = &rest[body_start..];
+    // The part ends at the next boundary line of any of the message's multiparts.
+    let boundaries: Vec<&str> = raw
+        .split("boundary=\"")
+        .skip(1)
+        .filter_map(|b| b.split('"').next())
+        .collect();
+    let end = boundaries
+        .iter()
+        .filter_map(|b| body.find(&format!("\r\n--{b}")))
+        .min()
+        .unwrap_or(body.len());
+    qp_decode(&body[..end])
+}
+
+fn qp_decode(s: &str) -> String {
+    let s = s.replace("=\r\n", "");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
