@@ -1,0 +1,305 @@
+//! Who gets which notification, read from the file spool (the embedded default): internal
+//! comments, the author, attachments, the loop breaker.
+
+mod support;
+
+use support::TestEnv;
+use support::mailstack::{header, text_part};
+
+fn env_with(outbound: &str) -> TestEnv {
+    let env = TestEnv::new();
+    let config = support::read("deskmail.example.toml") + "\n[outbound]\n" + outbound;
+    std::fs::write(env.config(), config).unwrap();
+    env
+}
+
+/// Sends what is queued into the spool and returns every spooled mail as (recipient, raw).
+fn spooled(env: &TestEnv) -> Vec<(String, String)> {
+    env.ok(&["outbox", "send"]);
+    let dir = env.path("data/spool");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .map(|raw| (header(&raw, "To").unwrap(), raw))
+                .collect()
+        })
+        .unwrap_or_default();
+    out
+}
+
+fn to<'a>(mails: &'a [(String, String)], who: &str) -> Vec<&'a String> {
+    mails
+        .iter()
+        .filter(|(t, _)| t.contains(who))
+        .map(|(_, raw)| raw)
+        .collect()
+}
+
+#[test]
+fn internal_notes_only_ever_reach_agents() {
+    let mut env = env_with("");
+    env.set("DESKMAIL__WORKFLOW__PRESET", "triage");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Crash",
+        "--text",
+        "It crashes.",
+    ]);
+    let r = r.trim();
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Start",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To Customer",
+        "--comment",
+        "Between us: the build is broken.",
+        "--internal",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "Any news?",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Escalate to dev",
+        "--comment",
+        "Stack trace attached in the tracker.",
+    ]);
+    let mails = spooled(&env);
+    let anna = to(&mails, "anna@acme.example");
+    assert_eq!(anna.len(), 2, "acknowledgement and to-customer");
+    for m in &anna {
+        assert!(
+            !m.contains("Between us"),
+            "an internal note reached the customer:\n{m}"
+        );
+        assert!(!text_part(m).contains("Stack trace"));
+    }
+    assert!(
+        anna.iter()
+            .any(|m| text_part(m).contains("has sent ticket"))
+    );
+    // The escalation's note is internal by the workflow, and reaches the development group.
+    let dev = to(&mails, "dev@helpdesk.example");
+    assert_eq!(dev.len(), 1);
+    assert!(text_part(dev[0]).contains("Stack trace attached in the tracker."));
+    // The customer's view of the ticket has no internal notes either.
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "ticket",
+        "show",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--json",
+    ]))
+    .unwrap();
+    let texts: Vec<&str> = v["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["It crashes.", "Any news?"]);
+}
+
+#[test]
+fn the_author_is_not_mailed_unless_configured_but_always_acknowledged() {
+    let env = env_with("");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "T",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "more",
+    ]);
+    let mails = spooled(&env);
+    assert_eq!(
+        to(&mails, "anna@acme.example").len(),
+        1,
+        "only the acknowledgement"
+    );
+    assert_eq!(to(&mails, "team@helpdesk.example").len(), 2);
+
+    let env = env_with("mail_author = true\n");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "T",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "more",
+    ]);
+    let mails = spooled(&env);
+    assert_eq!(
+        to(&mails, "anna@acme.example").len(),
+        1,
+        "the comment's notice goes to the team only"
+    );
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Resolve",
+        "--comment",
+        "done",
+    ]);
+    let mails = spooled(&env);
+    assert_eq!(to(&mails, "anna@acme.example").len(), 2);
+}
+
+#[test]
+fn attachments_go_along_up_to_the_limit_and_larger_ones_are_named() {
+    let env = env_with("max_attachment_bytes = 1000\n");
+    std::fs::write(env.path("small.txt"), "x".repeat(100)).unwrap();
+    std::fs::write(env.path("big.bin"), vec![7u8; 5000]).unwrap();
+    let small = env.path("small.txt").display().to_string();
+    let big = env.path("big.bin").display().to_string();
+    env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Logs",
+        "--text",
+        "See the files.",
+        "--attach",
+        &small,
+        "--attach",
+        &big,
+    ]);
+    let mails = spooled(&env);
+    let team = to(&mails, "team@helpdesk.example");
+    assert_eq!(team.len(), 1);
+    let m = team[0];
+    assert!(m.contains("multipart/mixed"), "{m}");
+    assert!(m.contains("filename=\"small.txt\""), "{m}");
+    assert!(
+        !m.contains("filename=\"big.bin\""),
+        "the large file was attached"
+    );
+    let text = text_part(m);
+    assert!(text.contains("small.txt (100 B)"), "{text}");
+    assert!(
+        text.contains("big.bin (4.9 KB), too large to send by mail"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_loop_breaker_stops_endless_mail_to_one_address() {
+    let env = env_with("loop_limit_per_thread = 3\n");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Auto",
+        "--text",
+        "T",
+    ]);
+    let r = r.trim();
+    for i in 0..6 {
+        env.ok(&[
+            "ticket",
+            "act",
+            r,
+            "--as",
+            "anna@acme.example",
+            "--action",
+            "comment",
+            "--comment",
+            &format!("reply {i}"),
+        ]);
+    }
+    let mails = spooled(&env);
+    assert_eq!(
+        to(&mails, "team@helpdesk.example").len(),
+        3,
+        "at most 3 per address and ticket per hour"
+    );
+    let v = env.show(r);
+    let skipped = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| {
+            h["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not mailed to team@helpdesk.example: loop limit")
+        })
+        .count();
+    assert_eq!(skipped, 4);
+    // Another ticket still gets through.
+    env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Other",
+        "--text",
+        "T",
+    ]);
+    assert_eq!(to(&spooled(&env), "team@helpdesk.example").len(), 4);
+}
