@@ -17,7 +17,7 @@ fn env_with(outbound: &str) -> TestEnv {
 fn spooled(env: &TestEnv) -> Vec<(String, String)> {
     env.ok(&["outbox", "send"]);
     let dir = env.path("data/spool");
-    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+    let out: Vec<(String, String)> = std::fs::read_dir(&dir)
         .map(|d| {
             d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
                 .map(|raw| (header(&raw, "To").unwrap(), raw))
