@@ -469,3 +469,67 @@ fn user_text_arrives_as_text_never_as_header_or_markup() {
     assert!(!html.contains("<script>"));
     assert!(text_part(&team[0]).contains("<script>alert('x')</script> & <b>bold</b>"));
 }
+
+#[tokio::test]
+async fn two_senders_on_one_postgresql_deliver_each_mail_once() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let Some(db) = support::pg::PgDb::create().await else {
+        return;
+    };
+    let mut env = env_for(&stack);
+    env.set("DESKMAIL__STORE__URL", &db.url);
+    // Anna opens 60 tickets within the hour; the loop breaker would stop her acknowledgements.
+    env.set("DESKMAIL__OUTBOUND__LOOP_LIMIT_PER_HOUR", "1000");
+    env.ok(&["migrate"]);
+    let tickets = 60;
+    for i in 0..tickets {
+        env.ok(&[
+            "ticket",
+            "create",
+            "--as",
+            "anna@acme.example",
+            "--subject",
+            &format!("Ticket {i}"),
+            "--text",
+            "t",
+        ]);
+    }
+    let env = std::sync::Arc::new(env);
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let env = std::sync::Arc::clone(&env);
+            std::thread::spawn(move || env.run(&["outbox", "send"]))
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for s in senders {
+        let out = s.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reports.push(String::from_utf8_lossy(&out.stderr).to_string());
+    }
+    let rows = outbox(&env);
+    assert_eq!(rows.len(), 2 * tickets);
+    assert!(rows.iter().all(|m| m["status"] == "sent"), "{rows:?}");
+    let anna = stack.wait_for("anna@acme.example", tickets);
+    let team = stack.wait_for("team@helpdesk.example", tickets);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let anna_now = stack.inbox("anna@acme.example");
+    assert_eq!(anna.len(), tickets, "{reports:?}");
+    assert_eq!(
+        anna_now.len(),
+        tickets,
+        "a mail was delivered twice: {reports:?}"
+    );
+    assert_eq!(team.len(), tickets);
+    let ids: std::collections::BTreeSet<String> = anna_now
+        .iter()
+        .map(|m| header(m, "Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), tickets);
+}

@@ -113,20 +113,24 @@ impl Tx {
         Ok(())
     }
 
-    /// The Message-IDs already sent to `recipient` on this ticket, oldest first.
+    /// The last `limit` Message-IDs written to `recipient` on this ticket, oldest first.
     pub async fn thread_for(
         &mut self,
         ticket_id: i64,
         recipient: &str,
+        limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar::<Any, String>(
-            "SELECT message_id FROM outbox WHERE ticket_id = $1 AND recipient = $2 ORDER BY id",
+        let mut ids = sqlx::query_scalar::<Any, String>(
+            "SELECT message_id FROM outbox WHERE ticket_id = $1 AND recipient = $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(ticket_id)
         .bind(recipient)
+        .bind(limit)
         .fetch_all(&mut *self.tx)
         .await
-        .map_err(|e| self.error(e))
+        .map_err(|e| self.error(e))?;
+        ids.reverse();
+        Ok(ids)
     }
 
     /// How many notifications went to `recipient` since `since` (on one ticket, when given).
