@@ -804,8 +804,7 @@ fn a_template_that_does_not_compile_is_reported_with_file_and_line() {
         "{% extends \"de/base.html\" %}\n{% block intro %}\nAn {{ ticket.partner }\n{% endblock %}\n",
     )
     .unwrap();
-    let config =
-        support::read("deskmail.example.toml") + "\n[outbound]\ntemplates_dir = \"my-templates\"\n";
+    let config = support::example_config("templates_dir = \"my-templates\"", "");
     std::fs::write(env.config(), config).unwrap();
     let err = env.fails(&["check-config"]);
     let file = env

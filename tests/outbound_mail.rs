@@ -11,10 +11,11 @@ use support::mailstack::{MailStack, header, html_part, text_part};
 /// A test environment whose notifications go to the stack's Postfix.
 fn env_for(stack: &MailStack) -> TestEnv {
     let env = TestEnv::new();
-    let mut config = support::read("deskmail.example.toml");
-    config.push_str("\n[outbound]\n");
-    config.push_str(&stack.smtp_config(4));
-    std::fs::write(env.config(), config).unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config("", &stack.smtp_config(4)),
+    )
+    .unwrap();
     env
 }
 
@@ -392,13 +393,11 @@ fn starttls_to_a_certificate_trusted_through_the_config() {
 
     // Without the certificate in the config, verification refuses the server: nothing is sent.
     let untrusted = TestEnv::new();
-    let mut config = support::read("deskmail.example.toml");
-    config.push_str("\n[outbound]\n");
-    config.push_str(&stack.smtp_config(1).replace(
+    let smtp = stack.smtp_config(1).replace(
         &format!("ca_file = \"{}\"\n", stack.ca_file().display()),
         "",
-    ));
-    std::fs::write(untrusted.config(), config).unwrap();
+    );
+    std::fs::write(untrusted.config(), support::example_config("", &smtp)).unwrap();
     untrusted.ok(&[
         "ticket",
         "create",

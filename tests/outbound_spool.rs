@@ -8,8 +8,7 @@ use support::mailstack::{header, text_part};
 
 fn env_with(outbound: &str) -> TestEnv {
     let env = TestEnv::new();
-    let config = support::read("deskmail.example.toml") + "\n[outbound]\n" + outbound;
-    std::fs::write(env.config(), config).unwrap();
+    std::fs::write(env.config(), support::example_config(outbound, "")).unwrap();
     env
 }
 
@@ -302,4 +301,85 @@ fn the_loop_breaker_stops_endless_mail_to_one_address() {
         "T",
     ]);
     assert_eq!(to(&spooled(&env), "team@helpdesk.example").len(), 4);
+}
+
+#[test]
+fn a_resolved_mail_asks_for_confirmation_and_a_satisfaction_level_where_the_preset_wants_one() {
+    let mut env = env_with("");
+    env.set("DESKMAIL__WORKFLOW__PRESET", "itil-portal");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Mailbox full",
+        "--text",
+        "t",
+        "--field",
+        "service=Email",
+        "--field",
+        "sub_category=Mailbox",
+        "--field",
+        "impact=low",
+        "--field",
+        "urgency=low",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Resolve",
+        "--comment",
+        "Quota raised.",
+    ]);
+    let mails = spooled(&env);
+    let resolved: Vec<String> = to(&mails, "anna@acme.example")
+        .into_iter()
+        .map(|m| text_part(m))
+        .filter(|t| t.contains("has resolved"))
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    let text = &resolved[0];
+    assert!(
+        text.contains("reply with [Close] in the subject and a line \"Satisfaction: 1\""),
+        "{text}"
+    );
+    assert!(text.contains("reply with [Reopen]"), "{text}");
+    assert!(text.contains("[Close] (write a note): mailto:"), "{text}");
+
+    // partner-routing: no satisfaction level; reopening is the customer's action.
+    let env = env_with("");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "t",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Resolve",
+        "--comment",
+        "Done.",
+    ]);
+    let mails = spooled(&env);
+    let text = to(&mails, "anna@acme.example")
+        .into_iter()
+        .map(|m| text_part(m))
+        .find(|t| t.contains("has resolved"))
+        .unwrap();
+    assert!(!text.contains("Satisfaction"), "{text}");
+    assert!(text.contains("reply with [Reopen]"), "{text}");
 }

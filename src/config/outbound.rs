@@ -72,9 +72,9 @@ pub struct OutboundSettings {
     pub mail_author: bool,
     /// Attachments up to this size go out with the notification; larger ones are named.
     pub max_attachment_bytes: u64,
-    /// At most this many mails per address per hour...
+    /// At most this many mails per outside address per hour (0: no limit)...
     pub loop_limit_per_hour: i64,
-    /// ...and per address and ticket per hour.
+    /// ...and per address and ticket per hour (0: no limit).
     pub loop_limit_per_thread: i64,
     /// Temporary failures are retried for this long (seconds), then recorded as failed.
     pub retry_for_secs: i64,

@@ -10,13 +10,12 @@ use crate::outbound::render::{AttachmentCtx, FailureCtx, MailContext, RefusalCtx
 use crate::store::{NewOutboxRow, Tx};
 use crate::workflow::{Effects, Event, Ticket};
 
-/// How many earlier Message-IDs a References header carries besides the root.
-const MAX_REFERENCES: usize = 10;
-
 impl Desk {
-    /// Renders and queues the notifications of one change (public for the benchmark). Returns history lines for the mails
-    /// that were not written (a failing address, the loop limit, a template error): nothing is
-    /// skipped silently, and a notification problem never undoes the change itself.
+    /// Renders and queues the notifications of one change (public for the benchmark). Returns
+    /// history lines for the mails that were not written (a failing address, the loop limit, a
+    /// template error): nothing is skipped silently, and a notification problem never undoes
+    /// the change itself. The store is asked twice per change, however many mails it makes: one
+    /// lookup (thread, failing addresses, recent counts) and one insert.
     #[allow(clippy::too_many_arguments)]
     pub async fn enqueue(
         &self,
@@ -30,36 +29,56 @@ impl Desk {
     ) -> Result<Vec<String>, DeskError> {
         let out = &self.outbound;
         let dir = &self.settings.directory;
-        let wf = self.workflow_for(&effects.ticket)?;
         let planned = compose::plan(dir, effects, &author.address, out.settings.mail_author);
+        if planned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wf = self.workflow_for(&effects.ticket)?;
+        let (hour_limit, thread_limit) = (
+            out.settings.loop_limit_per_hour,
+            out.settings.loop_limit_per_thread,
+        );
+        // The hourly limit per address spares the help desk's own addresses (a busy team gets
+        // many); the limit per ticket applies to everyone.
+        let outside: Vec<String> = planned
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    &p.person,
+                    Some(Person {
+                        party: Party::Agent,
+                        ..
+                    })
+                )
+            })
+            .map(|p| p.address.clone())
+            .collect();
+        let addresses: Vec<String> = planned.iter().map(|p| p.address.clone()).collect();
+        let state = tx
+            .outbox_state(
+                ticket_id,
+                &addresses,
+                if hour_limit > 0 { &outside } else { &[] },
+                thread_limit > 0,
+                now - SignedDuration::from_hours(1),
+            )
+            .await?;
         let mut notes = Vec::new();
-        let hour_ago = now - SignedDuration::from_hours(1);
+        let mut rows: Vec<QueuedMail> = Vec::new();
+        let mut root = state.root.clone();
         for p in planned {
-            if let Some(reason) = tx.failing(&p.address).await? {
+            if let Some(reason) = state.failing.get(&p.address) {
                 notes.push(format!(
                     "not mailed to {}: the address fails ({reason})",
                     p.address
                 ));
                 continue;
             }
-            // The loop breaker: two auto-responders must never mail each other without end. The
-            // hourly limit per address spares the help desk's own addresses (a busy team gets
-            // many); the limit per ticket applies to everyone.
-            let own = matches!(
-                &p.person,
-                Some(Person {
-                    party: Party::Agent,
-                    ..
-                })
-            );
-            let per_hour = if own {
-                0
-            } else {
-                tx.recent_to(&p.address, hour_ago, None).await?
-            };
-            let per_thread = tx.recent_to(&p.address, hour_ago, Some(ticket_id)).await?;
-            if per_hour >= out.settings.loop_limit_per_hour
-                || per_thread >= out.settings.loop_limit_per_thread
+            // The loop breaker: two auto-responders must never mail each other without end.
+            let per_hour = state.per_hour.get(&p.address).copied().unwrap_or(0);
+            let per_thread = state.per_thread.get(&p.address).copied().unwrap_or(0);
+            if (hour_limit > 0 && per_hour >= hour_limit)
+                || (thread_limit > 0 && per_thread >= thread_limit)
             {
                 notes.push(format!(
                     "not mailed to {}: loop limit ({per_hour} mails this hour, {per_thread} on this ticket)",
@@ -89,84 +108,76 @@ impl Desk {
                 now,
                 comment_action: &wf.comment.name,
             });
-            let files: Vec<MailAttachment> = if p.include_comment {
-                attachments
-                    .iter()
-                    .filter(|a| a.content.len() as u64 <= out.settings.max_attachment_bytes)
-                    .map(|a| MailAttachment {
-                        filename: a.filename.clone(),
-                        content_type: a.content_type.clone(),
-                        content: a.content.clone(),
-                    })
-                    .collect()
+            let files = if p.include_comment {
+                mail_files(attachments, out.settings.max_attachment_bytes)
             } else {
                 Vec::new()
             };
-            match self
-                .queue_one(
-                    tx,
-                    ticket_id,
-                    &effects.ticket,
-                    &p,
-                    &ctx,
-                    &reply_to,
-                    files,
-                    now,
-                )
-                .await?
-            {
-                Ok(()) => {}
+            let earlier = state
+                .earlier
+                .get(&p.address)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            match self.render_mail(
+                &effects.ticket,
+                &p,
+                &ctx,
+                &reply_to,
+                files,
+                &mut root,
+                earlier,
+                now,
+            ) {
+                Ok(mail) => rows.push(mail),
                 Err(problem) => notes.push(format!("not mailed to {}: {problem}", p.address)),
             }
         }
+        if state.root.is_none()
+            && let Some(r) = &root
+        {
+            tx.set_thread_root(ticket_id, r).await?;
+        }
+        self.insert_mails(tx, ticket_id, &rows, now).await?;
         Ok(notes)
     }
 
-    /// Renders one mail, threads it and writes it to the outbox. An `Err` inside the `Ok` is a
-    /// rendering problem to record, not a reason to undo the change.
+    /// Renders one mail and threads it: the ticket's root first in References (the first mail
+    /// of a ticket becomes its root), then this recipient's earlier mails.
     #[allow(clippy::too_many_arguments)]
-    async fn queue_one(
+    fn render_mail(
         &self,
-        tx: &mut Tx,
-        ticket_id: i64,
         ticket: &Ticket,
         p: &Planned,
         ctx: &MailContext,
         reply_to: &str,
         attachments: Vec<MailAttachment>,
+        root: &mut Option<String>,
+        earlier: &[String],
         now: Timestamp,
-    ) -> Result<Result<(), String>, DeskError> {
+    ) -> Result<QueuedMail, String> {
         let dir = &self.settings.directory;
         let locale = p
             .person
             .as_ref()
             .map(|x| x.locale.as_str())
             .unwrap_or(&dir.helpdesk.locale);
-        let body = match self.outbound.templates.render(&p.event, locale, ctx) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
+        let body = self
+            .outbound
+            .templates
+            .render(&p.event, locale, ctx)
+            .map_err(|e| e.to_string())?;
         let domain = dir
             .helpdesk
             .address
             .rsplit_once('@')
             .map(|(_, d)| d)
             .unwrap_or("localhost");
-        let message_id = message::new_message_id(&ticket.reference, domain, &p.address);
-        let root = match tx.thread_root(ticket_id).await? {
-            Some(r) => r,
-            None => {
-                tx.set_thread_root(ticket_id, &message_id).await?;
-                message_id.clone()
-            }
-        };
-        let earlier = tx
-            .thread_for(ticket_id, &p.address, MAX_REFERENCES as i64)
-            .await?;
+        let message_id = message::new_message_id(&ticket.reference, domain);
+        let root_id = root.get_or_insert_with(|| message_id.clone()).clone();
         let mut references: Vec<String> = Vec::new();
-        if root != message_id {
-            references.push(root.clone());
-            references.extend(earlier.into_iter().filter(|m| *m != root));
+        if root_id != message_id {
+            references.push(root_id.clone());
+            references.extend(earlier.iter().filter(|m| **m != root_id).cloned());
         }
         let in_reply_to = references.last().cloned();
         let depth = references.len();
@@ -185,27 +196,44 @@ impl Desk {
             message_id: message_id.clone(),
             in_reply_to,
             references,
-            thread_index: message::thread_index(&root, ticket.created_at, now, depth),
+            thread_index: message::thread_index(&root_id, ticket.created_at, now, depth),
             date: now,
             body,
             attachments,
         };
-        let raw = match message::build(&mail) {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        tx.insert_outbox(&NewOutboxRow {
-            ticket_id: Some(ticket_id),
-            event: &p.event,
-            recipient: &p.address,
-            envelope_from: &dir.helpdesk.address,
-            message_id: &message_id,
-            subject: &message::subject_line(&ticket.reference, &ticket.subject),
-            raw: &raw,
-            at: now,
+        let raw = message::build(&mail).map_err(|e| e.to_string())?;
+        Ok(QueuedMail {
+            event: p.event.clone(),
+            recipient: p.address.clone(),
+            message_id,
+            subject: message::subject_line(&ticket.reference, &ticket.subject),
+            raw,
         })
-        .await?;
-        Ok(Ok(()))
+    }
+
+    async fn insert_mails(
+        &self,
+        tx: &mut Tx,
+        ticket_id: i64,
+        rows: &[QueuedMail],
+        now: Timestamp,
+    ) -> Result<(), DeskError> {
+        let from = &self.settings.directory.helpdesk.address;
+        let rows: Vec<NewOutboxRow<'_>> = rows
+            .iter()
+            .map(|m| NewOutboxRow {
+                ticket_id: Some(ticket_id),
+                event: &m.event,
+                recipient: &m.recipient,
+                envelope_from: from,
+                message_id: &m.message_id,
+                subject: &m.subject,
+                raw: &m.raw,
+                at: now,
+            })
+            .collect();
+        tx.insert_outbox(&rows).await?;
+        Ok(())
     }
 
     /// Tells the support team that a notification could not be delivered.
@@ -257,14 +285,43 @@ impl Desk {
             recipient: recipient.to_string(),
             reason: reason.to_string(),
         });
-        if let Err(problem) = self
-            .queue_one(tx, ticket_id, ticket, &p, &ctx, &reply_to, Vec::new(), now)
-            .await?
-        {
-            tracing::warn!(ticket = %ticket.reference, error = %problem, "cannot write the delivery-failure notice");
+        let mut root = tx.thread_root(ticket_id).await?;
+        let had_root = root.is_some();
+        match self.render_mail(ticket, &p, &ctx, &reply_to, Vec::new(), &mut root, &[], now) {
+            Ok(mail) => {
+                if !had_root && let Some(r) = &root {
+                    tx.set_thread_root(ticket_id, r).await?;
+                }
+                self.insert_mails(tx, ticket_id, &[mail], now).await?;
+            }
+            Err(problem) => {
+                tracing::warn!(ticket = %ticket.reference, error = %problem, "cannot write the delivery-failure notice");
+            }
         }
         Ok(())
     }
+}
+
+/// A rendered mail, ready for the outbox.
+struct QueuedMail {
+    event: String,
+    recipient: String,
+    message_id: String,
+    subject: String,
+    raw: Vec<u8>,
+}
+
+/// The attachments small enough to go along.
+fn mail_files(attachments: &[NewAttachment], max: u64) -> Vec<MailAttachment> {
+    attachments
+        .iter()
+        .filter(|a| a.content.len() as u64 <= max)
+        .map(|a| MailAttachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            content: a.content.clone(),
+        })
+        .collect()
 }
 
 /// The attachment lines of a mail: each file, and whether it is small enough to go along.

@@ -71,30 +71,41 @@ impl Desk {
             for c in pending.by_ref().take(width) {
                 spawn(&mut running, c);
             }
+            // Deliveries run `width` at a time; their results are recorded together, the
+            // successes in one statement.
+            let mut sent = Vec::new();
+            let mut others = Vec::new();
             while let Some(done) = running.join_next().await {
                 let (c, result) = done.map_err(|e| DeskError::Internal(e.to_string()))?;
                 if let Some(next) = pending.next() {
                     spawn(&mut running, next);
                 }
-                self.record(&c, result, now(), &mut report).await?;
+                match result {
+                    Ok(()) => {
+                        tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
+                        sent.push(c.id);
+                    }
+                    Err(e) => others.push((c, e)),
+                }
+            }
+            self.store.mark_sent(&sent, now()).await?;
+            report.sent += sent.len();
+            for (c, e) in others {
+                self.record(&c, e, now(), &mut report).await?;
             }
         }
     }
 
+    /// Records a failed delivery: back in the queue with a backoff, or failed for good.
     async fn record(
         &self,
         c: &Claimed,
-        result: Result<(), SendError>,
+        error: SendError,
         now: Timestamp,
         report: &mut SendReport,
     ) -> Result<(), DeskError> {
-        match result {
-            Ok(()) => {
-                self.store.mark_sent(c.id, now).await?;
-                report.sent += 1;
-                tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
-            }
-            Err(SendError::Temporary(e)) => {
+        match error {
+            SendError::Temporary(e) => {
                 let age = now.as_millisecond() - c.created_at;
                 if age > self.outbound.settings.retry_for_secs * 1000 {
                     let why = format!("gave up after {} attempts: {e}", c.attempts);
@@ -107,7 +118,7 @@ impl Desk {
                     tracing::warn!(id = c.id, to = %c.recipient, error = %e, next = %next, "delivery deferred");
                 }
             }
-            Err(SendError::Permanent(e)) => {
+            SendError::Permanent(e) => {
                 self.give_up(c, &e, true, now).await?;
                 report.failed += 1;
             }

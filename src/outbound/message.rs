@@ -125,20 +125,31 @@ pub fn build(mail: &Mail) -> Result<Vec<u8>, MessageError> {
     Ok(message.formatted())
 }
 
-/// A new Message-ID: `<REF.RANDOM@domain>`.
-pub fn new_message_id(reference: &str, domain: &str, salt: &str) -> String {
-    let unique = super::token::random_hex(10).unwrap_or_else(|_| {
-        // Without /dev/urandom: a digest of time and salt is still unique enough.
-        let mut h = Sha256::new();
-        h.update(salt.as_bytes());
-        h.update(Timestamp::now().as_nanosecond().to_le_bytes());
-        h.finalize()
-            .iter()
-            .take(10)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+/// A new Message-ID: `<ref.UNIQUE@domain>`, unique across processes: a random prefix drawn once
+/// per process, a counter and the time.
+pub fn new_message_id(reference: &str, domain: &str) -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        super::token::random_hex(6).unwrap_or_else(|_| {
+            let mut h = Sha256::new();
+            h.update(std::process::id().to_le_bytes());
+            h.update(Timestamp::now().as_nanosecond().to_le_bytes());
+            h.finalize()
+                .iter()
+                .take(6)
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
     });
-    format!("<{}.{unique}@{domain}>", reference.to_lowercase())
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = Timestamp::now().as_millisecond();
+    format!(
+        "<{}.{t:x}.{prefix}{n:x}@{domain}>",
+        reference.to_lowercase()
+    )
 }
 
 /// Outlook's Thread-Index: 22 bytes for the conversation (the root's time as FILETIME, then a

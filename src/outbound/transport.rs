@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use std::sync::Arc;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncTransport, Tokio1Executor};
 
@@ -36,10 +39,32 @@ pub enum TransportError {
 pub enum Transport {
     Spool(PathBuf),
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        client: Arc<SmtpClient>,
         shown: String,
         connections: usize,
     },
+}
+
+/// How the SMTP connections are made.
+enum Connector {
+    /// Plain TCP with TCP_NODELAY (lettre writes a message and its final dot separately; with
+    /// Nagle's algorithm that costs a delayed-ACK wait per mail), upgraded by STARTTLS when set.
+    Direct {
+        host: String,
+        port: u16,
+        starttls: Option<TlsParameters>,
+        credentials: Option<Credentials>,
+        timeout: Duration,
+    },
+    /// Implicit TLS (port 465) through lettre's own pooled transport.
+    Lettre(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// SMTP delivery over reused connections, several at once.
+pub struct SmtpClient {
+    connector: Connector,
+    hello: ClientId,
+    idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -71,30 +96,57 @@ impl Transport {
                 reason: e.to_string(),
             })
         };
-        let tls = match smtp.tls {
-            SmtpTls::Starttls => Tls::Required(tls_params()?),
-            SmtpTls::Implicit => Tls::Wrapper(tls_params()?),
-            SmtpTls::None => Tls::None,
+        let timeout = Duration::from_secs(smtp.timeout_secs);
+        let credentials = match (&smtp.username, &smtp.password) {
+            (Some(user), Some(pass)) => {
+                Some(Credentials::new(user.clone(), pass.expose().to_string()))
+            }
+            _ => None,
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-            .port(smtp.port)
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(smtp.connections as u32)
-                    .idle_timeout(Duration::from_secs(60)),
-            );
-        if let (Some(user), Some(pass)) = (&smtp.username, &smtp.password) {
-            b = b.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
-        }
+        let connector = match smtp.tls {
+            SmtpTls::Starttls => Connector::Direct {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                starttls: Some(tls_params()?),
+                credentials,
+                timeout,
+            },
+            SmtpTls::None => Connector::Direct {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                starttls: None,
+                credentials,
+                timeout,
+            },
+            SmtpTls::Implicit => {
+                let mut b =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+                        .port(smtp.port)
+                        .tls(Tls::Wrapper(tls_params()?))
+                        .timeout(Some(timeout))
+                        .pool_config(
+                            PoolConfig::new()
+                                .max_size(smtp.connections as u32)
+                                .idle_timeout(Duration::from_secs(60)),
+                        );
+                if let Some(c) = credentials {
+                    b = b.credentials(c);
+                }
+                Connector::Lettre(b.build())
+            }
+        };
         let tls_name = match smtp.tls {
             SmtpTls::Starttls => "starttls",
             SmtpTls::Implicit => "tls",
             SmtpTls::None => "plain",
         };
+        let hello = hostname_client_id();
         Ok(Transport::Smtp {
-            transport: b.build(),
+            client: Arc::new(SmtpClient {
+                connector,
+                hello,
+                idle: tokio::sync::Mutex::new(Vec::new()),
+            }),
             shown: format!("smtp://{}:{} ({tls_name})", smtp.host, smtp.port),
             connections: smtp.connections,
         })
@@ -127,7 +179,7 @@ impl Transport {
             Transport::Spool(dir) => spool(dir, message_id, raw)
                 .await
                 .map_err(|e| SendError::Temporary(format!("spool {}: {e}", dir.display()))),
-            Transport::Smtp { transport, .. } => {
+            Transport::Smtp { client, .. } => {
                 let envelope = Envelope::new(
                     Some(
                         from.parse()
@@ -139,13 +191,106 @@ impl Transport {
                     ],
                 )
                 .map_err(|e| SendError::Permanent(e.to_string()))?;
-                match transport.send_raw(&envelope, raw).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(error_text(&e))),
-                    Err(e) => Err(SendError::Temporary(error_text(&e))),
-                }
+                client.send(&envelope, raw).await
             }
         }
+    }
+}
+
+/// The name this host says hello with (its hostname when it is a domain name).
+fn hostname_client_id() -> ClientId {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| h.contains('.'))
+        .map(ClientId::Domain)
+        .unwrap_or_default()
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(error_text(e))
+    } else {
+        SendError::Temporary(error_text(e))
+    }
+}
+
+impl SmtpClient {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let Connector::Direct {
+            host,
+            port,
+            starttls,
+            credentials,
+            timeout,
+        } = &self.connector
+        else {
+            return Err(SendError::Temporary("no direct connector".into()));
+        };
+        let tcp = tokio::time::timeout(
+            *timeout,
+            tokio::net::TcpStream::connect((host.as_str(), *port)),
+        )
+        .await
+        .map_err(|_| SendError::Temporary(format!("connecting to {host}:{port} timed out")))?
+        .map_err(|e| SendError::Temporary(format!("connecting to {host}:{port}: {e}")))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| SendError::Temporary(format!("TCP_NODELAY: {e}")))?;
+        let setup = async {
+            let mut conn =
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
+            if let Some(params) = starttls {
+                conn.starttls(params.clone(), &self.hello).await?;
+            }
+            if let Some(c) = credentials {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+            }
+            Ok::<_, lettre::transport::smtp::Error>(conn)
+        };
+        tokio::time::timeout(*timeout, setup)
+            .await
+            .map_err(|_| SendError::Temporary(format!("{host}:{port} did not answer in time")))?
+            .map_err(|e| classify(&e))
+    }
+
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        let timeout = match &self.connector {
+            Connector::Lettre(t) => {
+                return t
+                    .send_raw(envelope, raw)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| classify(&e));
+            }
+            Connector::Direct { timeout, .. } => *timeout,
+        };
+        // A reused connection may have been closed by the server meanwhile: one more try on a
+        // fresh one before calling it a failure.
+        for attempt in 0..2 {
+            let reused = self.idle.lock().await.pop();
+            let was_reused = reused.is_some();
+            let mut conn = match reused {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            let result = tokio::time::timeout(timeout, conn.send(envelope, raw)).await;
+            match result {
+                Ok(Ok(_)) => {
+                    self.idle.lock().await.push(conn);
+                    return Ok(());
+                }
+                Ok(Err(e)) if e.is_permanent() => return Err(classify(&e)),
+                Ok(Err(e)) if !(was_reused && attempt == 0) => return Err(classify(&e)),
+                Ok(Err(_)) => continue,
+                Err(_) if !(was_reused && attempt == 0) => {
+                    return Err(SendError::Temporary(
+                        "the server did not answer in time".into(),
+                    ));
+                }
+                Err(_) => continue,
+            }
+        }
+        Err(SendError::Temporary("the connection broke twice".into()))
     }
 }
 

@@ -1,12 +1,33 @@
 //! The outbox: notifications written with the change that causes them, claimed and delivered by
 //! senders. Also the thread root of a ticket and the addresses known to fail.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
+
+/// How many recent mails of a ticket are looked at for References.
+const RECENT: usize = 200;
+/// How many earlier Message-IDs per recipient a References header carries besides the root.
+const EARLIER: usize = 10;
+
+/// What [`Tx::outbox_state`] found.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxState {
+    pub root: Option<String>,
+    /// Failing addresses and why.
+    pub failing: HashMap<String, String>,
+    /// Per recipient, the last Message-IDs sent on this ticket, oldest first.
+    pub earlier: HashMap<String, Vec<String>>,
+    /// Mails per recipient on this ticket since the given time.
+    pub per_thread: HashMap<String, i64>,
+    /// Mails per outside recipient (all tickets) since the given time.
+    pub per_hour: HashMap<String, i64>,
+}
 
 /// A notification to queue.
 #[derive(Debug, Clone)]
@@ -69,23 +90,140 @@ struct EntryRow {
 }
 
 impl Tx {
-    pub async fn insert_outbox(&mut self, r: &NewOutboxRow<'_>) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<Any, i64>(
+    /// Writes notifications, all in one statement.
+    pub async fn insert_outbox(&mut self, rows: &[NewOutboxRow<'_>]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let n = i * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 8,
+                    n + 8
+                )
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
-             raw, status, attempts, next_attempt_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8) RETURNING id",
-        )
-        .bind(r.ticket_id)
-        .bind(r.event)
-        .bind(r.recipient)
-        .bind(r.envelope_from)
-        .bind(r.message_id)
-        .bind(r.subject)
-        .bind(r.raw)
-        .bind(ms(r.at))
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(|e| self.error(e))
+             raw, status, attempts, next_attempt_at, created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query::<Any>(AssertSqlSafe(sql));
+        for r in rows {
+            q = q
+                .bind(r.ticket_id)
+                .bind(r.event)
+                .bind(r.recipient)
+                .bind(r.envelope_from)
+                .bind(r.message_id)
+                .bind(r.subject)
+                .bind(r.raw)
+                .bind(ms(r.at));
+        }
+        q.execute(&mut *self.tx).await.map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// What writing a ticket's notifications needs to know, in one query: its thread root, which
+    /// of `addresses` are known to fail, the last Message-IDs sent on it per recipient, and how
+    /// many mails went since `since` to each of `outside` (any ticket) and, with `per_thread`,
+    /// to each recipient on this ticket.
+    pub async fn outbox_state(
+        &mut self,
+        ticket_id: i64,
+        addresses: &[String],
+        outside: &[String],
+        per_thread: bool,
+        since: Timestamp,
+    ) -> Result<OutboxState, StoreError> {
+        let mut binds: Vec<String> = Vec::new();
+        let list = |items: &[String], binds: &mut Vec<String>| -> String {
+            items
+                .iter()
+                .map(|a| {
+                    binds.push(a.clone());
+                    format!("${}", binds.len() + 2)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = vec![
+            "SELECT 'r' AS kind, '' AS k, thread_root AS v, CAST(0 AS BIGINT) AS n FROM tickets WHERE id = $1 AND $2 = $2"
+                .to_string(),
+            format!(
+                "SELECT 'm', recipient, message_id, id FROM (SELECT recipient, message_id, id FROM outbox \
+                 WHERE ticket_id = $1 ORDER BY id DESC LIMIT {RECENT}) AS recent_ids"
+            ),
+        ];
+        if !addresses.is_empty() {
+            parts.push(format!(
+                "SELECT 'f', address, reason, CAST(0 AS BIGINT) FROM address_status \
+                 WHERE status = 'failing' AND address IN ({})",
+                list(addresses, &mut binds)
+            ));
+        }
+        if per_thread {
+            parts.push(
+                "SELECT 't', recipient, '', COUNT(*) FROM outbox WHERE ticket_id = $1 AND created_at >= $2 \
+                 GROUP BY recipient"
+                    .into(),
+            );
+        }
+        if !outside.is_empty() {
+            parts.push(format!(
+                "SELECT 'h', recipient, '', COUNT(*) FROM outbox WHERE recipient IN ({}) AND created_at >= $2 \
+                 GROUP BY recipient",
+                list(outside, &mut binds)
+            ));
+        }
+        let sql = parts.join(" UNION ALL ");
+        let mut q =
+            sqlx::query_as::<Any, (String, String, Option<String>, i64)>(AssertSqlSafe(sql))
+                .bind(ticket_id)
+                .bind(ms(since));
+        for b in &binds {
+            q = q.bind(b.clone());
+        }
+        let rows = q
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut state = OutboxState::default();
+        let mut ids: Vec<(i64, String, String)> = Vec::new();
+        for (kind, k, v, n) in rows {
+            match kind.as_str() {
+                "r" => state.root = v,
+                "f" => {
+                    state.failing.insert(k, v.unwrap_or_default());
+                }
+                "m" => ids.push((n, k, v.unwrap_or_default())),
+                "t" => {
+                    state.per_thread.insert(k, n);
+                }
+                "h" => {
+                    state.per_hour.insert(k, n);
+                }
+                _ => {}
+            }
+        }
+        ids.sort_by_key(|(id, _, _)| *id);
+        for (_, recipient, message_id) in ids {
+            let list = state.earlier.entry(recipient).or_default();
+            list.push(message_id);
+            if list.len() > EARLIER {
+                list.remove(0);
+            }
+        }
+        Ok(state)
     }
 
     /// The ticket's thread root, if it has one yet.
@@ -111,60 +249,6 @@ impl Tx {
         .await
         .map_err(|e| self.error(e))?;
         Ok(())
-    }
-
-    /// The last `limit` Message-IDs written to `recipient` on this ticket, oldest first.
-    pub async fn thread_for(
-        &mut self,
-        ticket_id: i64,
-        recipient: &str,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut ids = sqlx::query_scalar::<Any, String>(
-            "SELECT message_id FROM outbox WHERE ticket_id = $1 AND recipient = $2 ORDER BY id DESC LIMIT $3",
-        )
-        .bind(ticket_id)
-        .bind(recipient)
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(|e| self.error(e))?;
-        ids.reverse();
-        Ok(ids)
-    }
-
-    /// How many notifications went to `recipient` since `since` (on one ticket, when given).
-    pub async fn recent_to(
-        &mut self,
-        recipient: &str,
-        since: Timestamp,
-        ticket_id: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        let q = match ticket_id {
-            Some(t) => sqlx::query_scalar::<Any, i64>(
-                "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND created_at >= $2 AND ticket_id = $3",
-            )
-            .bind(recipient)
-            .bind(ms(since))
-            .bind(t),
-            None => sqlx::query_scalar::<Any, i64>(
-                "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND created_at >= $2",
-            )
-            .bind(recipient)
-            .bind(ms(since)),
-        };
-        q.fetch_one(&mut *self.tx).await.map_err(|e| self.error(e))
-    }
-
-    /// Why an address is known to fail, if it is.
-    pub async fn failing(&mut self, address: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar::<Any, String>(
-            "SELECT reason FROM address_status WHERE address = $1 AND status = 'failing'",
-        )
-        .bind(address)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(|e| self.error(e))
     }
 
     /// Marks an address as failing (a permanent bounce or rejection).
@@ -220,16 +304,22 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records a delivery.
-    pub async fn mark_sent(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL WHERE id = $2",
-        )
-        .bind(ms(at))
-        .bind(id)
-        .execute(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+    /// Records deliveries, all in one statement.
+    pub async fn mark_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
+             WHERE id IN ({})",
+            list.join(", ")
+        );
+        sqlx::query::<Any>(AssertSqlSafe(sql))
+            .bind(ms(at))
+            .execute(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(())
     }
 

@@ -130,6 +130,36 @@ impl TestEnv {
     }
 }
 
+/// The example config with extra keys in its `[outbound]` section and extra tables at the end
+/// (e.g. `[outbound.smtp]`).
+pub fn example_config(outbound_keys: &str, tables: &str) -> String {
+    let mut example = read("deskmail.example.toml");
+    assert!(
+        example.contains("\n[outbound]\n"),
+        "the example config has an [outbound] section"
+    );
+    // A key set here replaces the example's own line for it.
+    for line in outbound_keys.lines() {
+        if let Some((key, _)) = line.split_once('=') {
+            let prefix = format!("{} =", key.trim());
+            example = example
+                .lines()
+                .filter(|l| !l.starts_with(&prefix))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
+        }
+    }
+    let mut config = example.replacen(
+        "\n[outbound]\n",
+        &format!("\n[outbound]\n{outbound_keys}\n"),
+        1,
+    );
+    config.push('\n');
+    config.push_str(tables);
+    config
+}
+
 /// Reads a file relative to the repository root.
 pub fn read(path: impl AsRef<Path>) -> String {
     std::fs::read_to_string(root().join(path)).unwrap()
