@@ -10,7 +10,6 @@
 //! Every figure is the median of RUNS runs; the variants alternate within each round.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;
