@@ -113,7 +113,8 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
-CREATE INDEX outbox_ticket ON outbox (ticket_id, recipient);
+-- Covers the per-ticket lookups of a change (References, the loop breaker) without reading rows.
+CREATE INDEX outbox_thread ON outbox (ticket_id, recipient, id, message_id, created_at);
 
 -- Addresses known to fail (a permanent bounce or SMTP rejection): notifications skip them.
 CREATE TABLE address_status (

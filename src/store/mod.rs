@@ -164,6 +164,8 @@ impl Store {
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // 16 MiB of page cache (the default is 2 MiB).
+                        conn.execute("PRAGMA cache_size = -16384").await?;
                     }
                     Ok(())
                 })

@@ -10,8 +10,8 @@ use sqlx::{Any, AssertSqlSafe, FromRow};
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
-/// How many recent mails of a ticket are looked at for References.
-const RECENT: usize = 200;
+/// How many recent mails of a ticket to a change's recipients are looked at for References.
+const RECENT: usize = 50;
 /// How many earlier Message-IDs per recipient a References header carries besides the root.
 const EARLIER: usize = 10;
 
@@ -159,11 +159,14 @@ impl Tx {
         let mut parts = vec![
             "SELECT 'r' AS kind, '' AS k, thread_root AS v, CAST(0 AS BIGINT) AS n FROM tickets WHERE id = $1 AND $2 = $2"
                 .to_string(),
-            format!(
-                "SELECT 'm', recipient, message_id, id FROM (SELECT recipient, message_id, id FROM outbox \
-                 WHERE ticket_id = $1 ORDER BY id DESC LIMIT {RECENT}) AS recent_ids"
-            ),
         ];
+        if !addresses.is_empty() {
+            parts.push(format!(
+                "SELECT 'm', recipient, message_id, id FROM (SELECT recipient, message_id, id FROM outbox \
+                 WHERE ticket_id = $1 AND recipient IN ({}) ORDER BY id DESC LIMIT {RECENT}) AS recent_ids",
+                list(addresses, &mut binds)
+            ));
+        }
         if !addresses.is_empty() {
             parts.push(format!(
                 "SELECT 'f', address, reason, CAST(0 AS BIGINT) FROM address_status \
