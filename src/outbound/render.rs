@@ -7,25 +7,6 @@ use std::path::{Path, PathBuf};
 use minijinja::{AutoEscape, Environment, Value};
 use serde::Serialize;
 
-/// The events with a template, besides the `base` layouts.
-pub const EVENTS: [&str; 15] = [
-    "created",
-    "commented",
-    "to_customer",
-    "to_partner",
-    "status_changed",
-    "resolved",
-    "closed",
-    "reopened",
-    "assigned",
-    "question",
-    "work_done",
-    "reminder",
-    "merged",
-    "not_done",
-    "delivery_failed",
-];
-
 /// The locales with templates; others fall back to the first.
 pub const LOCALES: [&str; 2] = ["en", "de"];
 
@@ -40,7 +21,8 @@ macro_rules! embed {
     };
 }
 
-/// The built-in templates, by name (`en/created.txt`).
+/// The built-in templates, by name (`en/created.txt`): the layouts (`base`) and one pair per
+/// event (see templates/README.md).
 pub const EMBEDDED: &[(&str, &str)] = embed!(
     "base",
     "created",
@@ -244,16 +226,12 @@ impl Templates {
     pub fn check(&self) -> Vec<TemplateProblem> {
         let sample = Value::from_serialize(sample_context());
         let mut out = Vec::new();
-        for locale in LOCALES {
-            for event in EVENTS {
-                for ext in ["txt", "html"] {
-                    let name = format!("{locale}/{event}.{ext}");
-                    if let Err(p) = self.render_one(&name, &sample)
-                        && !out.contains(&p)
-                    {
-                        out.push(p);
-                    }
-                }
+        // Every template but the layouts, which are rendered through the others.
+        for (name, _) in EMBEDDED.iter().filter(|(n, _)| !n.contains("/base.")) {
+            if let Err(p) = self.render_one(name, &sample)
+                && !out.contains(&p)
+            {
+                out.push(p);
             }
         }
         out

@@ -10,8 +10,6 @@ use sqlx::{Any, AssertSqlSafe, FromRow};
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
-/// How many recent mails of a ticket to a change's recipients are looked at for References.
-const RECENT: usize = 50;
 /// How many earlier Message-IDs per recipient a References header carries besides the root.
 const EARLIER: usize = 10;
 
@@ -160,11 +158,14 @@ impl Tx {
             "SELECT 'r' AS kind, '' AS k, thread_root AS v, CAST(0 AS BIGINT) AS n FROM tickets WHERE id = $1 AND $2 = $2"
                 .to_string(),
         ];
-        if !addresses.is_empty() {
+        // Per recipient, its last Message-IDs on this ticket, straight from the covering index
+        // (ticket_id, recipient, id, ...): no sort, however long the ticket's history.
+        for a in addresses {
+            let at = list(std::slice::from_ref(a), &mut binds);
             parts.push(format!(
-                "SELECT 'm', recipient, message_id, id FROM (SELECT recipient, message_id, id FROM outbox \
-                 WHERE ticket_id = $1 AND recipient IN ({}) ORDER BY id DESC LIMIT {RECENT}) AS recent_ids",
-                list(addresses, &mut binds)
+                "SELECT kind, k, v, n FROM (SELECT 'm' AS kind, recipient AS k, message_id AS v, id AS n \
+                 FROM outbox WHERE ticket_id = $1 AND recipient = {at} ORDER BY id DESC LIMIT {EARLIER}) AS m{}",
+                binds.len()
             ));
         }
         if !addresses.is_empty() {

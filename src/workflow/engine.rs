@@ -460,12 +460,7 @@ fn agent_action(
             }
         }
         Action::Involve(p) => {
-            let partner = draft
-                .dir
-                .partner(p)
-                .ok_or_else(|| Refusal::UnknownPartner { name: p.clone() })?
-                .name
-                .clone();
+            let partner = known_partner(draft.dir, p)?;
             if draft.ticket.involved_partners.contains(&partner) {
                 return Err(Refusal::AlreadyInvolved { partner });
             }
@@ -475,12 +470,7 @@ fn agent_action(
                 .push(HistoryEntry::new("partner", format!("+ {partner}")));
         }
         Action::Uninvolve(p) => {
-            let partner = draft
-                .dir
-                .partner(p)
-                .ok_or_else(|| Refusal::UnknownPartner { name: p.clone() })?
-                .name
-                .clone();
+            let partner = known_partner(draft.dir, p)?;
             if !draft.ticket.involved_partners.contains(&partner) {
                 return Err(Refusal::PartnerNotInvolved { partner });
             }
@@ -517,6 +507,15 @@ fn agent_action(
         }
     }
     Ok(())
+}
+
+/// A partner's name as the directory spells it.
+fn known_partner(dir: &Directory, name: &str) -> Result<String, Refusal> {
+    dir.partner(name)
+        .map(|p| p.name.clone())
+        .ok_or_else(|| Refusal::UnknownPartner {
+            name: name.to_string(),
+        })
 }
 
 /// Decides a new ticket. `new.reference` is allocated by the caller.
