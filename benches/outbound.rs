@@ -54,7 +54,7 @@ fn actor(d: &Desk, who: &str) -> Actor {
 
 /// Tickets and the effects of "To Customer" on each (two notifications: the customer group and
 /// the requester), with a realistic comment.
-async fn prepare(d: &Desk, tickets: usize) -> Vec<(i64, Effects)> {
+async fn prepare(d: &Desk, tickets: usize) -> Vec<(i64, Option<String>, Effects)> {
     let anna = actor(d, "anna@acme.example");
     let alice = actor(d, "alice@helpdesk.example");
     let comment = "Thanks for the log files. The printer driver crashes when the spooler restarts; \
@@ -90,26 +90,40 @@ async fn prepare(d: &Desk, tickets: usize) -> Vec<(i64, Effects)> {
         ) else {
             panic!("act");
         };
-        out.push((rec.id, *e));
+        out.push((rec.id, rec.thread_root.clone(), *e));
     }
     out
 }
 
 /// Writes `n` notifications through the desk's enqueue, `per_tx` changes per transaction;
 /// returns notifications per second.
-async fn enqueue(d: &Desk, work: &[(i64, Effects)], n: usize, per_tx: usize) -> f64 {
+async fn enqueue(
+    d: &Desk,
+    work: &[(i64, Option<String>, Effects)],
+    n: usize,
+    per_tx: usize,
+) -> f64 {
     let alice = d.person("alice@helpdesk.example").unwrap();
-    let per_change = work[0].1.notices.len();
+    let per_change = work[0].2.notices.len();
     let changes = n / per_change;
     let start = Instant::now();
     let mut done = 0;
     while done < changes {
         let mut tx = d.store.begin().await.unwrap();
         for k in done..(done + per_tx).min(changes) {
-            let (id, e) = &work[k % work.len()];
-            d.enqueue(&mut tx, *id, &alice, e, &[], None, Timestamp::now())
-                .await
-                .unwrap();
+            let (id, root, e) = &work[k % work.len()];
+            d.enqueue(
+                &mut tx,
+                *id,
+                root.as_deref(),
+                &alice,
+                e,
+                &[],
+                None,
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
         }
         tx.commit().await.unwrap();
         done += per_tx;
@@ -118,7 +132,7 @@ async fn enqueue(d: &Desk, work: &[(i64, Effects)], n: usize, per_tx: usize) -> 
 }
 
 /// Renders and builds `n` notifications without a database.
-fn render_build(d: &Desk, work: &[(i64, Effects)], n: usize) -> f64 {
+fn render_build(d: &Desk, work: &[(i64, Option<String>, Effects)], n: usize) -> f64 {
     use deskmail::outbound::compose::{self, ContextInput};
     use deskmail::outbound::message;
     let alice = d.person("alice@helpdesk.example").unwrap();
@@ -127,7 +141,7 @@ fn render_build(d: &Desk, work: &[(i64, Effects)], n: usize) -> f64 {
     let mut count = 0;
     let mut bytes = 0;
     'outer: for round in 0.. {
-        for (_, e) in work {
+        for (_, _, e) in work {
             for p in compose::plan(dir, e, &alice.address, false) {
                 let allowed = compose::allowed_for(&d.settings.workflow, dir, &e.ticket, &p.person);
                 let reply_to = d.outbound.key.reply_address(

@@ -92,8 +92,8 @@ CREATE TABLE history (
 CREATE INDEX history_ticket ON history (ticket_id, id);
 
 -- Notifications written in the same transaction as the change that causes them; the sender
--- delivers them later. `raw` is the whole rendered message. status: queued, sending (claimed
--- until claimed_until), sent, failed.
+-- delivers them later. `message_lz4` is the whole rendered message, LZ4-compressed (block format,
+-- size first). status: queued, sending (claimed until claimed_until), sent, failed.
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ticket_id INTEGER REFERENCES tickets (id),
@@ -102,7 +102,7 @@ CREATE TABLE outbox (
     envelope_from TEXT NOT NULL,
     message_id TEXT NOT NULL UNIQUE,
     subject TEXT NOT NULL,
-    raw BLOB NOT NULL,
+    message_lz4 BLOB NOT NULL,
     status TEXT NOT NULL DEFAULT 'queued',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,

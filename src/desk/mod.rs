@@ -197,7 +197,7 @@ impl Desk {
             Decision::Reject(r) => Ok(Outcome::Rejected(r)),
             Decision::Apply(effects) => {
                 let id = tx.insert_ticket(&effects.ticket).await?;
-                self.write(tx, id, &actor.person, &effects, &req.attachments, now)
+                self.write(tx, id, None, &actor.person, &effects, &req.attachments, now)
                     .await?;
                 Ok(Outcome::Applied {
                     reference: effects.ticket.reference.clone(),
@@ -288,8 +288,16 @@ impl Desk {
             .await?;
         }
         tx.update_ticket(rec.id, &effects.ticket).await?;
-        self.write(&mut tx, rec.id, &actor.person, &effects, attachments, now)
-            .await?;
+        self.write(
+            &mut tx,
+            rec.id,
+            rec.thread_root.as_deref(),
+            &actor.person,
+            &effects,
+            attachments,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Outcome::Applied {
             reference: rec.ticket.reference.clone(),
@@ -344,10 +352,12 @@ impl Desk {
     }
 
     /// Writes an action's comment (with its attachments), history and notifications.
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         tx: &mut Tx,
         ticket_id: i64,
+        thread_root: Option<&str>,
         author: &Person,
         effects: &Effects,
         attachments: &[NewAttachment],
@@ -403,7 +413,16 @@ impl Desk {
             ));
         }
         let notes = self
-            .enqueue(tx, ticket_id, author, effects, attachments, None, now)
+            .enqueue(
+                tx,
+                ticket_id,
+                thread_root,
+                author,
+                effects,
+                attachments,
+                None,
+                now,
+            )
             .await?;
         lines.extend(notes.into_iter().map(|n| ("notice".to_string(), n)));
         for (kind, detail) in &lines {
@@ -538,8 +557,16 @@ impl Desk {
                     continue;
                 };
                 tx.update_ticket(rec.id, &effects.ticket).await?;
-                self.write(&mut tx, rec.id, &self.system_person(), &effects, &[], now)
-                    .await?;
+                self.write(
+                    &mut tx,
+                    rec.id,
+                    rec.thread_root.as_deref(),
+                    &self.system_person(),
+                    &effects,
+                    &[],
+                    now,
+                )
+                .await?;
                 tx.commit().await?;
                 report.changed.push((reference, effects.action.clone()));
             }

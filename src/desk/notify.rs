@@ -21,6 +21,7 @@ impl Desk {
         &self,
         tx: &mut Tx,
         ticket_id: i64,
+        thread_root: Option<&str>,
         author: &Person,
         effects: &Effects,
         attachments: &[NewAttachment],
@@ -65,7 +66,7 @@ impl Desk {
             .await?;
         let mut notes = Vec::new();
         let mut rows: Vec<QueuedMail> = Vec::new();
-        let mut root = state.root.clone();
+        let mut root = thread_root.map(String::from);
         for p in planned {
             if let Some(reason) = state.failing.get(&p.address) {
                 notes.push(format!(
@@ -132,7 +133,7 @@ impl Desk {
                 Err(problem) => notes.push(format!("not mailed to {}: {problem}", p.address)),
             }
         }
-        if state.root.is_none()
+        if thread_root.is_none()
             && let Some(r) = &root
         {
             tx.set_thread_root(ticket_id, r).await?;

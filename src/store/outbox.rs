@@ -16,7 +16,6 @@ const EARLIER: usize = 10;
 /// What [`Tx::outbox_state`] found.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxState {
-    pub root: Option<String>,
     /// Failing addresses and why.
     pub failing: HashMap<String, String>,
     /// Per recipient, the last Message-IDs sent on this ticket, oldest first.
@@ -112,7 +111,7 @@ impl Tx {
             .collect();
         let sql = format!(
             "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
-             raw, status, attempts, next_attempt_at, created_at) VALUES {}",
+             message_lz4, status, attempts, next_attempt_at, created_at) VALUES {}",
             values.join(", ")
         );
         let mut q = sqlx::query::<Any>(AssertSqlSafe(sql));
@@ -124,15 +123,17 @@ impl Tx {
                 .bind(r.envelope_from)
                 .bind(r.message_id)
                 .bind(r.subject)
-                .bind(r.raw)
+                // Stored compressed: a notification is mostly text and HTML (~6 KB), and the
+                // write is most of what queueing one costs.
+                .bind(lz4_flex::compress_prepend_size(r.raw))
                 .bind(ms(r.at));
         }
         q.execute(&mut *self.tx).await.map_err(|e| self.error(e))?;
         Ok(())
     }
 
-    /// What writing a ticket's notifications needs to know, in one query: its thread root, which
-    /// of `addresses` are known to fail, the last Message-IDs sent on it per recipient, and how
+    /// What writing a ticket's notifications needs to know, in one query: which of `addresses`
+    /// are known to fail, the last Message-IDs sent on it per recipient, and how
     /// many mails went since `since` to each of `outside` (any ticket) and, with `per_thread`,
     /// to each recipient on this ticket.
     pub async fn outbox_state(
@@ -154,8 +155,11 @@ impl Tx {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // The first branch names the columns and always runs (it refers to both fixed
+        // parameters, which SQLite wants used).
         let mut parts = vec![
-            "SELECT 'r' AS kind, '' AS k, thread_root AS v, CAST(0 AS BIGINT) AS n FROM tickets WHERE id = $1 AND $2 = $2"
+            "SELECT 'x' AS kind, '' AS k, CAST(NULL AS TEXT) AS v, CAST(0 AS BIGINT) AS n \
+             WHERE $1 = $1 AND $2 = $2"
                 .to_string(),
         ];
         // Per recipient, its last Message-IDs on this ticket, straight from the covering index
@@ -205,7 +209,6 @@ impl Tx {
         let mut ids: Vec<(i64, String, String)> = Vec::new();
         for (kind, k, v, n) in rows {
             match kind.as_str() {
-                "r" => state.root = v,
                 "f" => {
                     state.failing.insert(k, v.unwrap_or_default());
                 }
@@ -293,7 +296,8 @@ impl Store {
             "UPDATE outbox SET status = 'sending', claimed_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND next_attempt_at <= $2) \
              OR (status = 'sending' AND claimed_until < $2) ORDER BY id LIMIT $3{skip}) \
-             RETURNING id, ticket_id, event, recipient, envelope_from, message_id, raw, attempts, created_at"
+             RETURNING id, ticket_id, event, recipient, envelope_from, message_id, message_lz4 AS raw, \
+             attempts, created_at"
         );
         let mut tx = self.begin().await?;
         let mut rows = sqlx::query_as::<Any, Claimed>(AssertSqlSafe(sql))
@@ -305,6 +309,10 @@ impl Store {
             .map_err(|e| tx.error(e))?;
         tx.commit().await?;
         rows.sort_by_key(|r| r.id);
+        for r in &mut rows {
+            r.raw = lz4_flex::decompress_size_prepended(&r.raw)
+                .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", r.id)))?;
+        }
         Ok(rows)
     }
 

@@ -9,7 +9,8 @@ use crate::workflow::{Ticket, Turn};
 
 pub(crate) const TICKET_COLUMNS: &str = "id, ref, workflow, status, status_since, subject, \
     requester, organisation, assignee, customer_it_assignee, involved_partners, waiting_on, \
-    source, system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at";
+    source, system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at, \
+    thread_root";
 
 #[derive(Debug, FromRow)]
 pub(crate) struct TicketRow {
@@ -35,6 +36,7 @@ pub(crate) struct TicketRow {
     created_at: i64,
     updated_at: i64,
     closed_at: Option<i64>,
+    thread_root: Option<String>,
 }
 
 /// A stored ticket: its row id and the ticket.
@@ -42,6 +44,8 @@ pub(crate) struct TicketRow {
 pub struct TicketRecord {
     pub id: i64,
     pub ticket: Ticket,
+    /// The Message-ID its mail thread starts with, once it has one.
+    pub thread_root: Option<String>,
 }
 
 pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
@@ -64,6 +68,7 @@ impl TicketRow {
     pub(crate) fn into_record(self) -> Result<TicketRecord, StoreError> {
         Ok(TicketRecord {
             id: self.id,
+            thread_root: self.thread_root,
             ticket: Ticket {
                 reference: self.reference,
                 workflow: self.workflow,
