@@ -227,12 +227,12 @@ async fn deliver(stack: &MailStack, connections: usize, sample: &std::path::Path
     let d = desk_at(dir.path(), Some(stack), connections).await;
     let work = prepare(&d, 20).await;
     // Everything to one mailbox, like the baseline: anna is the requester of every ticket.
-    let to_anna: Vec<(i64, Effects)> = work
+    let to_anna: Vec<(i64, Option<String>, Effects)> = work
         .into_iter()
-        .map(|(id, mut e)| {
+        .map(|(id, root, mut e)| {
             e.notices
                 .retain(|n| n.audience == workflow::Audience::Requester);
-            (id, e)
+            (id, root, e)
         })
         .collect();
     d.send_outbox(
