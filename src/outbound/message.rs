@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use jiff::Timestamp;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
@@ -106,8 +106,16 @@ pub fn build(mail: &Mail) -> Result<Vec<u8>, MessageError> {
     if !mail.references.is_empty() {
         b = b.references(mail.references.join(" "));
     }
-    let alternative =
-        MultiPart::alternative_plain_html(mail.body.text.clone(), mail.body.html.clone());
+    // The text part is left to lettre (7bit or quoted-printable: readable in the raw mail); the
+    // HTML part, with its long lines, goes as base64, which is much cheaper to encode.
+    let alternative = MultiPart::alternative()
+        .singlepart(SinglePart::plain(mail.body.text.clone()))
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .header(ContentTransferEncoding::Base64)
+                .body(mail.body.html.clone()),
+        );
     let message = if mail.attachments.is_empty() {
         b.multipart(alternative)
     } else {

@@ -336,6 +336,7 @@ fn part(raw: &str, content_type: &str) -> String {
         .unwrap_or_else(|| panic!("no {content_type} part"));
     let rest = &raw[start..];
     let body_start = rest.find("\r\n\r\n").unwrap() + 4;
+    let base64 = rest[..body_start].contains("Content-Transfer-Encoding: base64");
     let body = &rest[body_start..];
     // The part ends at the next boundary line of any of the message's multiparts.
     let boundaries: Vec<&str> = raw
@@ -348,6 +349,14 @@ fn part(raw: &str, content_type: &str) -> String {
         .filter_map(|b| body.find(&format!("\r\n--{b}")))
         .min()
         .unwrap_or(body.len());
+    if base64 {
+        use base64::Engine;
+        let compact: String = body[..end].split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .expect("base64 part");
+        return String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
+    }
     qp_decode(&body[..end])
 }
 
