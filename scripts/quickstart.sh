@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start: the seed 000 story ("partner-routing") played with the demo directory of
-# deskmail.example.toml, on embedded defaults (an SQLite file under ./data).
+# deskmail.example.toml, on embedded defaults (an SQLite file under ./data, notifications into
+# the spool directory data/spool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +46,11 @@ deskmail ticket show "$ref" --as carl@globex.example || true
 
 say ticket list
 deskmail ticket list
+
+say outbox send "(no SMTP configured: into the spool directory data/spool)"
+deskmail outbox send
+
+say outbox list
+deskmail outbox list
+echo
+echo "The notifications are in data/spool/*.eml; open one in a mail client to see the action links."
