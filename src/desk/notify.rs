@@ -174,14 +174,17 @@ impl Desk {
             .map(|(_, d)| d)
             .unwrap_or("localhost");
         let message_id = message::new_message_id(&ticket.reference, domain);
-        let root_id = root.get_or_insert_with(|| message_id.clone()).clone();
+        // The first mail of a ticket becomes its root, once it is built.
+        let root_id = root.clone().unwrap_or_else(|| message_id.clone());
         let mut references: Vec<String> = Vec::new();
         if root_id != message_id {
             references.push(root_id.clone());
             references.extend(earlier.iter().filter(|m| **m != root_id).cloned());
         }
         let in_reply_to = references.last().cloned();
-        let depth = references.len();
+        // One child block: deskmail does not know the times of the earlier mails, and Outlook
+        // groups by the conversation part anyway.
+        let depth = references.len().min(1);
         let mail = Mail {
             from_name: dir.helpdesk.name.clone(),
             from_address: dir.helpdesk.address.clone(),
@@ -203,6 +206,7 @@ impl Desk {
             attachments,
         };
         let raw = message::build(&mail).map_err(|e| e.to_string())?;
+        root.get_or_insert(root_id);
         Ok(QueuedMail {
             event: p.event.clone(),
             recipient: p.address.clone(),

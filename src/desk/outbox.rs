@@ -16,8 +16,13 @@ use super::{Desk, DeskError};
 use crate::outbound::{SendError, Transport};
 use crate::store::{Claimed, NewHistoryRow};
 
-/// How long a sender holds a claim before another may take the row over.
+/// How long a sender holds a claim at least before another may take the row over.
 const CLAIM_SECS: i64 = 300;
+/// Rows claimed per connection and batch.
+const PER_CONNECTION: usize = 16;
+/// Successes recorded together: at most this many (plus those in flight) may be sent twice
+/// after a crash.
+const FLUSH_EVERY: usize = 8;
 
 /// What one `send` run did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -43,16 +48,16 @@ impl Desk {
     ) -> Result<SendReport, DeskError> {
         let mut report = SendReport::default();
         let width = transport.parallelism().max(1);
+        let per_batch = width * PER_CONNECTION;
+        // A claim must outlast the slowest batch, or another sender would take rows this one is
+        // still sending: every mail may take two full timeouts (a broken reused connection).
+        let claim = SignedDuration::from_secs(
+            (CLAIM_SECS as u64).max(transport.timeout_secs() * 2 * PER_CONNECTION as u64 + 60)
+                as i64,
+        );
         loop {
             let t = now();
-            let batch = self
-                .store
-                .claim_due(
-                    t,
-                    t + SignedDuration::from_secs(CLAIM_SECS),
-                    (width * 32) as i64,
-                )
-                .await?;
+            let batch = self.store.claim_due(t, t + claim, per_batch as i64).await?;
             if batch.is_empty() {
                 return Ok(report);
             }
@@ -71,29 +76,55 @@ impl Desk {
             for c in pending.by_ref().take(width) {
                 spawn(&mut running, c);
             }
-            // Deliveries run `width` at a time; their results are recorded together, the
-            // successes in one statement.
-            let mut sent = Vec::new();
+            // Deliveries run `width` at a time. Successes are recorded a few at a time (one
+            // statement each time): only those not yet recorded could be sent again after a
+            // crash.
+            let mut sent: Vec<(i64, i64)> = Vec::new();
             let mut others = Vec::new();
             while let Some(done) = running.join_next().await {
-                let (c, result) = done.map_err(|e| DeskError::Internal(e.to_string()))?;
+                let (c, result) = match done {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // A delivery task died: what it held stays claimed and is retried when
+                        // the claim runs out; record what is known first.
+                        self.flush_sent(&mut sent, now(), &mut report).await?;
+                        return Err(DeskError::Internal(e.to_string()));
+                    }
+                };
                 if let Some(next) = pending.next() {
                     spawn(&mut running, next);
                 }
                 match result {
                     Ok(()) => {
                         tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
-                        sent.push(c.id);
+                        sent.push((c.id, c.claimed_until));
+                        if sent.len() >= FLUSH_EVERY {
+                            self.flush_sent(&mut sent, now(), &mut report).await?;
+                        }
                     }
                     Err(e) => others.push((c, e)),
                 }
             }
-            self.store.mark_sent(&sent, now()).await?;
-            report.sent += sent.len();
+            self.flush_sent(&mut sent, now(), &mut report).await?;
             for (c, e) in others {
                 self.record(&c, e, now(), &mut report).await?;
             }
         }
+    }
+
+    async fn flush_sent(
+        &self,
+        sent: &mut Vec<(i64, i64)>,
+        now: Timestamp,
+        report: &mut SendReport,
+    ) -> Result<(), DeskError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        self.store.mark_sent(sent, now).await?;
+        report.sent += sent.len();
+        sent.clear();
+        Ok(())
     }
 
     /// Records a failed delivery: back in the queue with a backoff, or failed for good.
@@ -105,6 +136,10 @@ impl Desk {
         report: &mut SendReport,
     ) -> Result<(), DeskError> {
         match error {
+            SendError::Rejected(e) => {
+                self.give_up(c, &e, true, now).await?;
+                report.failed += 1;
+            }
             SendError::Temporary(e) => {
                 let age = now.as_millisecond() - c.created_at;
                 if age > self.outbound.settings.retry_for_secs * 1000 {
@@ -113,21 +148,23 @@ impl Desk {
                     report.failed += 1;
                 } else {
                     let next = now + backoff(c.attempts);
-                    self.store.mark_retry(c.id, next, &e).await?;
+                    self.store
+                        .mark_retry(c.id, c.claimed_until, next, &e)
+                        .await?;
                     report.retrying += 1;
                     tracing::warn!(id = c.id, to = %c.recipient, error = %e, next = %next, "delivery deferred");
                 }
             }
             SendError::Permanent(e) => {
-                self.give_up(c, &e, true, now).await?;
+                self.give_up(c, &e, false, now).await?;
                 report.failed += 1;
             }
         }
         Ok(())
     }
 
-    /// Records a notification as failed and tells the support team; a permanent rejection also
-    /// marks the address as failing, so that later notifications skip it.
+    /// Records a notification as failed and tells the support team; a refused recipient is also
+    /// marked as failing, so that later notifications skip it.
     async fn give_up(
         &self,
         c: &Claimed,
@@ -136,7 +173,7 @@ impl Desk {
         now: Timestamp,
     ) -> Result<(), DeskError> {
         tracing::error!(id = c.id, to = %c.recipient, error = %why, "delivery failed");
-        self.store.mark_failed(c.id, why).await?;
+        self.store.mark_failed(c.id, c.claimed_until, why).await?;
         let mut tx = self.store.begin().await?;
         if permanent {
             tx.mark_failing(&c.recipient, why, now).await?;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncTransport, Tokio1Executor};
@@ -21,7 +22,11 @@ pub enum SendError {
     /// Try again later (connection refused, 4xx).
     #[error("temporary: {0}")]
     Temporary(String),
-    /// Will never work (5xx, e.g. unknown user).
+    /// The server refused this recipient for good (5xx at RCPT, e.g. unknown user): the address
+    /// is marked as failing.
+    #[error("recipient refused: {0}")]
+    Rejected(String),
+    /// This message will never go through (5xx for the sender or the content).
     #[error("permanent: {0}")]
     Permanent(String),
 }
@@ -159,6 +164,17 @@ impl Transport {
         }
     }
 
+    /// How long one delivery may take at most (seconds).
+    pub fn timeout_secs(&self) -> u64 {
+        match self {
+            Transport::Spool(_) => 10,
+            Transport::Smtp { client, .. } => match &client.connector {
+                Connector::Direct { timeout, .. } => timeout.as_secs(),
+                Connector::Lettre(_) => 60,
+            },
+        }
+    }
+
     /// How many deliveries may run at once.
     pub fn parallelism(&self) -> usize {
         match self {
@@ -247,10 +263,14 @@ impl SmtpClient {
             }
             Ok::<_, lettre::transport::smtp::Error>(conn)
         };
+        // A refusal while connecting (EHLO, STARTTLS, AUTH) is the configuration's fault, not
+        // the mail's: retried, and reported once the retry time is over.
         tokio::time::timeout(*timeout, setup)
             .await
             .map_err(|_| SendError::Temporary(format!("{host}:{port} did not answer in time")))?
-            .map_err(|e| classify(&e))
+            .map_err(|e| {
+                SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
+            })
     }
 
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
@@ -273,25 +293,56 @@ impl SmtpClient {
                 Some(c) => c,
                 None => self.connect().await?,
             };
-            let result = tokio::time::timeout(timeout, conn.send(envelope, raw)).await;
-            match result {
-                Ok(Ok(_)) => {
+            match tokio::time::timeout(timeout, transact(&mut conn, envelope, raw)).await {
+                Ok(Ok(())) => {
                     self.idle.lock().await.push(conn);
                     return Ok(());
                 }
-                Ok(Err(e)) if e.is_permanent() => return Err(classify(&e)),
-                Ok(Err(e)) if !(was_reused && attempt == 0) => return Err(classify(&e)),
-                Ok(Err(_)) => continue,
-                Err(_) if !(was_reused && attempt == 0) => {
+                Ok(Err(e)) => {
+                    // After a refusal the session is not reused.
+                    conn.abort().await;
+                    let retry = was_reused && attempt == 0 && matches!(e, SendError::Temporary(_));
+                    if !retry {
+                        return Err(e);
+                    }
+                }
+                Err(_) if was_reused && attempt == 0 => continue,
+                Err(_) => {
                     return Err(SendError::Temporary(
                         "the server did not answer in time".into(),
                     ));
                 }
-                Err(_) => continue,
             }
         }
         Err(SendError::Temporary("the connection broke twice".into()))
     }
+}
+
+/// One SMTP transaction, phase by phase, so that a refusal says whose fault it is: a permanent
+/// refusal at RCPT is the recipient's, at MAIL or DATA the message's.
+async fn transact(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<(), SendError> {
+    let sender_or_message = |e: lettre::transport::smtp::Error| classify(&e);
+    conn.command(Mail::new(envelope.from().cloned(), vec![]))
+        .await
+        .map_err(sender_or_message)?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![]))
+            .await
+            .map_err(|e| {
+                if e.is_permanent() {
+                    SendError::Rejected(error_text(&e))
+                } else {
+                    classify(&e)
+                }
+            })?;
+    }
+    conn.command(Data).await.map_err(sender_or_message)?;
+    conn.message(raw).await.map_err(sender_or_message)?;
+    Ok(())
 }
 
 fn error_text(e: &lettre::transport::smtp::Error) -> String {

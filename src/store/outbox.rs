@@ -43,6 +43,8 @@ pub struct NewOutboxRow<'a> {
 #[derive(Debug, Clone, FromRow)]
 pub struct Claimed {
     pub id: i64,
+    /// The claim's token: results are only recorded while the claim is still this sender's.
+    pub claimed_until: i64,
     pub ticket_id: Option<i64>,
     pub event: String,
     pub recipient: String,
@@ -296,8 +298,8 @@ impl Store {
             "UPDATE outbox SET status = 'sending', claimed_until = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND next_attempt_at <= $2) \
              OR (status = 'sending' AND claimed_until < $2) ORDER BY id LIMIT $3{skip}) \
-             RETURNING id, ticket_id, event, recipient, envelope_from, message_id, message_lz4 AS raw, \
-             attempts, created_at"
+             RETURNING id, claimed_until, ticket_id, event, recipient, envelope_from, message_id, \
+             message_lz4 AS raw, attempts, created_at"
         );
         let mut tx = self.begin().await?;
         let mut rows = sqlx::query_as::<Any, Claimed>(AssertSqlSafe(sql))
@@ -316,16 +318,20 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records deliveries, all in one statement.
-    pub async fn mark_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
-        if ids.is_empty() {
+    /// Records deliveries, all in one statement; `(id, claim)` pairs, each only while its claim
+    /// is still the one this sender holds.
+    pub async fn mark_sent(&self, sent: &[(i64, i64)], at: Timestamp) -> Result<(), StoreError> {
+        if sent.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let list: Vec<String> = sent
+            .iter()
+            .map(|(id, claim)| format!("(id = {id} AND claimed_until = {claim})"))
+            .collect();
         let sql = format!(
             "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, last_error = NULL \
-             WHERE id IN ({})",
-            list.join(", ")
+             WHERE status = 'sending' AND ({})",
+            list.join(" OR ")
         );
         sqlx::query::<Any>(AssertSqlSafe(sql))
             .bind(ms(at))
@@ -335,49 +341,68 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a notification back in the queue after a temporary failure.
+    /// Puts a notification back in the queue after a temporary failure (if the claim is still
+    /// this sender's).
     pub async fn mark_retry(
         &self,
         id: i64,
+        claim: i64,
         next: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
         sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_until = NULL, last_error = $2 WHERE id = $3",
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_until = NULL, last_error = $2 \
+             WHERE id = $3 AND status = 'sending' AND claimed_until = $4",
         )
         .bind(ms(next))
         .bind(error)
         .bind(id)
+        .bind(claim)
         .execute(self.pool())
         .await
         .map_err(|e| self.error(e))?;
         Ok(())
     }
 
-    /// Records a permanent failure.
-    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+    /// Records a permanent failure (if the claim is still this sender's).
+    pub async fn mark_failed(&self, id: i64, claim: i64, error: &str) -> Result<(), StoreError> {
         sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = $1 WHERE id = $2",
+            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = $1 \
+             WHERE id = $2 AND status = 'sending' AND claimed_until = $3",
         )
         .bind(error)
         .bind(id)
+        .bind(claim)
         .execute(self.pool())
         .await
         .map_err(|e| self.error(e))?;
         Ok(())
     }
 
-    /// Re-queues a failed notification; false when there is no failed one with this id.
+    /// Re-queues a failed notification as if new (its retry time starts again) and forgets that
+    /// its address failed: an admin retries after fixing the address. False when there is no
+    /// failed one with this id.
     pub async fn retry_failed(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-        let r = sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, attempts = 0 WHERE id = $2 AND status = 'failed'",
+        let mut tx = self.begin().await?;
+        let recipient = sqlx::query_scalar::<Any, String>(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, created_at = $1, attempts = 0 \
+             WHERE id = $2 AND status = 'failed' RETURNING recipient",
         )
         .bind(ms(now))
         .bind(id)
-        .execute(self.pool())
+        .fetch_optional(&mut *tx.tx)
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(r.rows_affected() == 1)
+        .map_err(|e| tx.error(e))?;
+        let Some(recipient) = recipient else {
+            return Ok(false);
+        };
+        sqlx::query::<Any>("DELETE FROM address_status WHERE address = $1")
+            .bind(recipient)
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(|e| tx.error(e))?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Notifications, newest first, optionally of one status.
