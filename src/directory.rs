@@ -47,6 +47,9 @@ pub struct AgentGroup {
 #[derive(Debug, Clone, Serialize)]
 pub struct Organisation {
     pub name: String,
+    /// The locale and time zone of mail to the organisation's support group.
+    pub locale: String,
+    pub time_zone: String,
     pub domains: Vec<String>,
     pub members: Vec<Member>,
     /// The customer support group: mailed when a ticket is sent "To Customer".
@@ -277,6 +280,8 @@ mod tests {
             }],
             organisations: vec![Organisation {
                 name: "Acme".into(),
+                locale: "en".into(),
+                time_zone: "Europe/Berlin".into(),
                 domains: vec!["acme.example".into()],
                 members: vec![Member {
                     address: "anna@acme.example".into(),

@@ -196,6 +196,46 @@ fn the_author_is_not_mailed_unless_configured_but_always_acknowledged() {
 }
 
 #[test]
+fn an_organisations_support_group_gets_mail_in_the_organisations_language() {
+    let env = TestEnv::new();
+    let config = support::example_config("", "").replacen(
+        "name = \"Acme\"\n",
+        "name = \"Acme\"\nlocale = \"de\"\ntime_zone = \"Europe/Vienna\"\n",
+        1,
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "S",
+        "--text",
+        "T",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r.trim(),
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To Customer",
+        "--comment",
+        "Bitte prüfen.",
+    ]);
+    let mails = spooled(&env);
+    let group = to(&mails, "it@acme.example");
+    assert_eq!(group.len(), 1);
+    let text = text_part(group[0]);
+    assert!(text.contains("an Sie übergeben"), "{text}");
+    // Anna herself still reads English.
+    let anna = to(&mails, "anna@acme.example");
+    assert!(anna.iter().all(|m| !text_part(m).contains("übergeben")));
+}
+
+#[test]
 fn attachments_go_along_up_to_the_limit_and_larger_ones_are_named() {
     let env = env_with("max_attachment_bytes = 1000\n");
     std::fs::write(env.path("small.txt"), "x".repeat(100)).unwrap();

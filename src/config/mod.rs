@@ -185,6 +185,8 @@ struct RawGroup {
 #[serde(deny_unknown_fields)]
 struct RawOrganisation {
     name: String,
+    locale: Option<String>,
+    time_zone: Option<String>,
     #[serde(default)]
     domains: Vec<String>,
     #[serde(default)]
@@ -657,6 +659,8 @@ fn build_directory(
             });
         }
         orgs.push(Organisation {
+            locale: l.locale(&format!("{key}.locale"), o.locale.as_deref(), &locale),
+            time_zone: l.time_zone(&format!("{key}.time_zone"), o.time_zone.as_deref(), &tz),
             name: o.name.clone(),
             domains: o.domains.iter().map(|d| d.to_lowercase()).collect(),
             members,

@@ -59,11 +59,14 @@ pub fn recipient_person(dir: &Directory, address: &str) -> Option<Person> {
         .iter()
         .find(|o| o.support_group.contains(&a))
     {
-        return Some(person(Party::Customer {
+        let mut out = person(Party::Customer {
             organisation: o.name.clone(),
             access: Access::Power,
             customer_it: false,
-        }));
+        });
+        out.locale = o.locale.clone();
+        out.time_zone = o.time_zone.clone();
+        return Some(out);
     }
     None
 }
