@@ -285,6 +285,58 @@ async fn suite(url: &str) {
     d.store.close().await;
 }
 
+/// A claim is a token: a sender whose claim ran out (another sender took the rows over) records
+/// nothing over the other's results.
+async fn claims(url: &str) {
+    let d = desk(url, "partner-routing").await;
+    create(&d, "anna@acme.example", "Claims", t0()).await;
+    let first = d
+        .store
+        .claim_due(t0(), t0() + SignedDuration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2, "the acknowledgement and the team's notice");
+    // Claimed rows are not handed out again while the claim holds...
+    let during = d
+        .store
+        .claim_due(
+            t0() + SignedDuration::from_secs(30),
+            t0() + SignedDuration::from_secs(90),
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(during.is_empty());
+    // ...but are once it has run out.
+    let later = t0() + SignedDuration::from_secs(120);
+    let second = d
+        .store
+        .claim_due(later, later + SignedDuration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 2);
+    let (a, b) = (&first[0], &second[0]);
+    assert_eq!(a.id, b.id);
+    // The first sender's late result changes nothing; the second sender's counts.
+    d.store
+        .mark_retry(a.id, a.claimed_until, later, "late")
+        .await
+        .unwrap();
+    d.store
+        .mark_sent(&[(b.id, b.claimed_until)], later)
+        .await
+        .unwrap();
+    d.store
+        .mark_failed(a.id, a.claimed_until, "late")
+        .await
+        .unwrap();
+    let rows = d.store.outbox(None, 10).await.unwrap();
+    let row = rows.iter().find(|r| r.id == a.id).unwrap();
+    assert_eq!(row.status, "sent");
+    assert_eq!(row.last_error, None);
+    d.store.close().await;
+}
+
 /// Many creators at once on two separate pools (as two processes would be) never share a number.
 async fn concurrent_numbers(url: &str) {
     let a = Arc::new(desk(url, "partner-routing").await);
@@ -318,6 +370,24 @@ async fn store_suite_on_postgres() {
         return;
     };
     suite(&db.url).await;
+}
+
+#[tokio::test]
+async fn claims_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    claims(&format!(
+        "sqlite://{}",
+        dir.path().join("deskmail.sqlite").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn claims_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    claims(&db.url).await;
 }
 
 #[tokio::test]
