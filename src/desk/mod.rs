@@ -5,6 +5,7 @@
 mod notify;
 mod outbox;
 
+pub use notify::Change;
 pub use outbox::SendReport;
 
 use std::borrow::Cow;
