@@ -131,49 +131,6 @@ async fn enqueue(
     (changes * per_change) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Like [`enqueue`], but each transaction's changes go through `enqueue_many` in groups of
-/// `group` (as grouped commits will): one lookup and one insert per group.
-async fn enqueue_grouped(
-    d: &Desk,
-    work: &[(i64, Option<String>, Effects)],
-    n: usize,
-    per_tx: usize,
-    group: usize,
-) -> f64 {
-    use deskmail::desk::Change;
-    let alice = d.person("alice@helpdesk.example").unwrap();
-    let per_change = work[0].2.notices.len();
-    let changes = n / per_change;
-    let start = Instant::now();
-    let mut done = 0;
-    while done < changes {
-        let mut tx = d.store.begin().await.unwrap();
-        let ks: Vec<usize> = (done..(done + per_tx).min(changes)).collect();
-        for chunk in ks.chunks(group) {
-            let batch: Vec<Change<'_>> = chunk
-                .iter()
-                .map(|k| {
-                    let (id, root, e) = &work[k % work.len()];
-                    Change {
-                        ticket_id: *id,
-                        thread_root: root.as_deref(),
-                        author: &alice,
-                        effects: e,
-                        attachments: &[],
-                        refusal: None,
-                    }
-                })
-                .collect();
-            d.enqueue_many(&mut tx, &batch, Timestamp::now())
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-        done += per_tx;
-    }
-    (changes * per_change) as f64 / start.elapsed().as_secs_f64()
-}
-
 /// Renders and builds `n` notifications without a database.
 fn render_build(d: &Desk, work: &[(i64, Option<String>, Effects)], n: usize) -> f64 {
     use deskmail::outbound::compose::{self, ContextInput};
@@ -316,11 +273,9 @@ async fn main() {
     let work = prepare(&d, 2000).await;
     let mut rb = Vec::new();
     let mut enq = Vec::new();
-    let mut grouped = Vec::new();
     for _ in 0..RUNS {
         rb.push(render_build(&d, &work, NOTIFICATIONS));
         enq.push(enqueue(&d, &work, NOTIFICATIONS, 500).await);
-        grouped.push(enqueue_grouped(&d, &work, NOTIFICATIONS, 500, 100).await);
     }
     println!(
         "render + build (no database):            {:>9.0} notifications/s",
@@ -329,10 +284,6 @@ async fn main() {
     println!(
         "render + enqueue (SQLite, 500 per tx):   {:>9.0} notifications/s",
         median(enq)
-    );
-    println!(
-        "  the same, 100 changes per lookup:      {:>9.0} notifications/s",
-        median(grouped)
     );
 
     let Some(stack) = MailStack::start(false) else {

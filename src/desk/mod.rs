@@ -5,7 +5,6 @@
 mod notify;
 mod outbox;
 
-pub use notify::Change;
 pub use outbox::SendReport;
 
 use std::borrow::Cow;

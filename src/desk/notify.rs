@@ -7,30 +7,15 @@ use crate::directory::{Party, Person};
 use crate::outbound::compose::{self, ContextInput, Planned};
 use crate::outbound::message::{self, Mail, MailAttachment};
 use crate::outbound::render::{AttachmentCtx, FailureCtx, MailContext, RefusalCtx};
-use std::collections::HashMap;
-
-use crate::store::{EARLIER, NewOutboxRow, OutboxState, Tx};
+use crate::store::{NewOutboxRow, Tx};
 use crate::workflow::{Effects, Event, Ticket};
 
-/// One change whose notifications are to be written (see [`Desk::enqueue_many`]).
-pub struct Change<'a> {
-    pub ticket_id: i64,
-    pub thread_root: Option<&'a str>,
-    pub author: &'a Person,
-    pub effects: &'a Effects,
-    pub attachments: &'a [NewAttachment],
-    pub refusal: Option<RefusalCtx>,
-}
-
-/// How many (ticket, recipient) pairs one lookup covers (SQLite allows 500 parts in a UNION).
-const PAIRS_PER_LOOKUP: usize = 200;
-/// Rows per insert statement.
-const ROWS_PER_INSERT: usize = 200;
-
 impl Desk {
-    /// Renders and queues the notifications of one change. Returns history lines for the mails
-    /// that were not written (a failing address, the loop limit, a template error): nothing is
-    /// skipped silently, and a notification problem never undoes the change itself.
+    /// Renders and queues the notifications of one change (public for the benchmark). Returns
+    /// history lines for the mails that were not written (a failing address, the loop limit, a
+    /// template error): nothing is skipped silently, and a notification problem never undoes
+    /// the change itself. The store is asked twice per change, however many mails it makes: one
+    /// lookup (thread, failing addresses, recent counts) and one insert.
     #[allow(clippy::too_many_arguments)]
     pub async fn enqueue(
         &self,
@@ -43,204 +28,118 @@ impl Desk {
         refusal: Option<RefusalCtx>,
         now: Timestamp,
     ) -> Result<Vec<String>, DeskError> {
-        let change = Change {
-            ticket_id,
-            thread_root,
-            author,
-            effects,
-            attachments,
-            refusal,
-        };
-        Ok(self
-            .enqueue_many(tx, &[change], now)
-            .await?
-            .pop()
-            .unwrap_or_default())
-    }
-
-    /// Renders and queues the notifications of several changes written in one transaction
-    /// (grouped commits): the store is asked once for what they need to know (threads, failing
-    /// addresses, loop counts) and written once, however many mails they make. Returns each
-    /// change's history lines for the mails not written.
-    pub async fn enqueue_many(
-        &self,
-        tx: &mut Tx,
-        changes: &[Change<'_>],
-        now: Timestamp,
-    ) -> Result<Vec<Vec<String>>, DeskError> {
         let out = &self.outbound;
         let dir = &self.settings.directory;
+        let planned = compose::plan(dir, effects, &author.address, out.settings.mail_author);
+        if planned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wf = self.workflow_for(&effects.ticket)?;
         let (hour_limit, thread_limit) = (
             out.settings.loop_limit_per_hour,
             out.settings.loop_limit_per_thread,
         );
-        let planned: Vec<Vec<Planned>> = changes
+        // The hourly limit per address spares the help desk's own addresses (a busy team gets
+        // many); the limit per ticket applies to everyone.
+        let outside: Vec<String> = planned
             .iter()
-            .map(|c| compose::plan(dir, c.effects, &c.author.address, out.settings.mail_author))
-            .collect();
-        // Who is asked about: every (ticket, recipient) pair; the hourly limit per address spares
-        // the help desk's own addresses (a busy team gets many).
-        let mut pairs: Vec<(i64, String)> = Vec::new();
-        let mut outside: Vec<String> = Vec::new();
-        for (c, ps) in changes.iter().zip(&planned) {
-            for p in ps {
-                let pair = (c.ticket_id, p.address.clone());
-                if !pairs.contains(&pair) {
-                    pairs.push(pair);
-                }
-                let own = matches!(
+            .filter(|p| {
+                !matches!(
                     &p.person,
                     Some(Person {
                         party: Party::Agent,
                         ..
                     })
-                );
-                if !own && hour_limit > 0 && !outside.contains(&p.address) {
-                    outside.push(p.address.clone());
-                }
-            }
-        }
-        let since = now - SignedDuration::from_hours(1);
-        let mut state = OutboxState::default();
-        for chunk in pairs.chunks(PAIRS_PER_LOOKUP) {
-            let part = tx
-                .outbox_state(chunk, &outside, thread_limit > 0, since)
-                .await?;
-            state.merge(part);
-        }
-        let mut roots: HashMap<i64, String> = HashMap::new();
-        let mut new_roots: Vec<(i64, String)> = Vec::new();
-        let mut rows: Vec<(i64, QueuedMail)> = Vec::new();
-        let mut all_notes = Vec::new();
-        for (c, ps) in changes.iter().zip(planned) {
-            let mut notes = Vec::new();
-            if ps.is_empty() {
-                all_notes.push(notes);
+                )
+            })
+            .map(|p| p.address.clone())
+            .collect();
+        let addresses: Vec<String> = planned.iter().map(|p| p.address.clone()).collect();
+        let state = tx
+            .outbox_state(
+                ticket_id,
+                &addresses,
+                if hour_limit > 0 { &outside } else { &[] },
+                thread_limit > 0,
+                now - SignedDuration::from_hours(1),
+            )
+            .await?;
+        let mut notes = Vec::new();
+        let mut rows: Vec<QueuedMail> = Vec::new();
+        let mut root = thread_root.map(String::from);
+        for p in planned {
+            if let Some(reason) = state.failing.get(&p.address) {
+                notes.push(format!(
+                    "not mailed to {}: the address fails ({reason})",
+                    p.address
+                ));
                 continue;
             }
-            let wf = self.workflow_for(&c.effects.ticket)?;
-            let mut root = roots
-                .get(&c.ticket_id)
-                .cloned()
-                .or_else(|| c.thread_root.map(String::from));
-            let had_root = root.is_some();
-            for p in ps {
-                let key = (c.ticket_id, p.address.clone());
-                if let Some(reason) = state.failing.get(&p.address) {
-                    notes.push(format!(
-                        "not mailed to {}: the address fails ({reason})",
-                        p.address
-                    ));
-                    continue;
-                }
-                // The loop breaker: two auto-responders must never mail each other without end.
-                let own = matches!(
-                    &p.person,
-                    Some(Person {
-                        party: Party::Agent,
-                        ..
-                    })
-                );
-                let per_hour = if own {
-                    0
-                } else {
-                    state.per_hour.get(&p.address).copied().unwrap_or(0)
-                };
-                let per_thread = state.per_thread.get(&key).copied().unwrap_or(0);
-                if (hour_limit > 0 && per_hour >= hour_limit)
-                    || (thread_limit > 0 && per_thread >= thread_limit)
-                {
-                    notes.push(format!(
-                        "not mailed to {}: loop limit ({per_hour} mails this hour, {per_thread} on this ticket)",
-                        p.address
-                    ));
-                    continue;
-                }
-                let allowed = compose::allowed_for(&wf, dir, &c.effects.ticket, &p.person);
-                let reply_to = out.key.reply_address(
-                    &dir.helpdesk.address,
-                    &c.effects.ticket.reference,
-                    &p.address,
-                );
-                let ask = if p.event == Event::Resolved.as_str() {
-                    compose::ask(&wf, &c.effects.ticket, &allowed)
-                } else {
-                    Default::default()
-                };
-                let ctx = compose::context(ContextInput {
-                    dir,
-                    effects: c.effects,
-                    planned: &p,
-                    actor: c.author,
-                    allowed: &allowed,
-                    reply_to: &reply_to,
-                    ask,
-                    attachments: attachment_lines(c.attachments, out.settings.max_attachment_bytes),
-                    refusal: c.refusal.clone(),
-                    now,
-                    comment_action: &wf.comment.name,
-                });
-                let files = if p.include_comment {
-                    mail_files(c.attachments, out.settings.max_attachment_bytes)
-                } else {
-                    Vec::new()
-                };
-                let earlier = state.earlier.get(&key).cloned().unwrap_or_default();
-                match self.render_mail(
-                    &c.effects.ticket,
-                    &p,
-                    &ctx,
-                    &reply_to,
-                    files,
-                    &mut root,
-                    &earlier,
-                    now,
-                ) {
-                    Ok(mail) => {
-                        // Later changes of the same group see this mail as already written.
-                        let list = state.earlier.entry(key.clone()).or_default();
-                        list.push(mail.message_id.clone());
-                        if list.len() > EARLIER {
-                            list.remove(0);
-                        }
-                        *state.per_thread.entry(key).or_default() += 1;
-                        if !own {
-                            *state.per_hour.entry(p.address.clone()).or_default() += 1;
-                        }
-                        rows.push((c.ticket_id, mail));
-                    }
-                    Err(problem) => notes.push(format!("not mailed to {}: {problem}", p.address)),
-                }
+            // The loop breaker: two auto-responders must never mail each other without end.
+            let per_hour = state.per_hour.get(&p.address).copied().unwrap_or(0);
+            let per_thread = state.per_thread.get(&p.address).copied().unwrap_or(0);
+            if (hour_limit > 0 && per_hour >= hour_limit)
+                || (thread_limit > 0 && per_thread >= thread_limit)
+            {
+                notes.push(format!(
+                    "not mailed to {}: loop limit ({per_hour} mails this hour, {per_thread} on this ticket)",
+                    p.address
+                ));
+                continue;
             }
-            if let Some(r) = &root {
-                if !had_root {
-                    new_roots.push((c.ticket_id, r.clone()));
-                }
-                roots.insert(c.ticket_id, r.clone());
+            let allowed = compose::allowed_for(&wf, dir, &effects.ticket, &p.person);
+            let reply_to =
+                out.key
+                    .reply_address(&dir.helpdesk.address, &effects.ticket.reference, &p.address);
+            let ask = if p.event == Event::Resolved.as_str() {
+                compose::ask(&wf, &effects.ticket, &allowed)
+            } else {
+                Default::default()
+            };
+            let ctx = compose::context(ContextInput {
+                dir,
+                effects,
+                planned: &p,
+                actor: author,
+                allowed: &allowed,
+                reply_to: &reply_to,
+                ask,
+                attachments: attachment_lines(attachments, out.settings.max_attachment_bytes),
+                refusal: refusal.clone(),
+                now,
+                comment_action: &wf.comment.name,
+            });
+            let files = if p.include_comment {
+                mail_files(attachments, out.settings.max_attachment_bytes)
+            } else {
+                Vec::new()
+            };
+            let earlier = state
+                .earlier
+                .get(&p.address)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            match self.render_mail(
+                &effects.ticket,
+                &p,
+                &ctx,
+                &reply_to,
+                files,
+                &mut root,
+                earlier,
+                now,
+            ) {
+                Ok(mail) => rows.push(mail),
+                Err(problem) => notes.push(format!("not mailed to {}: {problem}", p.address)),
             }
-            all_notes.push(notes);
         }
-        for (ticket_id, root) in &new_roots {
-            tx.set_thread_root(*ticket_id, root).await?;
+        if thread_root.is_none()
+            && let Some(r) = &root
+        {
+            tx.set_thread_root(ticket_id, r).await?;
         }
-        let from = &self.settings.directory.helpdesk.address;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let batch: Vec<NewOutboxRow<'_>> = chunk
-                .iter()
-                .map(|(ticket_id, m)| NewOutboxRow {
-                    ticket_id: Some(*ticket_id),
-                    event: &m.event,
-                    recipient: &m.recipient,
-                    envelope_from: from,
-                    message_id: &m.message_id,
-                    subject: &m.subject,
-                    raw: &m.raw,
-                    at: now,
-                })
-                .collect();
-            tx.insert_outbox(&batch).await?;
-        }
-        Ok(all_notes)
+        self.insert_mails(tx, ticket_id, &rows, now).await?;
+        Ok(notes)
     }
 
     /// Renders one mail and threads it: the ticket's root first in References (the first mail
@@ -317,6 +216,31 @@ impl Desk {
         })
     }
 
+    async fn insert_mails(
+        &self,
+        tx: &mut Tx,
+        ticket_id: i64,
+        rows: &[QueuedMail],
+        now: Timestamp,
+    ) -> Result<(), DeskError> {
+        let from = &self.settings.directory.helpdesk.address;
+        let rows: Vec<NewOutboxRow<'_>> = rows
+            .iter()
+            .map(|m| NewOutboxRow {
+                ticket_id: Some(ticket_id),
+                event: &m.event,
+                recipient: &m.recipient,
+                envelope_from: from,
+                message_id: &m.message_id,
+                subject: &m.subject,
+                raw: &m.raw,
+                at: now,
+            })
+            .collect();
+        tx.insert_outbox(&rows).await?;
+        Ok(())
+    }
+
     /// Tells the support team that a notification could not be delivered.
     pub(crate) async fn enqueue_failure(
         &self,
@@ -373,18 +297,7 @@ impl Desk {
                 if !had_root && let Some(r) = &root {
                     tx.set_thread_root(ticket_id, r).await?;
                 }
-                let from = &self.settings.directory.helpdesk.address;
-                tx.insert_outbox(&[NewOutboxRow {
-                    ticket_id: Some(ticket_id),
-                    event: &mail.event,
-                    recipient: &mail.recipient,
-                    envelope_from: from,
-                    message_id: &mail.message_id,
-                    subject: &mail.subject,
-                    raw: &mail.raw,
-                    at: now,
-                }])
-                .await?;
+                self.insert_mails(tx, ticket_id, &[mail], now).await?;
             }
             Err(problem) => {
                 tracing::warn!(ticket = %ticket.reference, error = %problem, "cannot write the delivery-failure notice");

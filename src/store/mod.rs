@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
-pub use outbox::{Claimed, EARLIER, NewOutboxRow, OutboxEntry, OutboxState};
+pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
 

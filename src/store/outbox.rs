@@ -11,29 +11,19 @@ use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
 /// How many earlier Message-IDs per recipient a References header carries besides the root.
-pub const EARLIER: usize = 10;
+const EARLIER: usize = 10;
 
 /// What [`Tx::outbox_state`] found.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxState {
     /// Failing addresses and why.
     pub failing: HashMap<String, String>,
-    /// Per (ticket, recipient), the last Message-IDs sent, oldest first.
-    pub earlier: HashMap<(i64, String), Vec<String>>,
-    /// Mails per (ticket, recipient) since the given time.
-    pub per_thread: HashMap<(i64, String), i64>,
+    /// Per recipient, the last Message-IDs sent on this ticket, oldest first.
+    pub earlier: HashMap<String, Vec<String>>,
+    /// Mails per recipient on this ticket since the given time.
+    pub per_thread: HashMap<String, i64>,
     /// Mails per outside recipient (all tickets) since the given time.
     pub per_hour: HashMap<String, i64>,
-}
-
-impl OutboxState {
-    /// Adds what another lookup (of other pairs) found.
-    pub fn merge(&mut self, other: OutboxState) {
-        self.failing.extend(other.failing);
-        self.earlier.extend(other.earlier);
-        self.per_thread.extend(other.per_thread);
-        self.per_hour.extend(other.per_hour);
-    }
 }
 
 /// A notification to queue.
@@ -144,107 +134,89 @@ impl Tx {
         Ok(())
     }
 
-    /// What writing notifications needs to know, in one query: for each (ticket, recipient)
-    /// pair its last Message-IDs (straight from a covering index) and, with `per_thread`, its
-    /// mails since `since`; which of the recipients are known to fail; and how many mails went
-    /// since `since` to each of `outside` (on any ticket).
+    /// What writing a ticket's notifications needs to know, in one query: which of `addresses`
+    /// are known to fail, the last Message-IDs sent on it per recipient, and how
+    /// many mails went since `since` to each of `outside` (any ticket) and, with `per_thread`,
+    /// to each recipient on this ticket.
     pub async fn outbox_state(
         &mut self,
-        pairs: &[(i64, String)],
+        ticket_id: i64,
+        addresses: &[String],
         outside: &[String],
         per_thread: bool,
         since: Timestamp,
     ) -> Result<OutboxState, StoreError> {
-        enum Bind {
-            Id(i64),
-            Text(String),
-        }
-        let mut binds: Vec<Bind> = Vec::new();
-        let at = |b: Bind, binds: &mut Vec<Bind>| {
-            binds.push(b);
-            format!("${}", binds.len() + 1)
+        let mut binds: Vec<String> = Vec::new();
+        let list = |items: &[String], binds: &mut Vec<String>| -> String {
+            items
+                .iter()
+                .map(|a| {
+                    binds.push(a.clone());
+                    format!("${}", binds.len() + 2)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        // The first branch names the columns and always runs ($1, the time, is used there).
+        // The first branch names the columns and always runs (it refers to both fixed
+        // parameters, which SQLite wants used).
         let mut parts = vec![
-            "SELECT 'x' AS kind, CAST(0 AS BIGINT) AS t, '' AS k, CAST(NULL AS TEXT) AS v, \
-             CAST(0 AS BIGINT) AS n WHERE $1 = $1"
+            "SELECT 'x' AS kind, '' AS k, CAST(NULL AS TEXT) AS v, CAST(0 AS BIGINT) AS n \
+             WHERE $1 = $1 AND $2 = $2"
                 .to_string(),
         ];
-        let mut addresses: Vec<&String> = Vec::new();
-        let mut tickets: Vec<i64> = Vec::new();
-        for (ticket, recipient) in pairs {
-            let t = at(Bind::Id(*ticket), &mut binds);
-            let r = at(Bind::Text(recipient.clone()), &mut binds);
+        // Per recipient, its last Message-IDs on this ticket, straight from the covering index
+        // (ticket_id, recipient, id, ...): no sort, however long the ticket's history.
+        for a in addresses {
+            let at = list(std::slice::from_ref(a), &mut binds);
             parts.push(format!(
-                "SELECT kind, t, k, v, n FROM (SELECT 'm' AS kind, ticket_id AS t, recipient AS k, \
-                 message_id AS v, id AS n FROM outbox WHERE ticket_id = {t} AND recipient = {r} \
-                 ORDER BY id DESC LIMIT {EARLIER}) AS m{}",
+                "SELECT kind, k, v, n FROM (SELECT 'm' AS kind, recipient AS k, message_id AS v, id AS n \
+                 FROM outbox WHERE ticket_id = $1 AND recipient = {at} ORDER BY id DESC LIMIT {EARLIER}) AS m{}",
                 binds.len()
             ));
-            if !addresses.contains(&recipient) {
-                addresses.push(recipient);
-            }
-            if !tickets.contains(ticket) {
-                tickets.push(*ticket);
-            }
         }
         if !addresses.is_empty() {
-            let list: Vec<String> = addresses
-                .iter()
-                .map(|a| at(Bind::Text((*a).clone()), &mut binds))
-                .collect();
             parts.push(format!(
-                "SELECT 'f', CAST(0 AS BIGINT), address, reason, CAST(0 AS BIGINT) FROM address_status \
+                "SELECT 'f', address, reason, CAST(0 AS BIGINT) FROM address_status \
                  WHERE status = 'failing' AND address IN ({})",
-                list.join(", ")
+                list(addresses, &mut binds)
             ));
         }
-        if per_thread && !tickets.is_empty() {
-            let list: Vec<String> = tickets
-                .iter()
-                .map(|t| at(Bind::Id(*t), &mut binds))
-                .collect();
-            parts.push(format!(
-                "SELECT 't', ticket_id, recipient, '', COUNT(*) FROM outbox WHERE ticket_id IN ({}) \
-                 AND created_at >= $1 GROUP BY ticket_id, recipient",
-                list.join(", ")
-            ));
+        if per_thread {
+            parts.push(
+                "SELECT 't', recipient, '', COUNT(*) FROM outbox WHERE ticket_id = $1 AND created_at >= $2 \
+                 GROUP BY recipient"
+                    .into(),
+            );
         }
         if !outside.is_empty() {
-            let list: Vec<String> = outside
-                .iter()
-                .map(|a| at(Bind::Text(a.clone()), &mut binds))
-                .collect();
             parts.push(format!(
-                "SELECT 'h', CAST(0 AS BIGINT), recipient, '', COUNT(*) FROM outbox WHERE recipient IN ({}) \
-                 AND created_at >= $1 GROUP BY recipient",
-                list.join(", ")
+                "SELECT 'h', recipient, '', COUNT(*) FROM outbox WHERE recipient IN ({}) AND created_at >= $2 \
+                 GROUP BY recipient",
+                list(outside, &mut binds)
             ));
         }
         let sql = parts.join(" UNION ALL ");
         let mut q =
-            sqlx::query_as::<Any, (String, i64, String, Option<String>, i64)>(AssertSqlSafe(sql))
+            sqlx::query_as::<Any, (String, String, Option<String>, i64)>(AssertSqlSafe(sql))
+                .bind(ticket_id)
                 .bind(ms(since));
-        for b in binds {
-            q = match b {
-                Bind::Id(i) => q.bind(i),
-                Bind::Text(t) => q.bind(t),
-            };
+        for b in &binds {
+            q = q.bind(b.clone());
         }
         let rows = q
             .fetch_all(&mut *self.tx)
             .await
             .map_err(|e| self.error(e))?;
         let mut state = OutboxState::default();
-        let mut ids: Vec<(i64, i64, String, String)> = Vec::new();
-        for (kind, t, k, v, n) in rows {
+        let mut ids: Vec<(i64, String, String)> = Vec::new();
+        for (kind, k, v, n) in rows {
             match kind.as_str() {
                 "f" => {
                     state.failing.insert(k, v.unwrap_or_default());
                 }
-                "m" => ids.push((n, t, k, v.unwrap_or_default())),
+                "m" => ids.push((n, k, v.unwrap_or_default())),
                 "t" => {
-                    state.per_thread.insert((t, k), n);
+                    state.per_thread.insert(k, n);
                 }
                 "h" => {
                     state.per_hour.insert(k, n);
@@ -252,13 +224,13 @@ impl Tx {
                 _ => {}
             }
         }
-        ids.sort_by_key(|(id, _, _, _)| *id);
-        for (_, ticket, recipient, message_id) in ids {
-            state
-                .earlier
-                .entry((ticket, recipient))
-                .or_default()
-                .push(message_id);
+        ids.sort_by_key(|(id, _, _)| *id);
+        for (_, recipient, message_id) in ids {
+            let list = state.earlier.entry(recipient).or_default();
+            list.push(message_id);
+            if list.len() > EARLIER {
+                list.remove(0);
+            }
         }
         Ok(state)
     }
