@@ -316,9 +316,7 @@ fn time_zone_of(desk: &Desk, reader: Option<&Actor>) -> TimeZone {
 }
 
 fn local(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned(tz.clone())
-        .strftime("%Y-%m-%d %H:%M %Z")
-        .to_string()
+    crate::outbound::compose::local_time_in(t, tz, "en")
 }
 
 fn view_json(v: &TicketView) -> serde_json::Value {

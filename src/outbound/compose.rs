@@ -136,8 +136,16 @@ pub fn mailto(reply_to: &str, reference: &str, subject: &str, action: &str) -> S
 
 /// A time in a reader's zone, in their locale's usual form.
 pub fn local_time(t: Timestamp, time_zone: &str, locale: &str) -> String {
-    let tz = TimeZone::get(time_zone).unwrap_or(TimeZone::UTC);
-    let z = t.to_zoned(tz);
+    local_time_in(
+        t,
+        &TimeZone::get(time_zone).unwrap_or(TimeZone::UTC),
+        locale,
+    )
+}
+
+/// [`local_time`] with the zone already looked up.
+pub fn local_time_in(t: Timestamp, tz: &TimeZone, locale: &str) -> String {
+    let z = t.to_zoned(tz.clone());
     match locale {
         "de" => z.strftime("%d.%m.%Y %H:%M %Z").to_string(),
         _ => z.strftime("%Y-%m-%d %H:%M %Z").to_string(),
@@ -211,6 +219,8 @@ pub fn context(i: ContextInput<'_>) -> MailContext {
             String::new(),
         ),
     };
+    // Looked up once for the three times this mail shows.
+    let zone = TimeZone::get(&tz).unwrap_or(TimeZone::UTC);
     let partner = match &t.waiting_on {
         Turn::Partner(p) => Some(p.clone()),
         _ => None,
@@ -229,8 +239,8 @@ pub fn context(i: ContextInput<'_>) -> MailContext {
             requester: t.requester.clone(),
             partner,
             linked_to: t.linked_to.clone(),
-            created: local_time(t.created_at, &tz, &locale),
-            status_since: local_time(t.status_since, &tz, &locale),
+            created: local_time_in(t.created_at, &zone, &locale),
+            status_since: local_time_in(t.status_since, &zone, &locale),
         },
         event: i.planned.event.clone(),
         recipient: RecipientCtx {
@@ -273,7 +283,7 @@ pub fn context(i: ContextInput<'_>) -> MailContext {
         ask: i.ask,
         refusal: i.refusal,
         failure: None,
-        when: local_time(i.now, &tz, &locale),
+        when: local_time_in(i.now, &zone, &locale),
     }
 }
 

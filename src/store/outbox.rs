@@ -441,14 +441,4 @@ impl Store {
             })
             .collect()
     }
-
-    /// Counts of notifications by status.
-    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        sqlx::query_as::<Any, (String, i64)>(
-            "SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))
-    }
 }

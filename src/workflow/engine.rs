@@ -7,10 +7,10 @@ use jiff::Timestamp;
 use crate::directory::Directory;
 
 use super::definition::{ClosedReply, RuleEvent, StateKind, Transition, Workflow};
-use super::draft::{Draft, status_event};
+use super::draft::Draft;
 use super::model::{
-    Actor, AllowedAction, Decision, Effects, Event, HistoryEntry, Intent, NewComment, NewTicket,
-    Refusal, Rejection, Ticket, Turn, Visibility,
+    Actor, AllowedAction, Decision, Event, HistoryEntry, Intent, NewComment, NewTicket, Refusal,
+    Rejection, Ticket, Turn, Visibility,
 };
 use super::resolve::{self, Action};
 use super::rules;
@@ -739,18 +739,4 @@ pub fn allowed_actions(
         }
     }
     out
-}
-
-/// The event a status change from `from` to `to` announces, for callers outside the core.
-pub fn event_for_change(wf: &Workflow, from: &str, to: &str) -> Event {
-    let kind = |s: &str| wf.states.iter().find(|st| st.name == s).map(|st| st.kind);
-    status_event(kind(from), kind(to))
-}
-
-/// Convenience for callers that only need the effects of a decision.
-pub fn applied(decision: Decision) -> Result<Effects, Rejection> {
-    match decision {
-        Decision::Apply(e) => Ok(*e),
-        Decision::Reject(r) => Err(r),
-    }
 }

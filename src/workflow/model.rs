@@ -340,12 +340,6 @@ pub struct Effects {
     pub merge_into: Option<String>,
 }
 
-impl Effects {
-    pub fn status_changed(&self) -> bool {
-        self.previous_status.is_some()
-    }
-}
-
 /// An action this actor may take on this ticket, for refusals and for the action links in mails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AllowedAction {
