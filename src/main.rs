@@ -1,5 +1,11 @@
 //! The `deskmail` binary: everything lives in the library; see `deskmail::cli`.
 
 fn main() -> std::process::ExitCode {
+    // Like any Unix tool: when the reader of our output goes away (`deskmail ticket list | head`),
+    // end quietly instead of panicking on a failed write.
+    // SAFETY: restoring the default action of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     deskmail::cli::main()
 }
