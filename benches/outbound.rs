@@ -264,8 +264,42 @@ async fn deliver(stack: &MailStack, connections: usize, sample: &std::path::Path
     rate
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+/// Pins this process's threads created from now on (and this one) to the given CPUs; returns
+/// the previous set. The targets are "on one core": the database's worker thread shares it.
+fn pin(cpus: Option<&libc::cpu_set_t>) -> libc::cpu_set_t {
+    // SAFETY: plain libc calls on a zeroed, correctly sized cpu_set_t owned here.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old);
+        let set = cpus.copied().unwrap_or_else(|| {
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut one);
+            one
+        });
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        old
+    }
+}
+
+fn main() {
+    // Rendering and queueing run on one core, the database's thread included: the runtime and
+    // the store are created after pinning.
+    let all = pin(None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(one_core());
+    drop(rt);
+    pin(Some(&all));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(delivery());
+}
+
+async fn one_core() {
     println!("deskmail outbound benchmark ({RUNS} runs each, medians)");
     let dir = tempfile::tempdir().unwrap();
     let d = desk_at(dir.path(), None, 1).await;
@@ -285,7 +319,9 @@ async fn main() {
         "render + enqueue (SQLite, 500 per tx):   {:>9.0} notifications/s",
         median(enq)
     );
+}
 
+async fn delivery() {
     let Some(stack) = MailStack::start(false) else {
         println!("delivery: skipped (DESKMAIL_TEST_MAIL=skip)");
         return;

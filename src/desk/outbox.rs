@@ -6,6 +6,7 @@
 //! `sent` leaves the row claimed; when its claim runs out it is sent again, with the same
 //! Message-ID, so a recipient may see it twice (mail clients show it once). Nothing is lost.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -19,7 +20,7 @@ use crate::store::{Claimed, NewHistoryRow};
 /// How long a sender holds a claim at least before another may take the row over.
 const CLAIM_SECS: i64 = 300;
 /// Rows claimed per connection and batch.
-const PER_CONNECTION: usize = 16;
+const PER_CONNECTION: usize = 8;
 /// Successes recorded together: at most this many (plus those in flight) may be sent twice
 /// after a crash.
 const FLUSH_EVERY: usize = 8;
@@ -41,6 +42,9 @@ pub fn backoff(attempts: i64) -> SignedDuration {
 impl Desk {
     /// Delivers everything that is due, then returns. `now` is asked for the time (the daemon
     /// and the tests pass their own clocks).
+    ///
+    /// Deliveries run `parallelism` at a time; the next batch is claimed while the current one
+    /// is still going out, so the database's commit is never on the way of the SMTP traffic.
     pub async fn send_outbox(
         &self,
         transport: &Transport,
@@ -48,23 +52,30 @@ impl Desk {
     ) -> Result<SendReport, DeskError> {
         let mut report = SendReport::default();
         let width = transport.parallelism().max(1);
-        let per_batch = width * PER_CONNECTION;
-        // A claim must outlast the slowest batch, or another sender would take rows this one is
-        // still sending: every mail may take two full timeouts (a broken reused connection).
+        let per_batch = (width * PER_CONNECTION) as i64;
+        // A claim must outlast the slowest batch and the one before it (a row claimed ahead
+        // waits for that), or another sender would take rows this one is still sending: every
+        // mail may take two full timeouts (a broken reused connection).
         let claim = SignedDuration::from_secs(
-            (CLAIM_SECS as u64).max(transport.timeout_secs() * 2 * PER_CONNECTION as u64 + 60)
+            (CLAIM_SECS as u64).max(transport.timeout_secs() * 4 * PER_CONNECTION as u64 + 60)
                 as i64,
         );
-        loop {
+        let claim_next = || {
+            let store = self.store.clone();
             let t = now();
-            let batch = self.store.claim_due(t, t + claim, per_batch as i64).await?;
-            if batch.is_empty() {
-                return Ok(report);
-            }
-            let mut pending = batch.into_iter();
-            let mut running: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
-            let transport = Arc::new(transport.clone());
-            let spawn = |running: &mut JoinSet<_>, c: Claimed| {
+            tokio::spawn(async move { store.claim_due(t, t + claim, per_batch).await })
+        };
+        let transport = Arc::new(transport.clone());
+        let mut running: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
+        let mut pending: VecDeque<Claimed> = VecDeque::new();
+        let mut claiming = Some(claim_next());
+        let mut exhausted = false;
+        // Successes are recorded a few at a time (one statement each time): only those not yet
+        // recorded could be sent again after a crash.
+        let mut sent: Vec<(i64, i64)> = Vec::new();
+        loop {
+            while running.len() < width {
+                let Some(c) = pending.pop_front() else { break };
                 let transport = Arc::clone(&transport);
                 running.spawn(async move {
                     let r = transport
@@ -72,44 +83,50 @@ impl Desk {
                         .await;
                     (c, r)
                 });
-            };
-            for c in pending.by_ref().take(width) {
-                spawn(&mut running, c);
             }
-            // Deliveries run `width` at a time. Successes are recorded a few at a time (one
-            // statement each time): only those not yet recorded could be sent again after a
-            // crash.
-            let mut sent: Vec<(i64, i64)> = Vec::new();
-            let mut others = Vec::new();
-            while let Some(done) = running.join_next().await {
-                let (c, result) = match done {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // A delivery task died: what it held stays claimed and is retried when
-                        // the claim runs out; record what is known first.
-                        self.flush_sent(&mut sent, now(), &mut report).await?;
-                        return Err(DeskError::Internal(e.to_string()));
-                    }
-                };
-                if let Some(next) = pending.next() {
-                    spawn(&mut running, next);
-                }
-                match result {
-                    Ok(()) => {
-                        tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
-                        sent.push((c.id, c.claimed_until));
-                        if sent.len() >= FLUSH_EVERY {
+            if running.is_empty() && claiming.is_none() {
+                break;
+            }
+            tokio::select! {
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let (c, result) = match done {
+                        Ok(r) => r,
+                        Err(e) => {
+                            // A delivery task died: what it held stays claimed and is retried
+                            // when the claim runs out; record what is known first.
                             self.flush_sent(&mut sent, now(), &mut report).await?;
+                            return Err(DeskError::Internal(e.to_string()));
+                        }
+                    };
+                    match result {
+                        Ok(()) => {
+                            tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
+                            sent.push((c.id, c.claimed_until));
+                            if sent.len() >= FLUSH_EVERY {
+                                self.flush_sent(&mut sent, now(), &mut report).await?;
+                            }
+                        }
+                        Err(e) => {
+                            self.flush_sent(&mut sent, now(), &mut report).await?;
+                            self.record(&c, e, now(), &mut report).await?;
                         }
                     }
-                    Err(e) => others.push((c, e)),
+                    // Claim ahead once the current batch is all under way (or done).
+                    if pending.is_empty() && claiming.is_none() && !exhausted {
+                        claiming = Some(claim_next());
+                    }
+                }
+                claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    let batch = claimed.map_err(|e| DeskError::Internal(e.to_string()))??;
+                    // An empty claim ends the run once the deliveries under way are done.
+                    exhausted = batch.is_empty();
+                    pending.extend(batch);
                 }
             }
-            self.flush_sent(&mut sent, now(), &mut report).await?;
-            for (c, e) in others {
-                self.record(&c, e, now(), &mut report).await?;
-            }
         }
+        self.flush_sent(&mut sent, now(), &mut report).await?;
+        Ok(report)
     }
 
     async fn flush_sent(

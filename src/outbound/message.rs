@@ -2,14 +2,13 @@
 //! attachments), threading headers, the signed Reply-To and the headers that keep auto-responders
 //! quiet.
 
-use std::time::{Duration, SystemTime};
+use std::fmt::Write as _;
 
 use base64::Engine;
 use jiff::Timestamp;
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
+use super::mime;
 use super::render::Rendered;
 
 /// The loop header every notification carries; the inbound side recognises its own mail by it.
@@ -63,19 +62,25 @@ pub fn header_safe(s: &str) -> String {
         .join(" ")
 }
 
-fn mailbox(name: &str, address: &str) -> Result<Mailbox, MessageError> {
-    let parsed = address
-        .parse()
-        .map_err(|e: lettre::address::AddressError| MessageError::Address {
-            address: address.to_string(),
-            reason: e.to_string(),
-        })?;
-    let name = header_safe(name);
-    Ok(Mailbox::new((!name.is_empty()).then_some(name), parsed))
+/// A Message-ID as headers carry it: `<left@right>`, no white space or control characters.
+/// Ids read from other people's mail are checked before they are repeated in a header.
+pub fn is_message_id(id: &str) -> bool {
+    id.len() <= 250
+        && id.starts_with('<')
+        && id.ends_with('>')
+        && id.contains('@')
+        && id.bytes().all(|b| (0x21..0x7f).contains(&b))
+        && id[1..id.len() - 1].bytes().all(|b| b != b'<' && b != b'>')
 }
 
-fn raw(name: &'static str, value: String) -> HeaderValue {
-    HeaderValue::new(HeaderName::new_from_ascii_str(name), header_safe(&value))
+fn check_address(address: &str) -> Result<(), MessageError> {
+    address
+        .parse::<lettre::Address>()
+        .map(|_| ())
+        .map_err(|e| MessageError::Address {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// The subject of every mail on a ticket: `[REF] subject`.
@@ -83,54 +88,117 @@ pub fn subject_line(reference: &str, subject: &str) -> String {
     header_safe(&format!("[{reference}] {subject}"))
 }
 
+/// A multipart boundary. It starts with `=_`, which neither quoted-printable nor base64 text
+/// can contain, so it never occurs in a part.
+fn boundary(message_id: &str, kind: char) -> String {
+    // FNV-1a: distinct boundaries for distinct messages, e.g. one forwarded inside another.
+    let hash = message_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("=_deskmail_{kind}{hash:016x}")
+}
+
 /// Builds the message's bytes.
 pub fn build(mail: &Mail) -> Result<Vec<u8>, MessageError> {
-    let date =
-        SystemTime::UNIX_EPOCH + Duration::from_millis(mail.date.as_millisecond().max(0) as u64);
-    let mut b = lettre::Message::builder()
-        .from(mailbox(&mail.from_name, &mail.from_address)?)
-        .to(mailbox(&mail.to_name, &mail.to)?)
-        .reply_to(mailbox(&mail.from_name, &mail.reply_to)?)
-        .subject(subject_line(&mail.reference, &mail.subject))
-        .message_id(Some(mail.message_id.clone()))
-        .date(date)
-        .raw_header(raw("Auto-Submitted", "auto-generated".into()))
-        .raw_header(raw("X-Auto-Response-Suppress", "All".into()))
-        .raw_header(raw(LOOP_HEADER, mail.from_address.clone()))
-        .raw_header(raw("X-Deskmail-Ticket", mail.reference.clone()))
-        .raw_header(raw("Thread-Topic", mail.subject.clone()))
-        .raw_header(raw("Thread-Index", mail.thread_index.clone()));
-    if let Some(parent) = &mail.in_reply_to {
-        b = b.in_reply_to(parent.clone());
+    for address in [&mail.from_address, &mail.to, &mail.reply_to] {
+        check_address(address)?;
     }
-    if !mail.references.is_empty() {
-        b = b.references(mail.references.join(" "));
+    if !is_message_id(&mail.message_id) {
+        return Err(MessageError::Build(format!(
+            "not a Message-ID: {}",
+            mail.message_id
+        )));
     }
-    // The text part is left to lettre (7bit or quoted-printable: readable in the raw mail); the
-    // HTML part, with its long lines, goes as base64, which is much cheaper to encode.
-    let alternative = MultiPart::alternative()
-        .singlepart(SinglePart::plain(mail.body.text.clone()))
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_HTML)
-                .header(ContentTransferEncoding::Base64)
-                .body(mail.body.html.clone()),
-        );
-    let message = if mail.attachments.is_empty() {
-        b.multipart(alternative)
+    let attached: usize = mail.attachments.iter().map(|a| a.content.len()).sum();
+    let mut m = String::with_capacity(
+        2048 + mail.body.text.len() * 11 / 10 + (mail.body.html.len() + attached) * 14 / 10,
+    );
+    let date = mail
+        .date
+        .strftime("%a, %d %b %Y %H:%M:%S +0000")
+        .to_string();
+    mime::raw_header(&mut m, "Date", &date);
+    mime::mailbox_header(
+        &mut m,
+        "From",
+        &header_safe(&mail.from_name),
+        &mail.from_address,
+    );
+    mime::mailbox_header(&mut m, "To", &header_safe(&mail.to_name), &mail.to);
+    mime::mailbox_header(
+        &mut m,
+        "Reply-To",
+        &header_safe(&mail.from_name),
+        &mail.reply_to,
+    );
+    mime::text_header(
+        &mut m,
+        "Subject",
+        &subject_line(&mail.reference, &mail.subject),
+    );
+    mime::raw_header(&mut m, "Message-ID", &mail.message_id);
+    if let Some(parent) = mail.in_reply_to.as_deref().filter(|p| is_message_id(p)) {
+        mime::raw_header(&mut m, "In-Reply-To", parent);
+    }
+    let references: Vec<&str> = mail
+        .references
+        .iter()
+        .map(String::as_str)
+        .filter(|r| is_message_id(r))
+        .collect();
+    if !references.is_empty() {
+        mime::id_list_header(&mut m, "References", &references);
+    }
+    mime::raw_header(&mut m, "Auto-Submitted", "auto-generated");
+    mime::raw_header(&mut m, "X-Auto-Response-Suppress", "All");
+    mime::raw_header(&mut m, LOOP_HEADER, &mail.from_address);
+    mime::text_header(&mut m, "X-Deskmail-Ticket", &header_safe(&mail.reference));
+    mime::text_header(&mut m, "Thread-Topic", &header_safe(&mail.subject));
+    mime::raw_header(&mut m, "Thread-Index", &mail.thread_index);
+    mime::raw_header(&mut m, "MIME-Version", "1.0");
+    let alt = boundary(&mail.message_id, 'a');
+    if mail.attachments.is_empty() {
+        alternative(&mut m, &alt, &mail.body);
     } else {
-        let mut mixed = MultiPart::mixed().multipart(alternative);
+        let mixed = boundary(&mail.message_id, 'm');
+        let _ = write!(
+            m,
+            "Content-Type: multipart/mixed; boundary=\"{mixed}\"\r\n\r\n--{mixed}\r\n"
+        );
+        alternative(&mut m, &alt, &mail.body);
         for a in &mail.attachments {
-            let ct = ContentType::parse(&a.content_type)
-                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
-            let part: SinglePart =
-                Attachment::new(header_safe(&a.filename)).body(a.content.clone(), ct);
-            mixed = mixed.singlepart(part);
+            let _ = write!(
+                m,
+                "\r\n--{mixed}\r\nContent-Type: {}\r\n",
+                mime::safe_content_type(&a.content_type)
+            );
+            mime::attachment_disposition(&mut m, &header_safe(&a.filename));
+            m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+            mime::base64(&mut m, &a.content);
         }
-        b.multipart(mixed)
+        let _ = write!(m, "\r\n--{mixed}--\r\n");
     }
-    .map_err(|e| MessageError::Build(e.to_string()))?;
-    Ok(message.formatted())
+    Ok(m.into_bytes())
+}
+
+/// The text and HTML versions, as multipart/alternative (its Content-Type header first). The
+/// text goes as quoted-printable (readable in the raw mail), the HTML, with its long lines, as
+/// base64.
+fn alternative(m: &mut String, boundary: &str, body: &Rendered) {
+    let _ = write!(
+        m,
+        "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    );
+    mime::quoted_printable(m, &body.text);
+    let _ = write!(
+        m,
+        "\r\n--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    );
+    mime::base64(m, body.html.as_bytes());
+    let _ = write!(m, "--{boundary}--\r\n");
 }
 
 /// A new Message-ID: `<ref.UNIQUE@domain>`, unique across processes: a random prefix drawn once
@@ -221,7 +289,7 @@ mod tests {
     #[test]
     fn headers_are_complete_and_user_text_cannot_inject_one() {
         let bytes = build(&mail()).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = String::from_utf8_lossy(&bytes).replace("\r\n ", " ");
         let headers = text.split("\r\n\r\n").next().unwrap();
         assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "{headers}");
         assert!(
@@ -243,6 +311,56 @@ mod tests {
             assert!(headers.contains(h), "missing {h} in\n{headers}");
         }
         assert!(text.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn a_mail_client_reads_back_what_was_written() {
+        use mail_parser::{MessageParser, MimeHeaders};
+        let mut m = mail();
+        m.to_name = "Jürgen \"JJ\" Müller".into();
+        m.subject =
+            "Grüße: the printer = on fire, again and again and again and again and again".into();
+        m.body.text = format!(
+            "Line one = two\nÜmlaut line\n{}\ntrailing space \n",
+            "x".repeat(200)
+        );
+        m.body.html = "<p>Hällo &amp; <b>bold</b></p>".into();
+        m.references = (0..12)
+            .map(|i| format!("<{i}.abcdefgh@helpdesk.example>"))
+            .collect();
+        m.references.push("<bad id with spaces@x>".into());
+        m.attachments = vec![MailAttachment {
+            filename: "Prüfbericht März.pdf".into(),
+            content_type: "application/pdf".into(),
+            content: (0..=255u8).cycle().take(5000).collect(),
+        }];
+        let raw = build(&m).unwrap();
+        for line in raw.split(|b| *b == b'\n') {
+            assert!(line.len() <= 79, "long: {}", String::from_utf8_lossy(line));
+        }
+        let parsed = MessageParser::default().parse(&raw[..]).unwrap();
+        assert_eq!(
+            parsed.subject(),
+            Some(subject_line("SUP-1", &m.subject).as_str())
+        );
+        let to = parsed.to().unwrap().first().unwrap();
+        assert_eq!(to.name(), Some("Jürgen \"JJ\" Müller"));
+        assert_eq!(to.address(), Some("anna@acme.example"));
+        assert_eq!(
+            parsed.body_text(0).unwrap().replace("\r\n", "\n"),
+            m.body.text
+        );
+        assert_eq!(parsed.body_html(0).unwrap(), m.body.html);
+        let refs = parsed.references().as_text_list().unwrap();
+        assert_eq!(refs.len(), 12, "the bad id is left out");
+        assert_eq!(refs[0], "0.abcdefgh@helpdesk.example");
+        let a = parsed.attachment(0).unwrap();
+        assert_eq!(a.attachment_name(), Some("Prüfbericht März.pdf"));
+        assert_eq!(a.contents(), &m.attachments[0].content[..]);
+        assert_eq!(
+            parsed.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-generated")
+        );
     }
 
     #[test]

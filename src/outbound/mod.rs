@@ -4,6 +4,7 @@
 
 pub mod compose;
 pub mod message;
+pub mod mime;
 pub mod render;
 pub mod token;
 pub mod transport;

@@ -1,18 +1,18 @@
-//! Where a rendered notification goes: an SMTP server (lettre, rustls, pooled connections) or,
-//! without one, a spool directory with one .eml file per mail.
+//! Where a rendered notification goes: an SMTP server (lettre's protocol code over deskmail's own
+//! reused connections, TLS by rustls) or, without one, a spool directory with one .eml file per
+//! mail.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::address::Envelope;
+use std::fmt;
 use std::sync::Arc;
 
+use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{AsyncTransport, Tokio1Executor};
 
 use crate::config::{OutboundSettings, SmtpTls};
 
@@ -51,25 +51,27 @@ pub enum Transport {
 }
 
 /// How the SMTP connections are made.
-enum Connector {
-    /// Plain TCP with TCP_NODELAY (lettre writes a message and its final dot separately; with
-    /// Nagle's algorithm that costs a delayed-ACK wait per mail), upgraded by STARTTLS when set.
-    Direct {
-        host: String,
-        port: u16,
-        starttls: Option<TlsParameters>,
-        credentials: Option<Credentials>,
-        timeout: Duration,
-    },
-    /// Implicit TLS (port 465) through lettre's own pooled transport.
-    Lettre(AsyncSmtpTransport<Tokio1Executor>),
+struct Connector {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+}
+
+enum TlsMode {
+    None,
+    /// Plain TCP upgraded by STARTTLS.
+    Starttls(TlsParameters),
+    /// TLS from the first byte (port 465).
+    Implicit(TlsParameters),
 }
 
 /// SMTP delivery over reused connections, several at once.
 pub struct SmtpClient {
     connector: Connector,
     hello: ClientId,
-    idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    idle: tokio::sync::Mutex<Vec<Session>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -108,37 +110,17 @@ impl Transport {
             }
             _ => None,
         };
-        let connector = match smtp.tls {
-            SmtpTls::Starttls => Connector::Direct {
-                host: smtp.host.clone(),
-                port: smtp.port,
-                starttls: Some(tls_params()?),
-                credentials,
-                timeout,
-            },
-            SmtpTls::None => Connector::Direct {
-                host: smtp.host.clone(),
-                port: smtp.port,
-                starttls: None,
-                credentials,
-                timeout,
-            },
-            SmtpTls::Implicit => {
-                let mut b =
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
-                        .port(smtp.port)
-                        .tls(Tls::Wrapper(tls_params()?))
-                        .timeout(Some(timeout))
-                        .pool_config(
-                            PoolConfig::new()
-                                .max_size(smtp.connections as u32)
-                                .idle_timeout(Duration::from_secs(60)),
-                        );
-                if let Some(c) = credentials {
-                    b = b.credentials(c);
-                }
-                Connector::Lettre(b.build())
-            }
+        let tls = match smtp.tls {
+            SmtpTls::Starttls => TlsMode::Starttls(tls_params()?),
+            SmtpTls::Implicit => TlsMode::Implicit(tls_params()?),
+            SmtpTls::None => TlsMode::None,
+        };
+        let connector = Connector {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            tls,
+            credentials,
+            timeout,
         };
         let tls_name = match smtp.tls {
             SmtpTls::Starttls => "starttls",
@@ -168,10 +150,7 @@ impl Transport {
     pub fn timeout_secs(&self) -> u64 {
         match self {
             Transport::Spool(_) => 10,
-            Transport::Smtp { client, .. } => match &client.connector {
-                Connector::Direct { timeout, .. } => timeout.as_secs(),
-                Connector::Lettre(_) => 60,
-            },
+            Transport::Smtp { client, .. } => client.connector.timeout.as_secs(),
         }
     }
 
@@ -232,75 +211,89 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
 }
 
 impl SmtpClient {
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let Connector::Direct {
+    async fn connect(&self) -> Result<Session, SendError> {
+        let Connector {
             host,
             port,
-            starttls,
+            tls,
             credentials,
             timeout,
-        } = &self.connector
-        else {
-            return Err(SendError::Temporary("no direct connector".into()));
-        };
-        let tcp = tokio::time::timeout(
-            *timeout,
-            tokio::net::TcpStream::connect((host.as_str(), *port)),
-        )
-        .await
-        .map_err(|_| SendError::Temporary(format!("connecting to {host}:{port} timed out")))?
-        .map_err(|e| SendError::Temporary(format!("connecting to {host}:{port}: {e}")))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| SendError::Temporary(format!("TCP_NODELAY: {e}")))?;
+        } = &self.connector;
         let setup = async {
-            let mut conn =
-                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
-            if let Some(params) = starttls {
-                conn.starttls(params.clone(), &self.hello).await?;
-            }
+            let mut conn = match tls {
+                // TCP_NODELAY cannot be set on lettre's own socket; the message goes in one
+                // write (`DataBody`), so that costs nothing.
+                TlsMode::Implicit(params) => {
+                    AsyncSmtpConnection::connect_tokio1(
+                        (host.as_str(), *port),
+                        Some(*timeout),
+                        &self.hello,
+                        Some(params.clone()),
+                        None,
+                    )
+                    .await?
+                }
+                TlsMode::None | TlsMode::Starttls(_) => {
+                    let tcp = tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .map_err(|e| SetupError::Connect(e.to_string()))?;
+                    tcp.set_nodelay(true)
+                        .map_err(|e| SetupError::Connect(format!("TCP_NODELAY: {e}")))?;
+                    let mut conn =
+                        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                            .await?;
+                    if let TlsMode::Starttls(params) = tls {
+                        conn.starttls(params.clone(), &self.hello).await?;
+                    }
+                    conn
+                }
+            };
             if let Some(c) = credentials {
                 conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
             }
-            Ok::<_, lettre::transport::smtp::Error>(conn)
+            // lettre keeps no note of PIPELINING (RFC 2920): ask once more and read it off the
+            // answer. It saves two round trips per mail.
+            let ehlo = conn.command(Ehlo::new(self.hello.clone())).await?;
+            let pipelining = ehlo
+                .message()
+                .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING"));
+            Ok::<_, SetupError>(Session { conn, pipelining })
         };
         // A refusal while connecting (EHLO, STARTTLS, AUTH) is the configuration's fault, not
         // the mail's: retried, and reported once the retry time is over.
         tokio::time::timeout(*timeout, setup)
             .await
             .map_err(|_| SendError::Temporary(format!("{host}:{port} did not answer in time")))?
-            .map_err(|e| {
-                SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
+            .map_err(|e| match e {
+                SetupError::Connect(e) => {
+                    SendError::Temporary(format!("connecting to {host}:{port}: {e}"))
+                }
+                SetupError::Smtp(e) => {
+                    SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
+                }
             })
     }
 
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
-        let timeout = match &self.connector {
-            Connector::Lettre(t) => {
-                return t
-                    .send_raw(envelope, raw)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| classify(&e));
-            }
-            Connector::Direct { timeout, .. } => *timeout,
-        };
+        let timeout = self.connector.timeout;
         // A reused connection may have been closed by the server meanwhile: one more try on a
         // fresh one before calling it a failure.
         for attempt in 0..2 {
             let reused = self.idle.lock().await.pop();
             let was_reused = reused.is_some();
-            let mut conn = match reused {
+            let mut session = match reused {
                 Some(c) => c,
                 None => self.connect().await?,
             };
-            match tokio::time::timeout(timeout, transact(&mut conn, envelope, raw)).await {
+            match tokio::time::timeout(timeout, session.transact(envelope, raw)).await {
                 Ok(Ok(())) => {
-                    self.idle.lock().await.push(conn);
+                    self.idle.lock().await.push(session);
                     return Ok(());
                 }
                 Ok(Err(e)) => {
-                    // After a refusal the session is not reused.
-                    conn.abort().await;
+                    // After a refusal the session is not reused (with pipelining, answers to
+                    // commands after the refused one may still be on their way).
+                    session.conn.abort().await;
                     let retry = was_reused && attempt == 0 && matches!(e, SendError::Temporary(_));
                     if !retry {
                         return Err(e);
@@ -318,31 +311,86 @@ impl SmtpClient {
     }
 }
 
-/// One SMTP transaction, phase by phase, so that a refusal says whose fault it is: a permanent
-/// refusal at RCPT is the recipient's, at MAIL or DATA the message's.
-async fn transact(
-    conn: &mut AsyncSmtpConnection,
-    envelope: &Envelope,
-    raw: &[u8],
-) -> Result<(), SendError> {
-    let sender_or_message = |e: lettre::transport::smtp::Error| classify(&e);
-    conn.command(Mail::new(envelope.from().cloned(), vec![]))
-        .await
+/// A connection and what its server offers.
+struct Session {
+    conn: AsyncSmtpConnection,
+    pipelining: bool,
+}
+
+impl Session {
+    /// One SMTP transaction, each answer read in turn, so that a refusal says whose fault it
+    /// is: a permanent refusal at RCPT is the recipient's, at MAIL or DATA the message's. With
+    /// PIPELINING, MAIL, RCPT and DATA go out in one write and their answers are read after.
+    async fn transact(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        let conn = &mut self.conn;
+        let sender_or_message = |e: lettre::transport::smtp::Error| classify(&e);
+        let recipient = |e: lettre::transport::smtp::Error| {
+            if e.is_permanent() {
+                SendError::Rejected(error_text(&e))
+            } else {
+                classify(&e)
+            }
+        };
+        let mail = Mail::new(envelope.from().cloned(), vec![]);
+        if self.pipelining {
+            let mut commands = mail.to_string();
+            for to in envelope.to() {
+                commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+            }
+            commands.push_str(&Data.to_string());
+            conn.command(commands).await.map_err(sender_or_message)?;
+            for _ in envelope.to() {
+                conn.read_response().await.map_err(recipient)?;
+            }
+            conn.read_response().await.map_err(sender_or_message)?;
+        } else {
+            conn.command(mail).await.map_err(sender_or_message)?;
+            for to in envelope.to() {
+                conn.command(Rcpt::new(to.clone(), vec![]))
+                    .await
+                    .map_err(recipient)?;
+            }
+            conn.command(Data).await.map_err(sender_or_message)?;
+        }
+        match std::str::from_utf8(raw) {
+            Ok(text) => conn.command(DataBody(text)).await,
+            Err(_) => conn.message(raw).await,
+        }
         .map_err(sender_or_message)?;
-    for to in envelope.to() {
-        conn.command(Rcpt::new(to.clone(), vec![]))
-            .await
-            .map_err(|e| {
-                if e.is_permanent() {
-                    SendError::Rejected(error_text(&e))
-                } else {
-                    classify(&e)
-                }
-            })?;
+        Ok(())
     }
-    conn.command(Data).await.map_err(sender_or_message)?;
-    conn.message(raw).await.map_err(sender_or_message)?;
-    Ok(())
+}
+
+/// Why a session could not be set up.
+enum SetupError {
+    Connect(String),
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for SetupError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        SetupError::Smtp(e)
+    }
+}
+
+/// A message's data, dot-stuffed, with the end-of-data line, written in one piece. lettre writes
+/// a message and its final dot separately; the small second write then waits for the server's
+/// delayed ACK (Nagle's algorithm) on a socket without TCP_NODELAY, some 40 ms per mail.
+struct DataBody<'a>(&'a str);
+
+impl fmt::Display for DataBody<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in self.0.split_inclusive('\n') {
+            if line.starts_with('.') {
+                f.write_str(".")?;
+            }
+            f.write_str(line)?;
+        }
+        if !self.0.ends_with('\n') {
+            f.write_str("\r\n")?;
+        }
+        f.write_str(".\r\n")
+    }
 }
 
 fn error_text(e: &lettre::transport::smtp::Error) -> String {

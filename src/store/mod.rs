@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
 
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
@@ -107,6 +107,8 @@ fn is_transient(e: &sqlx::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The outbox sender's claims and marks (see `connect_within`); the main pool on PostgreSQL.
+    bookkeeping: AnyPool,
     dialect: Dialect,
     url: String,
 }
@@ -118,6 +120,30 @@ impl std::fmt::Debug for Store {
             .field("url", &self.url)
             .finish()
     }
+}
+
+/// Connections as deskmail sets them up; `synchronous` is SQLite's setting (FULL: a commit is on
+/// disk when it returns).
+fn pool_options(max: u32, timeout: Duration, synchronous: &'static str) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if conn.backend_name() == "SQLite" {
+                    // WAL: readers never block the writer; busy_timeout: writers queue instead
+                    // of failing at once.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute(AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}")))
+                        .await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // 16 MiB of page cache (the default is 2 MiB).
+                    conn.execute("PRAGMA cache_size = -16384").await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -152,32 +178,30 @@ impl Store {
             }
             max = 4;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if conn.backend_name() == "SQLite" {
-                        // WAL: readers never block the writer; FULL: a commit is on disk when it
-                        // returns; busy_timeout: writers queue instead of failing at once.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // 16 MiB of page cache (the default is 2 MiB).
-                        conn.execute("PRAGMA cache_size = -16384").await?;
-                    }
-                    Ok(())
-                })
-            })
+        let pool = pool_options(max, timeout, "FULL")
             .connect(&url)
             .await
             .map_err(|source| StoreError::Unavailable {
                 url: shown.clone(),
                 source,
             })?;
+        // The outbox sender's bookkeeping (claims, "sent" marks) on SQLite goes through a
+        // connection of its own that does not wait for the disk on each commit: a process
+        // crash loses nothing (WAL), and after a power loss the worst is a mail sent once more,
+        // which delivery at least once allows anyway. Postfix fsyncs each mail it accepts;
+        // the sender's own fsyncs would otherwise queue with them on the same disk.
+        let bookkeeping = match dialect {
+            Dialect::Sqlite => pool_options(1, timeout, "NORMAL")
+                .connect_lazy(&url)
+                .map_err(|source| StoreError::Unavailable {
+                    url: shown.clone(),
+                    source,
+                })?,
+            Dialect::Postgres => pool.clone(),
+        };
         Ok(Store {
             pool,
+            bookkeeping,
             dialect,
             url: shown,
         })
@@ -251,7 +275,26 @@ impl Store {
         &self.pool
     }
 
+    pub(crate) fn bookkeeping_pool(&self) -> &AnyPool {
+        &self.bookkeeping
+    }
+
+    /// A transaction on the bookkeeping connection.
+    pub(crate) async fn begin_bookkeeping(&self) -> Result<Tx, StoreError> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.bookkeeping.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.bookkeeping.begin().await,
+        }
+        .map_err(|e| self.error(e))?;
+        Ok(Tx {
+            tx,
+            dialect: self.dialect,
+            url: self.url.clone(),
+        })
+    }
+
     pub async fn close(&self) {
+        self.bookkeeping.close().await;
         self.pool.close().await;
     }
 }

@@ -301,7 +301,7 @@ impl Store {
              RETURNING id, claimed_until, ticket_id, event, recipient, envelope_from, message_id, \
              message_lz4 AS raw, attempts, created_at"
         );
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bookkeeping().await?;
         let mut rows = sqlx::query_as::<Any, Claimed>(AssertSqlSafe(sql))
             .bind(ms(until))
             .bind(ms(now))
@@ -335,7 +335,7 @@ impl Store {
         );
         sqlx::query::<Any>(AssertSqlSafe(sql))
             .bind(ms(at))
-            .execute(self.pool())
+            .execute(self.bookkeeping_pool())
             .await
             .map_err(|e| self.error(e))?;
         Ok(())
@@ -358,7 +358,7 @@ impl Store {
         .bind(error)
         .bind(id)
         .bind(claim)
-        .execute(self.pool())
+        .execute(self.bookkeeping_pool())
         .await
         .map_err(|e| self.error(e))?;
         Ok(())

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/mailstack/start.sh DIR SMTP_PORT IMAP_PORT LMTP_PORT
+# tests/mailstack/start.sh DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT]
 #
 # Starts a throw-away Dovecot (IMAP+IDLE, LMTP) + Postfix (SMTP -> LMTP) pair bound to 127.0.0.1
 # only, with everything (config, mail, queue, logs, pids) under DIR, for deskmail's tests
@@ -11,14 +11,16 @@
 #   DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd dovecot-lmtpd postfix
 #
 # Users: one address per line in DIR/users.txt (password "secret" for all); the domains are
-# taken from them. TLS: when DIR/tls/cert.pem and DIR/tls/key.pem exist, Postfix offers STARTTLS.
+# taken from them. TLS: when DIR/tls/cert.pem and DIR/tls/key.pem exist, Postfix offers STARTTLS
+# on SMTP_PORT and, given SMTPS_PORT, implicit TLS (the "submissions" style of port 465) there;
+# that port offers no PIPELINING, so that clients' step-by-step path is exercised too.
 set -eu
 
-if [ $# -ne 4 ]; then
-    echo "usage: $0 DIR SMTP_PORT IMAP_PORT LMTP_PORT" >&2
+if [ $# -ne 4 ] && [ $# -ne 5 ]; then
+    echo "usage: $0 DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT]" >&2
     exit 2
 fi
-DIR=$1 SMTP_PORT=$2 IMAP_PORT=$3 LMTP_PORT=$4
+DIR=$1 SMTP_PORT=$2 IMAP_PORT=$3 LMTP_PORT=$4 SMTPS_PORT=${5:-}
 
 [ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
 
@@ -318,9 +320,14 @@ smtpd_tls_loglevel = 1
 EOF
 fi
 
+SMTPS_LINE=
+if [ -n "$SMTPS_PORT" ] && [ -f "$DIR/tls/cert.pem" ]; then
+    SMTPS_LINE="127.0.0.1:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt -o smtpd_discard_ehlo_keywords=pipelining"
+fi
 cat > "$PF/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+$SMTPS_LINE
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr

@@ -34,6 +34,8 @@ pub struct MailStack {
     pub smtp_port: u16,
     pub imap_port: u16,
     pub lmtp_port: u16,
+    /// Implicit TLS (port 465 style); listening with `tls` only.
+    pub smtps_port: u16,
     pub tls: bool,
 }
 
@@ -135,12 +137,13 @@ impl MailStack {
         if tls {
             make_certificates(&dir.join("tls"));
         }
-        let [smtp_port, imap_port, lmtp_port] = free_ports::<3>();
+        let [smtp_port, imap_port, lmtp_port, smtps_port] = free_ports::<4>();
         let stack = MailStack {
             dir,
             smtp_port,
             imap_port,
             lmtp_port,
+            smtps_port,
             tls,
         };
         stack.run_start();
@@ -152,7 +155,15 @@ impl MailStack {
         // returns.
         let out = Command::new(script("start.sh"))
             .arg(&self.dir)
-            .args([self.smtp_port, self.imap_port, self.lmtp_port].map(|p| p.to_string()))
+            .args(
+                [
+                    self.smtp_port,
+                    self.imap_port,
+                    self.lmtp_port,
+                    self.smtps_port,
+                ]
+                .map(|p| p.to_string()),
+            )
             .output()
             .expect("run tests/mailstack/start.sh");
         assert!(
@@ -221,6 +232,15 @@ impl MailStack {
                 self.smtp_port
             )
         }
+    }
+
+    /// The `[outbound.smtp]` section for implicit TLS (with `tls`).
+    pub fn smtps_config(&self, connections: usize) -> String {
+        format!(
+            "[outbound.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\nconnections = {connections}\ntimeout_secs = 10\n",
+            self.smtps_port,
+            self.ca_file().display()
+        )
     }
 
     /// Every message in a user's INBOX, oldest first, as raw bytes (read over IMAP).

@@ -1,0 +1,248 @@
+//! The pieces a notification is written from: header lines (folded at 78 columns, RFC 2047
+//! encoded words where a value is not printable ASCII), Message-ID lists, quoted-printable and
+//! base64 bodies. Written straight into one buffer: building a notification is on the hot path
+//! of every change, and a general MIME builder copies each body several times.
+//!
+//! Values reach these functions without control characters (`message::header_safe`), so no
+//! header can be injected through them.
+
+use std::fmt::Write as _;
+
+use email_encoding::headers::writer::EmailWriter;
+use email_encoding::headers::{quoted_string, rfc2047, rfc2231};
+
+pub const CRLF: &str = "\r\n";
+
+/// The soft limit of a line (RFC 5322 section 2.1.1), CRLF not counted.
+const LINE: usize = 78;
+
+/// `Name: value` for a value that is known to be one safe ASCII token (Date, Message-ID, ...).
+pub fn raw_header(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str(": ");
+    out.push_str(value);
+    out.push_str(CRLF);
+}
+
+/// `Name: value` for unstructured text (Subject, Thread-Topic): folded between words; runs of
+/// words that are not printable ASCII go as RFC 2047 encoded words.
+pub fn text_header(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str(": ");
+    {
+        let mut w = EmailWriter::new(out, name.len() + 2, 0, false);
+        let mut pending = String::new();
+        for word in value.split_inclusive(' ') {
+            if word.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                encode_pending(&mut pending, &mut w);
+                // Writing to a String cannot fail.
+                let _ = w.folding().write_str(word);
+            } else {
+                pending.push_str(word);
+            }
+        }
+        encode_pending(&mut pending, &mut w);
+    }
+    out.push_str(CRLF);
+}
+
+fn encode_pending(pending: &mut String, w: &mut EmailWriter<'_>) {
+    if pending.is_empty() {
+        return;
+    }
+    let words = pending.trim_end_matches(' ');
+    let _ = rfc2047::encode(words, w);
+    for _ in words.len()..pending.len() {
+        w.space();
+    }
+    pending.clear();
+}
+
+/// `Name: "Display Name" <address>` (the name quoted or encoded as needed; none when empty).
+pub fn mailbox_header(out: &mut String, name: &str, display: &str, address: &str) {
+    out.push_str(name);
+    out.push_str(": ");
+    {
+        let mut w = EmailWriter::new(out, name.len() + 2, 0, false);
+        if !display.is_empty() {
+            let _ = quoted_string::encode(display, &mut w);
+            w.space();
+            if w.line_len() + address.len() + 3 > LINE {
+                // Fold between the name and the address (the pending space opens the new line).
+                let _ = w.new_line();
+            }
+            let _ = w.write_char('<');
+        }
+        let _ = w.write_str(address);
+        if !display.is_empty() {
+            let _ = w.write_char('>');
+        }
+    }
+    out.push_str(CRLF);
+}
+
+/// `Name: <id1> <id2> ...`, folded between ids.
+pub fn id_list_header(out: &mut String, name: &str, ids: &[&str]) {
+    out.push_str(name);
+    out.push(':');
+    let mut line = name.len() + 1;
+    for id in ids {
+        if line + 1 + id.len() > LINE && line > name.len() + 1 {
+            out.push_str(CRLF);
+            line = 0;
+        }
+        out.push(' ');
+        out.push_str(id);
+        line += 1 + id.len();
+    }
+    out.push_str(CRLF);
+}
+
+/// `Content-Disposition: attachment; filename=...` (RFC 2231 for long or non-ASCII names).
+pub fn attachment_disposition(out: &mut String, filename: &str) {
+    const NAME: &str = "Content-Disposition";
+    out.push_str(NAME);
+    out.push_str(": attachment;");
+    {
+        let mut w = EmailWriter::new(out, NAME.len() + 14, 1, false);
+        let _ = rfc2231::encode("filename", filename, &mut w);
+    }
+    out.push_str(CRLF);
+}
+
+/// A MIME type that is safe to put in a header as it is (`type/subtype`, token characters), or
+/// `application/octet-stream`.
+pub fn safe_content_type(content_type: &str) -> &str {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    match content_type.split_once('/') {
+        Some((t, s)) if token(t) && token(s) => content_type,
+        _ => "application/octet-stream",
+    }
+}
+
+/// Text as quoted-printable with CRLF line ends: printable ASCII stays readable, everything else
+/// (and `=`, and white space at a line's end) becomes `=XX`, lines are kept within 76 columns
+/// by soft breaks.
+pub fn quoted_printable(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str(CRLF);
+        }
+        let bytes = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        let mut col = 0;
+        // Runs of literal bytes are copied at once; `start` is where the current run began.
+        let mut start = 0;
+        for (k, &b) in bytes.iter().enumerate() {
+            let last = k + 1 == bytes.len();
+            let literal = match b {
+                b' ' | b'\t' => !last,
+                b'=' => false,
+                33..=126 => true,
+                _ => false,
+            };
+            let width = if literal { 1 } else { 3 };
+            if col + width > 75 {
+                push_run(out, line, start, k);
+                out.push_str("=\r\n");
+                start = k;
+                col = 0;
+            }
+            if literal {
+                col += 1;
+            } else {
+                push_run(out, line, start, k);
+                out.push('=');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+                start = k + 1;
+                col += 3;
+            }
+        }
+        push_run(out, line, start, bytes.len());
+    }
+}
+
+/// Copies a run of literal (ASCII) bytes; an empty run may sit inside a multi-byte character,
+/// where slicing would not be allowed.
+fn push_run(out: &mut String, line: &str, start: usize, end: usize) {
+    if start < end {
+        out.push_str(&line[start..end]);
+    }
+}
+
+/// Bytes as base64 in lines of 76 characters, each ended by CRLF.
+pub fn base64(out: &mut String, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let _ = email_encoding::body::base64::encode(bytes, out);
+    out.push_str(CRLF);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_printable_keeps_text_readable_and_lines_short() {
+        let mut out = String::new();
+        quoted_printable(&mut out, "Grüße = 100 % \nend \n");
+        assert_eq!(out, "Gr=C3=BC=C3=9Fe =3D 100 %=20\r\nend=20\r\n");
+        let mut long = String::new();
+        quoted_printable(&mut long, &"é".repeat(60));
+        assert!(long.split("\r\n").all(|l| l.len() <= 76), "{long}");
+        assert_eq!(long.replace("=\r\n", ""), "=C3=A9".repeat(60));
+    }
+
+    #[test]
+    fn text_headers_fold_and_encode() {
+        let mut out = String::new();
+        text_header(
+            &mut out,
+            "Subject",
+            "[SUP-1] Drucker brennt: Grüße aus München",
+        );
+        assert!(
+            out.starts_with("Subject: [SUP-1] Drucker brennt: =?utf-8?b?"),
+            "{out}"
+        );
+        let mut long = String::new();
+        text_header(&mut long, "Subject", &"word ".repeat(40));
+        assert!(
+            long.trim_end().split("\r\n").all(|l| l.len() <= 78),
+            "{long}"
+        );
+        assert!(
+            long.split("\r\n")
+                .skip(1)
+                .all(|l| l.is_empty() || l.starts_with(' '))
+        );
+    }
+
+    #[test]
+    fn id_lists_fold_between_ids() {
+        let ids: Vec<String> = (0..6)
+            .map(|i| format!("<{i}.abcdefghijkl@helpdesk.example>"))
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut out = String::new();
+        id_list_header(&mut out, "References", &ids);
+        assert!(out.split("\r\n").all(|l| l.len() <= 78), "{out}");
+        assert_eq!(out.matches('<').count(), 6);
+    }
+
+    #[test]
+    fn unsafe_content_types_are_replaced() {
+        assert_eq!(safe_content_type("image/png"), "image/png");
+        assert_eq!(
+            safe_content_type("text/plain\r\nBcc: x@y"),
+            "application/octet-stream"
+        );
+        assert_eq!(safe_content_type("nonsense"), "application/octet-stream");
+    }
+}
