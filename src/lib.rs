@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod desk;
 pub mod directory;
+pub mod inbound;
 pub mod outbound;
 pub mod recipients;
 pub mod store;

@@ -128,6 +128,53 @@ impl TicketFormat {
     pub fn render(&self, now: Timestamp, seq: i64) -> String {
         self.render_with(now, Some(seq))
     }
+
+    /// A regular expression (without anchors, to be used case-insensitively) that finds ticket
+    /// numbers of this format in text, tolerant of spaces around the separators that mail
+    /// clients and people sometimes put in (`SUP - 20261122 - 0042`).
+    pub fn regex_source(&self) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Literal(s) => {
+                    for c in s.chars() {
+                        if c.is_alphanumeric() {
+                            out.push_str(&regex_escape(c));
+                        } else {
+                            out.push_str(&format!(r"\s*{}\s*", regex_escape(c)));
+                        }
+                    }
+                }
+                Part::Prefix => {
+                    out.push_str(&self.prefix.chars().map(regex_escape).collect::<String>())
+                }
+                Part::Date => out.push_str(r"\d{8}"),
+                Part::Year => out.push_str(r"\d{4}"),
+                Part::Month | Part::Day => out.push_str(r"\d{2}"),
+                Part::Seq(_) => out.push_str(r"\d{1,12}"),
+            }
+        }
+        out
+    }
+
+    /// A number as found in text, in the form deskmail writes it: without spaces, and in upper
+    /// case when the prefix is.
+    pub fn canonical(&self, found: &str) -> String {
+        let compact: String = found.chars().filter(|c| !c.is_whitespace()).collect();
+        if self.prefix == self.prefix.to_uppercase() {
+            compact.to_uppercase()
+        } else {
+            compact
+        }
+    }
+}
+
+fn regex_escape(c: char) -> String {
+    if c.is_alphanumeric() || c == ' ' {
+        c.to_string()
+    } else {
+        format!("\\{c}")
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +190,18 @@ mod tests {
         assert_eq!(f.scope(t), "SUP-20261122-#");
         let utc = TicketFormat::new(DEFAULT_FORMAT, "SUP", "UTC").unwrap();
         assert_eq!(utc.render(t, 7), "SUP-20261121-0007");
+    }
+
+    #[test]
+    fn numbers_are_found_in_mangled_text() {
+        let f = TicketFormat::new(DEFAULT_FORMAT, "SUP", "UTC").unwrap();
+        let re = regex::RegexBuilder::new(&f.regex_source())
+            .case_insensitive(true)
+            .build()
+            .unwrap();
+        let m = re.find("AW: [ sup - 20261122 -0042 ] x").unwrap();
+        assert_eq!(f.canonical(m.as_str()), "SUP-20261122-0042");
+        assert!(re.find("SUP-2026-0042").is_none());
     }
 
     #[test]

@@ -18,8 +18,10 @@ use crate::directory::{
 };
 use crate::ticket_number::TicketFormat;
 
+mod inbound;
 mod outbound;
 use crate::workflow::{self, Workflow};
+pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
 
 /// The locales deskmail has templates for.
@@ -86,6 +88,15 @@ pub struct Mailbox {
     pub address: String,
     pub request_type: Option<String>,
     pub queue: Option<String>,
+    /// Plus-parts of the address (`support+bug@`) that pick their own request type and queue.
+    pub plus: std::collections::BTreeMap<String, PlusFields>,
+}
+
+/// What a plus-part of a mailbox's address sets on a new ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlusFields {
+    pub request_type: Option<String>,
+    pub queue: Option<String>,
 }
 
 /// The resolved settings every command works from.
@@ -100,6 +111,7 @@ pub struct Settings {
     pub ticket_format: TicketFormat,
     pub log_level: String,
     pub outbound: OutboundSettings,
+    pub inbound: InboundSettings,
 }
 
 impl Settings {
@@ -150,6 +162,15 @@ struct RawWorkflow {
 struct RawMailbox {
     name: String,
     address: String,
+    request_type: Option<String>,
+    queue: Option<String>,
+    #[serde(default)]
+    plus: std::collections::BTreeMap<String, RawPlus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlus {
     request_type: Option<String>,
     queue: Option<String>,
 }
@@ -241,7 +262,7 @@ struct RawLog {
     level: Option<String>,
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "helpdesk",
     "store",
     "workflow",
@@ -251,6 +272,7 @@ const SECTIONS: [&str; 9] = [
     "partners",
     "log",
     "outbound",
+    "inbound",
 ];
 
 // ----- loading -----------------------------------------------------------------------------------
@@ -440,6 +462,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let log: RawLog = l.section(&cfg, "log").unwrap_or_default();
     let outbound: outbound::RawOutbound = l.section(&cfg, "outbound").unwrap_or_default();
     let outbound = outbound::resolve(&mut l, outbound);
+    let inbound: inbound::RawInbound = l.section(&cfg, "inbound").unwrap_or_default();
+    let inbound = inbound::resolve(&mut l, inbound);
     let log_level = log.level.unwrap_or_else(|| "info".into());
     if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
         l.problem(
@@ -477,6 +501,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         ticket_format: ticket_format.expect("no problems means a ticket format"),
         log_level,
         outbound,
+        inbound,
     })
 }
 
@@ -772,11 +797,25 @@ fn build_mailboxes(l: &mut Loader, raw: Vec<RawMailbox>, dir: &Directory) -> Vec
                 "is team.notify: deskmail would read its own notifications",
             );
         }
+        let plus = m
+            .plus
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_lowercase(),
+                    PlusFields {
+                        request_type: v.request_type,
+                        queue: v.queue,
+                    },
+                )
+            })
+            .collect();
         out.push(Mailbox {
             name: m.name,
             address,
             request_type: m.request_type,
             queue: m.queue,
+            plus,
         });
     }
     out
@@ -785,14 +824,31 @@ fn build_mailboxes(l: &mut Loader, raw: Vec<RawMailbox>, dir: &Directory) -> Vec
 /// A mailbox's request type and queue must be values the workflow accepts.
 fn check_mailbox_fields(l: &mut Loader, mailboxes: &[Mailbox], wf: &Workflow) {
     for (i, m) in mailboxes.iter().enumerate() {
-        for (field, value) in [("request_type", &m.request_type), ("queue", &m.queue)] {
+        let mut checks = vec![
+            (
+                format!("mailboxes[{i}].request_type"),
+                "request_type",
+                &m.request_type,
+            ),
+            (format!("mailboxes[{i}].queue"), "queue", &m.queue),
+        ];
+        for (plus, f) in &m.plus {
+            checks.push((
+                format!("mailboxes[{i}].plus.{plus}.request_type"),
+                "request_type",
+                &f.request_type,
+            ));
+            checks.push((
+                format!("mailboxes[{i}].plus.{plus}.queue"),
+                "queue",
+                &f.queue,
+            ));
+        }
+        for (key, field, value) in checks {
             let Some(value) = value else { continue };
             let one = std::collections::BTreeMap::from([(field.to_string(), value.clone())]);
             if let Err(r) = workflow::engine::validate_fields(wf, &one) {
-                l.problem(
-                    format!("mailboxes[{i}].{field}"),
-                    format!("{r} (workflow {})", wf.name),
-                );
+                l.problem(key, format!("{r} (workflow {})", wf.name));
             }
         }
     }

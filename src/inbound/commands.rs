@@ -1,0 +1,353 @@
+//! Stage 6: commands and fields. A command comes as a subject tag (`[to customer]`, as the
+//! action links write it) or as a `/` line at the top of the reply (`/to customer`), matched
+//! case-insensitively against the workflow's action names and aliases (`[an Kunde]` too).
+//! Fields come as `Key: value` lines at the top (`Satisfaction: 4`). The rest is the comment.
+//!
+//! A bracket in the subject that names no action (`[EXTERNAL]`, `[SPAM]`, a list's tag) is left
+//! alone; a `/` line that names none is an unknown command. Two different commands in one mail
+//! are refused together: deskmail does not guess which one was meant.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::directory::Directory;
+use crate::workflow::Refusal;
+use crate::workflow::definition::Workflow;
+use crate::workflow::resolve::{self, Action};
+
+/// Where a command was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Subject,
+    Line,
+}
+
+/// A command, as written and as understood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Command {
+    /// As the sender wrote it (`an Kunde`).
+    pub written: String,
+    /// The action's name (`To Customer`).
+    pub action: String,
+    pub source: Source,
+}
+
+/// Why a command could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    Unknown {
+        written: String,
+    },
+    Ambiguous {
+        written: String,
+        candidates: Vec<String>,
+    },
+    Several {
+        actions: Vec<String>,
+    },
+}
+
+impl Problem {
+    /// The refusal the sender is told about.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Problem::Unknown { written } => Refusal::UnknownAction {
+                name: written.clone(),
+            },
+            Problem::Ambiguous {
+                written,
+                candidates,
+            } => Refusal::AmbiguousAction {
+                name: written.clone(),
+                candidates: candidates.clone(),
+            },
+            Problem::Several { actions } => Refusal::AmbiguousAction {
+                name: actions.join(" + "),
+                candidates: actions.clone(),
+            },
+        }
+    }
+
+    /// What the sender asked for, in their words.
+    pub fn written(&self) -> String {
+        match self {
+            Problem::Unknown { written } | Problem::Ambiguous { written, .. } => written.clone(),
+            Problem::Several { actions } => actions.join(" + "),
+        }
+    }
+}
+
+/// What a mail asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Commands {
+    pub command: Option<Command>,
+    pub problem: Option<Problem>,
+    pub fields: BTreeMap<String, String>,
+    /// The reply starts with the internal marker (an agent's internal note).
+    pub internal_marker: bool,
+    /// The text without the command and field lines.
+    pub comment: String,
+}
+
+/// Field keys as people write them, and the field each means.
+const FIELD_KEYS: [(&str, &str); 22] = [
+    ("service", "service"),
+    ("dienst", "service"),
+    ("sub_category", "sub_category"),
+    ("sub-category", "sub_category"),
+    ("subcategory", "sub_category"),
+    ("sub category", "sub_category"),
+    ("unterkategorie", "sub_category"),
+    ("impact", "impact"),
+    ("auswirkung", "impact"),
+    ("urgency", "urgency"),
+    ("dringlichkeit", "urgency"),
+    ("satisfaction", "satisfaction"),
+    ("zufriedenheit", "satisfaction"),
+    ("request_type", "request_type"),
+    ("request type", "request_type"),
+    ("anfrageart", "request_type"),
+    ("queue", "queue"),
+    ("work_type", "work_type"),
+    ("work type", "work_type"),
+    ("arbeitsart", "work_type"),
+    ("assignee", "assignee"),
+    ("zuständig", "assignee"),
+];
+
+/// The field a `Key:` names, if any.
+pub fn field_key(key: &str) -> Option<&'static str> {
+    let k = key.trim().to_lowercase();
+    FIELD_KEYS.iter().find(|(w, _)| *w == k).map(|(_, f)| *f)
+}
+
+/// A `Key: value` line naming a field.
+fn field_line(line: &str) -> Option<(&'static str, String)> {
+    let (k, v) = line.split_once(':')?;
+    let field = field_key(k)?;
+    let v = v.trim();
+    (!v.is_empty()).then(|| (field, v.to_string()))
+}
+
+/// The field lines at the top of a text, and the rest.
+pub fn read_fields(text: &str) -> (BTreeMap<String, String>, String) {
+    let mut fields = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if t.is_empty() && fields.is_empty() {
+            start = i + 1;
+            continue;
+        }
+        match field_line(t) {
+            Some((field, value)) => {
+                fields.entry(field.to_string()).or_insert(value);
+                start = i + 1;
+            }
+            None if t.is_empty() => start = i + 1,
+            None => break,
+        }
+    }
+    let rest = lines.get(start..).unwrap_or_default().join("\n");
+    (fields, rest.trim().to_string())
+}
+
+/// What a name means in the workflow: an action, nothing, or several.
+enum Meaning {
+    Action(String),
+    Comment,
+    Nothing,
+    Ambiguous(Vec<String>),
+}
+
+fn meaning(wf: &Workflow, dir: &Directory, name: &str) -> Meaning {
+    match resolve::resolve(wf, dir, name) {
+        Ok(Action::Comment) => Meaning::Comment,
+        Ok(a) => Meaning::Action(a.display_name(wf)),
+        Err(Refusal::AmbiguousAction { candidates, .. }) => Meaning::Ambiguous(candidates),
+        Err(_) => Meaning::Nothing,
+    }
+}
+
+/// The bracketed tags of a subject, in order.
+fn tags(subject: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = subject;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else { break };
+        let inner = after[..close].trim();
+        if !inner.is_empty() && !inner.contains('[') {
+            out.push(inner);
+        }
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+/// Reads the commands of a reply: tags of `subject` (those for which `is_ticket_tag` holds are
+/// the ticket's own and skipped) and the top lines of `text`.
+pub fn read(
+    wf: &Workflow,
+    dir: &Directory,
+    subject: &str,
+    text: &str,
+    internal_marker: &str,
+    is_ticket_tag: &dyn Fn(&str) -> bool,
+) -> Commands {
+    let mut found: Vec<Command> = Vec::new();
+    let mut problem = None;
+    for tag in tags(subject) {
+        if is_ticket_tag(tag) {
+            continue;
+        }
+        match meaning(wf, dir, tag) {
+            Meaning::Action(action) => found.push(Command {
+                written: tag.to_string(),
+                action,
+                source: Source::Subject,
+            }),
+            Meaning::Ambiguous(candidates) => {
+                problem.get_or_insert(Problem::Ambiguous {
+                    written: tag.to_string(),
+                    candidates,
+                });
+            }
+            // `[EXTERNAL]`, `[SPAM]`, a list's tag, `[Kommentar]`: not a command.
+            Meaning::Comment | Meaning::Nothing => {}
+        }
+    }
+    let mut out = Commands::default();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut body_start = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        body_start = i;
+        if t.is_empty() {
+            body_start = i + 1;
+            continue;
+        }
+        if t.eq_ignore_ascii_case(internal_marker) {
+            out.internal_marker = true;
+            body_start = i + 1;
+            continue;
+        }
+        if let Some(name) = t.strip_prefix('/')
+            && name.chars().next().is_some_and(char::is_alphabetic)
+        {
+            match meaning(wf, dir, name) {
+                Meaning::Action(action) => found.push(Command {
+                    written: name.trim().to_string(),
+                    action,
+                    source: Source::Line,
+                }),
+                Meaning::Comment => {}
+                Meaning::Ambiguous(candidates) => {
+                    problem.get_or_insert(Problem::Ambiguous {
+                        written: name.trim().to_string(),
+                        candidates,
+                    });
+                }
+                Meaning::Nothing => {
+                    problem.get_or_insert(Problem::Unknown {
+                        written: name.trim().to_string(),
+                    });
+                }
+            }
+            body_start = i + 1;
+            continue;
+        }
+        if let Some((field, value)) = field_line(t) {
+            out.fields.entry(field.to_string()).or_insert(value);
+            body_start = i + 1;
+            continue;
+        }
+        break;
+    }
+    if body_start >= lines.len() {
+        out.comment = String::new();
+    } else {
+        out.comment = lines[body_start..].join("\n").trim().to_string();
+    }
+    let mut actions: Vec<String> = found.iter().map(|c| c.action.clone()).collect();
+    actions.dedup();
+    if actions.len() > 1 {
+        problem = Some(Problem::Several { actions });
+    } else if problem.is_none() {
+        out.command = found.into_iter().next();
+    }
+    out.problem = problem;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> (Workflow, Directory) {
+        let settings = crate::config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deskmail.example.toml"),
+        )
+        .unwrap();
+        (settings.workflow, settings.directory)
+    }
+
+    fn read_it(subject: &str, text: &str) -> Commands {
+        let (wf, dir) = demo();
+        read(&wf, &dir, subject, text, "#internal", &|t: &str| {
+            t.to_uppercase().starts_with("SUP-")
+        })
+    }
+
+    #[test]
+    fn subject_tags_and_aliases_are_commands() {
+        let c = read_it(
+            "[To IT Provider] Re: [SUP-20261122-0001] Printer",
+            "Please look.",
+        );
+        assert_eq!(c.command.unwrap().action, "To IT Provider");
+        let c = read_it(
+            "AW: [an Kunde] [SUP-20261122-0001] Drucker",
+            "Bitte prüfen.",
+        );
+        assert_eq!(c.command.unwrap().action, "To Customer");
+        assert_eq!(c.comment, "Bitte prüfen.");
+    }
+
+    #[test]
+    fn foreign_tags_are_left_alone() {
+        let c = read_it("[EXTERNAL] Re: [SUP-20261122-0001] Printer", "Thanks");
+        assert!(c.command.is_none() && c.problem.is_none(), "{c:?}");
+    }
+
+    #[test]
+    fn lines_and_fields_at_the_top() {
+        let c = read_it(
+            "Re: [SUP-1] x",
+            "/to customer\nSatisfaction: 4\n\nHere you go.\n/close",
+        );
+        assert_eq!(c.command.clone().unwrap().action, "To Customer");
+        assert_eq!(c.command.unwrap().source, Source::Line);
+        assert_eq!(c.fields["satisfaction"], "4");
+        assert_eq!(c.comment, "Here you go.\n/close");
+        let c = read_it("Re: [SUP-1] x", "/frobnicate\nhello");
+        assert_eq!(
+            c.problem,
+            Some(Problem::Unknown {
+                written: "frobnicate".into()
+            })
+        );
+        assert_eq!(c.comment, "hello");
+    }
+
+    #[test]
+    fn two_different_commands_are_refused_together() {
+        let c = read_it("[Resolve] Re: [SUP-1] x", "/to customer\nok");
+        assert!(c.command.is_none());
+        assert!(matches!(c.problem, Some(Problem::Several { .. })), "{c:?}");
+    }
+}

@@ -1,0 +1,679 @@
+//! Stage 5: the new text of a reply. Quoted history goes (`>` lines, the attribution line above
+//! them in a dozen languages, Outlook's separator and header block with the unquoted original
+//! below it), and so do signatures (`-- ` and everything after it) and mobile sign-offs ("Sent
+//! from my iPhone" and its translations). A short sign-off the person wrote ("Thanks, Anna")
+//! stays: it is part of what they said.
+//!
+//! Top-posting, bottom-posting and interleaved answers are told apart by whether unquoted text
+//! follows the quote: an attribution line with only quote after it starts the history (cut
+//! there); one with answers after it is dropped, and so are the quoted lines, and the answers
+//! stay in order.
+//!
+//! Works line by line with plain string tests, cheap ones first: it runs on every mail.
+
+use serde::Serialize;
+
+/// The new text and what was taken away.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Extracted {
+    pub text: String,
+    /// What was removed, in words (`quoted history from line 7 ("On ... wrote:")`, ...).
+    pub removed: Vec<String>,
+}
+
+/// Words that end an attribution line ("On ..., X wrote:"), lower-case, colon excluded.
+const WROTE: [&str; 26] = [
+    "wrote",
+    "writes",
+    "schrieb",
+    "a écrit",
+    "escribió",
+    "ha scritto",
+    "schreef",
+    "escreveu",
+    "napisał",
+    "napisała",
+    "napisał(a)",
+    "pisze",
+    "skrev",
+    "kirjoitti",
+    "пишет",
+    "написал",
+    "написал(а)",
+    "написав",
+    "написала",
+    "写道",
+    "a scris",
+    "yazdı",
+    "geschreven",
+    "đã viết",
+    "sent",
+    "kirjutas",
+];
+
+/// Words that start an attribution line.
+const ATTRIBUTION_START: [&str; 14] = [
+    "on ", "am ", "le ", "el ", "il ", "op ", "em ", "w dniu ", "dnia ", "den ", "d. ", "pada ",
+    "в ", "às ",
+];
+
+/// Separator lines above a quoted original (without their dashes), lower-case.
+const SEPARATORS: [&str; 20] = [
+    "original message",
+    "original-nachricht",
+    "original nachricht",
+    "ursprüngliche nachricht",
+    "message d'origine",
+    "message original",
+    "mensaje original",
+    "messaggio originale",
+    "oorspronkelijk bericht",
+    "origineel bericht",
+    "mensagem original",
+    "originalmeddelande",
+    "oprindelig meddelelse",
+    "opprinnelig melding",
+    "alkuperäinen viesti",
+    "wiadomość oryginalna",
+    "исходное сообщение",
+    "původní zpráva",
+    "forwarded message",
+    "weitergeleitete nachricht",
+];
+
+/// Lines that start a forwarded or quoted mail on their own (Apple Mail).
+const FORWARD_STARTS: [&str; 4] = [
+    "begin forwarded message:",
+    "anfang der weitergeleiteten nachricht:",
+    "début du message réexpédié :",
+    "inicio del mensaje reenviado:",
+];
+
+/// The first key of an Outlook-style header block ("From:", "Von:", "De :", ...).
+const FROM_KEYS: [&str; 17] = [
+    "from",
+    "von",
+    "de",
+    "da",
+    "van",
+    "od",
+    "från",
+    "fra",
+    "lähettäjä",
+    "от",
+    "发件人",
+    "寄件者",
+    "差出人",
+    "afzender",
+    "expéditeur",
+    "remitente",
+    "kimden",
+];
+
+/// The other keys of such a block.
+const HEADER_KEYS: [&str; 45] = [
+    "sent",
+    "date",
+    "to",
+    "cc",
+    "subject",
+    "gesendet",
+    "datum",
+    "an",
+    "betreff",
+    "envoyé",
+    "date d'envoi",
+    "à",
+    "a",
+    "objet",
+    "enviado",
+    "enviado el",
+    "enviada em",
+    "fecha",
+    "para",
+    "asunto",
+    "assunto",
+    "inviato",
+    "data",
+    "oggetto",
+    "verzonden",
+    "aan",
+    "onderwerp",
+    "wysłano",
+    "do",
+    "temat",
+    "skickat",
+    "till",
+    "ämne",
+    "sendt",
+    "til",
+    "emne",
+    "lähetetty",
+    "aihe",
+    "отправлено",
+    "кому",
+    "тема",
+    "sujet",
+    "copie à",
+    "message du",
+    "reply-to",
+];
+
+/// Mobile and web-mail sign-offs that say nothing of the person (lower-case line starts).
+const SENT_FROM: [&str; 33] = [
+    "sent from ",
+    "sent from my",
+    "sent from outlook",
+    "sent from mail for windows",
+    "sent from yahoo mail",
+    "sent from samsung",
+    "sent from the all new aol app",
+    "sent via ",
+    "sent with ",
+    "get outlook for",
+    "von meinem",
+    "gesendet von",
+    "gesendet mit",
+    "holen sie sich outlook",
+    "envoyé de mon",
+    "envoyé depuis",
+    "envoyé à partir de",
+    "envoyé avec",
+    "télécharger outlook",
+    "enviado desde mi",
+    "enviado desde",
+    "enviado do meu",
+    "enviado de meu",
+    "obtener outlook",
+    "inviato da",
+    "inviato dal mio",
+    "scarica outlook",
+    "verzonden vanaf",
+    "verzonden met",
+    "verstuurd vanaf",
+    "wysłane z",
+    "skickat från",
+    "sendt fra",
+];
+
+/// The new text of a reply.
+pub fn extract(body: &str) -> Extracted {
+    let mut lines: Vec<&str> = body.lines().map(|l| l.trim_end()).collect();
+    let mut removed = Vec::new();
+    // 1. A hard cut: Outlook's separator or header block, a separator line, a forward marker,
+    //    a mobile sign-off. Everything from there on is the original, quoted without `>`.
+    let mut end = lines.len();
+    for i in 0..lines.len() {
+        if let Some((at, what)) = hard_cut(&lines, i) {
+            end = at;
+            removed.push(format!("quoted history from line {} ({what})", at + 1));
+            break;
+        }
+    }
+    // 2. Attribution lines: the start of the history when only quote follows them; otherwise
+    //    (bottom-posting, interleaved answers) just dropped.
+    let mut keep: Vec<bool> = vec![true; end];
+    let mut i = 0;
+    while i < end {
+        let found = attribution(&lines[..end], i).or_else(|| {
+            // "reply On ..., X wrote:": the answer and the attribution share a line.
+            let at = embedded_attribution(lines[i])?;
+            lines[i] = lines[i][..at].trim_end();
+            Some(0)
+        });
+        if let Some(span) = found {
+            let start = if span == 0 { i + 1 } else { i };
+            let after = i + span.max(1);
+            if has_answer_after(&lines[after..end]) {
+                for k in keep.iter_mut().skip(start).take(after - start) {
+                    *k = false;
+                }
+                removed.push(format!("attribution line {}", i + 1));
+                i = after;
+                continue;
+            }
+            removed.push(format!(
+                "quoted history from line {} ({})",
+                i + 1,
+                shorten(lines[i])
+            ));
+            end = start;
+            keep.truncate(end);
+            break;
+        }
+        i += 1;
+    }
+    // 3. Quoted lines, and the lines a client's wrapping broke off a quoted one.
+    let mut quoted = 0;
+    for n in 0..end {
+        let line = lines[n];
+        let continuation = n > 0
+            && !keep[n - 1]
+            && is_quoted(lines[n - 1])
+            && line
+                .trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_lowercase() || matches!(c, '"' | '(' | '_'));
+        if is_quoted(line) || continuation {
+            keep[n] = false;
+            quoted += 1;
+        }
+    }
+    if quoted > 0 {
+        removed.push(format!("{quoted} quoted lines"));
+    }
+    // Removed lines leave a gap: at most one blank line where they were.
+    let mut kept: Vec<&str> = Vec::with_capacity(end);
+    for (line, k) in lines[..end].iter().zip(&keep) {
+        if *k {
+            kept.push(line);
+        } else if kept.last() != Some(&GAP) {
+            kept.push(GAP);
+        }
+    }
+    remove_signature(&mut kept, &mut removed);
+    Extracted {
+        text: tidy(&kept),
+        removed,
+    }
+}
+
+/// Stands for removed lines in the kept text (never a line of a real mail: it holds NUL).
+const GAP: &str = "\u{0}gap";
+
+fn is_blank(line: &str) -> bool {
+    line == GAP || line.trim().is_empty()
+}
+
+/// Only the signature goes: for the first mail of a ticket, whose quoted or forwarded part is
+/// part of the request.
+pub fn strip_signature(body: &str) -> Extracted {
+    let mut lines: Vec<&str> = body.lines().map(|l| l.trim_end()).collect();
+    let mut removed = Vec::new();
+    remove_signature(&mut lines, &mut removed);
+    Extracted {
+        text: tidy(&lines),
+        removed,
+    }
+}
+
+fn shorten(line: &str) -> String {
+    let t = line.trim();
+    if t.chars().count() > 40 {
+        format!("{}...", t.chars().take(40).collect::<String>())
+    } else {
+        t.to_string()
+    }
+}
+
+fn is_quoted(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+/// True when, after a quote, the person wrote more (not only blank lines, quotes or a
+/// signature).
+fn has_answer_after(rest: &[&str]) -> bool {
+    let mut seen_quote = false;
+    for line in rest {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if is_quoted(line) {
+            seen_quote = true;
+            continue;
+        }
+        if t == "--" || is_sent_from(t) {
+            return false;
+        }
+        // Unquoted text straight after the attribution (no quote in between) is the original
+        // quoted without `>` (some clients): history, not an answer.
+        return seen_quote;
+    }
+    false
+}
+
+/// Lower-cases and strips the bold or decoration marks some clients put around keys.
+fn plain_key(line: &str) -> Option<(String, &str)> {
+    let t = line.trim_start_matches(|c: char| c == '*' || c == '_' || c.is_whitespace());
+    let colon = t.find([':', '：'])?;
+    if colon == 0 || colon > 40 {
+        return None;
+    }
+    let key = t[..colon]
+        .trim_end_matches(|c: char| c == '*' || c == '_' || c.is_whitespace())
+        .to_lowercase();
+    let value = t[colon..].trim_start_matches([':', '：']);
+    let value = value.trim_start_matches(|c: char| c == '*' || c.is_whitespace());
+    Some((key, value))
+}
+
+
+/// A line of only rule characters (`-----`, `_____`, `=====`, `*****`).
+fn is_rule(t: &str) -> bool {
+    t.len() >= 3
+        && t.chars()
+            .all(|c| matches!(c, '-' | '_' | '=' | '*' | '—' | '–'))
+}
+
+/// Is a hard cut at line `i`? Returns where the history starts (a rule or header lines just
+/// above belong to it) and what it is.
+fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
+    let t = lines[i].trim();
+    if t.is_empty() {
+        return None;
+    }
+    // "-----Original Message-----", "-------- Oprindelig besked --------", "--- Reply Message ---".
+    if t.starts_with("---") && t.ends_with("---") && !t.contains('@') {
+        let inner = t.trim_matches(|c: char| c == '-' || c.is_whitespace());
+        let words = inner.split_whitespace().count();
+        if (1..=6).contains(&words) {
+            return Some((i, "an original-message separator"));
+        }
+    }
+    if t.starts_with("--") || t.starts_with("__") {
+        let inner = t
+            .trim_matches(|c: char| c == '-' || c == '_' || c.is_whitespace())
+            .to_lowercase();
+        if !inner.is_empty() && SEPARATORS.iter().any(|s| inner == *s) {
+            return Some((i, "an original-message separator"));
+        }
+    }
+    // Outlook's rule: underscores only, then a header block.
+    if t.starts_with("____") && is_rule(t) && header_block_at(lines, next_filled(lines, i + 1)) {
+        return Some((i, "a rule above a From: block"));
+    }
+    if t.ends_with(':') {
+        let lower = t.to_lowercase();
+        if FORWARD_STARTS.iter().any(|f| lower == *f) {
+            return Some((i, "a forwarded mail"));
+        }
+    }
+    if header_block_at(lines, Some(i)) {
+        // A rule or header lines ("Date:", "Message du :") just above belong to the block.
+        let mut start = i;
+        while start > 0 {
+            let above = lines[start - 1].trim();
+            if is_rule(above) || (!above.is_empty() && plain_key(above).is_some()) {
+                start -= 1;
+            } else {
+                break;
+            }
+        }
+        return Some((start, "a From: block"));
+    }
+    // A mobile sign-off ends what the person wrote; below it is the original (or nothing).
+    if i > 0 && is_sent_from(t) && lines[..i].iter().any(|l| !l.trim().is_empty()) {
+        return Some((i, "a mobile sign-off"));
+    }
+    None
+}
+
+fn next_filled(lines: &[&str], from: usize) -> Option<usize> {
+    (from..lines.len()).find(|&k| !lines[k].trim().is_empty())
+}
+
+/// Keys that start a header block besides From (some clients put the date first).
+const DATE_KEYS: [&str; 8] = [
+    "date",
+    "sent",
+    "gesendet",
+    "datum",
+    "envoyé",
+    "enviado",
+    "verzonden",
+    "skickat",
+];
+
+/// A header block at `i`: a From: (or Date:/Sent:) line followed closely by more header lines.
+fn header_block_at(lines: &[&str], i: Option<usize>) -> bool {
+    let Some(i) = i else { return false };
+    let Some((key, value)) = plain_key(lines[i]) else {
+        return false;
+    };
+    let from = FROM_KEYS.contains(&key.as_str());
+    if !(from || DATE_KEYS.contains(&key.as_str())) || value.trim().is_empty() {
+        return false;
+    }
+    let mut others = 0;
+    let mut dated = !from;
+    let mut addressed = value.contains('@');
+    for l in lines[i + 1..].iter().take(6) {
+        if let Some((k, v)) = plain_key(l)
+            && (HEADER_KEYS.contains(&k.as_str()) || FROM_KEYS.contains(&k.as_str()))
+        {
+            others += 1;
+            dated |= DATE_KEYS.contains(&k.as_str());
+            addressed |= v.contains('@');
+        }
+    }
+    // A From: or Date: line with one more header line is a block when an address or a date is
+    // in it; otherwise it takes two more header lines.
+    others >= 2 || (others >= 1 && (addressed || (dated && from)))
+}
+
+/// Does a line begin the way attribution lines do ("On ...", "Am ...", a date)?
+fn starts_like_attribution(line: &str) -> bool {
+    let t = line.trim_start_matches(|c: char| c == '-' || c.is_whitespace());
+    let lower = t.to_lowercase();
+    ATTRIBUTION_START.iter().any(|s| lower.starts_with(s))
+        || t.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+/// An attribution line at `i` (possibly wrapped over the next one or two); its length in lines.
+fn attribution(lines: &[&str], i: usize) -> Option<usize> {
+    let first = lines[i].trim();
+    if first.is_empty() || is_quoted(first) {
+        return None;
+    }
+    if !starts_like_attribution(first) && embedded_attribution(first).is_some() {
+        return None;
+    }
+    if is_attribution(first) {
+        return Some(1);
+    }
+    // A wrapped attribution starts like one, or carries the date.
+    if !starts_like_attribution(first) && !first.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut joined = first.to_string();
+    for span in 2..=3 {
+        let next = lines.get(i + span - 1)?.trim();
+        // Gmail wraps "... <address" / ">:" with the `>` at the start of the next line.
+        if next.is_empty() || (is_quoted(next) && next != ">:") {
+            return None;
+        }
+        joined.push(' ');
+        joined.push_str(next);
+        if joined.len() > 300 {
+            return None;
+        }
+        if is_attribution(&joined) {
+            return Some(span);
+        }
+    }
+    None
+}
+
+/// Where an attribution starts inside a line that begins with the answer ("reply On ...,
+/// X wrote:").
+fn embedded_attribution(line: &str) -> Option<usize> {
+    if starts_like_attribution(line) {
+        return None;
+    }
+    let lower = line.to_lowercase();
+    for marker in [" on ", "--- on ", "-- on "] {
+        if let Some(at) = lower.find(marker)
+            && at > 0
+        {
+            let tail = &line[at..];
+            let tail_lower = &lower[at..];
+            if is_attribution(tail) && WROTE.iter().any(|w| tail_lower.contains(w)) {
+                let prefix = line[..at].trim_end_matches(['-', ' ']);
+                return (!prefix.trim().is_empty()).then_some(prefix.len());
+            }
+        }
+    }
+    None
+}
+
+fn is_attribution(line: &str) -> bool {
+    let dashed = line.trim().starts_with("--");
+    let t = line
+        .trim()
+        .trim_matches(|c: char| c == '-' || c.is_whitespace());
+    if t.len() > 300 {
+        return false;
+    }
+    let (body, colon) = match t.strip_suffix(':').or_else(|| t.strip_suffix('：')) {
+        Some(b) => (b.trim_end(), true),
+        None => (t, false),
+    };
+    let lower = body.to_lowercase();
+    let has_address = lower.contains('@');
+    let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
+    // "..., Name <mail> wrote" / "... schrieb Name <mail>" (German puts the name after).
+    let verb_at_end = WROTE.iter().any(|w| lower.ends_with(w));
+    let verb_inside = WROTE.iter().any(|w| lower.contains(&format!(" {w} ")));
+    let starts_like = starts_like_attribution(body);
+    if verb_at_end || verb_inside {
+        // Without a colon only when the line is plainly one ("On ... wrote", "--- X wrote ---").
+        if !colon && !(verb_at_end && (starts_like || dashed)) {
+            return false;
+        }
+        return starts_like || has_address || has_digit || dashed;
+    }
+    // No verb: "30.09.2017, 18:30, "John" <john@x>:", "2011/4/7 Nathan <support@x>".
+    if has_address && has_digit && (lower.ends_with('>') || lower.ends_with(')')) {
+        return colon || starts_like;
+    }
+    false
+}
+
+fn is_sent_from(line: &str) -> bool {
+    let t = line.trim();
+    // "Sent from my desk, which is easier" is a sentence, not a sign-off.
+    if t.chars().count() > 70 || t.contains(", ") {
+        return false;
+    }
+    let lower = t.to_lowercase();
+    SENT_FROM.iter().any(|s| lower.starts_with(s))
+}
+
+/// Removes a `-- ` signature (the delimiter and everything after it) and a mobile sign-off as
+/// the last line.
+fn remove_signature(lines: &mut Vec<&str>, removed: &mut Vec<String>) {
+    if let Some(i) = lines
+        .iter()
+        .position(|l| *l == "--" || *l == "-- " || *l == "__")
+    {
+        removed.push(format!("signature from line {}", i + 1));
+        lines.truncate(i);
+    }
+    while lines
+        .last()
+        .is_some_and(|l| is_blank(l) || is_rule(l.trim()))
+    {
+        lines.pop();
+    }
+    if let Some(last) = lines.last()
+        && is_sent_from(last)
+    {
+        removed.push(format!("sign-off \"{}\"", last.trim()));
+        lines.pop();
+    }
+}
+
+/// Joins lines, without blank lines at the start or end.
+fn tidy(lines: &[&str]) -> String {
+    let mut out = String::new();
+    let mut blank_run = 0;
+    let mut gap = false;
+    for line in lines {
+        if is_blank(line) {
+            blank_run += 1;
+            gap |= *line == GAP;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+            // The person's own blank lines stay (up to two); where lines were removed, one.
+            let blanks = if gap { 1 } else { blank_run.min(2) };
+            for _ in 0..blanks {
+                out.push('\n');
+            }
+        }
+        blank_run = 0;
+        gap = false;
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: &str, expect: &str) {
+        let got = extract(body);
+        assert_eq!(got.text, expect, "removed: {:?}", got.removed);
+    }
+
+    #[test]
+    fn top_posted_gmail_reply() {
+        check(
+            "Yes, it is plugged in.\n\nThanks,\nAnna\n\nOn Sun, Nov 22, 2026 at 10:15 AM Example Help Desk <\nsupport@helpdesk.example> wrote:\n\n> Is the printer plugged in?\n>\n> -- \n> Example Help Desk\n",
+            "Yes, it is plugged in.\n\nThanks,\nAnna",
+        );
+    }
+
+    #[test]
+    fn german_attribution_and_outlook_block() {
+        check(
+            "Ja, steckt.\n\nAm 22.11.26 um 10:15 schrieb Example Help Desk:\n> Steckt er?\n",
+            "Ja, steckt.",
+        );
+        check(
+            "Erledigt.\n\nVon: Example Help Desk <support@helpdesk.example>\nGesendet: Sonntag, 22. November 2026 10:15\nAn: Anna\nBetreff: [SUP-1] Drucker\n\nSteckt er?\n",
+            "Erledigt.",
+        );
+        check(
+            "Done.\n\n________________________________\nFrom: Example Help Desk\nSent: Sunday\nTo: Anna\nSubject: x\n\nold text\n",
+            "Done.",
+        );
+    }
+
+    #[test]
+    fn bottom_posted_and_interleaved_answers_stay() {
+        check(
+            "On Sun, Nov 22, 2026, Help <s@h.example> wrote:\n> Is it plugged in?\n\nYes it is.\n",
+            "Yes it is.",
+        );
+        check(
+            "> Is it plugged in?\nYes.\n> Which model?\nHP 4000.\n",
+            "Yes.\n\nHP 4000.",
+        );
+    }
+
+    #[test]
+    fn signatures_and_sign_offs_go() {
+        check(
+            "Fixed it.\n\nAnna\n-- \nAnna Example\nAcme Corp\n+49 30 1234\n",
+            "Fixed it.\n\nAnna",
+        );
+        check("Passt.\n\nVon meinem iPhone gesendet\n", "Passt.");
+        check(
+            "Ok.\n\nSent from my iPhone\n\n> On 22 Nov 2026, at 10:15, Help <s@h.example> wrote:\n> x\n",
+            "Ok.",
+        );
+    }
+
+    #[test]
+    fn a_line_that_only_mentions_writing_is_kept() {
+        check(
+            "As I wrote: the printer is fine.\nBye",
+            "As I wrote: the printer is fine.\nBye",
+        );
+    }
+}

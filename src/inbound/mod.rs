@@ -1,0 +1,170 @@
+//! Inbound mail: from raw RFC 5322 bytes to what the mail asks of which ticket. One pipeline
+//! for every source (a file, stdin, a Maildir, later IMAP), each stage a module with its own
+//! tests:
+//!
+//! ```text
+//! parse → classify → identify → matching → extract → commands → (desk) one transaction
+//! ```
+//!
+//! Everything here is pure: no database, no clock. The desk (`desk::ingest`) looks up what the
+//! stages name (Message-IDs, tickets), asks the workflow core, and writes the result with the
+//! mail itself in one transaction.
+//!
+//! Architecture invariant: parsing never fails; a bad mail gives a value and warnings.
+
+pub mod classify;
+pub mod commands;
+pub mod extract;
+pub mod html;
+pub mod identify;
+pub mod matching;
+pub mod parse;
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::directory::Directory;
+use crate::outbound::TokenKey;
+use crate::workflow::Workflow;
+
+pub use classify::{Class, Classification};
+pub use commands::Commands;
+pub use extract::Extracted;
+pub use identify::{Sender, Verification};
+pub use matching::{Candidates, MatchedBy, RefFinder};
+pub use parse::Parsed;
+
+/// What the stages need that does not change from mail to mail.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// The addresses deskmail receives at (plain, lower-case).
+    pub receiving: Vec<String>,
+    /// The help desk's address and the domain of its Message-IDs.
+    pub own_address: String,
+    pub own_domain: String,
+    pub finder: RefFinder,
+    pub trusted_authserv_ids: Vec<String>,
+    pub internal_marker: String,
+}
+
+impl Reader {
+    pub fn new(settings: &Settings) -> Reader {
+        let own_address = settings.directory.helpdesk.address.clone();
+        let mut receiving = vec![own_address.clone()];
+        for m in &settings.mailboxes {
+            if !receiving.contains(&m.address) {
+                receiving.push(m.address.clone());
+            }
+        }
+        Reader {
+            own_domain: own_address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
+            own_address,
+            receiving,
+            finder: RefFinder::new(&settings.ticket_format),
+            trusted_authserv_ids: settings.inbound.trusted_authserv_ids.clone(),
+            internal_marker: settings.inbound.internal_marker.clone(),
+        }
+    }
+}
+
+/// What the stages before the database make of a mail.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub mail: Parsed,
+    pub class: Classification,
+    pub sender: Sender,
+    pub candidates: Candidates,
+}
+
+/// Parses, classifies and identifies a mail and finds what may name its ticket.
+pub fn read(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Reading {
+    let mail = parse::parse(raw);
+    let mut class = classify::classify(
+        &mail,
+        &classify::Own {
+            address: &reader.own_address,
+            domain: &reader.own_domain,
+        },
+    );
+    let sender = identify::identify(
+        &mail,
+        &identify::Context {
+            directory: dir,
+            key,
+            receiving: &reader.receiving,
+            trusted_authserv_ids: &reader.trusted_authserv_ids,
+        },
+    );
+    // A reply that a group address or a list relays is still a person's when it carries a
+    // valid token or comes from someone the directory lists.
+    if class.class == Class::List && (sender.verified.is_some() || sender.listed) {
+        class = Classification {
+            class: Class::Person,
+            reason: format!(
+                "relayed by a list ({}), but from {} ({})",
+                class.reason,
+                sender.address,
+                if sender.verified.is_some() {
+                    "verified"
+                } else {
+                    "listed in the directory"
+                }
+            ),
+            bounce: None,
+        };
+    }
+    let candidates = matching::candidates(
+        &mail,
+        sender.token.as_ref().map(|t| t.reference.as_str()),
+        &reader.finder,
+    );
+    Reading {
+        mail,
+        class,
+        sender,
+        candidates,
+    }
+}
+
+/// The text and commands of a reply to a ticket that follows `wf`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub extracted: Extracted,
+    pub commands: Commands,
+}
+
+/// Extracts a reply's new text and reads its commands.
+pub fn reply(reading: &Reading, reader: &Reader, wf: &Workflow, dir: &Directory) -> Reply {
+    let extracted = extract::extract(&reading.mail.text);
+    let commands = commands::read(
+        wf,
+        dir,
+        &reading.mail.subject,
+        &extracted.text,
+        &reader.internal_marker,
+        &|tag| reader.finder.is_ref(tag),
+    );
+    Reply {
+        extracted,
+        commands,
+    }
+}
+
+/// The text and fields of a mail that opens a ticket: only the signature goes (a forwarded or
+/// quoted mail in a new request is part of the request), and field lines at the top are read
+/// (`Service: Email`). A new request takes no commands.
+pub fn request(reading: &Reading) -> Reply {
+    let extracted = extract::strip_signature(&reading.mail.text);
+    let (fields, comment) = commands::read_fields(&extracted.text);
+    Reply {
+        extracted,
+        commands: Commands {
+            fields,
+            comment,
+            ..Default::default()
+        },
+    }
+}
