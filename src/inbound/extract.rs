@@ -349,7 +349,6 @@ fn plain_key(line: &str) -> Option<(String, &str)> {
     Some((key, value))
 }
 
-
 /// A line of only rule characters (`-----`, `_____`, `=====`, `*****`).
 fn is_rule(t: &str) -> bool {
     t.len() >= 3
