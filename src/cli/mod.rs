@@ -2,6 +2,8 @@
 //! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
 
 mod check_config;
+mod inbound;
+mod ingest;
 mod outbox;
 mod ticket;
 
@@ -46,6 +48,12 @@ pub enum Command {
     /// List, send and retry notifications
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Take in mails (files, a directory or Maildir, or stdin as an MTA pipe): exit 0 done,
+    /// 65 a mail that can never be processed (kept as failed), 75 try again later
+    Ingest(ingest::IngestArgs),
+    /// List the mails taken in, and apply a failed one again
+    #[command(subcommand)]
+    Inbound(inbound::InboundCommand),
     /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
     Sweep {
         /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
@@ -82,7 +90,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(Failure(message)) => {
             eprintln!("deskmail: {message}");
             ExitCode::FAILURE
@@ -104,12 +112,20 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-async fn run(cli: Cli) -> CmdResult {
+/// Runs a command; the exit code on success (ingest has its own).
+async fn run(cli: Cli) -> Result<u8, Failure> {
     let path = config::locate(cli.config.as_deref());
-    match cli.command {
-        Command::CheckConfig => check_config::run(&path).await,
+    if let Command::Ingest(args) = cli.command {
+        return ingest::run(open(&path).await, args).await;
+    }
+    run_other(cli.command, &path).await.map(|()| 0)
+}
+
+async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
+    match command {
+        Command::CheckConfig => check_config::run(path).await,
         Command::Migrate => {
-            let settings = load(&path)?;
+            let settings = load(path)?;
             let store = Store::connect(settings.store_url.expose()).await?;
             let ran = store.migrate().await?;
             println!(
@@ -119,10 +135,12 @@ async fn run(cli: Cli) -> CmdResult {
             );
             Ok(())
         }
-        Command::Ticket(cmd) => ticket::run(open(&path).await?, *cmd).await,
-        Command::Outbox(cmd) => outbox::run(open(&path).await?, cmd).await,
+        Command::Ticket(cmd) => ticket::run(open(path).await?, *cmd).await,
+        Command::Outbox(cmd) => outbox::run(open(path).await?, cmd).await,
+        Command::Inbound(cmd) => inbound::run(open(path).await?, cmd).await,
+        Command::Ingest(_) => Err(Failure("ingest runs through `run`".into())),
         Command::Sweep { now } => {
-            let desk = open(&path).await?;
+            let desk = open(path).await?;
             let now = match now {
                 Some(t) => t
                     .parse()

@@ -197,6 +197,7 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
                 to_address: to,
                 source: "cli".into(),
                 attachments: read_attachments(&attach)?,
+                thread_root: None,
             };
             let outcome = desk.create(&actor, req, now).await?;
             report(&desk, &actor, outcome, json).await

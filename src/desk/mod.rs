@@ -2,9 +2,14 @@
 //! transaction, notifications included. Every source of intents (the CLI now, mail later) goes
 //! through here.
 
+mod by_mail;
+mod ingest;
 mod notify;
 mod outbox;
 
+pub use ingest::{
+    Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, dedupe_key,
+};
 pub use outbox::SendReport;
 
 use std::borrow::Cow;
@@ -70,6 +75,8 @@ pub struct CreateRequest {
     pub to_address: Option<String>,
     pub source: String,
     pub attachments: Vec<NewAttachment>,
+    /// The Message-ID of the mail that asks for the ticket: the root of its mail thread.
+    pub thread_root: Option<String>,
 }
 
 /// A file that comes with a comment.
@@ -96,16 +103,30 @@ pub struct SweepReport {
     pub changed: Vec<(String, String)>,
 }
 
+/// Where and by whom a change is written.
+#[derive(Clone, Copy)]
+struct Write<'a> {
+    ticket_id: i64,
+    thread_root: Option<&'a str>,
+    author: &'a Person,
+    /// The stored mail the change comes from.
+    inbound: Option<i64>,
+    now: Timestamp,
+}
+
 /// deskmail's settings and store, ready to take intents.
 pub struct Desk {
     pub settings: Settings,
     pub store: Store,
     pub outbound: Outbound,
+    /// What the inbound stages need of the settings, prepared once.
+    pub reader: crate::inbound::Reader,
 }
 
 impl Desk {
     pub fn new(settings: Settings, store: Store, outbound: Outbound) -> Self {
         Desk {
+            reader: crate::inbound::Reader::new(&settings),
             settings,
             store,
             outbound,
@@ -153,19 +174,24 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let mut tx = self.store.begin().await?;
-        let outcome = self.create_in(&mut tx, actor, &req, None, now).await?;
+        let outcome = self
+            .create_in(&mut tx, actor, &req, None, None, now)
+            .await?;
         if matches!(outcome, Outcome::Applied { .. }) {
             tx.commit().await?;
         }
         Ok(outcome)
     }
 
-    async fn create_in(
+    /// [`Desk::create`] inside a transaction the caller commits; `inbound` is the stored mail
+    /// it comes from.
+    pub(crate) async fn create_in(
         &self,
         tx: &mut Tx,
         actor: &Actor,
         req: &CreateRequest,
         linked_to: Option<&str>,
+        inbound: Option<i64>,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let format = &self.settings.ticket_format;
@@ -197,8 +223,21 @@ impl Desk {
             Decision::Reject(r) => Ok(Outcome::Rejected(r)),
             Decision::Apply(effects) => {
                 let id = tx.insert_ticket(&effects.ticket).await?;
-                self.write(tx, id, None, &actor.person, &effects, &req.attachments, now)
-                    .await?;
+                let root = req
+                    .thread_root
+                    .as_deref()
+                    .filter(|r| crate::outbound::message::is_message_id(r));
+                if let Some(root) = root {
+                    tx.set_thread_root(id, root).await?;
+                }
+                let w = Write {
+                    ticket_id: id,
+                    thread_root: root,
+                    author: &actor.person,
+                    inbound,
+                    now,
+                };
+                self.write(tx, &w, &effects, &req.attachments).await?;
                 Ok(Outcome::Applied {
                     reference: effects.ticket.reference.clone(),
                     effects,
@@ -217,6 +256,28 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let mut tx = self.store.begin().await?;
+        let outcome = self
+            .act_in(&mut tx, reference, actor, intent, attachments, None, now)
+            .await?;
+        if !matches!(outcome, Outcome::Rejected(_)) {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// [`Desk::act`] inside a transaction the caller commits; `inbound` is the stored mail it
+    /// comes from. A rejection writes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn act_in(
+        &self,
+        tx: &mut Tx,
+        reference: &str,
+        actor: &Actor,
+        intent: &Intent,
+        attachments: &[NewAttachment],
+        inbound: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Outcome, DeskError> {
         let rec = tx
             .ticket_for_update(reference.trim())
             .await?
@@ -233,7 +294,7 @@ impl Desk {
             workflow::Outcome::Decided(d) => d,
             workflow::Outcome::FollowUp => {
                 return self
-                    .follow_up(tx, &rec, actor, intent, attachments, now)
+                    .follow_up(tx, &rec, actor, intent, attachments, inbound, now)
                     .await;
             }
         };
@@ -282,23 +343,20 @@ impl Desk {
                 action: &effects.action,
                 kind: "merged",
                 detail: &detail,
-                inbound_id: None,
+                inbound_id: inbound,
                 at: now,
             })
             .await?;
         }
         tx.update_ticket(rec.id, &effects.ticket).await?;
-        self.write(
-            &mut tx,
-            rec.id,
-            rec.thread_root.as_deref(),
-            &actor.person,
-            &effects,
-            attachments,
+        let w = Write {
+            ticket_id: rec.id,
+            thread_root: rec.thread_root.as_deref(),
+            author: &actor.person,
+            inbound,
             now,
-        )
-        .await?;
-        tx.commit().await?;
+        };
+        self.write(tx, &w, &effects, attachments).await?;
         Ok(Outcome::Applied {
             reference: rec.ticket.reference.clone(),
             effects,
@@ -306,13 +364,15 @@ impl Desk {
     }
 
     /// A reply to a closed ticket whose workflow opens a new one: the new ticket links the old.
+    #[allow(clippy::too_many_arguments)]
     async fn follow_up(
         &self,
-        mut tx: Tx,
+        tx: &mut Tx,
         closed: &TicketRecord,
         actor: &Actor,
         intent: &Intent,
         attachments: &[NewAttachment],
+        inbound: Option<i64>,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let text = match intent {
@@ -326,9 +386,17 @@ impl Desk {
             to_address: closed.ticket.system.clone(),
             source: closed.ticket.source.clone(),
             attachments: attachments.to_vec(),
+            thread_root: None,
         };
         let outcome = self
-            .create_in(&mut tx, actor, &req, Some(&closed.ticket.reference), now)
+            .create_in(
+                tx,
+                actor,
+                &req,
+                Some(&closed.ticket.reference),
+                inbound,
+                now,
+            )
             .await?;
         let Outcome::Applied { reference, .. } = outcome else {
             return Ok(outcome);
@@ -340,11 +408,10 @@ impl Desk {
             action: "comment",
             kind: "follow_up",
             detail: &detail,
-            inbound_id: None,
+            inbound_id: inbound,
             at: now,
         })
         .await?;
-        tx.commit().await?;
         Ok(Outcome::FollowedUp {
             closed: closed.ticket.reference.clone(),
             reference,
@@ -352,17 +419,20 @@ impl Desk {
     }
 
     /// Writes an action's comment (with its attachments), history and notifications.
-    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         tx: &mut Tx,
-        ticket_id: i64,
-        thread_root: Option<&str>,
-        author: &Person,
+        w: &Write<'_>,
         effects: &Effects,
         attachments: &[NewAttachment],
-        now: Timestamp,
     ) -> Result<(), DeskError> {
+        let Write {
+            ticket_id,
+            thread_root,
+            author,
+            inbound,
+            now,
+        } = *w;
         let role = author.party.role_name();
         let mut comment_id = None;
         if let Some(c) = &effects.comment {
@@ -373,7 +443,7 @@ impl Desk {
                     role,
                     text: &c.text,
                     visibility: c.visibility.as_str(),
-                    inbound_id: None,
+                    inbound_id: inbound,
                     at: now,
                 })
                 .await?,
@@ -432,7 +502,7 @@ impl Desk {
                 action: &effects.action,
                 kind,
                 detail,
-                inbound_id: None,
+                inbound_id: inbound,
                 at: now,
             })
             .await?;
@@ -557,16 +627,15 @@ impl Desk {
                     continue;
                 };
                 tx.update_ticket(rec.id, &effects.ticket).await?;
-                self.write(
-                    &mut tx,
-                    rec.id,
-                    rec.thread_root.as_deref(),
-                    &self.system_person(),
-                    &effects,
-                    &[],
+                let system = self.system_person();
+                let w = Write {
+                    ticket_id: rec.id,
+                    thread_root: rec.thread_root.as_deref(),
+                    author: &system,
+                    inbound: None,
                     now,
-                )
-                .await?;
+                };
+                self.write(&mut tx, &w, &effects, &[]).await?;
                 tx.commit().await?;
                 report.changed.push((reference, effects.action.clone()));
             }

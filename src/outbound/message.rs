@@ -83,9 +83,13 @@ fn check_address(address: &str) -> Result<(), MessageError> {
         })
 }
 
-/// The subject of every mail on a ticket: `[REF] subject`.
+/// The subject of every mail on a ticket: `[REF] subject` (just the subject without a ticket).
 pub fn subject_line(reference: &str, subject: &str) -> String {
-    header_safe(&format!("[{reference}] {subject}"))
+    if reference.is_empty() {
+        header_safe(subject)
+    } else {
+        header_safe(&format!("[{reference}] {subject}"))
+    }
 }
 
 /// A multipart boundary. It starts with `=_`, which neither quoted-printable nor base64 text
@@ -152,7 +156,9 @@ pub fn build(mail: &Mail) -> Result<Vec<u8>, MessageError> {
     mime::raw_header(&mut m, "Auto-Submitted", "auto-generated");
     mime::raw_header(&mut m, "X-Auto-Response-Suppress", "All");
     mime::raw_header(&mut m, LOOP_HEADER, &mail.from_address);
-    mime::text_header(&mut m, "X-Deskmail-Ticket", &header_safe(&mail.reference));
+    if !mail.reference.is_empty() {
+        mime::text_header(&mut m, "X-Deskmail-Ticket", &header_safe(&mail.reference));
+    }
     mime::text_header(&mut m, "Thread-Topic", &header_safe(&mail.subject));
     mime::raw_header(&mut m, "Thread-Index", &mail.thread_index);
     mime::raw_header(&mut m, "MIME-Version", "1.0");

@@ -40,6 +40,7 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
     "merged",
     "not_done",
     "delivery_failed",
+    "refused",
 );
 
 /// A template that does not compile or render, with where.

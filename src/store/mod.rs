@@ -4,6 +4,7 @@
 //!
 //! Everything one action changes is written through one [`Tx`]; dropping it rolls back.
 
+mod inbound;
 mod outbox;
 mod rows;
 mod tickets;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
 
+pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
@@ -207,10 +209,13 @@ impl Store {
         })
     }
 
-    /// Opens the store and brings its schema up to date.
+    /// Opens the store and brings its schema up to date. A current schema costs one query: a
+    /// process started per mail (an MTA pipe) does no migration work.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url).await?;
-        store.migrate().await?;
+        if !store.is_current().await {
+            store.migrate().await?;
+        }
         Ok(store)
     }
 

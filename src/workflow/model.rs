@@ -449,6 +449,10 @@ pub enum Refusal {
     EmptyRequest,
     #[error("the comment is empty")]
     EmptyComment,
+    #[error(
+        "we could not verify that this mail comes from you, so {action} was not done: commands are taken from replies to our notifications (or from mail your domain authenticates)"
+    )]
+    NotVerified { action: String },
 }
 
 impl Refusal {

@@ -1,0 +1,84 @@
+//! `deskmail inbound list | show | retry`: the mails deskmail took in, what became of each, and
+//! applying a failed one again.
+
+use clap::Subcommand;
+use jiff::Timestamp;
+
+use super::{CmdResult, Failure};
+use crate::desk::{Desk, IngestError};
+
+#[derive(Debug, Subcommand)]
+pub enum InboundCommand {
+    /// Show mails taken in, newest first
+    List {
+        /// Only those that could not be applied (status failed)
+        #[arg(long)]
+        failed: bool,
+        /// Only this status (applied, refused, recorded, failed)
+        #[arg(long, conflicts_with = "failed")]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a stored mail again (after fixing what made it fail)
+    Retry {
+        /// The mail's id (see `inbound list`)
+        id: i64,
+    },
+}
+
+pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
+    match cmd {
+        InboundCommand::List {
+            failed,
+            status,
+            limit,
+            json,
+        } => {
+            let status = if failed {
+                Some("failed".to_string())
+            } else {
+                status
+            };
+            if let Some(s) = &status
+                && !["applied", "refused", "recorded", "failed"].contains(&s.as_str())
+            {
+                return Err(Failure(format!(
+                    "--status {s}: one of applied, refused, recorded, failed"
+                )));
+            }
+            let rows = desk.store.inbound(status.as_deref(), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:>6} {:<9} {:<10} {:<20} {:<28} REASON",
+                "ID", "STATUS", "CLASS", "TICKET", "FROM"
+            );
+            for r in rows {
+                println!(
+                    "{:>6} {:<9} {:<10} {:<20} {:<28} {}",
+                    r.id,
+                    r.status,
+                    r.class.as_deref().unwrap_or("-"),
+                    r.ticket.as_deref().unwrap_or("-"),
+                    r.sender.as_deref().unwrap_or("-"),
+                    r.reason.as_deref().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        InboundCommand::Retry { id } => match desk.retry_inbound(id, Timestamp::now()).await? {
+            None => Err(Failure(format!("no stored mail {id}"))),
+            Some(Ok(report)) => {
+                println!("{}", report.line());
+                Ok(())
+            }
+            Some(Err(e @ IngestError::Temporary(_))) => Err(Failure(e.to_string())),
+            Some(Err(e)) => Err(Failure(e.to_string())),
+        },
+    }
+}

@@ -1,0 +1,443 @@
+//! Mail in: each mail through the inbound stages and the core, written together with the mail
+//! itself in one transaction. Idempotent: a mail (by Message-ID, or a digest of its bytes when
+//! it has none) is applied once, and a second delivery changes nothing. A mail that cannot be
+//! applied is kept with its reason (raw bytes included) and can be applied again later.
+//!
+//! Mails come in groups: one transaction for the group, a savepoint per mail, so that one bad
+//! mail is undone alone and the group commits before any of its mails is reported.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use super::{Desk, DeskError};
+use crate::inbound::{self, Class, Reading, Verification};
+use crate::store::{InboundOutcome, NewInbound, Tx};
+
+/// A mail to take in.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub raw: Vec<u8>,
+    /// The mailbox (by name) it was read from, when known.
+    pub mailbox: Option<String>,
+}
+
+/// What became of a mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// A ticket was created or changed.
+    Applied,
+    /// Not applied; the sender was told where that is safe.
+    Refused,
+    /// An auto-reply, a bounce, a list's or deskmail's own mail: kept, nothing changed.
+    Recorded,
+    /// Taken in before: nothing changed.
+    Duplicate,
+    /// Could not be applied; kept for `inbound retry`.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Applied => "applied",
+            Status::Refused => "refused",
+            Status::Recorded => "recorded",
+            Status::Duplicate => "duplicate",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// The sender as the report shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SenderReport {
+    pub address: String,
+    pub name: String,
+    /// `agent`, `customer`, `partner`, `unknown`.
+    pub role: &'static str,
+    pub verified: bool,
+    /// How: a reply token, DMARC, DKIM.
+    pub how: Option<Verification>,
+    /// The header that named them (`from`, `reply-to`, `sender`).
+    pub via: &'static str,
+}
+
+/// What happened to one mail: the log line, the exit code and `ingest --dry-run --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailReport {
+    pub status: Status,
+    pub inbound_id: Option<i64>,
+    pub message_id: Option<String>,
+    pub subject: String,
+    /// `person`, `auto-reply`, `bounce`, `list`, `own`.
+    pub class: &'static str,
+    /// Why: the header or phrase that decided.
+    pub class_reason: String,
+    pub sender: SenderReport,
+    pub ticket: Option<String>,
+    /// `token`, `references`, `subject`, `footer`, `none`.
+    pub matched_by: &'static str,
+    /// The extracted new text (the comment).
+    pub text: Option<String>,
+    /// The commands read, as actions (`To Customer`).
+    pub commands: Vec<String>,
+    pub fields: BTreeMap<String, String>,
+    /// What the core did, or why not.
+    pub decision: String,
+    /// Other things worth knowing (a ticket not revealed, a Cc added as watcher, ...).
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl MailReport {
+    fn new(r: &Reading) -> MailReport {
+        MailReport {
+            status: Status::Recorded,
+            inbound_id: None,
+            message_id: r.mail.message_id.clone(),
+            subject: r.mail.subject.clone(),
+            class: r.class.class.as_str(),
+            class_reason: r.class.reason.clone(),
+            sender: SenderReport {
+                address: r.sender.address.clone(),
+                name: r.sender.name.clone(),
+                role: r.sender.role,
+                verified: r.sender.verified.is_some(),
+                how: r.sender.verified.clone(),
+                via: r.sender.via,
+            },
+            ticket: None,
+            matched_by: "none",
+            text: None,
+            commands: Vec::new(),
+            fields: BTreeMap::new(),
+            decision: String::new(),
+            notes: Vec::new(),
+            warnings: r.mail.warnings.clone(),
+        }
+    }
+
+    /// One line for the log and stderr.
+    pub fn line(&self) -> String {
+        let ticket = self.ticket.as_deref().unwrap_or("-");
+        format!(
+            "{} {} from {} ({}{}) ticket {ticket}: {}",
+            self.status.as_str(),
+            self.class,
+            if self.sender.address.is_empty() {
+                "?"
+            } else {
+                &self.sender.address
+            },
+            self.sender.role,
+            if self.sender.verified {
+                ", verified"
+            } else {
+                ""
+            },
+            self.decision
+        )
+    }
+}
+
+/// Why a mail could not be taken in.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// Try again later (the database is busy or down): nothing was kept.
+    #[error("temporary failure, try again later: {0}")]
+    Temporary(String),
+    /// Kept as failed with this reason (`inbound retry ID` applies it again).
+    #[error("could not be applied (kept{}): {reason}", id.map(|i| format!(" as #{i}")).unwrap_or_default())]
+    Failed { id: Option<i64>, reason: String },
+}
+
+impl DeskError {
+    /// True when the fault may go away by itself (the database busy or unreachable).
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, DeskError::Store(e) if e.is_temporary())
+    }
+}
+
+/// The key that makes taking a mail in idempotent.
+pub fn dedupe_key(message_id: Option<&str>, raw: &[u8]) -> String {
+    match message_id {
+        Some(id) if id.len() > 2 => id.to_string(),
+        _ => {
+            let digest = Sha256::digest(raw);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{hex}")
+        }
+    }
+}
+
+/// What applying a mail decided, before it is recorded.
+pub(crate) struct Decided {
+    pub status: Status,
+    pub ticket_id: Option<i64>,
+}
+
+impl Desk {
+    /// Takes in a group of mails: one transaction, a savepoint each. With `dry_run` everything
+    /// is worked out and nothing is kept. The results come in the mails' order once the group
+    /// is committed.
+    pub async fn ingest(
+        &self,
+        mails: &[Incoming],
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Vec<Result<MailReport, IngestError>> {
+        let temporary = |e: &dyn std::fmt::Display| {
+            (0..mails.len())
+                .map(|_| Err(IngestError::Temporary(e.to_string())))
+                .collect()
+        };
+        let mut tx = match self.store.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return temporary(&e),
+        };
+        let mut out = Vec::with_capacity(mails.len());
+        for mail in mails {
+            if let Err(e) = tx.savepoint().await {
+                return temporary(&e);
+            }
+            match self.take(&mut tx, mail, now).await {
+                Ok(report) => {
+                    if let Err(e) = tx.release_savepoint().await {
+                        return temporary(&e);
+                    }
+                    out.push(Ok(report));
+                }
+                Err(e) if e.is_temporary() => return temporary(&e),
+                Err(e) => {
+                    if let Err(e) = tx.rollback_to_savepoint().await {
+                        return temporary(&e);
+                    }
+                    let reason = e.to_string();
+                    tracing::error!(error = %reason, "mail could not be applied; kept as failed");
+                    match self.keep_failed(&mut tx, mail, &reason, now).await {
+                        Ok(id) => out.push(Err(IngestError::Failed { id, reason })),
+                        Err(e) => return temporary(&e),
+                    }
+                }
+            }
+        }
+        if dry_run {
+            drop(tx);
+        } else if let Err(e) = tx.commit().await {
+            return temporary(&e);
+        }
+        out
+    }
+
+    /// Applies a stored mail again (one that failed, or any other for a second look; a mail
+    /// that was applied is not applied twice).
+    pub async fn retry_inbound(
+        &self,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<Option<Result<MailReport, IngestError>>, DeskError> {
+        let Some(stored) = self.store.stored_mail(id).await? else {
+            return Ok(None);
+        };
+        self.store.reopen_for_retry(id).await?;
+        let mail = Incoming {
+            raw: stored.raw,
+            mailbox: stored.mailbox,
+        };
+        Ok(self.ingest(&[mail], now, false).await.pop())
+    }
+
+    /// One mail, inside the group's transaction (and its own savepoint).
+    async fn take(
+        &self,
+        tx: &mut Tx,
+        mail: &Incoming,
+        now: Timestamp,
+    ) -> Result<MailReport, DeskError> {
+        let dir = &self.settings.directory;
+        let reading = inbound::read(&mail.raw, &self.reader, dir, &self.outbound.key);
+        let span = tracing::info_span!(
+            "mail",
+            message_id = reading.mail.message_id.as_deref().unwrap_or("-"),
+            from = %reading.sender.address,
+        );
+        self.take_read(tx, mail, &reading, now)
+            .instrument(span)
+            .await
+    }
+
+    async fn take_read(
+        &self,
+        tx: &mut Tx,
+        mail: &Incoming,
+        reading: &Reading,
+        now: Timestamp,
+    ) -> Result<MailReport, DeskError> {
+        let mut report = MailReport::new(reading);
+        let key = dedupe_key(reading.mail.message_id.as_deref(), &mail.raw);
+        let id = match tx.inbound_by_key(&key).await? {
+            Some((id, status)) if status != "failed" => {
+                return Ok(duplicate(report, id, &status));
+            }
+            Some((id, _)) => {
+                tx.reopen_inbound(id).await?;
+                id
+            }
+            None => {
+                let row = NewInbound {
+                    dedupe_key: &key,
+                    message_id: reading.mail.message_id.as_deref(),
+                    mailbox: mail.mailbox.as_deref(),
+                    sender: Some(&reading.sender.address),
+                    subject: Some(&reading.mail.subject),
+                    raw: &mail.raw,
+                    received_at: now,
+                };
+                match tx.insert_inbound(&row).await? {
+                    Some(id) => id,
+                    None => return Ok(duplicate(report, 0, "being taken in")),
+                }
+            }
+        };
+        report.inbound_id = Some(id);
+        let decided = if mail.raw.len() as u64 > self.settings.inbound.max_message_bytes {
+            self.too_large(tx, reading, mail.raw.len(), &mut report, now)
+                .await?
+        } else {
+            match reading.class.class {
+                Class::Person => {
+                    self.person_mail(tx, id, reading, mail.mailbox.as_deref(), &mut report, now)
+                        .await?
+                }
+                Class::Bounce => self.bounce(tx, id, reading, &mut report, now).await?,
+                Class::AutoReply => self.auto_reply(tx, id, reading, &mut report, now).await?,
+                Class::List => {
+                    report.decision =
+                        "a list's mail from no one deskmail knows: kept, nothing done".into();
+                    Decided {
+                        status: Status::Recorded,
+                        ticket_id: None,
+                    }
+                }
+                Class::Own => {
+                    report.decision = "deskmail's own mail: kept, nothing done".into();
+                    Decided {
+                        status: Status::Recorded,
+                        ticket_id: None,
+                    }
+                }
+            }
+        };
+        report.status = decided.status;
+        tracing::info!(status = decided.status.as_str(), decision = %report.decision, "mail taken in");
+        let detail = serde_json::to_string(&report).unwrap_or_default();
+        tx.finish_inbound(
+            id,
+            &InboundOutcome {
+                status: decided.status.as_str(),
+                class: Some(report.class),
+                reason: &report.decision,
+                ticket_id: decided.ticket_id,
+                detail: &detail,
+                at: now,
+            },
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// Keeps a mail that could not be applied, with the reason.
+    async fn keep_failed(
+        &self,
+        tx: &mut Tx,
+        mail: &Incoming,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Option<i64>, DeskError> {
+        let parsed = inbound::parse::parse(&mail.raw);
+        let key = dedupe_key(parsed.message_id.as_deref(), &mail.raw);
+        let sender = parsed.from.as_ref().map(|f| f.address.clone());
+        let id = match tx.inbound_by_key(&key).await? {
+            Some((id, _)) => id,
+            None => {
+                let row = NewInbound {
+                    dedupe_key: &key,
+                    message_id: parsed.message_id.as_deref(),
+                    mailbox: mail.mailbox.as_deref(),
+                    sender: sender.as_deref(),
+                    subject: Some(&parsed.subject),
+                    raw: &mail.raw,
+                    received_at: now,
+                };
+                match tx.insert_inbound(&row).await? {
+                    Some(id) => id,
+                    None => return Ok(None),
+                }
+            }
+        };
+        tx.finish_inbound(
+            id,
+            &InboundOutcome {
+                status: "failed",
+                class: None,
+                reason,
+                ticket_id: None,
+                detail: "",
+                at: now,
+            },
+        )
+        .await?;
+        Ok(Some(id))
+    }
+
+    /// A mail over the size limit: refused with the reason, and its sender told (a person only).
+    async fn too_large(
+        &self,
+        tx: &mut Tx,
+        reading: &Reading,
+        size: usize,
+        report: &mut MailReport,
+        now: Timestamp,
+    ) -> Result<Decided, DeskError> {
+        let limit = self.settings.inbound.max_message_bytes;
+        let reason = format!(
+            "the mail is {} large, more than the {} deskmail takes",
+            crate::outbound::compose::size_text(size as u64),
+            crate::outbound::compose::size_text(limit)
+        );
+        report.decision = format!("refused: {reason}");
+        if reading.class.class == Class::Person && !reading.sender.address.is_empty() {
+            let told = self
+                .enqueue_refused(
+                    tx,
+                    &super::notify::RefusedMail {
+                        to: &reading.sender.address,
+                        subject: &reading.mail.subject,
+                        reason: &reason,
+                        in_reply_to: reading.mail.message_id.as_deref(),
+                    },
+                    now,
+                )
+                .await?;
+            if told {
+                report.notes.push("the sender was told".into());
+            }
+        }
+        Ok(Decided {
+            status: Status::Refused,
+            ticket_id: None,
+        })
+    }
+}
+
+fn duplicate(mut report: MailReport, id: i64, status: &str) -> MailReport {
+    report.status = Status::Duplicate;
+    report.inbound_id = (id > 0).then_some(id);
+    report.decision = format!("taken in before ({status}): nothing changed");
+    report
+}

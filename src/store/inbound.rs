@@ -1,0 +1,323 @@
+//! Inbound mails: each one kept with what deskmail made of it (raw bytes included), so that
+//! processing is idempotent and nothing that could not be applied is lost; and the lookups that
+//! match a reply to its ticket.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use sqlx::{Any, AssertSqlSafe, FromRow};
+
+use super::rows::{ms, ts};
+use super::{Store, StoreError, Tx};
+
+/// A mail as it arrives.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    /// Its Message-ID, or a digest of its bytes when it has none.
+    pub dedupe_key: &'a str,
+    pub message_id: Option<&'a str>,
+    pub mailbox: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub received_at: Timestamp,
+}
+
+/// What became of a mail.
+#[derive(Debug, Clone)]
+pub struct InboundOutcome<'a> {
+    /// `applied`, `refused`, `recorded` or `failed`.
+    pub status: &'a str,
+    pub class: Option<&'a str>,
+    pub reason: &'a str,
+    pub ticket_id: Option<i64>,
+    /// JSON: what the stages made of it (the dry run's line).
+    pub detail: &'a str,
+    pub at: Timestamp,
+}
+
+/// A stored mail, as `inbound list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundEntry {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub mailbox: Option<String>,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub status: String,
+    pub class: Option<String>,
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+    pub attempts: i64,
+    pub received_at: Timestamp,
+    pub processed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, FromRow)]
+struct EntryRow {
+    id: i64,
+    message_id: Option<String>,
+    mailbox: Option<String>,
+    sender: Option<String>,
+    subject: Option<String>,
+    status: String,
+    class: Option<String>,
+    reason: Option<String>,
+    reference: Option<String>,
+    attempts: i64,
+    received_at: i64,
+    processed_at: Option<i64>,
+}
+
+/// A stored mail to apply again.
+#[derive(Debug, Clone)]
+pub struct StoredMail {
+    pub id: i64,
+    pub status: String,
+    pub mailbox: Option<String>,
+    pub raw: Vec<u8>,
+    pub received_at: Timestamp,
+}
+
+impl Tx {
+    /// The stored mail with this key, if any: its id and status.
+    pub async fn inbound_by_key(&mut self, key: &str) -> Result<Option<(i64, String)>, StoreError> {
+        sqlx::query_as::<Any, (i64, String)>(
+            "SELECT id, status FROM inbound_messages WHERE dedupe_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// Keeps a mail (status `processing` until [`Tx::finish_inbound`]); `None` when another
+    /// process stored the same mail first.
+    pub async fn insert_inbound(&mut self, m: &NewInbound<'_>) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar::<Any, i64>(
+            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, status, \
+             raw, received_at, attempts) VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind(m.dedupe_key)
+        .bind(m.message_id)
+        .bind(m.mailbox)
+        .bind(m.sender)
+        .bind(m.subject)
+        .bind(m.raw)
+        .bind(ms(m.received_at))
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// Marks a stored mail as being applied again (a retry).
+    pub async fn reopen_inbound(&mut self, id: i64) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Records what became of a mail.
+    pub async fn finish_inbound(
+        &mut self,
+        id: i64,
+        o: &InboundOutcome<'_>,
+    ) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "UPDATE inbound_messages SET status = $1, class = $2, reason = $3, ticket_id = $4, \
+             detail = $5, processed_at = $6 WHERE id = $7",
+        )
+        .bind(o.status)
+        .bind(o.class)
+        .bind(o.reason)
+        .bind(o.ticket_id)
+        .bind(o.detail)
+        .bind(ms(o.at))
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// The tickets that Message-IDs belong to: notifications deskmail sent, the threads' roots,
+    /// and mails applied to tickets. Each id with its ticket's reference; unknown ids are left
+    /// out.
+    pub async fn tickets_by_message_ids(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let list = list.join(", ");
+        let sql = format!(
+            "SELECT o.message_id, t.ref FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
+             WHERE o.message_id IN ({list}) \
+             UNION ALL SELECT thread_root, ref FROM tickets WHERE thread_root IN ({list}) \
+             UNION ALL SELECT i.message_id, t.ref FROM inbound_messages i JOIN tickets t \
+             ON t.id = i.ticket_id WHERE i.message_id IN ({list})"
+        );
+        let mut q = sqlx::query_as::<Any, (String, String)>(AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id.clone());
+        }
+        q.fetch_all(&mut *self.tx).await.map_err(|e| self.error(e))
+    }
+
+    /// The notification with this Message-ID: its ticket, recipient and event.
+    pub async fn outbox_by_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Option<(Option<i64>, String, String)>, StoreError> {
+        sqlx::query_as::<Any, (Option<i64>, String, String)>(
+            "SELECT ticket_id, recipient, event FROM outbox WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// Was a history line of this kind and detail written on the ticket since `since`? (The
+    /// "not done" notices are rate-limited by it.)
+    pub async fn history_since(
+        &mut self,
+        ticket_id: i64,
+        kind: &str,
+        detail: &str,
+        since: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query_scalar::<Any, i64>(
+            "SELECT COUNT(*) FROM history WHERE ticket_id = $1 AND kind = $2 AND detail = $3 \
+             AND created_at >= $4",
+        )
+        .bind(ticket_id)
+        .bind(kind)
+        .bind(detail)
+        .bind(ms(since))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(n > 0)
+    }
+
+    /// How many notifications of `event` went to `recipient` since `since`.
+    pub async fn outbox_count_since(
+        &mut self,
+        recipient: &str,
+        event: &str,
+        since: Timestamp,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<Any, i64>(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND event = $2 AND created_at >= $3",
+        )
+        .bind(recipient)
+        .bind(event)
+        .bind(ms(since))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// A savepoint inside the transaction: one mail of a group can be undone alone.
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.exec("SAVEPOINT mail").await
+    }
+
+    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.exec("RELEASE SAVEPOINT mail").await
+    }
+
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.exec("ROLLBACK TO SAVEPOINT mail").await?;
+        self.exec("RELEASE SAVEPOINT mail").await
+    }
+
+    async fn exec(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::query::<Any>(sql)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Stored mails, newest first, optionally of one status.
+    pub async fn inbound(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<InboundEntry>, StoreError> {
+        let rows = sqlx::query_as::<Any, EntryRow>(
+            "SELECT i.id, i.message_id, i.mailbox, i.sender, i.subject, i.status, i.class, i.reason, \
+             t.ref AS reference, i.attempts, i.received_at, i.processed_at \
+             FROM inbound_messages i LEFT JOIN tickets t ON t.id = i.ticket_id \
+             WHERE ($1 = '' OR i.status = $1) ORDER BY i.id DESC LIMIT $2",
+        )
+        .bind(status.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(InboundEntry {
+                    id: r.id,
+                    message_id: r.message_id,
+                    mailbox: r.mailbox,
+                    sender: r.sender,
+                    subject: r.subject,
+                    status: r.status,
+                    class: r.class,
+                    reason: r.reason,
+                    ticket: r.reference,
+                    attempts: r.attempts,
+                    received_at: ts(r.received_at)?,
+                    processed_at: r.processed_at.map(ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Lets a refused or failed mail be applied again (`inbound retry`); false for one that
+    /// was applied or recorded, which is never applied twice.
+    pub async fn reopen_for_retry(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query::<Any>(
+            "UPDATE inbound_messages SET status = 'failed' WHERE id = $1 AND status IN ('refused', 'failed')",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A stored mail with its bytes.
+    pub async fn stored_mail(&self, id: i64) -> Result<Option<StoredMail>, StoreError> {
+        let row = sqlx::query_as::<Any, (i64, String, Option<String>, Option<Vec<u8>>, i64)>(
+            "SELECT id, status, mailbox, raw, received_at FROM inbound_messages WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        row.map(|(id, status, mailbox, raw, received)| {
+            Ok(StoredMail {
+                id,
+                status,
+                mailbox,
+                raw: raw.unwrap_or_default(),
+                received_at: ts(received)?,
+            })
+        })
+        .transpose()
+    }
+}
