@@ -9,6 +9,7 @@ mod ticket;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -116,7 +117,9 @@ fn init_logging(verbose: u8) {
 async fn run(cli: Cli) -> Result<u8, Failure> {
     let path = config::locate(cli.config.as_deref());
     if let Command::Ingest(args) = cli.command {
-        return ingest::run(open(&path).await, args).await;
+        // An MTA waits for the pipe: an unreachable database is given 3 seconds, then the
+        // mail is deferred (exit 75) and the MTA tries again later.
+        return ingest::run(open_within(&path, Duration::from_secs(3)).await, args).await;
     }
     run_other(cli.command, &path).await.map(|()| 0)
 }
@@ -167,8 +170,13 @@ fn load(path: &std::path::Path) -> Result<Settings, Failure> {
 
 /// Loads the settings and opens the store, migrating it when needed.
 async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
+    open_within(path, Duration::from_secs(10)).await
+}
+
+/// [`open`], giving an unreachable database `timeout`.
+async fn open_within(path: &std::path::Path, timeout: Duration) -> Result<Desk, Failure> {
     let settings = load(path)?;
     let outbound = Outbound::open(&settings.outbound)?;
-    let store = Store::open(settings.store_url.expose()).await?;
+    let store = Store::open_within(settings.store_url.expose(), timeout).await?;
     Ok(Desk::new(settings, store, outbound))
 }

@@ -36,6 +36,15 @@ impl Desk {
             person,
             verified: sender.verified.is_some(),
         };
+        // Mail in an agent's name can speak to customers with the help desk's voice: it must be
+        // proven.
+        if !actor.verified && actor.is_agent() {
+            report.decision = format!(
+                "refused: mail in the name of agent {} that could not be verified (no reply token, no passing authentication)",
+                actor.address()
+            );
+            return Ok(refused());
+        }
         if !actor.verified && self.settings.inbound.unverified == UnverifiedPolicy::Refuse {
             report.decision =
                 "refused: the sender could not be verified ([inbound] unverified = \"refuse\")"
@@ -117,6 +126,7 @@ impl Desk {
         let cmds = &reply.commands;
         report.text = Some(cmds.comment.clone());
         report.commands = cmds.command.iter().map(|c| c.action.clone()).collect();
+        report.command_problem = cmds.problem.as_ref().map(|p| p.refusal().to_string());
         report.fields = cmds.fields.clone();
         let internal = cmds.internal_marker && actor.is_agent();
         let attachments = attachments_of(reading);
@@ -426,7 +436,7 @@ impl Desk {
         report: &mut MailReport,
         now: Timestamp,
     ) -> Result<Decided, DeskError> {
-        let request = inbound::request(reading);
+        let request = inbound::request(reading, &self.settings.workflow);
         let mut fields = request.commands.fields.clone();
         let to = self.receiving_address(reading, mailbox);
         self.plus_fields(to.as_deref(), &mut fields, report);
@@ -462,8 +472,8 @@ impl Desk {
                 })
             }
             Outcome::Rejected(r) => {
-                report.decision = format!("refused: {r}");
-                let reason = r.to_string();
+                report.decision = format!("refused: {}", r.reason);
+                let reason = r.reason.to_string();
                 if self
                     .enqueue_refused(
                         tx,
@@ -586,6 +596,11 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Decided, DeskError> {
         let address = &reading.sender.address;
+        report.text = Some(
+            inbound::request(reading, &self.settings.workflow)
+                .commands
+                .comment,
+        );
         report.decision = format!(
             "refused: {} is in no organisation this help desk serves",
             if address.is_empty() {
@@ -642,14 +657,36 @@ impl Desk {
             None => None,
         };
         let Some((ticket_id, notified, event)) = linked else {
-            report.decision = format!(
-                "a bounce ({}{}) of no mail deskmail sent: kept, nothing changed",
+            let about = format!(
+                "{}{}",
                 b.status,
                 b.recipient
                     .as_deref()
                     .map(|r| format!(" for {r}"))
                     .unwrap_or_default()
             );
+            // Named by its subject only ("Undeliverable: [SUP-...]"): noted on the ticket, but
+            // no address is marked on a claim anyone could write.
+            if let Some(rec) = self.find_ticket(tx, reading, None, report).await? {
+                tx.insert_history(&NewHistoryRow {
+                    ticket_id: rec.id,
+                    actor: &reading.sender.address,
+                    action: "bounce",
+                    kind: "bounce",
+                    detail: &format!(
+                        "a bounce ({about}) that returns no mail deskmail can identify: nothing marked"
+                    ),
+                    inbound_id: Some(id),
+                    at: now,
+                })
+                .await?;
+                report.decision = format!(
+                    "a bounce ({about}) naming the ticket, not a notification: noted, no address marked"
+                );
+                return Ok(recorded(Some(rec.id)));
+            }
+            report.decision =
+                format!("a bounce ({about}) of no mail deskmail sent: kept, nothing changed");
             return Ok(recorded(None));
         };
         // The failed address must be the one the notification went to.

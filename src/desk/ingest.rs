@@ -86,9 +86,13 @@ pub struct MailReport {
     pub text: Option<String>,
     /// The commands read, as actions (`To Customer`).
     pub commands: Vec<String>,
+    /// A command that could not be read (unknown, ambiguous, several), in words.
+    pub command_problem: Option<String>,
     pub fields: BTreeMap<String, String>,
     /// What the core did, or why not.
     pub decision: String,
+    /// What a bounce says (recipient, status, the returned mail).
+    pub bounce: Option<crate::inbound::classify::Bounce>,
     /// Other things worth knowing (a ticket not revealed, a Cc added as watcher, ...).
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
@@ -115,8 +119,10 @@ impl MailReport {
             matched_by: "none",
             text: None,
             commands: Vec::new(),
+            command_problem: None,
             fields: BTreeMap::new(),
             decision: String::new(),
+            bounce: r.class.bounce.clone(),
             notes: Vec::new(),
             warnings: r.mail.warnings.clone(),
         }
@@ -278,6 +284,17 @@ impl Desk {
         reading: &Reading,
         now: Timestamp,
     ) -> Result<MailReport, DeskError> {
+        if reading.mail.headers.is_empty() {
+            // Not a mail at all: it can never be processed. Kept as failed by the caller.
+            return Err(DeskError::NotAMail(
+                reading
+                    .mail
+                    .warnings
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "no header could be read".into()),
+            ));
+        }
         let mut report = MailReport::new(reading);
         let key = dedupe_key(reading.mail.message_id.as_deref(), &mail.raw);
         let id = match tx.inbound_by_key(&key).await? {

@@ -50,6 +50,8 @@ pub enum DeskError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("not a mail: {0}")]
+    NotAMail(String),
 }
 
 /// What a create or an action did.

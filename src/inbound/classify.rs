@@ -282,6 +282,9 @@ fn bounce_details(mail: &Parsed) -> Bounce {
             .and_then(|v| v.split(',').next())
             .map(bare_address);
     }
+    if recipient.is_none() {
+        recipient = address_in_text(&mail.text);
+    }
     let mut status = first.map(|r| r.status.clone()).unwrap_or_default();
     if !is_status(&status) {
         status = status_in_text(&mail.text).unwrap_or_else(|| {
@@ -307,6 +310,26 @@ fn bounce_details(mail: &Parsed) -> Bounce {
         diagnostic: first.map(|r| r.diagnostic.clone()).unwrap_or_default(),
         original_message_id: original,
     }
+}
+
+/// The first address in a bounce written as text that is not a mail system's own.
+fn address_in_text(text: &str) -> Option<String> {
+    text.split(|c: char| {
+        c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | '"' | ',' | ';' | '[' | ']')
+    })
+    .map(|w| w.trim_matches(|c: char| c == '.' || c == ':' || c == '\''))
+    .filter(|w| {
+        let Some((local, domain)) = w.split_once('@') else {
+            return false;
+        };
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !["postmaster", "mailer-daemon", "mail-daemon"]
+                .contains(&local.to_ascii_lowercase().as_str())
+    })
+    .map(|w| w.to_lowercase())
+    .next()
 }
 
 fn is_status(s: &str) -> bool {

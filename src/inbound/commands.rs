@@ -124,16 +124,32 @@ pub fn field_key(key: &str) -> Option<&'static str> {
     FIELD_KEYS.iter().find(|(w, _)| *w == k).map(|(_, f)| *f)
 }
 
-/// A `Key: value` line naming a field.
-fn field_line(line: &str) -> Option<(&'static str, String)> {
+/// The fields a workflow knows: those it defines, those creating a ticket takes and those its
+/// actions take. Only these are read from `Key: value` lines; other such lines stay text.
+pub fn known_fields(wf: &Workflow) -> Vec<String> {
+    let mut out: Vec<String> = wf.fields.iter().map(|f| f.name.clone()).collect();
+    out.extend(wf.create.fields.iter().cloned());
+    for t in &wf.transitions {
+        out.extend(t.fields.iter().map(|f| f.name.clone()));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A `Key: value` line naming a field the workflow knows.
+fn field_line(line: &str, known: &[String]) -> Option<(&'static str, String)> {
     let (k, v) = line.split_once(':')?;
     let field = field_key(k)?;
+    if !known.iter().any(|f| f == field) {
+        return None;
+    }
     let v = v.trim();
     (!v.is_empty()).then(|| (field, v.to_string()))
 }
 
-/// The field lines at the top of a text, and the rest.
-pub fn read_fields(text: &str) -> (BTreeMap<String, String>, String) {
+/// The field lines at the top of a text (fields of `known` only), and the rest.
+pub fn read_fields(text: &str, known: &[String]) -> (BTreeMap<String, String>, String) {
     let mut fields = BTreeMap::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut start = 0;
@@ -143,7 +159,7 @@ pub fn read_fields(text: &str) -> (BTreeMap<String, String>, String) {
             start = i + 1;
             continue;
         }
-        match field_line(t) {
+        match field_line(t, known) {
             Some((field, value)) => {
                 fields.entry(field.to_string()).or_insert(value);
                 start = i + 1;
@@ -222,6 +238,7 @@ pub fn read(
         }
     }
     let mut out = Commands::default();
+    let known = known_fields(wf);
     let lines: Vec<&str> = text.lines().collect();
     let mut body_start = 0;
     for (i, line) in lines.iter().enumerate() {
@@ -261,7 +278,7 @@ pub fn read(
             body_start = i + 1;
             continue;
         }
-        if let Some((field, value)) = field_line(t) {
+        if let Some((field, value)) = field_line(t, &known) {
             out.fields.entry(field.to_string()).or_insert(value);
             body_start = i + 1;
             continue;
@@ -326,14 +343,14 @@ mod tests {
 
     #[test]
     fn lines_and_fields_at_the_top() {
-        let c = read_it(
-            "Re: [SUP-1] x",
-            "/to customer\nSatisfaction: 4\n\nHere you go.\n/close",
-        );
+        let c = read_it("Re: [SUP-1] x", "/to customer\n\nHere you go.\n/close");
         assert_eq!(c.command.clone().unwrap().action, "To Customer");
         assert_eq!(c.command.unwrap().source, Source::Line);
-        assert_eq!(c.fields["satisfaction"], "4");
         assert_eq!(c.comment, "Here you go.\n/close");
+        // partner-routing knows no satisfaction field: the line stays text.
+        let c = read_it("Re: [SUP-1] x", "Satisfaction: 4\nok");
+        assert!(c.fields.is_empty());
+        assert_eq!(c.comment, "Satisfaction: 4\nok");
         let c = read_it("Re: [SUP-1] x", "/frobnicate\nhello");
         assert_eq!(
             c.problem,
@@ -342,6 +359,23 @@ mod tests {
             })
         );
         assert_eq!(c.comment, "hello");
+    }
+
+    #[test]
+    fn fields_the_workflow_knows_are_read_from_the_top() {
+        let (_, dir) = demo();
+        let wf = crate::workflow::presets::load("itil-portal").unwrap();
+        let c = read(
+            &wf,
+            &dir,
+            "[Close] Re: [SUP-1] x",
+            "Zufriedenheit: 4\nDanke!",
+            "#internal",
+            &|t| t.starts_with("SUP-"),
+        );
+        assert_eq!(c.command.unwrap().action, "Close");
+        assert_eq!(c.fields["satisfaction"], "4");
+        assert_eq!(c.comment, "Danke!");
     }
 
     #[test]

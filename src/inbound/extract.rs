@@ -243,10 +243,15 @@ pub fn extract(body: &str) -> Extracted {
         }
         i += 1;
     }
-    // 3. Quoted lines, and the lines a client's wrapping broke off a quoted one.
+    // 3. Quoted lines, and the lines a client's wrapping broke off a quoted one; and the
+    //    placeholders Outlook leaves for inline images (`[cid:image001.png@...]`).
     let mut quoted = 0;
     for n in 0..end {
         let line = lines[n];
+        if is_image_placeholder(line) {
+            keep[n] = false;
+            continue;
+        }
         let continuation = n > 0
             && !keep[n - 1]
             && is_quoted(lines[n - 1])
@@ -305,6 +310,11 @@ fn shorten(line: &str) -> String {
     } else {
         t.to_string()
     }
+}
+
+fn is_image_placeholder(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with("[cid:") && t.ends_with(']') && !t.contains(' ')
 }
 
 fn is_quoted(line: &str) -> bool {

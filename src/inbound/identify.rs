@@ -176,6 +176,8 @@ fn authenticated(mail: &Parsed, trusted: &[String], address: &str) -> Option<Ver
     let from_domain = domain_of(address)?;
     let mut seen: Vec<String> = Vec::new();
     for header in mail.header_all("authentication-results") {
+        // Comments first: they may hold `;` themselves ("(2048-bit key; unprotected)").
+        let header = strip_comments(header);
         let mut parts = header.split(';');
         let authserv_id = parts
             .next()?
@@ -188,7 +190,6 @@ fn authenticated(mail: &Parsed, trusted: &[String], address: &str) -> Option<Ver
         }
         seen.push(authserv_id.clone());
         for resinfo in parts {
-            let resinfo = strip_comments(resinfo);
             let mut words = resinfo.split_whitespace();
             let Some((method, result)) = words.next().and_then(|w| w.split_once('=')) else {
                 continue;
@@ -298,7 +299,7 @@ mod tests {
     #[test]
     fn only_a_trusted_host_authenticates() {
         let key = TokenKey::new("0123456789abcdef0123");
-        let ok = "Authentication-Results: mx.helpdesk.example; dkim=pass header.d=acme.example; dmarc=pass (p=reject) header.from=acme.example\nFrom: anna@acme.example\n\nx\n";
+        let ok = "Authentication-Results: mx.helpdesk.example;\n\tdkim=pass (2048-bit key; unprotected) header.d=acme.example;\n\tdmarc=pass (p=reject) header.from=acme.example\nFrom: anna@acme.example\n\nx\n";
         assert!(matches!(
             who(ok, &key).verified,
             Some(Verification::Dkim { .. })

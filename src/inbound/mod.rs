@@ -156,9 +156,9 @@ pub fn reply(reading: &Reading, reader: &Reader, wf: &Workflow, dir: &Directory)
 /// The text and fields of a mail that opens a ticket: only the signature goes (a forwarded or
 /// quoted mail in a new request is part of the request), and field lines at the top are read
 /// (`Service: Email`). A new request takes no commands.
-pub fn request(reading: &Reading) -> Reply {
+pub fn request(reading: &Reading, wf: &Workflow) -> Reply {
     let extracted = extract::strip_signature(&reading.mail.text);
-    let (fields, comment) = commands::read_fields(&extracted.text);
+    let (fields, comment) = commands::read_fields(&extracted.text, &commands::known_fields(wf));
     Reply {
         extracted,
         commands: Commands {

@@ -212,7 +212,12 @@ impl Store {
     /// Opens the store and brings its schema up to date. A current schema costs one query: a
     /// process started per mail (an MTA pipe) does no migration work.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let store = Store::connect(url).await?;
+        Store::open_within(url, Duration::from_secs(10)).await
+    }
+
+    /// [`Store::open`], giving an unreachable server `timeout`.
+    pub async fn open_within(url: &str, timeout: Duration) -> Result<Store, StoreError> {
+        let store = Store::connect_within(url, timeout).await?;
         if !store.is_current().await {
             store.migrate().await?;
         }

@@ -1,0 +1,483 @@
+//! The seed 000 story played by mail through `deskmail ingest` (the binary, as an MTA pipe
+//! runs it), with the notifications read back from the spool: a partner's `[To Customer]`
+//! reply, a customer's plain reply, a customer's refused `[To Web-IT Provider]` with the "not
+//! done" notice; then forged mail, auto-replies, bounces, duplicates, garbage and the exit
+//! codes.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use mail_parser::MessageParser;
+use serde_json::Value;
+use support::TestEnv;
+
+/// Runs `deskmail ingest ARGS` with `raw` on stdin; exit code and stderr.
+fn ingest(env: &TestEnv, raw: &str, args: &[&str]) -> (i32, String) {
+    let mut child = env
+        .command()
+        .arg("ingest")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The newest notification to `to` in the spool, after sending what is queued: its Reply-To
+/// address, Message-ID and subject.
+fn last_mail_to(env: &TestEnv, to: &str) -> (String, String, String) {
+    env.ok(&["outbox", "send"]);
+    let rows: Value =
+        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "500"])).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["recipient"] == to)
+        .unwrap_or_else(|| panic!("no mail to {to}: {rows}"));
+    let id = row["message_id"].as_str().unwrap().to_string();
+    let file: String = id
+        .trim_matches(['<', '>'])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let raw = std::fs::read(env.path(&format!("data/spool/{file}.eml"))).unwrap();
+    let m = MessageParser::default().parse(&raw[..]).unwrap();
+    let reply_to = m
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap()
+        .to_string();
+    (reply_to, id, m.subject().unwrap().to_string())
+}
+
+fn reply(from: &str, to: &str, subject: &str, parent: &str, id: &str, body: &str) -> String {
+    format!(
+        "From: {from}\nTo: {to}\nSubject: {subject}\nMessage-ID: <{id}>\nIn-Reply-To: {parent}\n\
+         References: {parent}\nDate: Sun, 22 Nov 2026 15:00:00 +0000\nContent-Type: text/plain; charset=utf-8\n\n\
+         {body}\n\nOn Sun, 22 Nov 2026 at 14:00, Example Help Desk <support@helpdesk.example> wrote:\n> earlier text\n"
+    )
+}
+
+fn status(env: &TestEnv, reference: &str) -> String {
+    env.show(reference)["status"].as_str().unwrap().to_string()
+}
+
+fn outbox(env: &TestEnv) -> Vec<Value> {
+    let v: Value =
+        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "500"])).unwrap();
+    v.as_array().unwrap().clone()
+}
+
+/// Anna opens the ticket by mail; alice sends it to the IT provider; the reference.
+fn opened(env: &TestEnv) -> String {
+    let (code, err) = ingest(
+        env,
+        "From: Anna Example <anna@acme.example>\nTo: support@helpdesk.example\nSubject: Printer on fire\n\
+         Message-ID: <first@acme.example>\nDate: Sun, 22 Nov 2026 13:00:00 +0000\n\nIt smokes.\n\n-- \nAnna\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let reference = list[0]["ref"].as_str().unwrap().to_string();
+    let t = env.show(&reference);
+    assert_eq!(t["status"], "New");
+    assert_eq!(t["source"], "mail");
+    assert_eq!(t["comments"][0]["text"], "It smokes.", "{t}");
+    env.ok(&[
+        "ticket",
+        "act",
+        &reference,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To IT Provider",
+        "--comment",
+        "Please check.",
+    ]);
+    reference
+}
+
+#[test]
+fn the_seed_000_story_plays_by_mail() {
+    let env = TestEnv::new();
+    let r = opened(&env);
+    // The acknowledgement threads with anna's own mail: its References start there.
+    let (_, ack_id, _) = last_mail_to(&env, "anna@acme.example");
+    assert!(ack_id.contains(&r.to_lowercase()));
+    assert_eq!(status(&env, &r), "On Partner");
+
+    // ops answers the partner notification with the action link's subject.
+    let (token, parent, subject) = last_mail_to(&env, "support@itprov.example");
+    let (code, err) = ingest(
+        &env,
+        &reply(
+            "Ops Team <ops@itprov.example>",
+            &token,
+            &format!("[To Customer] Re: {subject}"),
+            &parent,
+            "ops-1@itprov.example",
+            "Is it plugged in?",
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status(&env, &r), "On Customer", "{err}");
+
+    // anna's plain reply hands it back to the support team.
+    let (token, parent, subject) = last_mail_to(&env, "anna@acme.example");
+    let (code, err) = ingest(
+        &env,
+        &reply(
+            "anna@acme.example",
+            &token,
+            &format!("Re: {subject}"),
+            &parent,
+            "anna-1@acme.example",
+            "Yes, it is.",
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status(&env, &r), "New", "{err}");
+
+    // anna asks for a partner the ticket does not involve: refused, the comment kept, the
+    // "not done" notice with what she can do instead is in the outbox.
+    let before = outbox(&env).len();
+    let (code, err) = ingest(
+        &env,
+        &reply(
+            "anna@acme.example",
+            &token,
+            &format!("[To Web-IT Provider] Re: {subject}"),
+            &parent,
+            "anna-2@acme.example",
+            "Maybe the web people know?",
+        ),
+        &["--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Web-IT Provider is not involved in this ticket"),
+        "{err}"
+    );
+    assert_eq!(status(&env, &r), "New");
+    let t = env.show(&r);
+    let comments = t["comments"].as_array().unwrap();
+    assert_eq!(
+        comments.last().unwrap()["text"],
+        "Maybe the web people know?"
+    );
+    let rows = outbox(&env);
+    let notice = rows[..rows.len() - before]
+        .iter()
+        .find(|m| m["event"] == "not_done")
+        .unwrap_or_else(|| panic!("no not_done notice: {rows:?}"));
+    assert_eq!(notice["recipient"], "anna@acme.example");
+    let (_, id, _) = last_mail_to(&env, "anna@acme.example");
+    assert_eq!(id, notice["message_id"].as_str().unwrap());
+    let spool = std::fs::read_dir(env.path("data/spool"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains(id.as_str()))
+        .unwrap();
+    let text = MessageParser::default()
+        .parse(spool.as_bytes())
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("Web-IT Provider is not involved in this ticket"),
+        "{text}"
+    );
+    for allowed in [
+        "[To Customer]",
+        "[To 2nd Level Support Provider]",
+        "[To IT Provider]",
+    ] {
+        assert!(text.contains(allowed), "{allowed} missing in\n{text}");
+    }
+
+    // alice resolves; anna reopens by mail.
+    env.ok(&[
+        "ticket",
+        "act",
+        &r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Resolve",
+    ]);
+    let (token, parent, subject) = last_mail_to(&env, "anna@acme.example");
+    let (code, err) = ingest(
+        &env,
+        &reply(
+            "anna@acme.example",
+            &token,
+            &format!("[Wiedereröffnen] Re: {subject}"),
+            &parent,
+            "anna-3@acme.example",
+            "Still smoking.",
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status(&env, &r), "New", "{err}");
+}
+
+#[test]
+fn a_forged_sender_cannot_move_a_ticket() {
+    let env = TestEnv::new();
+    let r = opened(&env);
+    let (_, parent, subject) = last_mail_to(&env, "support@itprov.example");
+    // No token, no authentication: ops's command is not done, and neither is a forged agent's
+    // mail taken at all.
+    let forged = reply(
+        "ops@itprov.example",
+        "support@helpdesk.example",
+        &format!("[To Customer] Re: {subject}"),
+        &parent,
+        "forged-1@evil.example",
+        "Closing this.",
+    );
+    let (code, err) = ingest(&env, &forged, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("we could not verify"), "{err}");
+    assert_eq!(status(&env, &r), "On Partner");
+    let agent = reply(
+        "alice@helpdesk.example",
+        "support@helpdesk.example",
+        &format!("[Resolve] Re: {subject}"),
+        &parent,
+        "forged-2@evil.example",
+        "Done.",
+    );
+    let (code, err) = ingest(&env, &agent, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("stdin: refused"), "{err}");
+    assert_eq!(status(&env, &r), "On Partner");
+    let t = env.show(&r);
+    assert!(
+        !t["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["text"] == "Done."),
+        "{t}"
+    );
+}
+
+#[test]
+fn auto_replies_get_no_answer_and_bounces_silence_an_address() {
+    let env = TestEnv::new();
+    let r = opened(&env);
+    let (token, parent, subject) = last_mail_to(&env, "anna@acme.example");
+    let rows_before = outbox(&env).len();
+    let oof = format!(
+        "From: anna@acme.example\nTo: {token}\nSubject: Automatic reply: {subject}\nAuto-Submitted: auto-replied\n\
+         Message-ID: <oof-1@acme.example>\nIn-Reply-To: {parent}\n\nI am out of the office.\n"
+    );
+    let (code, err) = ingest(&env, &oof, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("auto-reply"), "{err}");
+    assert_eq!(outbox(&env).len(), rows_before, "nothing is answered");
+    assert_eq!(status(&env, &r), "On Partner");
+
+    // A permanent bounce of that notification marks anna's address as failing.
+    let bounce = format!(
+        "From: MAILER-DAEMON@mx.acme.example (Mail Delivery System)\nTo: support@helpdesk.example\n\
+         Subject: Undelivered Mail Returned to Sender\nMessage-ID: <bounce-1@mx.acme.example>\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n\
+         --b\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n\
+         --b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.acme.example\n\n\
+         Final-Recipient: rfc822; anna@acme.example\nAction: failed\nStatus: 5.1.1\n\
+         Diagnostic-Code: smtp; 550 5.1.1 user unknown\n\n\
+         --b\nContent-Type: text/rfc822-headers\n\nFrom: support@helpdesk.example\nTo: anna@acme.example\n\
+         Message-ID: {parent}\nSubject: {subject}\n\n--b--\n"
+    );
+    let (code, err) = ingest(&env, &bounce, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("anna@acme.example fails"), "{err}");
+    // The next notification to anna is skipped, and the history says why.
+    env.ok(&[
+        "ticket",
+        "act",
+        &r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To Customer",
+        "--comment",
+        "Anna?",
+    ]);
+    let rows = outbox(&env);
+    let last_to_anna = rows
+        .iter()
+        .filter(|m| m["recipient"] == "anna@acme.example")
+        .count();
+    assert_eq!(
+        last_to_anna, 1,
+        "only the acknowledgement, which bounced: {rows:?}"
+    );
+    let t = env.show(&r);
+    assert!(
+        t["history"].as_array().unwrap().iter().any(|h| h["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not mailed to anna@acme.example: the address fails")),
+        "{t}"
+    );
+}
+
+#[test]
+fn the_same_mail_twice_changes_nothing_and_garbage_never_stops_the_pipeline() {
+    let env = TestEnv::new();
+    let r = opened(&env);
+    let (token, parent, subject) = last_mail_to(&env, "anna@acme.example");
+    let mail = reply(
+        "anna@acme.example",
+        &token,
+        &format!("Re: {subject}"),
+        &parent,
+        "twice@acme.example",
+        "Once.",
+    );
+    assert_eq!(ingest(&env, &mail, &[]).0, 0);
+    let t1 = env.show(&r);
+    let rows1 = outbox(&env).len();
+    let (code, err) = ingest(&env, &mail, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("duplicate"), "{err}");
+    assert_eq!(env.show(&r), t1);
+    assert_eq!(outbox(&env).len(), rows1);
+
+    // A directory with garbage between two good mails: all are handled, the garbage is kept as
+    // failed, the exit code says 65.
+    let dir = env.path("maildir");
+    std::fs::create_dir_all(dir.join("new")).unwrap();
+    std::fs::create_dir_all(dir.join("cur")).unwrap();
+    let good = |n: u32| {
+        reply(
+            "anna@acme.example",
+            &token,
+            &format!("Re: {subject}"),
+            &parent,
+            &format!("batch-{n}@acme.example"),
+            &format!("Mail {n}."),
+        )
+    };
+    std::fs::write(dir.join("new/1.eml"), good(1)).unwrap();
+    std::fs::write(dir.join("new/2.eml"), [0xffu8, 0x00, 0x13, 0x37, b'\n']).unwrap();
+    std::fs::write(dir.join("new/3.eml"), good(3)).unwrap();
+    let out = env.run(&["ingest", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    let t = env.show(&r);
+    let texts: Vec<&str> = t["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"Mail 1.") && texts.contains(&"Mail 3."),
+        "{texts:?}"
+    );
+    let failed: Value =
+        serde_json::from_str(&env.ok(&["inbound", "list", "--failed", "--json"])).unwrap();
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert!(
+        failed[0]["reason"].as_str().unwrap().contains("not a mail"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_asks_the_mta_to_retry() {
+    let mut env = TestEnv::new();
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://postgres@127.0.0.1:1/postgres",
+    );
+    let (code, err) = ingest(
+        &env,
+        "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: x\n\nhello\n",
+        &[],
+    );
+    assert_eq!(code, 75, "{err}");
+}
+
+#[test]
+fn dry_run_shows_the_decision_and_changes_nothing() {
+    let env = TestEnv::new();
+    let r = opened(&env);
+    let (token, parent, subject) = last_mail_to(&env, "support@itprov.example");
+    let mail = reply(
+        "ops@itprov.example",
+        &token,
+        &format!("[To Customer] Re: {subject}"),
+        &parent,
+        "dry@itprov.example",
+        "Plugged in?",
+    );
+    let t0 = env.show(&r);
+    let out = env
+        .command()
+        .args(["ingest", "--dry-run", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(mail.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["class"], "person");
+    assert_eq!(line["sender"]["address"], "ops@itprov.example");
+    assert_eq!(line["sender"]["role"], "partner");
+    assert_eq!(line["sender"]["verified"], true);
+    assert_eq!(line["sender"]["how"]["by"], "token");
+    assert_eq!(line["ticket"], r.as_str());
+    assert_eq!(line["matched_by"], "token");
+    assert_eq!(line["text"], "Plugged in?");
+    assert_eq!(line["commands"][0], "To Customer");
+    assert!(
+        line["decision"]
+            .as_str()
+            .unwrap()
+            .starts_with("To Customer: On Partner → On Customer"),
+        "{line}"
+    );
+    assert_eq!(env.show(&r), t0, "a dry run changes nothing");
+    let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+    assert_eq!(
+        stored.as_array().unwrap().len(),
+        1,
+        "only anna's first mail is stored"
+    );
+}
