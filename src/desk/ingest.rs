@@ -284,7 +284,13 @@ impl Desk {
         reading: &Reading,
         now: Timestamp,
     ) -> Result<MailReport, DeskError> {
-        if reading.mail.headers.is_empty() {
+        const ESSENTIAL: [&str; 6] = ["from", "sender", "to", "subject", "date", "message-id"];
+        if !reading
+            .mail
+            .headers
+            .iter()
+            .any(|(n, _)| ESSENTIAL.contains(&n.as_str()))
+        {
             // Not a mail at all: it can never be processed. Kept as failed by the caller.
             return Err(DeskError::NotAMail(
                 reading
@@ -292,7 +298,7 @@ impl Desk {
                     .warnings
                     .first()
                     .cloned()
-                    .unwrap_or_else(|| "no header could be read".into()),
+                    .unwrap_or_else(|| "it has none of From, To, Subject, Date, Message-ID".into()),
             ));
         }
         let mut report = MailReport::new(reading);
