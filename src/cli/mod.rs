@@ -1,6 +1,7 @@
 //! The command line: `deskmail [--config FILE] <command>`. One file per command group; each
 //! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
 
+mod affinity;
 mod check_config;
 mod inbound;
 mod ingest;
@@ -117,6 +118,9 @@ fn init_logging(verbose: u8) {
 async fn run(cli: Cli) -> Result<u8, Failure> {
     let path = config::locate(cli.config.as_deref());
     if let Command::Ingest(args) = cli.command {
+        if !args.all_cpus && affinity::stay_on_this_cpu().is_some() {
+            tracing::debug!("ingest stays on one CPU");
+        }
         // An MTA waits for the pipe: an unreachable database is given 3 seconds, then the
         // mail is deferred (exit 75) and the MTA tries again later.
         return ingest::run(open_within(&path, Duration::from_secs(3)).await, args).await;

@@ -86,8 +86,18 @@ impl Desk {
             }
         }
         tried.extend(c.subject.iter().map(|r| (r.clone(), MatchedBy::Subject)));
-        tried.extend(c.footer.iter().map(|r| (r.clone(), MatchedBy::Footer)));
-        for (reference, by) in tried {
+        let mut footer_done = false;
+        let mut k = 0;
+        while k < tried.len() || !footer_done {
+            if k == tried.len() {
+                // Nothing else named a ticket the sender may see: the quoted footer.
+                footer_done = true;
+                let footer = crate::inbound::matching::footer(&reading.mail, &self.reader.finder);
+                tried.extend(footer.into_iter().map(|r| (r, MatchedBy::Footer)));
+                continue;
+            }
+            let (reference, by) = tried[k].clone();
+            k += 1;
             let Some(rec) = tx.ticket_for_update(&reference).await? else {
                 continue;
             };
@@ -319,7 +329,7 @@ impl Desk {
         };
         let refusal_ctx = RefusalCtx {
             action: written.to_string(),
-            reason: refusal.to_string(),
+            reason: crate::outbound::refusal_text::describe(refusal, &actor.person.locale),
             comment_kept,
         };
         let notes = self
@@ -473,7 +483,8 @@ impl Desk {
             }
             Outcome::Rejected(r) => {
                 report.decision = format!("refused: {}", r.reason);
-                let reason = r.reason.to_string();
+                let reason =
+                    crate::outbound::refusal_text::describe(&r.reason, &actor.person.locale);
                 if self
                     .enqueue_refused(
                         tx,

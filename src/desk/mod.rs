@@ -284,6 +284,22 @@ impl Desk {
             .ticket_for_update(reference.trim())
             .await?
             .ok_or_else(|| DeskError::UnknownTicket(reference.trim().to_string()))?;
+        self.act_on(tx, rec, actor, intent, attachments, inbound, now)
+            .await
+    }
+
+    /// [`Desk::act_in`] on a ticket already read (and locked) in this transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn act_on(
+        &self,
+        tx: &mut Tx,
+        rec: TicketRecord,
+        actor: &Actor,
+        intent: &Intent,
+        attachments: &[NewAttachment],
+        inbound: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Outcome, DeskError> {
         if !actor.can_see(&rec.ticket) {
             return Err(DeskError::NotVisible {
                 who: actor.address().to_string(),
@@ -497,8 +513,9 @@ impl Desk {
             )
             .await?;
         lines.extend(notes.into_iter().map(|n| ("notice".to_string(), n)));
-        for (kind, detail) in &lines {
-            tx.insert_history(&NewHistoryRow {
+        let rows: Vec<NewHistoryRow<'_>> = lines
+            .iter()
+            .map(|(kind, detail)| NewHistoryRow {
                 ticket_id,
                 actor: &author.address,
                 action: &effects.action,
@@ -507,8 +524,8 @@ impl Desk {
                 inbound_id: inbound,
                 at: now,
             })
-            .await?;
-        }
+            .collect();
+        tx.insert_history_rows(&rows).await?;
         Ok(())
     }
 

@@ -157,7 +157,9 @@ const AUTO_HEADERS: [&str; 8] = [
 pub fn strip_prefixes(subject: &str) -> &str {
     let mut s = subject.trim_start();
     loop {
-        let lower = s.to_ascii_lowercase();
+        // Only the first few characters can be a prefix.
+        let head = &s[..s.floor_char_boundary(12)];
+        let lower = head.to_ascii_lowercase();
         let mut found = None;
         for p in [
             "re", "aw", "wg", "fw", "fwd", "sv", "vs", "antw", "tr", "rv", "ref", "r", "odp", "ynt",
@@ -169,6 +171,9 @@ pub fn strip_prefixes(subject: &str) -> &str {
                 });
                 if rest_trim.starts_with(':') || rest_trim.starts_with('：') {
                     let consumed = lower.len() - rest_trim.len();
+                    if consumed >= head.len() {
+                        break;
+                    }
                     let colon = rest_trim.chars().next().map_or(1, char::len_utf8);
                     found = Some(consumed + colon);
                     break;
@@ -183,8 +188,9 @@ pub fn strip_prefixes(subject: &str) -> &str {
 }
 
 fn starts_with_any(text: &str, list: &[&str]) -> Option<String> {
+    let bracketed = text.strip_prefix('[').unwrap_or("\u{0}");
     list.iter()
-        .find(|p| text.starts_with(**p) || text.starts_with(&format!("[{p}")))
+        .find(|p| text.starts_with(**p) || bracketed.starts_with(**p))
         .map(|p| p.to_string())
 }
 

@@ -370,7 +370,8 @@ fn is_rule(t: &str) -> bool {
 /// above belong to it) and what it is.
 fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
     let t = lines[i].trim();
-    if t.is_empty() {
+    // Quoted lines are removed anyway: they never start the history themselves.
+    if t.is_empty() || t.starts_with('>') {
         return None;
     }
     // "-----Original Message-----", "-------- Oprindelig besked --------", "--- Reply Message ---".
@@ -508,7 +509,7 @@ fn attribution(lines: &[&str], i: usize) -> Option<usize> {
 /// Where an attribution starts inside a line that begins with the answer ("reply On ...,
 /// X wrote:").
 fn embedded_attribution(line: &str) -> Option<usize> {
-    if starts_like_attribution(line) {
+    if !may_be_attribution(line) || starts_like_attribution(line) {
         return None;
     }
     let lower = line.to_lowercase();
@@ -527,25 +528,43 @@ fn embedded_attribution(line: &str) -> Option<usize> {
     None
 }
 
+/// Could this line end an attribution at all? A cheap test before the careful one: it ends with
+/// a colon, a letter (a verb without its colon), `>`, `)` or a dash.
+fn may_be_attribution(line: &str) -> bool {
+    let t = line.trim_end();
+    t.len() <= 300
+        && t.chars().next_back().is_some_and(|c| {
+            c == ':' || c == '：' || c == '>' || c == ')' || c == '-' || c.is_alphabetic()
+        })
+}
+
 fn is_attribution(line: &str) -> bool {
+    if !may_be_attribution(line) {
+        return false;
+    }
     let dashed = line.trim().starts_with("--");
     let t = line
         .trim()
         .trim_matches(|c: char| c == '-' || c.is_whitespace());
-    if t.len() > 300 {
-        return false;
-    }
     let (body, colon) = match t.strip_suffix(':').or_else(|| t.strip_suffix('：')) {
         Some(b) => (b.trim_end(), true),
         None => (t, false),
     };
+    let starts_like = starts_like_attribution(body);
+    // Without a colon only a line that starts like one, is dashed, or ends in `>`/`)`.
+    if !colon && !starts_like && !dashed && !body.ends_with('>') && !body.ends_with(')') {
+        return false;
+    }
     let lower = body.to_lowercase();
     let has_address = lower.contains('@');
     let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
     // "..., Name <mail> wrote" / "... schrieb Name <mail>" (German puts the name after).
     let verb_at_end = WROTE.iter().any(|w| lower.ends_with(w));
-    let verb_inside = WROTE.iter().any(|w| lower.contains(&format!(" {w} ")));
-    let starts_like = starts_like_attribution(body);
+    let verb_inside = WROTE.iter().any(|w| {
+        lower
+            .match_indices(w)
+            .any(|(at, _)| lower[..at].ends_with(' ') && lower[at + w.len()..].starts_with(' '))
+    });
     if verb_at_end || verb_inside {
         // Without a colon only when the line is plainly one ("On ... wrote", "--- X wrote ---").
         if !colon && !(verb_at_end && (starts_like || dashed)) {
@@ -563,11 +582,13 @@ fn is_attribution(line: &str) -> bool {
 fn is_sent_from(line: &str) -> bool {
     let t = line.trim();
     // "Sent from my desk, which is easier" is a sentence, not a sign-off.
-    if t.chars().count() > 70 || t.contains(", ") {
+    if t.len() > 140 || t.chars().count() > 70 || t.contains(", ") {
         return false;
     }
-    let lower = t.to_lowercase();
-    SENT_FROM.iter().any(|s| lower.starts_with(s))
+    // The patterns are lower-case; their non-ASCII letters are lower-case in mail too.
+    SENT_FROM.iter().any(|s| {
+        t.len() >= s.len() && t.is_char_boundary(s.len()) && t[..s.len()].eq_ignore_ascii_case(s)
+    })
 }
 
 /// Removes a `-- ` signature (the delimiter and everything after it) and a mobile sign-off as

@@ -91,8 +91,6 @@ pub struct Candidates {
     pub message_ids: Vec<String>,
     /// Tags in the subject.
     pub subject: Vec<String>,
-    /// Tags in the body (deskmail's footer, quoted).
-    pub footer: Vec<String>,
 }
 
 /// The candidates of a mail; `token` is the reference a reply token named.
@@ -108,8 +106,13 @@ pub fn candidates(mail: &Parsed, token: Option<&str>, finder: &RefFinder) -> Can
         token: token.map(|t| finder.canonical(t)),
         message_ids: ids,
         subject: finder.tagged(&mail.subject),
-        footer: finder.tagged(&mail.text),
     }
+}
+
+/// Tags in the body (deskmail's footer, quoted): the last resort, looked for only when nothing
+/// else names a ticket.
+pub fn footer(mail: &Parsed, finder: &RefFinder) -> Vec<String> {
+    finder.tagged(&mail.text)
 }
 
 #[cfg(test)]
@@ -128,7 +131,7 @@ mod tests {
         assert_eq!(c.token.as_deref(), Some("SUP-20261122-0001"));
         assert_eq!(c.message_ids, vec!["<B@x>", "<A@x>"]);
         assert_eq!(c.subject, vec!["SUP-20261122-0001"]);
-        assert_eq!(c.footer, vec!["SUP-20261122-0002"]);
+        assert_eq!(footer(&m, &finder), vec!["SUP-20261122-0002"]);
         assert!(finder.is_ref("SUP-20261122-0001"));
         assert!(!finder.is_ref("EXTERNAL"));
     }

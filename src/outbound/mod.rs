@@ -5,6 +5,7 @@
 pub mod compose;
 pub mod message;
 pub mod mime;
+pub mod refusal_text;
 pub mod render;
 pub mod token;
 pub mod transport;

@@ -142,6 +142,9 @@ fn pool_options(max: u32, timeout: Duration, synchronous: &'static str) -> AnyPo
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     // 16 MiB of page cache (the default is 2 MiB).
                     conn.execute("PRAGMA cache_size = -16384").await?;
+                    // Fewer, larger checkpoints: a page changed again and again (an index, a
+                    // busy ticket) is copied back to the database once per checkpoint.
+                    conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
                 }
                 Ok(())
             })

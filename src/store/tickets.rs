@@ -176,6 +176,48 @@ impl Tx {
         Ok(())
     }
 
+    /// Several history lines in one statement.
+    pub async fn insert_history_rows(
+        &mut self,
+        rows: &[NewHistoryRow<'_>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let n = i * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query::<Any>(AssertSqlSafe(sql));
+        for h in rows {
+            q = q
+                .bind(h.ticket_id)
+                .bind(h.actor)
+                .bind(h.action)
+                .bind(h.kind)
+                .bind(h.detail)
+                .bind(h.inbound_id)
+                .bind(ms(h.at));
+        }
+        q.execute(&mut *self.tx).await.map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     /// Stores an attachment's content with its comment.
     pub async fn insert_attachment(
         &mut self,
