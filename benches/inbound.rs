@@ -293,21 +293,31 @@ fn maildir(dir: &Path, mails: &[Vec<u8>]) -> PathBuf {
     md
 }
 
-/// Runs a command to its end: whether it succeeded, and its peak resident memory in MB (from
-/// wait4's resource usage of that one child).
-fn run_measured(cmd: &mut Command) -> (bool, f64) {
-    let child = cmd.spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 on our own child, with a zeroed rusage it fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    std::mem::forget(child);
-    (
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        usage.ru_maxrss as f64 / 1024.0,
-    )
+/// Runs `deskmail ARGS` to its end under GNU time (a child forked from this big process would
+/// count this process's memory as its own until it execs): whether it succeeded, and its peak
+/// resident memory in MB.
+fn run_measured(args: &[&std::ffi::OsStr]) -> (bool, f64) {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let status = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(env!("CARGO_BIN_EXE_deskmail"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("GNU time (/usr/bin/time)");
+    let kb: f64 = std::fs::read_to_string(report.path())
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
+    (status.success(), kb / 1024.0)
 }
 
 /// `deskmail ingest` over the Maildir on a fresh database; mails per second and the process's
@@ -331,15 +341,15 @@ async fn ingest_run(
         .collect();
     let md = maildir(dir.path(), &mails);
     let start = Instant::now();
-    let (ok, peak) = run_measured(
-        Command::new(env!("CARGO_BIN_EXE_deskmail"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["ingest", "--batch", &batch.to_string()])
-            .arg(&md)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let batch = batch.to_string();
+    let (ok, peak) = run_measured(&[
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "ingest".as_ref(),
+        "--batch".as_ref(),
+        batch.as_ref(),
+        md.as_os_str(),
+    ]);
     let rate = mails.len() as f64 / start.elapsed().as_secs_f64();
     assert!(ok, "ingest failed");
     // Every mail was applied.
@@ -518,7 +528,8 @@ async fn main() {
     if let Ok(target) = std::env::var("DESKMAIL_BENCH_PREPARE") {
         let target = PathBuf::from(target);
         std::fs::create_dir_all(&target).unwrap();
-        let url = format!("sqlite://{}", target.join("prepared.sqlite").display());
+        let url = std::env::var("DESKMAIL_BENCH_PREPARE_URL")
+            .unwrap_or_else(|_| format!("sqlite://{}", target.join("prepared.sqlite").display()));
         let cfg = config(&target, &url);
         let d = open(&cfg).await;
         let t = tickets(&d).await;

@@ -236,7 +236,7 @@ async fn check(path: &Path) -> Vec<String> {
     let status_before = desk.store.ticket(REF).await.unwrap().unwrap().ticket.status;
     let report: MailReport = desk
         .ingest(
-            &[Incoming { raw, mailbox: None }],
+            &[Incoming::new(raw, None)],
             at("2026-11-22T15:00:00Z"),
             false,
         )

@@ -19,10 +19,7 @@ fn mail(headers: &[(&str, &str)], body: &str) -> Incoming {
     }
     raw.push_str("Content-Type: text/plain; charset=utf-8\n\n");
     raw.push_str(body);
-    Incoming {
-        raw: raw.into_bytes(),
-        mailbox: None,
-    }
+    Incoming::new(raw.into_bytes(), None)
 }
 
 async fn take(d: &Desk, m: Incoming, minutes: i64) -> MailReport {
@@ -161,10 +158,7 @@ async fn suite(url: &str) {
             &format!("Group mail {n}.\n"),
         )
     };
-    let bad = Incoming {
-        raw: b"\x00\x01 not a mail".to_vec(),
-        mailbox: None,
-    };
+    let bad = Incoming::new(b"\x00\x01 not a mail".to_vec(), None);
     let results = d
         .ingest(
             &[good(1), bad, good(2)],

@@ -481,3 +481,67 @@ fn dry_run_shows_the_decision_and_changes_nothing() {
         "only anna's first mail is stored"
     );
 }
+
+#[test]
+fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(support::pg::PgDb::create()) else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.set("DESKMAIL__STORE__URL", &db.url);
+    // Three tickets, eight replies each, interleaved in one directory.
+    let mut refs = Vec::new();
+    for n in 0..3 {
+        let (code, err) = ingest(
+            &env,
+            &format!(
+                "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Ticket {n}\n\
+                 Message-ID: <open-{n}@acme.example>\n\nPlease.\n"
+            ),
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+        refs.push(list[0]["ref"].as_str().unwrap().to_string());
+    }
+    let dir = env.path("batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    for k in 0..8 {
+        for (n, r) in refs.iter().enumerate() {
+            std::fs::write(
+                dir.join(format!("{k:02}-{n}.eml")),
+                format!(
+                    "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Re: [{r}] Ticket {n}\n\
+                     Message-ID: <r-{n}-{k}@acme.example>\n\nReply {k}.\n"
+                ),
+            )
+            .unwrap();
+        }
+    }
+    let out = env.run(&[
+        "ingest",
+        "--parallel",
+        "3",
+        "--batch",
+        "4",
+        dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for r in &refs {
+        let texts: Vec<String> = env.show(r)["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["text"].as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = std::iter::once("Please.".to_string())
+            .chain((0..8).map(|k| format!("Reply {k}.")))
+            .collect();
+        assert_eq!(texts, expected, "{r}");
+    }
+}

@@ -25,6 +25,17 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
+        // deskmail catches mail-parser's own panics (see src/inbound/parse.rs); libFuzzer's
+        // hook would abort on them though caught. Any other panic still ends the run: libFuzzer
+        // aborts when one leaves the target.
+        std::panic::set_hook(Box::new(|info| {
+            let in_mail_parser = info
+                .location()
+                .is_some_and(|l| l.file().contains("mail-parser"));
+            if !in_mail_parser {
+                eprintln!("{info}");
+            }
+        }));
         let dir = std::env::temp_dir().join(format!("deskmail-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("deskmail.toml");

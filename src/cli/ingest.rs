@@ -39,6 +39,10 @@ pub struct IngestArgs {
     /// fast, see src/cli/affinity.rs)
     #[arg(long)]
     pub all_cpus: bool,
+    /// Groups committed in parallel, mails of one ticket always in the same group [default: 4
+    /// on PostgreSQL, 1 on SQLite, which has one writer]
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
     /// Mail files, directories of them (or Maildirs), or - for stdin (the default)
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
@@ -144,27 +148,63 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
             .map_err(|e| Failure(format!("--now {t}: not an RFC 3339 time: {e}")))?,
         None => Timestamp::now(),
     };
+    let postgres = desk.store.dialect() == crate::store::Dialect::Postgres;
+    let parallel = args.parallel.unwrap_or(if postgres { 4 } else { 1 }).max(1);
+    let batch = args.batch.max(1);
+    // A helper thread reads the files and does the work that needs no database (parsing,
+    // classifying, extracting) a group ahead, on the CPUs the database work does not use.
+    let (send, groups) =
+        std::sync::mpsc::sync_channel::<Vec<(String, Result<Incoming, String>)>>(2);
+    let (reader, dir, key) = (
+        desk.reader.clone(),
+        desk.settings.directory.clone(),
+        desk.outbound.key.clone(),
+    );
+    let mailbox = args.mailbox.clone();
+    let helper = std::thread::spawn(move || {
+        super::affinity::leave_the_pinned_cpu();
+        for chunk in inputs.chunks(batch * parallel) {
+            let group = chunk
+                .iter()
+                .map(|input| {
+                    let read = input.read().map(|raw| {
+                        let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
+                        Incoming {
+                            raw,
+                            mailbox: mailbox.clone(),
+                            reading: Some(Box::new(reading)),
+                        }
+                    });
+                    (input.name(), read.map_err(|e| e.to_string()))
+                })
+                .collect();
+            if send.send(group).is_err() {
+                return;
+            }
+        }
+    });
     let mut worst = 0u8;
-    for group in inputs.chunks(args.batch.max(1)) {
+    while let Ok(group) = groups.recv() {
         let mut mails: Vec<Incoming> = Vec::with_capacity(group.len());
         let mut names: Vec<String> = Vec::with_capacity(group.len());
-        for input in group {
-            match input.read() {
-                Ok(raw) => {
-                    mails.push(Incoming {
-                        raw,
-                        mailbox: args.mailbox.clone(),
-                    });
-                    names.push(input.name());
+        for (name, read) in group {
+            match read {
+                Ok(mail) => {
+                    mails.push(mail);
+                    names.push(name);
                 }
                 Err(e) => {
                     // A file that cannot be read may be readable later: the MTA retries.
-                    eprintln!("{}: cannot read it: {e}", input.name());
+                    eprintln!("{name}: cannot read it: {e}");
                     worst = worse(worst, EX_TEMPFAIL);
                 }
             }
         }
-        let results = desk.ingest(&mails, now, args.dry_run).await;
+        let results = if parallel == 1 {
+            desk.ingest(&mails, now, args.dry_run).await
+        } else {
+            ingest_parallel(&desk, mails, parallel, now, args.dry_run).await
+        };
         for (name, result) in names.iter().zip(results) {
             let code = match &result {
                 Ok(_) => 0,
@@ -190,7 +230,53 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
             }
         }
     }
+    let _ = helper.join();
     Ok(worst)
+}
+
+/// Mails spread over `n` groups committed in parallel transactions; the mails of one ticket
+/// (see `inbound::partition_key`) stay in one group, in order. The results come back in the
+/// mails' order.
+async fn ingest_parallel(
+    desk: &Desk,
+    mails: Vec<Incoming>,
+    n: usize,
+    now: Timestamp,
+    dry_run: bool,
+) -> Vec<Result<crate::desk::MailReport, IngestError>> {
+    use std::hash::{Hash, Hasher};
+    let dir = &desk.settings.directory;
+    let mut groups: Vec<Vec<(usize, Incoming)>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, mail) in mails.into_iter().enumerate() {
+        let key = match &mail.reading {
+            Some(r) => crate::inbound::partition_key(r),
+            None => crate::inbound::partition_key(&crate::inbound::read(
+                &mail.raw,
+                &desk.reader,
+                dir,
+                &desk.outbound.key,
+            )),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        groups[(h.finish() % n as u64) as usize].push((i, mail));
+    }
+    let runs = groups.iter().map(|g| {
+        let mails: Vec<Incoming> = g.iter().map(|(_, m)| m.clone()).collect();
+        async move { desk.ingest(&mails, now, dry_run).await }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let total: usize = groups.iter().map(Vec::len).sum();
+    let mut out: Vec<Option<Result<crate::desk::MailReport, IngestError>>> =
+        (0..total).map(|_| None).collect();
+    for (g, rs) in groups.iter().zip(results) {
+        for ((i, _), r) in g.iter().zip(rs) {
+            out[*i] = Some(r);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(IngestError::Temporary("not taken in".into()))))
+        .collect()
 }
 
 /// 75 over 65 over 0.

@@ -118,7 +118,12 @@ fn init_logging(verbose: u8) {
 async fn run(cli: Cli) -> Result<u8, Failure> {
     let path = config::locate(cli.config.as_deref());
     if let Command::Ingest(args) = cli.command {
-        if !args.all_cpus && affinity::stay_on_this_cpu().is_some() {
+        // On SQLite (the embedded default) one CPU is faster; PostgreSQL takes mails in
+        // parallel over several connections.
+        let postgres = load(&path)
+            .map(|s| s.store_url.expose().starts_with("postgres"))
+            .unwrap_or(false);
+        if !args.all_cpus && !postgres && affinity::stay_on_this_cpu().is_some() {
             tracing::debug!("ingest stays on one CPU");
         }
         // An MTA waits for the pipe: an unreachable database is given 3 seconds, then the

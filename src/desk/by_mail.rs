@@ -70,30 +70,38 @@ impl Desk {
         report: &mut MailReport,
     ) -> Result<Option<TicketRecord>, DeskError> {
         let c = &reading.candidates;
+        // Tried in order, each looked up only when the ones before named no ticket the sender
+        // may see: the token, the Message-IDs, the subject tags, the footer.
         let mut tried: Vec<(String, MatchedBy)> = Vec::new();
         if let Some(r) = &c.token {
             tried.push((r.clone(), MatchedBy::Token));
         }
-        if !c.message_ids.is_empty() {
-            let found = tx.tickets_by_message_ids(&c.message_ids).await?;
-            // The mail answers its In-Reply-To first, then References from the newest.
-            if let Some((_, r)) = c
-                .message_ids
-                .iter()
-                .find_map(|id| found.iter().find(|(m, _)| m == id))
-            {
-                tried.push((r.clone(), MatchedBy::References));
-            }
-        }
-        tried.extend(c.subject.iter().map(|r| (r.clone(), MatchedBy::Subject)));
-        let mut footer_done = false;
+        let mut stage = 0;
         let mut k = 0;
-        while k < tried.len() || !footer_done {
+        loop {
             if k == tried.len() {
-                // Nothing else named a ticket the sender may see: the quoted footer.
-                footer_done = true;
-                let footer = crate::inbound::matching::footer(&reading.mail, &self.reader.finder);
-                tried.extend(footer.into_iter().map(|r| (r, MatchedBy::Footer)));
+                stage += 1;
+                match stage {
+                    1 if !c.message_ids.is_empty() => {
+                        let found = tx.tickets_by_message_ids(&c.message_ids).await?;
+                        // In-Reply-To first, then References from the newest.
+                        if let Some((_, r)) = c
+                            .message_ids
+                            .iter()
+                            .find_map(|id| found.iter().find(|(m, _)| m == id))
+                        {
+                            tried.push((r.clone(), MatchedBy::References));
+                        }
+                    }
+                    2 => tried.extend(c.subject.iter().map(|r| (r.clone(), MatchedBy::Subject))),
+                    3 => {
+                        let footer =
+                            crate::inbound::matching::footer(&reading.mail, &self.reader.finder);
+                        tried.extend(footer.into_iter().map(|r| (r, MatchedBy::Footer)));
+                    }
+                    1 => {}
+                    _ => break,
+                }
                 continue;
             }
             let (reference, by) = tried[k].clone();

@@ -23,6 +23,19 @@ pub struct Incoming {
     pub raw: Vec<u8>,
     /// The mailbox (by name) it was read from, when known.
     pub mailbox: Option<String>,
+    /// What the stages before the database made of it, when a thread worked that out ahead
+    /// (`inbound::read_ahead`); worked out here otherwise.
+    pub reading: Option<Box<Reading>>,
+}
+
+impl Incoming {
+    pub fn new(raw: Vec<u8>, mailbox: Option<String>) -> Incoming {
+        Incoming {
+            raw,
+            mailbox,
+            reading: None,
+        }
+    }
 }
 
 /// What became of a mail.
@@ -279,10 +292,7 @@ impl Desk {
             return Ok(None);
         };
         self.store.reopen_for_retry(id).await?;
-        let mail = Incoming {
-            raw: stored.raw,
-            mailbox: stored.mailbox,
-        };
+        let mail = Incoming::new(stored.raw, stored.mailbox);
         Ok(self.ingest(&[mail], now, false).await.pop())
     }
 
@@ -294,13 +304,20 @@ impl Desk {
         now: Timestamp,
     ) -> Result<MailReport, DeskError> {
         let dir = &self.settings.directory;
-        let reading = inbound::read(&mail.raw, &self.reader, dir, &self.outbound.key);
+        let read_here;
+        let reading = match &mail.reading {
+            Some(r) => r.as_ref(),
+            None => {
+                read_here = inbound::read(&mail.raw, &self.reader, dir, &self.outbound.key);
+                &read_here
+            }
+        };
         let span = tracing::info_span!(
             "mail",
             message_id = reading.mail.message_id.as_deref().unwrap_or("-"),
             from = %reading.sender.address,
         );
-        self.take_read(tx, mail, &reading, now)
+        self.take_read(tx, mail, reading, now)
             .instrument(span)
             .await
     }
@@ -342,7 +359,13 @@ impl Desk {
         };
         // Stored first (one statement in the common case); a mail stored before is a duplicate,
         // unless it failed then.
-        let id = match tx.insert_inbound(&row).await? {
+        // The ticket a reply token names is read in the same round trip (on SQLite).
+        let named = reading
+            .candidates
+            .token
+            .as_deref()
+            .filter(|_| reading.class.class == Class::Person);
+        let id = match tx.insert_inbound_reading(&row, named).await? {
             Some(id) => id,
             None => match tx.inbound_by_key(&key).await? {
                 Some((id, status)) if status == "failed" => {
@@ -384,7 +407,13 @@ impl Desk {
         };
         report.status = decided.status;
         tracing::info!(status = decided.status.as_str(), decision = %report.decision, "mail taken in");
-        let detail = serde_json::to_string(&report).unwrap_or_default();
+        // The report explains a mail that did not change a ticket; an applied one is explained
+        // by the ticket's comment and history.
+        let detail = if decided.status == Status::Applied {
+            String::new()
+        } else {
+            serde_json::to_string(&report).unwrap_or_default()
+        };
         tx.finish_inbound(
             id,
             &InboundOutcome {

@@ -454,18 +454,21 @@ impl Desk {
         let role = author.party.role_name();
         let mut comment_id = None;
         if let Some(c) = &effects.comment {
-            comment_id = Some(
-                tx.insert_comment(&NewCommentRow {
-                    ticket_id,
-                    author: &author.address,
-                    role,
-                    text: &c.text,
-                    visibility: c.visibility.as_str(),
-                    inbound_id: inbound,
-                    at: now,
-                })
-                .await?,
-            );
+            let row = NewCommentRow {
+                ticket_id,
+                author: &author.address,
+                role,
+                text: &c.text,
+                visibility: c.visibility.as_str(),
+                inbound_id: inbound,
+                at: now,
+            };
+            // Its id is only needed for its attachments; without, it goes with the other writes.
+            if attachments.is_empty() {
+                tx.add_comment(&row).await?;
+            } else {
+                comment_id = Some(tx.insert_comment(&row).await?);
+            }
         }
         for a in attachments {
             tx.insert_attachment(

@@ -77,6 +77,8 @@ pub struct Reading {
     pub class: Classification,
     pub sender: Sender,
     pub candidates: Candidates,
+    /// The new text of the mail read as a reply, when worked out ahead ([`read_ahead`]).
+    pub extracted: Option<Extracted>,
 }
 
 /// Parses, classifies and identifies a mail and finds what may name its ticket.
@@ -126,7 +128,29 @@ pub fn read(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Rea
         class,
         sender,
         candidates,
+        extracted: None,
     }
+}
+
+/// [`read`], and the new text of the mail as a reply worked out too: all that does not need
+/// the database, for a thread that prepares mails while another applies them.
+pub fn read_ahead(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Reading {
+    let mut reading = read(raw, reader, dir, key);
+    if reading.class.class == Class::Person {
+        reading.extracted = Some(extract::extract(&reading.mail.text));
+    }
+    reading
+}
+
+/// What a mail is about, for spreading mails over parallel transactions without two of them
+/// working on one ticket: the ticket it names, else the mail it answers, else its sender.
+pub fn partition_key(reading: &Reading) -> String {
+    let c = &reading.candidates;
+    c.token
+        .clone()
+        .or_else(|| c.subject.first().cloned())
+        .or_else(|| c.message_ids.first().cloned())
+        .unwrap_or_else(|| reading.sender.address.clone())
 }
 
 /// The text and commands of a reply to a ticket that follows `wf`.
@@ -138,7 +162,10 @@ pub struct Reply {
 
 /// Extracts a reply's new text and reads its commands.
 pub fn reply(reading: &Reading, reader: &Reader, wf: &Workflow, dir: &Directory) -> Reply {
-    let extracted = extract::extract(&reading.mail.text);
+    let extracted = reading
+        .extracted
+        .clone()
+        .unwrap_or_else(|| extract::extract(&reading.mail.text));
     let commands = commands::read(
         wf,
         dir,

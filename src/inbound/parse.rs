@@ -166,10 +166,21 @@ pub fn parse(raw: &[u8]) -> Parsed {
         size: raw.len(),
         ..Default::default()
     };
-    let Some(msg) = MessageParser::default().parse(raw) else {
-        p.warnings
-            .push("not a mail: no header could be read".into());
-        return p;
+    // mail-parser 0.11 panics on some malformed multiparts (found by fuzzing, see
+    // fixtures/fuzz/): such a mail is not read, and the caller keeps it as failed.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let msg = match parsed {
+        Ok(Some(msg)) => msg,
+        Ok(None) => {
+            p.warnings
+                .push("not a mail: no header could be read".into());
+            return p;
+        }
+        Err(_) => {
+            p.warnings
+                .push("the mail could not be parsed (the MIME parser failed on it)".into());
+            return p;
+        }
     };
     if msg.headers().is_empty() {
         p.warnings.push("the mail has no headers".into());
@@ -503,6 +514,22 @@ Preis: 10 =80\r\n";
         assert!(!p.warnings.is_empty());
         let p = parse(&[0xff, 0xfe, 0x00, 0x12, b'\n', b'\n', 0x80]);
         assert!(p.from.is_none());
+    }
+
+    #[test]
+    fn a_mail_that_crashes_the_mime_parser_is_a_warning() {
+        let raw = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/fuzz/mail-parser-invalid-part-id.eml"),
+        )
+        .unwrap();
+        let p = parse(&raw);
+        assert!(p.headers.is_empty());
+        assert!(
+            p.warnings[0].contains("could not be parsed"),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::{Any, AssertSqlSafe, FromRow};
+use sqlx::{Any, AssertSqlSafe, FromRow, Row};
 
+use super::deferred::{bind_query, bind_scalar};
+use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
-use super::{Store, StoreError, Tx};
+use super::{Dialect, Store, StoreError, Tx};
 
 /// A mail as it arrives.
 #[derive(Debug, Clone)]
@@ -85,7 +87,7 @@ impl Tx {
             "SELECT id, status FROM inbound_messages WHERE dedupe_key = $1",
         )
         .bind(key)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
@@ -93,21 +95,71 @@ impl Tx {
     /// Keeps a mail (status `processing` until [`Tx::finish_inbound`]); `None` when another
     /// process stored the same mail first.
     pub async fn insert_inbound(&mut self, m: &NewInbound<'_>) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar::<Any, i64>(
+        // The writes kept back (the last mail's) go out in front of this one.
+        let (sql, pending) = self.with_pending(
             "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, status, \
              raw, received_at, attempts) VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind(m.dedupe_key)
-        .bind(m.message_id)
-        .bind(m.mailbox)
-        .bind(m.sender)
-        .bind(m.subject)
-        .bind(m.raw)
-        .bind(ms(m.received_at))
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(|e| self.error(e))
+        );
+        bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending)
+            .bind(m.dedupe_key)
+            .bind(m.message_id)
+            .bind(m.mailbox)
+            .bind(m.sender)
+            .bind(m.subject)
+            .bind(m.raw)
+            .bind(ms(m.received_at))
+            // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
+            // first write's.
+            .fetch_all(&mut *self.inner)
+            .await
+            .map(|ids| ids.into_iter().next())
+            .map_err(|e| self.error(e))
+    }
+
+    /// [`Tx::insert_inbound`], and on SQLite in the same round trip the ticket `reference`
+    /// names, kept for the `ticket_for_update` that follows (PostgreSQL reads it then, with its
+    /// row lock).
+    pub async fn insert_inbound_reading(
+        &mut self,
+        m: &NewInbound<'_>,
+        reference: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.prefetched = None;
+        let Some(reference) = reference.filter(|_| self.dialect == Dialect::Sqlite) else {
+            return self.insert_inbound(m).await;
+        };
+        let (sql, pending) = self.with_pending(&format!(
+            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, status, \
+             raw, received_at, attempts) VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id;\n\
+             SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8"
+        ));
+        let rows = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
+            .bind(m.dedupe_key)
+            .bind(m.message_id)
+            .bind(m.mailbox)
+            .bind(m.sender)
+            .bind(m.subject)
+            .bind(m.raw)
+            .bind(ms(m.received_at))
+            .bind(reference)
+            .fetch_all(&mut *self.inner)
+            .await
+            .map_err(|e| self.error(e))?;
+        // The id comes as a row of one column, the ticket as a row of many.
+        let mut id = None;
+        let mut prefetched = None;
+        for row in rows {
+            if row.columns().len() == 1 {
+                id = Some(row.try_get::<i64, _>(0).map_err(|e| self.error(e))?);
+            } else {
+                let ticket = TicketRow::from_row(&row).map_err(|e| self.error(e))?;
+                prefetched = Some(ticket.into_record()?);
+            }
+        }
+        self.prefetched = prefetched;
+        Ok(id)
     }
 
     /// Marks a stored mail as being applied again (a retry).
@@ -116,7 +168,7 @@ impl Tx {
             "UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1 WHERE id = $1",
         )
         .bind(id)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(|e| self.error(e))?;
         Ok(())
@@ -128,21 +180,21 @@ impl Tx {
         id: i64,
         o: &InboundOutcome<'_>,
     ) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
+        self.defer(
             "UPDATE inbound_messages SET status = $1, class = $2, reason = $3, ticket_id = $4, \
-             detail = $5, processed_at = $6 WHERE id = $7",
+             detail = $5, processed_at = $6 WHERE id = $7"
+                .into(),
+            vec![
+                o.status.into(),
+                o.class.into(),
+                o.reason.into(),
+                o.ticket_id.into(),
+                o.detail.into(),
+                ms(o.at).into(),
+                id.into(),
+            ],
         )
-        .bind(o.status)
-        .bind(o.class)
-        .bind(o.reason)
-        .bind(o.ticket_id)
-        .bind(o.detail)
-        .bind(ms(o.at))
-        .bind(id)
-        .execute(&mut *self.tx)
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
     }
 
     /// The tickets that Message-IDs belong to: notifications deskmail sent, the threads' roots,
@@ -161,14 +213,16 @@ impl Tx {
             "SELECT o.message_id, t.ref FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
              WHERE o.message_id IN ({list}) \
              UNION ALL SELECT thread_root, ref FROM tickets WHERE thread_root IN ({list}) \
-             UNION ALL SELECT i.message_id, t.ref FROM inbound_messages i JOIN tickets t \
-             ON t.id = i.ticket_id WHERE i.message_id IN ({list})"
+             UNION ALL SELECT i.dedupe_key, t.ref FROM inbound_messages i JOIN tickets t \
+             ON t.id = i.ticket_id WHERE i.dedupe_key IN ({list})"
         );
         let mut q = sqlx::query_as::<Any, (String, String)>(AssertSqlSafe(sql));
         for id in ids {
             q = q.bind(id.clone());
         }
-        q.fetch_all(&mut *self.tx).await.map_err(|e| self.error(e))
+        q.fetch_all(self.conn().await?)
+            .await
+            .map_err(|e| self.error(e))
     }
 
     /// The notification with this Message-ID: its ticket, recipient and event.
@@ -180,7 +234,7 @@ impl Tx {
             "SELECT ticket_id, recipient, event FROM outbox WHERE message_id = $1",
         )
         .bind(message_id)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
@@ -202,7 +256,7 @@ impl Tx {
         .bind(kind)
         .bind(detail)
         .bind(ms(since))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))?;
         Ok(n > 0)
@@ -221,7 +275,7 @@ impl Tx {
         .bind(recipient)
         .bind(event)
         .bind(ms(since))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
@@ -242,7 +296,7 @@ impl Tx {
 
     async fn exec(&mut self, sql: &'static str) -> Result<(), StoreError> {
         sqlx::query::<Any>(sql)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(|e| self.error(e))?;
         Ok(())

@@ -4,6 +4,7 @@
 //!
 //! Everything one action changes is written through one [`Tx`]; dropping it rolls back.
 
+mod deferred;
 mod inbound;
 mod outbox;
 mod rows;
@@ -273,11 +274,7 @@ impl Store {
             Dialect::Postgres => self.pool.begin().await,
         }
         .map_err(|e| self.error(e))?;
-        Ok(Tx {
-            tx,
-            dialect: self.dialect,
-            url: self.url.clone(),
-        })
+        Ok(Tx::new(tx, self.dialect, self.url.clone()))
     }
 
     pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
@@ -299,11 +296,7 @@ impl Store {
             Dialect::Postgres => self.bookkeeping.begin().await,
         }
         .map_err(|e| self.error(e))?;
-        Ok(Tx {
-            tx,
-            dialect: self.dialect,
-            url: self.url.clone(),
-        })
+        Ok(Tx::new(tx, self.dialect, self.url.clone()))
     }
 
     pub async fn close(&self) {
@@ -332,15 +325,37 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 
 /// One transaction: everything an action changes, committed together.
 pub struct Tx {
-    tx: sqlx::Transaction<'static, Any>,
+    inner: sqlx::Transaction<'static, Any>,
     dialect: Dialect,
     url: String,
+    /// Writes not sent yet (see `deferred`).
+    pending: Vec<(String, Vec<deferred::Val>)>,
+    /// A ticket read along with an earlier statement, for the `ticket_for_update` that follows
+    /// (see `Tx::insert_inbound_reading`).
+    prefetched: Option<TicketRecord>,
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), StoreError> {
+    fn new(inner: sqlx::Transaction<'static, Any>, dialect: Dialect, url: String) -> Tx {
+        Tx {
+            inner,
+            dialect,
+            url,
+            pending: Vec::new(),
+            prefetched: None,
+        }
+    }
+
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.flush().await?;
         let url = self.url.clone();
-        self.tx.commit().await.map_err(|e| classify(&url, e))
+        self.inner.commit().await.map_err(|e| classify(&url, e))
+    }
+
+    /// The connection, the pending writes sent first.
+    pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::AnyConnection, StoreError> {
+        self.flush().await?;
+        Ok(&mut *self.inner)
     }
 
     pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
+use super::deferred::{Val, bind_query_as};
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -116,22 +117,22 @@ impl Tx {
              message_lz4, status, attempts, next_attempt_at, created_at) VALUES {}",
             values.join(", ")
         );
-        let mut q = sqlx::query::<Any>(AssertSqlSafe(sql));
+        let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 8);
         for r in rows {
-            q = q
-                .bind(r.ticket_id)
-                .bind(r.event)
-                .bind(r.recipient)
-                .bind(r.envelope_from)
-                .bind(r.message_id)
-                .bind(r.subject)
+            vals.extend([
+                r.ticket_id.into(),
+                r.event.into(),
+                r.recipient.into(),
+                r.envelope_from.into(),
+                r.message_id.into(),
+                r.subject.into(),
                 // Stored compressed: a notification is mostly text and HTML (~6 KB), and the
                 // write is most of what queueing one costs.
-                .bind(lz4_flex::compress_prepend_size(r.raw))
-                .bind(ms(r.at));
+                lz4_flex::compress_prepend_size(r.raw).into(),
+                ms(r.at).into(),
+            ]);
         }
-        q.execute(&mut *self.tx).await.map_err(|e| self.error(e))?;
-        Ok(())
+        self.defer(sql, vals).await
     }
 
     /// What writing a ticket's notifications needs to know, in one query: which of `addresses`
@@ -196,15 +197,19 @@ impl Tx {
             ));
         }
         let sql = parts.join(" UNION ALL ");
-        let mut q =
-            sqlx::query_as::<Any, (String, String, Option<String>, i64)>(AssertSqlSafe(sql))
-                .bind(ticket_id)
-                .bind(ms(since));
+        // The writes kept back go out in front of this read.
+        let (sql, pending) = self.with_pending(&sql);
+        let mut q = bind_query_as(
+            sqlx::query_as::<Any, (String, String, Option<String>, i64)>(AssertSqlSafe(sql)),
+            pending,
+        )
+        .bind(ticket_id)
+        .bind(ms(since));
         for b in &binds {
             q = q.bind(b.clone());
         }
         let rows = q
-            .fetch_all(&mut *self.tx)
+            .fetch_all(&mut *self.inner)
             .await
             .map_err(|e| self.error(e))?;
         let mut state = OutboxState::default();
@@ -239,7 +244,7 @@ impl Tx {
     pub async fn thread_root(&mut self, ticket_id: i64) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar::<Any, Option<String>>("SELECT thread_root FROM tickets WHERE id = $1")
             .bind(ticket_id)
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.conn().await?)
             .await
             .map_err(|e| self.error(e))
     }
@@ -249,15 +254,11 @@ impl Tx {
         ticket_id: i64,
         message_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "UPDATE tickets SET thread_root = $1 WHERE id = $2 AND thread_root IS NULL",
+        self.defer(
+            "UPDATE tickets SET thread_root = $1 WHERE id = $2 AND thread_root IS NULL".into(),
+            vec![message_id.into(), ticket_id.into()],
         )
-        .bind(message_id)
-        .bind(ticket_id)
-        .execute(&mut *self.tx)
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
     }
 
     /// Marks an address as failing (a permanent bounce or rejection).
@@ -267,17 +268,13 @@ impl Tx {
         reason: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
+        self.defer(
             "INSERT INTO address_status (address, status, reason, updated_at) VALUES ($1, 'failing', $2, $3) \
-             ON CONFLICT (address) DO UPDATE SET status = 'failing', reason = $2, updated_at = $3",
+             ON CONFLICT (address) DO UPDATE SET status = 'failing', reason = $2, updated_at = $3"
+                .into(),
+            vec![address.into(), reason.into(), ms(at).into()],
         )
-        .bind(address)
-        .bind(reason)
-        .bind(ms(at))
-        .execute(&mut *self.tx)
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
     }
 }
 
@@ -306,7 +303,7 @@ impl Store {
             .bind(ms(until))
             .bind(ms(now))
             .bind(limit)
-            .fetch_all(&mut *tx.tx)
+            .fetch_all(tx.conn().await?)
             .await
             .map_err(|e| tx.error(e))?;
         tx.commit().await?;
@@ -390,7 +387,7 @@ impl Store {
         )
         .bind(ms(now))
         .bind(id)
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(tx.conn().await?)
         .await
         .map_err(|e| tx.error(e))?;
         let Some(recipient) = recipient else {
@@ -398,7 +395,7 @@ impl Store {
         };
         sqlx::query::<Any>("DELETE FROM address_status WHERE address = $1")
             .bind(recipient)
-            .execute(&mut *tx.tx)
+            .execute(tx.conn().await?)
             .await
             .map_err(|e| tx.error(e))?;
         tx.commit().await?;

@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use sqlx::{Any, AssertSqlSafe};
 
+use super::deferred::{Val, bind_query_as};
 use super::rows::{
     CommentDbRow, CommentRow, HistoryDbRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow,
     ms, to_json,
@@ -57,7 +58,7 @@ impl Tx {
              RETURNING value",
         )
         .bind(scope)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
@@ -90,7 +91,7 @@ impl Tx {
         .bind(ms(t.created_at))
         .bind(ms(t.updated_at))
         .bind(t.closed_at.map(ms))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
@@ -100,45 +101,76 @@ impl Tx {
         &mut self,
         reference: &str,
     ) -> Result<Option<TicketRecord>, StoreError> {
+        if let Some(rec) = self.prefetched.take()
+            && rec.ticket.reference == reference
+            && self.pending.is_empty()
+        {
+            return Ok(Some(rec));
+        }
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1{}",
             self.dialect.lock_suffix()
         );
-        sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql))
+        // The writes kept back go out in front of this read.
+        let (sql, vals) = self.with_pending(&sql);
+        // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
+        // first write's.
+        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
             .bind(reference)
-            .fetch_optional(&mut *self.tx)
+            .fetch_all(&mut *self.inner)
             .await
             .map_err(|e| self.error(e))?
+            .into_iter()
+            .next()
             .map(TicketRow::into_record)
             .transpose()
     }
 
     pub async fn update_ticket(&mut self, id: i64, t: &Ticket) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
+        self.defer(
             "UPDATE tickets SET status = $1, status_since = $2, subject = $3, organisation = $4, \
              assignee = $5, customer_it_assignee = $6, involved_partners = $7, waiting_on = $8, \
              fields = $9, watchers = $10, timers_fired = $11, linked_to = $12, updated_at = $13, \
-             closed_at = $14 WHERE id = $15",
+             closed_at = $14 WHERE id = $15"
+                .into(),
+            vec![
+                t.status.as_str().into(),
+                ms(t.status_since).into(),
+                t.subject.as_str().into(),
+                t.organisation.as_deref().into(),
+                t.assignee.as_deref().into(),
+                t.customer_it_assignee.as_deref().into(),
+                to_json(&t.involved_partners).into(),
+                t.waiting_on.to_string().into(),
+                to_json(&t.fields).into(),
+                to_json(&t.watchers).into(),
+                to_json(&t.timers_fired).into(),
+                t.linked_to.as_deref().into(),
+                ms(t.updated_at).into(),
+                t.closed_at.map(ms).into(),
+                id.into(),
+            ],
         )
-        .bind(&t.status)
-        .bind(ms(t.status_since))
-        .bind(&t.subject)
-        .bind(&t.organisation)
-        .bind(&t.assignee)
-        .bind(&t.customer_it_assignee)
-        .bind(to_json(&t.involved_partners))
-        .bind(t.waiting_on.to_string())
-        .bind(to_json(&t.fields))
-        .bind(to_json(&t.watchers))
-        .bind(to_json(&t.timers_fired))
-        .bind(&t.linked_to)
-        .bind(ms(t.updated_at))
-        .bind(t.closed_at.map(ms))
-        .bind(id)
-        .execute(&mut *self.tx)
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
+    }
+
+    /// A comment whose id nobody needs (kept back with the other writes on SQLite).
+    pub async fn add_comment(&mut self, c: &NewCommentRow<'_>) -> Result<(), StoreError> {
+        self.defer(
+            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                .into(),
+            vec![
+                c.ticket_id.into(),
+                c.author.into(),
+                c.role.into(),
+                c.text.into(),
+                c.visibility.into(),
+                c.inbound_id.into(),
+                ms(c.at).into(),
+            ],
+        )
+        .await
     }
 
     pub async fn insert_comment(&mut self, c: &NewCommentRow<'_>) -> Result<i64, StoreError> {
@@ -153,27 +185,13 @@ impl Tx {
         .bind(c.visibility)
         .bind(c.inbound_id)
         .bind(ms(c.at))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
 
     pub async fn insert_history(&mut self, h: &NewHistoryRow<'_>) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(h.ticket_id)
-        .bind(h.actor)
-        .bind(h.action)
-        .bind(h.kind)
-        .bind(h.detail)
-        .bind(h.inbound_id)
-        .bind(ms(h.at))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        self.insert_history_rows(std::slice::from_ref(h)).await
     }
 
     /// Several history lines in one statement.
@@ -203,19 +221,19 @@ impl Tx {
             "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) VALUES {}",
             values.join(", ")
         );
-        let mut q = sqlx::query::<Any>(AssertSqlSafe(sql));
+        let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 7);
         for h in rows {
-            q = q
-                .bind(h.ticket_id)
-                .bind(h.actor)
-                .bind(h.action)
-                .bind(h.kind)
-                .bind(h.detail)
-                .bind(h.inbound_id)
-                .bind(ms(h.at));
+            vals.extend([
+                h.ticket_id.into(),
+                h.actor.into(),
+                h.action.into(),
+                h.kind.into(),
+                h.detail.into(),
+                h.inbound_id.into(),
+                ms(h.at).into(),
+            ]);
         }
-        q.execute(&mut *self.tx).await.map_err(|e| self.error(e))?;
-        Ok(())
+        self.defer(sql, vals).await
     }
 
     /// Stores an attachment's content with its comment.
@@ -245,7 +263,7 @@ impl Tx {
         .bind(digest)
         .bind(content)
         .bind(ms(at))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
     }
@@ -255,7 +273,7 @@ impl Tx {
         sqlx::query::<Any>("UPDATE comments SET ticket_id = $1 WHERE ticket_id = $2")
             .bind(to)
             .bind(from)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map(|r| r.rows_affected())
             .map_err(|e| self.error(e))
