@@ -2,6 +2,7 @@
 # Installs and starts what deskmail's tests need, from Debian's packages, where it is missing:
 # - Postfix and Dovecot (IMAP, LMTP) and openssl: the tests start their own throw-away instances
 #   on 127.0.0.1 (tests/mailstack/start.sh); the system's own mail services are not started here;
+#   GNU time, with which the inbound benchmark measures a process's peak memory;
 # - a PostgreSQL answering on 127.0.0.1:5432 with trust auth for the user postgres.
 # Safe to run again: it changes nothing that already works. Run as root (or with sudo).
 set -euo pipefail
@@ -16,7 +17,7 @@ pg_answers() {
 }
 
 mail_missing=
-for bin in /usr/sbin/postfix /usr/sbin/dovecot /usr/lib/dovecot/lmtp /usr/lib/dovecot/imap /usr/bin/openssl; do
+for bin in /usr/sbin/postfix /usr/sbin/dovecot /usr/lib/dovecot/lmtp /usr/lib/dovecot/imap /usr/bin/openssl /usr/bin/time; do
     [ -x "$bin" ] || mail_missing=1
 done
 if [ -n "$mail_missing" ]; then
@@ -30,7 +31,7 @@ if [ -n "$mail_missing" ]; then
         made_policy=1
     fi
     as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd dovecot-lmtpd openssl
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd dovecot-lmtpd openssl time
     [ -n "$made_policy" ] && as_root rm -f /usr/sbin/policy-rc.d
 fi
 echo "test-setup: Postfix $(postconf -h mail_version 2>/dev/null), $(dovecot --version 2>/dev/null | sed 's/^/Dovecot /')"

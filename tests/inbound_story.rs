@@ -545,3 +545,61 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
         assert_eq!(texts, expected, "{r}");
     }
 }
+
+#[test]
+fn a_refused_mail_can_be_applied_again_once_its_sender_is_known() {
+    let env = TestEnv::new();
+    let mail = "From: Sam Doe <sam@newcustomer.example>\nTo: support@helpdesk.example\n\
+                Subject: Printer\nMessage-ID: <sam-1@newcustomer.example>\n\nIt jams.\n";
+    let (code, err) = ingest(&env, mail, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("refused"), "{err}");
+    let rows = outbox(&env);
+    assert!(
+        rows.iter()
+            .any(|m| m["event"] == "refused" && m["recipient"] == "sam@newcustomer.example"),
+        "the sender is told: {rows:?}"
+    );
+    let stored: Value =
+        serde_json::from_str(&env.ok(&["inbound", "list", "--status", "refused", "--json"]))
+            .unwrap();
+    let id = stored[0]["id"].as_i64().unwrap().to_string();
+    // The admin adds the customer's domain to Acme, then applies the mail again.
+    let config = std::fs::read_to_string(env.config()).unwrap().replace(
+        "domains = [\"acme.example\"]",
+        "domains = [\"acme.example\", \"newcustomer.example\"]",
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let out = env.ok(&["inbound", "retry", &id]);
+    assert!(out.starts_with("applied"), "{out}");
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["requester"], "sam@newcustomer.example");
+    // Applied once: a second retry changes nothing.
+    let again = env.run(&["inbound", "retry", &id]);
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("nothing changed"), "{text}");
+}
+
+#[test]
+fn an_oversized_mail_is_refused_with_the_reason_and_kept() {
+    let mut env = TestEnv::new();
+    env.set("DESKMAIL__INBOUND__MAX_MESSAGE_BYTES", "2048");
+    let body = "x".repeat(3000);
+    let (code, err) = ingest(
+        &env,
+        &format!(
+            "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Big\n\
+             Message-ID: <big@acme.example>\n\n{body}\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("more than the 2.0 KB deskmail takes"), "{err}");
+    let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+    assert_eq!(stored[0]["status"], "refused");
+    assert!(
+        outbox(&env)
+            .iter()
+            .any(|m| m["event"] == "refused" && m["recipient"] == "anna@acme.example")
+    );
+}
