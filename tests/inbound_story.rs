@@ -50,17 +50,7 @@ fn last_mail_to(env: &TestEnv, to: &str) -> (String, String, String) {
         .find(|r| r["recipient"] == to)
         .unwrap_or_else(|| panic!("no mail to {to}: {rows}"));
     let id = row["message_id"].as_str().unwrap().to_string();
-    let file: String = id
-        .trim_matches(['<', '>'])
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let file = deskmail::outbound::transport::spool_name(&id);
     let raw = std::fs::read(env.path(&format!("data/spool/{file}.eml"))).unwrap();
     let m = MessageParser::default().parse(&raw[..]).unwrap();
     let reply_to = m
@@ -78,6 +68,16 @@ fn reply(from: &str, to: &str, subject: &str, parent: &str, id: &str, body: &str
          References: {parent}\nDate: Sun, 22 Nov 2026 15:00:00 +0000\nContent-Type: text/plain; charset=utf-8\n\n\
          {body}\n\nOn Sun, 22 Nov 2026 at 14:00, Example Help Desk <support@helpdesk.example> wrote:\n> earlier text\n"
     )
+}
+
+/// The texts of a ticket's comments, oldest first.
+fn comment_texts(env: &TestEnv, reference: &str) -> Vec<String> {
+    env.show(reference)["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn status(env: &TestEnv, reference: &str) -> String {
@@ -394,15 +394,9 @@ fn the_same_mail_twice_changes_nothing_and_garbage_never_stops_the_pipeline() {
     let out = env.run(&["ingest", dir.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(65), "{err}");
-    let t = env.show(&r);
-    let texts: Vec<&str> = t["comments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap())
-        .collect();
+    let texts = comment_texts(&env, &r);
     assert!(
-        texts.contains(&"Mail 1.") && texts.contains(&"Mail 3."),
+        texts.contains(&"Mail 1.".to_string()) && texts.contains(&"Mail 3.".to_string()),
         "{texts:?}"
     );
     let failed: Value =
@@ -533,12 +527,7 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     for r in &refs {
-        let texts: Vec<String> = env.show(r)["comments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["text"].as_str().unwrap().to_string())
-            .collect();
+        let texts = comment_texts(&env, r);
         let expected: Vec<String> = std::iter::once("Please.".to_string())
             .chain((0..8).map(|k| format!("Reply {k}.")))
             .collect();

@@ -167,13 +167,7 @@ impl Desk {
             .templates
             .render(&p.event, locale, ctx)
             .map_err(|e| e.to_string())?;
-        let domain = dir
-            .helpdesk
-            .address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("localhost");
-        let message_id = message::new_message_id(&ticket.reference, domain);
+        let message_id = message::new_message_id(&ticket.reference, self.own_domain());
         // The first mail of a ticket becomes its root, once it is built.
         let root_id = root.clone().unwrap_or_else(|| message_id.clone());
         let mut references: Vec<String> = Vec::new();
@@ -307,6 +301,13 @@ impl Desk {
     }
 }
 
+impl Desk {
+    /// The domain of the help desk's address: its Message-IDs' right side.
+    fn own_domain(&self) -> &str {
+        &self.reader.own_domain
+    }
+}
+
 /// A rendered mail, ready for the outbox.
 struct QueuedMail {
     event: String,
@@ -423,13 +424,7 @@ impl Desk {
                 return Ok(false);
             }
         };
-        let domain = dir
-            .helpdesk
-            .address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("localhost");
-        let message_id = message::new_message_id("refused", domain);
+        let message_id = message::new_message_id("refused", self.own_domain());
         let parent = r.in_reply_to.filter(|p| message::is_message_id(p));
         let subject = format!("Re: {}", r.subject);
         let mail = Mail {

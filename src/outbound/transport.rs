@@ -404,9 +404,9 @@ fn error_text(e: &lettre::transport::smtp::Error) -> String {
     s
 }
 
-/// Writes one .eml file atomically (a temporary name, fsync, rename).
-async fn spool(dir: &Path, message_id: &str, raw: &[u8]) -> std::io::Result<()> {
-    let name: String = message_id
+/// The spool's file name for a Message-ID (without `.eml`).
+pub fn spool_name(message_id: &str) -> String {
+    message_id
         .trim_matches(['<', '>'])
         .chars()
         .map(|c| {
@@ -416,7 +416,12 @@ async fn spool(dir: &Path, message_id: &str, raw: &[u8]) -> std::io::Result<()> 
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Writes one .eml file atomically (a temporary name, fsync, rename).
+async fn spool(dir: &Path, message_id: &str, raw: &[u8]) -> std::io::Result<()> {
+    let name = spool_name(message_id);
     let dir = dir.to_path_buf();
     let raw = raw.to_vec();
     tokio::task::spawn_blocking(move || {

@@ -80,6 +80,13 @@ pub struct StoredMail {
     pub received_at: Timestamp,
 }
 
+/// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, raw, time); no id when it
+/// is stored already.
+const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
+    sender, subject, status, raw, received_at, attempts) \
+    VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
+    ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+
 impl Tx {
     /// The stored mail with this key, if any: its id and status.
     pub async fn inbound_by_key(&mut self, key: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -96,11 +103,7 @@ impl Tx {
     /// process stored the same mail first.
     pub async fn insert_inbound(&mut self, m: &NewInbound<'_>) -> Result<Option<i64>, StoreError> {
         // The writes kept back (the last mail's) go out in front of this one.
-        let (sql, pending) = self.with_pending(
-            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, status, \
-             raw, received_at, attempts) VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        );
+        let (sql, pending) = self.with_pending(INSERT_INBOUND);
         bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)
             .bind(m.message_id)
@@ -130,10 +133,7 @@ impl Tx {
             return self.insert_inbound(m).await;
         };
         let (sql, pending) = self.with_pending(&format!(
-            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, status, \
-             raw, received_at, attempts) VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id;\n\
-             SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8"
+            "{INSERT_INBOUND};\nSELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8"
         ));
         let rows = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)
