@@ -39,7 +39,7 @@ pub struct IngestArgs {
     /// fast, see src/cli/affinity.rs)
     #[arg(long)]
     pub all_cpus: bool,
-    /// Groups committed in parallel, mails of one ticket always in the same group [default: 4
+    /// Groups committed in parallel, mails of one ticket always in the same group [default: 8
     /// on PostgreSQL, 1 on SQLite, which has one writer]
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
@@ -149,7 +149,7 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
         None => Timestamp::now(),
     };
     let postgres = desk.store.dialect() == crate::store::Dialect::Postgres;
-    let parallel = args.parallel.unwrap_or(if postgres { 4 } else { 1 }).max(1);
+    let parallel = args.parallel.unwrap_or(if postgres { 8 } else { 1 }).max(1);
     let batch = args.batch.max(1);
     // A helper thread reads the files and does the work that needs no database (parsing,
     // classifying, extracting) a group ahead, on the CPUs the database work does not use.

@@ -1,10 +1,15 @@
-//! Writes that nobody waits for, sent together. sqlx hands every SQLite statement to the
-//! connection's worker thread and waits for the answer: a hand-off per statement, which costs
-//! more than most of the statements. On SQLite a transaction's writes that return nothing
+//! Writes that nobody waits for, sent together. A transaction's writes that return nothing
 //! (updating the ticket, a comment, history lines, outbox rows, the mail's outcome) are kept
-//! back and sent in front of the next statement that reads, or at commit, as one
-//! multi-statement call; SQLite binds each statement's `$N` from the shared list of values. On
-//! PostgreSQL, where one call takes one statement with values, they are sent at once.
+//! back and sent before the next statement that reads, or at commit:
+//!
+//! - on SQLite in front of that statement, as one multi-statement call (SQLite binds each
+//!   statement's `$N` from the shared list of values): sqlx hands every SQLite statement to the
+//!   connection's worker thread and waits for the answer, a hand-off that costs more than most
+//!   of the statements;
+//! - on PostgreSQL, where one call takes one statement with values, as one statement of
+//!   data-modifying `WITH` parts: a round trip each saved. Its parts do not see each other's
+//!   changes, so two that change the same table's rows go out in different statements, and the
+//!   read follows as a statement of its own.
 //!
 //! A deferred write that fails reports its error with the statement it went out with; the
 //! transaction fails either way.
@@ -125,23 +130,65 @@ pub(crate) fn bind_scalar<O>(
 }
 
 impl Tx {
-    /// A write whose result nobody waits for: kept back on SQLite, sent at once on PostgreSQL.
+    /// A write whose result nobody waits for: kept back until the next read or the commit.
     pub(crate) async fn defer(&mut self, sql: String, vals: Vec<Val>) -> Result<(), StoreError> {
         // A ticket read ahead may be what this write changes.
         self.prefetched = None;
+        self.pending.push((sql, vals));
+        Ok(())
+    }
+
+    /// A read's SQL and the values to bind before its own: on SQLite the pending writes go in
+    /// front of it (see [`Tx::with_pending`]); on PostgreSQL they are sent first.
+    pub(crate) async fn prepare_read(
+        &mut self,
+        sql: &str,
+    ) -> Result<(String, Vec<Val>), StoreError> {
         match self.dialect {
-            Dialect::Sqlite => {
-                self.pending.push((sql, vals));
-                Ok(())
-            }
+            Dialect::Sqlite => Ok(self.with_pending(sql)),
             Dialect::Postgres => {
-                bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals)
-                    .execute(&mut *self.inner)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                Ok(())
+                self.flush().await?;
+                Ok((sql.to_string(), Vec::new()))
             }
         }
+    }
+
+    /// [`Tx::prepare_read`] for a statement that reads only the tables `reads`: on PostgreSQL
+    /// the pending writes then go along as `WITH` parts of it, when none of them touches those
+    /// tables (the statement would not see their changes) and none changes a table's rows
+    /// twice.
+    pub(crate) async fn prepare_read_of(
+        &mut self,
+        sql: &str,
+        reads: &[&str],
+    ) -> Result<(String, Vec<Val>), StoreError> {
+        if self.dialect == Dialect::Sqlite || self.pending.is_empty() {
+            return self.prepare_read(sql).await;
+        }
+        let touches = self
+            .pending
+            .iter()
+            .any(|(s, _)| statement_table(s).is_some_and(|t| reads.contains(&t)));
+        let mut changed: Vec<&str> = Vec::new();
+        let twice = self.pending.iter().any(|(s, _)| match updated_table(s) {
+            Some(t) if changed.contains(&t) => true,
+            Some(t) => {
+                changed.push(t);
+                false
+            }
+            None => false,
+        });
+        if touches || twice {
+            return self.prepare_read(sql).await;
+        }
+        let mut vals: Vec<Val> = Vec::new();
+        let mut parts: Vec<String> = Vec::new();
+        for (i, (s, v)) in self.pending.drain(..).enumerate() {
+            parts.push(format!("w{i} AS ({})", renumber(&s, vals.len())));
+            vals.extend(v);
+        }
+        let sql = format!("WITH {} {}", parts.join(", "), renumber(sql, vals.len()));
+        Ok((sql, vals))
     }
 
     /// `sql` with the pending writes in front of it (its placeholders moved after theirs), and
@@ -166,6 +213,9 @@ impl Tx {
         if self.pending.is_empty() {
             return Ok(());
         }
+        if self.dialect == Dialect::Postgres {
+            return self.flush_postgres().await;
+        }
         let (mut sql, vals) = self.with_pending("");
         // The last statement of the batch is the empty one `with_pending` was given.
         sql.truncate(sql.trim_end().len());
@@ -173,6 +223,84 @@ impl Tx {
             .execute(&mut *self.inner)
             .await
             .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
+/// The table a write goes to (`INSERT INTO t`, `UPDATE t`, `DELETE FROM t`).
+fn statement_table(sql: &str) -> Option<&str> {
+    let t = sql.trim_start();
+    let rest = t
+        .strip_prefix("INSERT INTO ")
+        .or_else(|| t.strip_prefix("UPDATE "))
+        .or_else(|| t.strip_prefix("DELETE FROM "))?;
+    rest.split_whitespace().next()
+}
+
+/// The table whose existing rows a statement changes (`UPDATE t`, `INSERT INTO t ... ON
+/// CONFLICT ... DO UPDATE`), if any.
+fn updated_table(sql: &str) -> Option<&str> {
+    let t = sql.trim_start();
+    if let Some(rest) = t.strip_prefix("UPDATE ") {
+        return rest.split_whitespace().next();
+    }
+    if t.contains("DO UPDATE") {
+        return t.strip_prefix("INSERT INTO ")?.split_whitespace().next();
+    }
+    None
+}
+
+/// The pending writes as PostgreSQL statements: each a run of them joined by `WITH`, a new one
+/// started where a table's rows would be changed twice.
+fn postgres_batches(pending: Vec<(String, Vec<Val>)>) -> Vec<(String, Vec<Val>)> {
+    let mut out: Vec<(String, Vec<Val>)> = Vec::new();
+    let mut run: Vec<(String, Vec<Val>)> = Vec::new();
+    let mut changed: Vec<String> = Vec::new();
+    let close = |run: &mut Vec<(String, Vec<Val>)>, out: &mut Vec<(String, Vec<Val>)>| {
+        if run.is_empty() {
+            return;
+        }
+        let mut vals: Vec<Val> = Vec::new();
+        let mut parts: Vec<String> = Vec::new();
+        for (s, v) in run.drain(..) {
+            parts.push(renumber(&s, vals.len()));
+            vals.extend(v);
+        }
+        let last = parts.pop().unwrap_or_default();
+        let sql = if parts.is_empty() {
+            last
+        } else {
+            let with: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("w{i} AS ({p})"))
+                .collect();
+            format!("WITH {} {last}", with.join(", "))
+        };
+        out.push((sql, vals));
+    };
+    for (sql, vals) in pending {
+        if let Some(t) = updated_table(&sql) {
+            if changed.iter().any(|c| c == t) {
+                close(&mut run, &mut out);
+                changed.clear();
+            }
+            changed.push(t.to_string());
+        }
+        run.push((sql, vals));
+    }
+    close(&mut run, &mut out);
+    out
+}
+
+impl Tx {
+    async fn flush_postgres(&mut self) -> Result<(), StoreError> {
+        for (sql, vals) in postgres_batches(std::mem::take(&mut self.pending)) {
+            bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals)
+                .execute(&mut *self.inner)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
         Ok(())
     }
 }
@@ -188,5 +316,24 @@ mod tests {
             "UPDATE t SET a = $4, b = $15 WHERE c = '$x'"
         );
         assert_eq!(renumber("SELECT $1", 0), "SELECT $1");
+    }
+
+    #[test]
+    fn postgres_joins_writes_but_never_changes_a_table_twice_in_one_statement() {
+        let w = |s: &str| (s.to_string(), vec![Val::Int(Some(1))]);
+        let batches = postgres_batches(vec![
+            w("UPDATE tickets SET a = $1"),
+            w("INSERT INTO comments (x) VALUES ($1)"),
+            w("INSERT INTO history (x) VALUES ($1)"),
+            w("UPDATE tickets SET b = $1"),
+        ]);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(
+            batches[0].0,
+            "WITH w0 AS (UPDATE tickets SET a = $1), w1 AS (INSERT INTO comments (x) VALUES ($2)) \
+             INSERT INTO history (x) VALUES ($3)"
+        );
+        assert_eq!(batches[0].1.len(), 3);
+        assert_eq!(batches[1].0, "UPDATE tickets SET b = $1");
     }
 }

@@ -103,7 +103,9 @@ impl Tx {
     /// process stored the same mail first.
     pub async fn insert_inbound(&mut self, m: &NewInbound<'_>) -> Result<Option<i64>, StoreError> {
         // The writes kept back (the last mail's) go out in front of this one.
-        let (sql, pending) = self.with_pending(INSERT_INBOUND);
+        // The insert's own conflict check is not changed by the updates of other mails' rows
+        // that may be pending: it reads nothing else.
+        let (sql, pending) = self.prepare_read_of(INSERT_INBOUND, &[]).await?;
         bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)
             .bind(m.message_id)
@@ -290,6 +292,9 @@ impl Tx {
     }
 
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        // What the undone mail kept back is undone with it, never sent.
+        self.pending.clear();
+        self.prefetched = None;
         self.exec("ROLLBACK TO SAVEPOINT mail").await?;
         self.exec("RELEASE SAVEPOINT mail").await
     }

@@ -198,7 +198,9 @@ impl Tx {
         }
         let sql = parts.join(" UNION ALL ");
         // The writes kept back go out in front of this read.
-        let (sql, pending) = self.with_pending(&sql);
+        let (sql, pending) = self
+            .prepare_read_of(&sql, &["outbox", "address_status"])
+            .await?;
         let mut q = bind_query_as(
             sqlx::query_as::<Any, (String, String, Option<String>, i64)>(AssertSqlSafe(sql)),
             pending,

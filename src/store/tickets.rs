@@ -112,7 +112,7 @@ impl Tx {
             self.dialect.lock_suffix()
         );
         // The writes kept back go out in front of this read.
-        let (sql, vals) = self.with_pending(&sql);
+        let (sql, vals) = self.prepare_read(&sql).await?;
         // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
         // first write's.
         bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
