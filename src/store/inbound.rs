@@ -81,11 +81,25 @@ pub struct StoredMail {
 }
 
 /// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, raw, time); no id when it
-/// is stored already.
-const INSERT_INBOUND: &str = "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
-    sender, subject, status, raw, received_at, attempts) \
-    VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
-    ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+/// is stored already. SQLite collects a `RETURNING` clause's rows in a temporary B-tree, set
+/// up and torn down per statement; the id of the row just inserted is at hand without it.
+fn insert_inbound_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
+            sender, subject, status, raw, received_at, attempts) \
+            VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
+            ON CONFLICT (dedupe_key) DO NOTHING;\n\
+            SELECT last_insert_rowid() WHERE changes() = 1"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
+            sender, subject, status, raw, received_at, attempts) \
+            VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
+            ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+        }
+    }
+}
 
 impl Tx {
     /// The stored mail with this key, if any: its id and status.
@@ -105,7 +119,9 @@ impl Tx {
         // The writes kept back (the last mail's) go out in front of this one.
         // The insert's own conflict check is not changed by the updates of other mails' rows
         // that may be pending: it reads nothing else.
-        let (sql, pending) = self.prepare_read_of(INSERT_INBOUND, &[]).await?;
+        let (sql, pending) = self
+            .prepare_read_of(insert_inbound_sql(self.dialect), &[])
+            .await?;
         bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)
             .bind(m.message_id)
@@ -135,7 +151,8 @@ impl Tx {
             return self.insert_inbound(m).await;
         };
         let (sql, pending) = self.with_pending(&format!(
-            "{INSERT_INBOUND};\nSELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8"
+            "{};\nSELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8",
+            insert_inbound_sql(Dialect::Sqlite)
         ));
         let rows = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)

@@ -101,11 +101,11 @@ impl Tx {
         &mut self,
         reference: &str,
     ) -> Result<Option<TicketRecord>, StoreError> {
-        if let Some(rec) = self.prefetched.take()
+        if let Some(rec) = &self.prefetched
             && rec.ticket.reference == reference
             && self.pending.is_empty()
         {
-            return Ok(Some(rec));
+            return Ok(Some(rec.clone()));
         }
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1{}",
@@ -115,7 +115,7 @@ impl Tx {
         let (sql, vals) = self.prepare_read(&sql).await?;
         // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
         // first write's.
-        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
+        let rec = bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
             .bind(reference)
             .fetch_all(&mut *self.inner)
             .await
@@ -123,35 +123,43 @@ impl Tx {
             .into_iter()
             .next()
             .map(TicketRow::into_record)
-            .transpose()
+            .transpose()?;
+        // Kept until a write is kept back (every change of a ticket is): the mail's later
+        // steps read the same ticket again.
+        self.prefetched = rec.clone();
+        Ok(rec)
     }
 
+    /// Writes the ticket's changeable columns. When the ticket as this transaction last read
+    /// it is at hand, only the columns that changed: SQLite rewrites an index entry for every
+    /// indexed column named in the `SET`, changed or not, and each such index page is one more
+    /// page written at commit.
     pub async fn update_ticket(&mut self, id: i64, t: &Ticket) -> Result<(), StoreError> {
-        self.defer(
-            "UPDATE tickets SET status = $1, status_since = $2, subject = $3, organisation = $4, \
-             assignee = $5, customer_it_assignee = $6, involved_partners = $7, waiting_on = $8, \
-             fields = $9, watchers = $10, timers_fired = $11, linked_to = $12, updated_at = $13, \
-             closed_at = $14 WHERE id = $15"
-                .into(),
-            vec![
-                t.status.as_str().into(),
-                ms(t.status_since).into(),
-                t.subject.as_str().into(),
-                t.organisation.as_deref().into(),
-                t.assignee.as_deref().into(),
-                t.customer_it_assignee.as_deref().into(),
-                to_json(&t.involved_partners).into(),
-                t.waiting_on.to_string().into(),
-                to_json(&t.fields).into(),
-                to_json(&t.watchers).into(),
-                to_json(&t.timers_fired).into(),
-                t.linked_to.as_deref().into(),
-                ms(t.updated_at).into(),
-                t.closed_at.map(ms).into(),
-                id.into(),
-            ],
-        )
-        .await
+        let columns = ticket_columns(t);
+        let before = self
+            .prefetched
+            .as_ref()
+            .filter(|rec| rec.id == id)
+            .map(|rec| ticket_columns(&rec.ticket));
+        let mut sets = Vec::new();
+        let mut vals: Vec<Val> = Vec::new();
+        for (k, (column, val)) in columns.into_iter().enumerate() {
+            if before.as_ref().is_some_and(|b| b[k].1 == val) {
+                continue;
+            }
+            vals.push(val);
+            sets.push(format!("{column} = ${}", vals.len()));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        vals.push(id.into());
+        let sql = format!(
+            "UPDATE tickets SET {} WHERE id = ${}",
+            sets.join(", "),
+            vals.len()
+        );
+        self.defer(sql, vals).await
     }
 
     /// A comment whose id nobody needs (kept back with the other writes on SQLite).
@@ -419,4 +427,27 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The columns `update_ticket` writes, with their values.
+fn ticket_columns(t: &Ticket) -> [(&'static str, Val); 14] {
+    [
+        ("status", t.status.as_str().into()),
+        ("status_since", ms(t.status_since).into()),
+        ("subject", t.subject.as_str().into()),
+        ("organisation", t.organisation.as_deref().into()),
+        ("assignee", t.assignee.as_deref().into()),
+        (
+            "customer_it_assignee",
+            t.customer_it_assignee.as_deref().into(),
+        ),
+        ("involved_partners", to_json(&t.involved_partners).into()),
+        ("waiting_on", t.waiting_on.to_string().into()),
+        ("fields", to_json(&t.fields).into()),
+        ("watchers", to_json(&t.watchers).into()),
+        ("timers_fired", to_json(&t.timers_fired).into()),
+        ("linked_to", t.linked_to.as_deref().into()),
+        ("updated_at", ms(t.updated_at).into()),
+        ("closed_at", t.closed_at.map(ms).into()),
+    ]
 }
