@@ -357,6 +357,91 @@ async fn concurrent_numbers(url: &str) {
     );
 }
 
+/// A transaction commits all of its writes or none: dropped unfinished, or failing at commit,
+/// it leaves nothing behind and the next transaction works; writers of one process queue.
+async fn transactions(url: &str) {
+    use deskmail::store::NewCommentRow;
+    let d = desk(url, "partner-routing").await;
+    let reference = create(&d, "anna@acme.example", "Printer on fire", t0()).await;
+    let id = d.store.ticket(&reference).await.unwrap().unwrap().id;
+    let comment = |ticket_id: i64, text: &'static str| NewCommentRow {
+        ticket_id,
+        author: "alice@helpdesk.example",
+        role: "agent",
+        text,
+        visibility: "public",
+        inbound_id: None,
+        at: t0(),
+    };
+    let texts = |d: &Desk| {
+        let store = d.store.clone();
+        async move {
+            store
+                .comments(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.text)
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = texts(&d).await;
+
+    // Dropped after its writes went out (the read sends them): rolled back.
+    let mut tx = d.store.begin().await.unwrap();
+    tx.add_comment(&comment(id, "dropped")).await.unwrap();
+    assert!(tx.ticket_for_update(&reference).await.unwrap().is_some());
+    drop(tx);
+    // Failing at commit (no such ticket): nothing of it stays, the error says why.
+    let mut tx = d.store.begin().await.unwrap();
+    tx.add_comment(&comment(id, "with a bad one"))
+        .await
+        .unwrap();
+    tx.add_comment(&comment(999_999, "bad")).await.unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(!err.is_temporary(), "{err}");
+    assert_eq!(texts(&d).await, before);
+
+    // Nothing sent, nothing to commit.
+    d.store.begin().await.unwrap().commit().await.unwrap();
+
+    // Two writers of one process: the second waits for the first and both commit.
+    let mut first = d.store.begin().await.unwrap();
+    first.add_comment(&comment(id, "first")).await.unwrap();
+    assert!(first.ticket_for_update(&reference).await.unwrap().is_some());
+    let store = d.store.clone();
+    let second = tokio::spawn(async move {
+        let mut tx = store.begin().await.unwrap();
+        tx.add_comment(&comment(id, "second")).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::task::yield_now().await;
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    let mut expected = before.clone();
+    expected.extend(["first".to_string(), "second".to_string()]);
+    assert_eq!(texts(&d).await, expected);
+    d.store.close().await;
+}
+
+#[tokio::test]
+async fn transactions_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    transactions(&format!(
+        "sqlite://{}",
+        dir.path().join("deskmail.sqlite").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn transactions_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    transactions(&db.url).await;
+}
+
 #[tokio::test]
 async fn store_suite_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();

@@ -194,10 +194,14 @@ impl Tx {
     /// `sql` with the pending writes in front of it (its placeholders moved after theirs), and
     /// their values, which are bound first. The pending writes are taken.
     pub(crate) fn with_pending(&mut self, sql: &str) -> (String, Vec<Val>) {
-        if self.pending.is_empty() {
+        let begin = self.take_begin();
+        if self.pending.is_empty() && !begin {
             return (sql.to_string(), Vec::new());
         }
         let mut text = String::new();
+        if begin {
+            text.push_str("BEGIN IMMEDIATE;\n");
+        }
         let mut vals: Vec<Val> = Vec::new();
         for (s, v) in self.pending.drain(..) {
             text.push_str(&renumber(&s, vals.len()));
@@ -210,7 +214,7 @@ impl Tx {
 
     /// Sends the pending writes.
     pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && !self.needs_begin() {
             return Ok(());
         }
         if self.dialect == Dialect::Postgres {

@@ -9,12 +9,13 @@ mod inbound;
 mod outbox;
 mod rows;
 mod tickets;
+mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
@@ -110,8 +111,8 @@ fn is_transient(e: &sqlx::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Transactions (see `connect_within`); the main pool on PostgreSQL.
-    writer: AnyPool,
+    /// SQLite's transactions (see `writer`); PostgreSQL's come from the pool.
+    writer: Option<writer::Writer>,
     /// The outbox sender's claims and marks (see `connect_within`); the main pool on PostgreSQL.
     bookkeeping: AnyPool,
     dialect: Dialect,
@@ -136,22 +137,28 @@ fn pool_options(max: u32, timeout: Duration, synchronous: &'static str) -> AnyPo
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if conn.backend_name() == "SQLite" {
-                    // WAL: readers never block the writer; busy_timeout: writers queue instead
-                    // of failing at once.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute(AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}")))
-                        .await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    // 16 MiB of page cache (the default is 2 MiB).
-                    conn.execute("PRAGMA cache_size = -16384").await?;
-                    // Fewer, larger checkpoints: a page changed again and again (an index, a
-                    // busy ticket) is copied back to the database once per checkpoint.
-                    conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
+                    setup_sqlite(conn, synchronous).await?;
                 }
                 Ok(())
             })
         })
+}
+
+/// An SQLite connection as deskmail uses it.
+async fn setup_sqlite(conn: &mut AnyConnection, synchronous: &str) -> Result<(), sqlx::Error> {
+    // WAL: readers never block the writer; busy_timeout: writers (of other processes) queue
+    // instead of failing at once.
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute(AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}")))
+        .await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    // 16 MiB of page cache (the default is 2 MiB).
+    conn.execute("PRAGMA cache_size = -16384").await?;
+    // Fewer, larger checkpoints: a page changed again and again (an index, a busy ticket) is
+    // copied back to the database once per checkpoint.
+    conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
+    Ok(())
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -193,23 +200,8 @@ impl Store {
                 url: shown.clone(),
                 source,
             })?;
-        // SQLite has one writer at a time: in-process, writers queue for one connection of
-        // their own. It also keeps its page cache: SQLite drops a connection's cache whenever
-        // another connection wrote, so transactions taking turns on several connections
-        // would each start cold (in `ingest` with one commit per mail, 36 page reads per mail
-        // instead of a few).
-        let writer = match dialect {
-            Dialect::Sqlite => pool_options(1, timeout, "FULL")
-                // A file does not go away like a server's connection: no ping (a round trip
-                // to sqlx's worker thread) before each transaction.
-                .test_before_acquire(false)
-                .connect_lazy(&url)
-                .map_err(|source| StoreError::Unavailable {
-                    url: shown.clone(),
-                    source,
-                })?,
-            Dialect::Postgres => pool.clone(),
-        };
+        let writer =
+            (dialect == Dialect::Sqlite).then(|| writer::Writer::new(&url, &shown, timeout));
         // The outbox sender's bookkeeping (claims, "sent" marks) on SQLite goes through a
         // connection of its own that does not wait for the disk on each commit: a process
         // crash loses nothing (WAL), and after a power loss the worst is a mail sent once more,
@@ -289,12 +281,11 @@ impl Store {
     /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
     /// that two writers queue instead of failing when the second upgrades its read lock.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let tx = match self.dialect {
-            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.writer.begin().await,
-        }
-        .map_err(|e| self.error(e))?;
-        Ok(Tx::new(tx, self.dialect, self.url.clone()))
+        let inner = match &self.writer {
+            Some(writer) => TxConn::Writer(writer.begin().await?),
+            None => TxConn::Pooled(self.pool.begin().await.map_err(|e| self.error(e))?),
+        };
+        Ok(Tx::new(inner, self.dialect, self.url.clone()))
     }
 
     pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
@@ -316,12 +307,14 @@ impl Store {
             Dialect::Postgres => self.bookkeeping.begin().await,
         }
         .map_err(|e| self.error(e))?;
-        Ok(Tx::new(tx, self.dialect, self.url.clone()))
+        Ok(Tx::new(TxConn::Pooled(tx), self.dialect, self.url.clone()))
     }
 
     pub async fn close(&self) {
         self.bookkeeping.close().await;
-        self.writer.close().await;
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -344,9 +337,35 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
+/// A transaction's connection: sqlx's transaction on a pooled connection, or SQLite's writer.
+enum TxConn {
+    Pooled(sqlx::Transaction<'static, Any>),
+    Writer(writer::WriterTx),
+}
+
+impl std::ops::Deref for TxConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            TxConn::Pooled(tx) => tx,
+            TxConn::Writer(w) => w.conn_ref(),
+        }
+    }
+}
+
+impl std::ops::DerefMut for TxConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            TxConn::Pooled(tx) => &mut *tx,
+            TxConn::Writer(w) => w.conn(),
+        }
+    }
+}
+
 /// One transaction: everything an action changes, committed together.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, Any>,
+    inner: TxConn,
     dialect: Dialect,
     url: String,
     /// Writes not sent yet (see `deferred`).
@@ -358,7 +377,7 @@ pub struct Tx {
 }
 
 impl Tx {
-    fn new(inner: sqlx::Transaction<'static, Any>, dialect: Dialect, url: String) -> Tx {
+    fn new(inner: TxConn, dialect: Dialect, url: String) -> Tx {
         Tx {
             inner,
             dialect,
@@ -369,9 +388,39 @@ impl Tx {
     }
 
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        if let TxConn::Writer(w) = &self.inner {
+            // COMMIT goes out with the last writes; a transaction that sent nothing has
+            // nothing to commit.
+            if !w.begun() && self.pending.is_empty() {
+                return Ok(());
+            }
+            self.pending.push(("COMMIT".into(), Vec::new()));
+            self.flush().await?;
+            if let TxConn::Writer(w) = &mut self.inner {
+                w.set_finished();
+            }
+            return Ok(());
+        }
         self.flush().await?;
         let url = self.url.clone();
-        self.inner.commit().await.map_err(|e| classify(&url, e))
+        match self.inner {
+            TxConn::Pooled(tx) => tx.commit().await.map_err(|e| classify(&url, e)),
+            TxConn::Writer(_) => Ok(()),
+        }
+    }
+
+    /// Whether `BEGIN IMMEDIATE` is still to be sent.
+    fn needs_begin(&self) -> bool {
+        matches!(&self.inner, TxConn::Writer(w) if !w.begun())
+    }
+
+    /// True once: `BEGIN IMMEDIATE` is to go in front of what is sent now (SQLite's writer
+    /// starts its transaction with the first statement).
+    fn take_begin(&mut self) -> bool {
+        match &mut self.inner {
+            TxConn::Writer(w) => w.take_begin(),
+            TxConn::Pooled(_) => false,
+        }
     }
 
     /// The connection, the pending writes sent first.
