@@ -221,7 +221,7 @@ fn own_mail(mail: &Parsed, own: &Own<'_>) -> Option<Classification> {
         ));
     }
     let id = mail.message_id.as_deref()?.to_ascii_lowercase();
-    // deskmail's Message-IDs: <ref.time.unique@domain>.
+    // deskmail's Message-IDs: <time.ref.unique@domain>.
     let (left, domain) = id.trim_matches(['<', '>']).rsplit_once('@')?;
     let shaped = left.split('.').count() == 3
         && left

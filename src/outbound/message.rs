@@ -207,8 +207,10 @@ fn alternative(m: &mut String, boundary: &str, body: &Rendered) {
     let _ = write!(m, "--{boundary}--\r\n");
 }
 
-/// A new Message-ID: `<ref.UNIQUE@domain>`, unique across processes: a random prefix drawn once
-/// per process, a counter and the time.
+/// A new Message-ID: `<time.ref.unique@domain>`, unique across processes: the time (hex
+/// milliseconds), the ticket, and a random prefix drawn once per process with a counter. The
+/// time comes first so that new ids sort last: the outbox's unique index grows at its end
+/// instead of splitting pages in its middle.
 pub fn new_message_id(reference: &str, domain: &str) -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,7 +231,7 @@ pub fn new_message_id(reference: &str, domain: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let t = Timestamp::now().as_millisecond();
     format!(
-        "<{}.{t:x}.{prefix}{n:x}@{domain}>",
+        "<{t:x}.{}.{prefix}{n:x}@{domain}>",
         reference.to_lowercase()
     )
 }
