@@ -119,13 +119,16 @@ impl Drop for WriterTx {
             Ok(handle) => {
                 // The lock goes with the rollback: no transaction gets the connection first.
                 handle.spawn(async move {
-                    let rolled_back = match guard.as_mut() {
-                        Some(conn) => conn.execute("ROLLBACK").await.is_ok(),
+                    let usable = match guard.as_mut() {
+                        Some(conn) => match conn.execute("ROLLBACK").await {
+                            Ok(_) => true,
+                            // BEGIN itself failed (another process held the lock too long).
+                            Err(e) => e.to_string().contains("no transaction is active"),
+                        },
                         None => true,
                     };
-                    if !rolled_back {
-                        // Not in a transaction any more (BEGIN failed), or broken: a new
-                        // connection for the next transaction either way.
+                    if !usable {
+                        // Broken: the next transaction opens a new connection.
                         *guard = None;
                     }
                 });
