@@ -391,22 +391,14 @@ for i in range(0, n, per):
 print(n / (time.perf_counter() - t))
 "#;
     let db = dir.join(format!("plain-{per_commit}.sqlite"));
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
+    support::python_figure(
+        script,
+        &[
             db.to_str().unwrap(),
             &mails.to_string(),
             &per_commit.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        ],
+    )
 }
 
 /// The same five rows per mail into PostgreSQL over one sqlx connection, `per_commit` per

@@ -210,16 +210,7 @@ dt = time.perf_counter() - t
 s.quit()
 print(len(msgs) / dt)
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, &port.to_string(), dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    support::python_figure(script, &[&port.to_string(), dir.to_str().unwrap()])
 }
 
 async fn deliver(stack: &MailStack, connections: usize, sample: &std::path::Path) -> f64 {

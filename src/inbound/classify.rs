@@ -141,8 +141,8 @@ const AUTO_SUBJECTS: [&str; 37] = [
     "urlaubsnotiz",
 ];
 
-/// Headers whose mere presence marks an automatic answer.
-const AUTO_HEADERS: [&str; 8] = [
+/// Headers whose mere presence marks an automatic answer (parsing keeps them).
+pub(crate) const AUTO_HEADERS: [&str; 8] = [
     "x-autoreply",
     "x-autorespond",
     "x-autoresponder",

@@ -94,6 +94,15 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
+/// The `VALUES` list of a multi-row insert: `row` (placeholders `$1`..`$width`) once per row,
+/// numbered on (`($1, $2), ($3, $4), ...`).
+pub(crate) fn value_rows(row: &str, width: usize, rows: usize) -> String {
+    (0..rows)
+        .map(|i| renumber(row, i * width))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 macro_rules! bind_vals {
     ($q:expr, $vals:expr) => {{
         let mut q = $q;
@@ -312,6 +321,14 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_values_list_numbers_its_rows_on() {
+        assert_eq!(
+            value_rows("($1, 'q', $2, $2)", 2, 3),
+            "($1, 'q', $2, $2), ($3, 'q', $4, $4), ($5, 'q', $6, $6)"
+        );
+    }
 
     #[test]
     fn placeholders_move_after_the_ones_before() {

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
-use super::deferred::{Val, bind_query_as};
+use super::deferred::{Val, bind_query_as, value_rows};
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -95,27 +95,14 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let n = i * 8;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7,
-                    n + 8,
-                    n + 8
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
              message_lz4, status, attempts, next_attempt_at, created_at) VALUES {}",
-            values.join(", ")
+            value_rows(
+                "($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)",
+                8,
+                rows.len()
+            )
         );
         let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 8);
         for r in rows {

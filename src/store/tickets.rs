@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use sqlx::{Any, AssertSqlSafe};
 
-use super::deferred::{Val, bind_query_as};
+use super::deferred::{Val, bind_query_as, value_rows};
 use super::rows::{
     CommentDbRow, CommentRow, HistoryDbRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow,
     ms, to_json,
@@ -210,24 +210,9 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let n = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) VALUES {}",
-            values.join(", ")
+            value_rows("($1, $2, $3, $4, $5, $6, $7)", 7, rows.len())
         );
         let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 7);
         for h in rows {

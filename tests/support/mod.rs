@@ -160,6 +160,23 @@ pub fn example_config(outbound_keys: &str, tables: &str) -> String {
     config
 }
 
+/// Runs a Python script (`python3 -c SCRIPT ARGS...`) that prints one number (a rate, for the
+/// benchmarks' plain clients), and returns the number.
+pub fn python_figure(script: &str, args: &[&str]) -> f64 {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// Reads a file relative to the repository root.
 pub fn read(path: impl AsRef<Path>) -> String {
     std::fs::read_to_string(root().join(path)).unwrap()
