@@ -70,6 +70,10 @@ impl Desk {
         let mut pending: VecDeque<Claimed> = VecDeque::new();
         let mut claiming = Some(claim_next());
         let mut exhausted = false;
+        // A failure may queue a notice for the support team: a claim that started before it
+        // cannot have seen that row, so an empty answer from it does not end the run.
+        let mut failures = 0usize;
+        let mut failures_at_claim = 0usize;
         // Successes are recorded a few at a time (one statement each time): only those not yet
         // recorded could be sent again after a crash.
         let mut sent: Vec<(i64, i64)> = Vec::new();
@@ -109,10 +113,13 @@ impl Desk {
                         Err(e) => {
                             self.flush_sent(&mut sent, now(), &mut report).await?;
                             self.record(&c, e, now(), &mut report).await?;
+                            failures += 1;
+                            exhausted = false;
                         }
                     }
                     // Claim ahead once the current batch is all under way (or done).
                     if pending.is_empty() && claiming.is_none() && !exhausted {
+                        failures_at_claim = failures;
                         claiming = Some(claim_next());
                     }
                 }
@@ -120,8 +127,12 @@ impl Desk {
                     claiming = None;
                     let batch = claimed.map_err(|e| DeskError::Internal(e.to_string()))??;
                     // An empty claim ends the run once the deliveries under way are done.
-                    exhausted = batch.is_empty();
+                    exhausted = batch.is_empty() && failures_at_claim == failures;
                     pending.extend(batch);
+                    if !exhausted && pending.is_empty() {
+                        failures_at_claim = failures;
+                        claiming = Some(claim_next());
+                    }
                 }
             }
         }
