@@ -4,6 +4,7 @@
 //! parties; [`config`] reads the settings; [`store`] holds all SQL; [`desk`] runs one intent
 //! through the core and writes its effects in one transaction; [`cli`] is the command line.
 
+mod affinity;
 pub mod cli;
 pub mod config;
 pub mod desk;

@@ -11,7 +11,11 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::Failure;
-use crate::desk::{Desk, Incoming, IngestError};
+use crate::desk::{Desk, Incoming, IngestError, MailReport, on_disk};
+use crate::store::Durable;
+
+/// Groups taken in while earlier ones wait for the disk, at most.
+const UNSETTLED: usize = 64;
 
 /// sysexits.h: the input data was incorrect.
 pub const EX_DATAERR: u8 = 65;
@@ -36,7 +40,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
     /// Run on every CPU (by default ingest stays on one: with SQLite that is about twice as
-    /// fast, see src/cli/affinity.rs)
+    /// fast, see src/affinity.rs)
     #[arg(long)]
     pub all_cpus: bool,
     /// Groups committed in parallel, mails of one ticket always in the same group [default: 8
@@ -166,7 +170,7 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
     let per_transaction = batch * parallel;
     let block = per_transaction * 64usize.div_ceil(per_transaction);
     let helper = std::thread::spawn(move || {
-        super::affinity::leave_the_pinned_cpu();
+        crate::affinity::leave_the_pinned_cpu();
         for chunk in inputs.chunks(block) {
             let group = chunk
                 .iter()
@@ -188,6 +192,7 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
         }
     });
     let mut worst = 0u8;
+    let mut unsettled = std::collections::VecDeque::new();
     let groups = groups.into_iter().flat_map(|block| {
         let mut block = block.into_iter();
         std::iter::from_fn(move || {
@@ -211,37 +216,68 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
                 }
             }
         }
-        let results = if parallel == 1 {
-            desk.ingest(&mails, now, args.dry_run).await
+        let (results, durable) = if parallel == 1 {
+            desk.ingest_unsynced(&mails, now, args.dry_run).await
         } else {
-            ingest_parallel(&desk, mails, parallel, now, args.dry_run).await
+            let results = ingest_parallel(&desk, mails, parallel, now, args.dry_run).await;
+            (results, Durable::already())
         };
-        for (name, result) in names.iter().zip(results) {
-            let code = match &result {
-                Ok(_) => 0,
-                Err(IngestError::Failed { .. }) => EX_DATAERR,
-                Err(IngestError::Temporary(_)) => EX_TEMPFAIL,
-            };
-            worst = worse(worst, code);
-            match result {
-                Ok(report) => {
-                    let dry = if args.dry_run { "dry run: " } else { "" };
-                    eprintln!("{name}: {dry}{}", report.line());
-                    if args.json {
-                        println!("{}", serde_json::to_string(&report)?);
-                    }
+        // A group is reported once its commit is on disk; the next groups are taken in
+        // meanwhile (a bounded number of them).
+        unsettled.push_back((names, results, durable));
+        while let Some((_, _, durable)) = unsettled.front()
+            && (durable.is_settled() || unsettled.len() > UNSETTLED)
+        {
+            let (names, results, durable) = unsettled.pop_front().expect("a front");
+            let results = on_disk(results, durable.wait().await);
+            worst = worse(worst, report(&names, results, &args)?);
+        }
+    }
+    for (names, results, durable) in unsettled {
+        let results = on_disk(results, durable.wait().await);
+        worst = worse(worst, report(&names, results, &args)?);
+    }
+    let _ = helper.join();
+    Ok(worst)
+}
+
+/// Prints what happened to each mail of a group (one line each on stderr, JSON on stdout with
+/// `--json`); returns the group's worst exit code.
+fn report(
+    names: &[String],
+    results: Vec<Result<MailReport, IngestError>>,
+    args: &IngestArgs,
+) -> Result<u8, Failure> {
+    let mut worst = 0;
+    for (name, result) in names.iter().zip(results) {
+        let code = match &result {
+            Ok(_) => 0,
+            Err(IngestError::Failed { .. }) => EX_DATAERR,
+            Err(IngestError::Temporary(_)) => EX_TEMPFAIL,
+        };
+        worst = worse(worst, code);
+        match result {
+            Ok(report) => {
+                let dry = if args.dry_run { "dry run: " } else { "" };
+                eprintln!("{name}: {dry}{}", report.line());
+                if args.json {
+                    println!("{}", serde_json::to_string(&report)?);
                 }
-                Err(e) => {
-                    eprintln!("{name}: {e}");
-                    if args.json {
-                        let v = serde_json::json!({ "status": if code == EX_TEMPFAIL { "temporary" } else { "failed" }, "error": e.to_string() });
-                        println!("{v}");
-                    }
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                if args.json {
+                    let status = if code == EX_TEMPFAIL {
+                        "temporary"
+                    } else {
+                        "failed"
+                    };
+                    let v = serde_json::json!({ "status": status, "error": e.to_string() });
+                    println!("{v}");
                 }
             }
         }
     }
-    let _ = helper.join();
     Ok(worst)
 }
 
@@ -254,7 +290,7 @@ async fn ingest_parallel(
     n: usize,
     now: Timestamp,
     dry_run: bool,
-) -> Vec<Result<crate::desk::MailReport, IngestError>> {
+) -> Vec<Result<MailReport, IngestError>> {
     use std::hash::{Hash, Hasher};
     let dir = &desk.settings.directory;
     let mut groups: Vec<Vec<(usize, Incoming)>> = (0..n).map(|_| Vec::new()).collect();
@@ -278,8 +314,7 @@ async fn ingest_parallel(
     });
     let results = futures_util::future::join_all(runs).await;
     let total: usize = groups.iter().map(Vec::len).sum();
-    let mut out: Vec<Option<Result<crate::desk::MailReport, IngestError>>> =
-        (0..total).map(|_| None).collect();
+    let mut out: Vec<Option<Result<MailReport, IngestError>>> = (0..total).map(|_| None).collect();
     for (g, rs) in groups.iter().zip(results) {
         for ((i, _), r) in g.iter().zip(rs) {
             out[*i] = Some(r);

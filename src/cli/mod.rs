@@ -1,7 +1,7 @@
 //! The command line: `deskmail [--config FILE] <command>`. One file per command group; each
 //! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
 
-mod affinity;
+use crate::affinity;
 mod check_config;
 mod inbound;
 mod ingest;

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::{Desk, DeskError};
 use crate::inbound::{self, Class, Reading, Verification};
-use crate::store::{InboundOutcome, NewInbound, Tx};
+use crate::store::{Durable, InboundOutcome, NewInbound, StoreError, Tx};
 
 /// A mail to take in.
 #[derive(Debug, Clone)]
@@ -210,6 +210,19 @@ impl Desk {
         now: Timestamp,
         dry_run: bool,
     ) -> Vec<Result<MailReport, IngestError>> {
+        let (out, durable) = self.ingest_unsynced(mails, now, dry_run).await;
+        on_disk(out, durable.wait().await)
+    }
+
+    /// [`Desk::ingest`] without waiting for the disk: the results hold once the [`Durable`]
+    /// resolves (see [`on_disk`]); until then none of them may be acknowledged. The caller
+    /// goes on with the next group meanwhile.
+    pub async fn ingest_unsynced(
+        &self,
+        mails: &[Incoming],
+        now: Timestamp,
+        dry_run: bool,
+    ) -> (Vec<Result<MailReport, IngestError>>, Durable) {
         // Most groups hold no mail that fails half-way: they run without savepoints (two
         // statements fewer per mail). When one does, the group is run again with a savepoint
         // around each mail, so that the bad one is undone alone.
@@ -218,7 +231,12 @@ impl Desk {
             None => self
                 .ingest_group(mails, now, dry_run, true)
                 .await
-                .unwrap_or_else(|| temporary(mails.len(), &"the group could not be applied")),
+                .unwrap_or_else(|| {
+                    (
+                        temporary(mails.len(), &"the group could not be applied"),
+                        Durable::already(),
+                    )
+                }),
         }
     }
 
@@ -230,25 +248,26 @@ impl Desk {
         now: Timestamp,
         dry_run: bool,
         savepoints: bool,
-    ) -> Option<Vec<Result<MailReport, IngestError>>> {
+    ) -> Option<(Vec<Result<MailReport, IngestError>>, Durable)> {
         let n = mails.len();
+        let failed = |e: &dyn std::fmt::Display| Some((temporary(n, e), Durable::already()));
         let mut tx = match self.store.begin().await {
             Ok(tx) => tx,
-            Err(e) => return Some(temporary(n, &e)),
+            Err(e) => return failed(&e),
         };
         let mut out = Vec::with_capacity(n);
         for mail in mails {
             if savepoints && let Err(e) = tx.savepoint().await {
-                return Some(temporary(n, &e));
+                return failed(&e);
             }
             match self.take(&mut tx, mail, now).await {
                 Ok(report) => {
                     if savepoints && let Err(e) = tx.release_savepoint().await {
-                        return Some(temporary(n, &e));
+                        return failed(&e);
                     }
                     out.push(Ok(report));
                 }
-                Err(e) if e.is_temporary() => return Some(temporary(n, &e)),
+                Err(e) if e.is_temporary() => return failed(&e),
                 Err(e) => {
                     // Not a mail at all is found before anything is written.
                     let clean = matches!(e, DeskError::NotAMail(_));
@@ -256,29 +275,31 @@ impl Desk {
                         return None;
                     }
                     if !clean && let Err(e) = tx.rollback_to_savepoint().await {
-                        return Some(temporary(n, &e));
+                        return failed(&e);
                     }
                     if clean
                         && savepoints
                         && let Err(e) = tx.release_savepoint().await
                     {
-                        return Some(temporary(n, &e));
+                        return failed(&e);
                     }
                     let reason = e.to_string();
                     tracing::error!(error = %reason, "mail could not be applied; kept as failed");
                     match self.keep_failed(&mut tx, mail, &reason, now).await {
                         Ok(id) => out.push(Err(IngestError::Failed { id, reason })),
-                        Err(e) => return Some(temporary(n, &e)),
+                        Err(e) => return failed(&e),
                     }
                 }
             }
         }
         if dry_run {
             drop(tx);
-        } else if let Err(e) = tx.commit().await {
-            return Some(temporary(n, &e));
+            return Some((out, Durable::already()));
         }
-        Some(out)
+        match tx.commit_unsynced().await {
+            Ok(durable) => Some((out, durable)),
+            Err(e) => failed(&e),
+        }
     }
 
     /// Applies a stored mail again (one that failed, or any other for a second look; a mail
@@ -525,4 +546,17 @@ fn duplicate(mut report: MailReport, id: i64, status: &str) -> MailReport {
     report.inbound_id = (id > 0).then_some(id);
     report.decision = format!("taken in before ({status}): nothing changed");
     report
+}
+
+/// A group's results once its commit is settled: where it did not reach the disk, every mail
+/// of the group is a temporary failure, kept as failed ones included (the mail is taken in
+/// again later; what reached the disk after all is then recognised and not applied twice).
+pub fn on_disk(
+    out: Vec<Result<MailReport, IngestError>>,
+    synced: Result<(), StoreError>,
+) -> Vec<Result<MailReport, IngestError>> {
+    match synced {
+        Ok(()) => out,
+        Err(e) => temporary(out.len(), &e),
+    }
 }

@@ -8,7 +8,7 @@ mod notify;
 mod outbox;
 
 pub use ingest::{
-    Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, dedupe_key,
+    Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, dedupe_key, on_disk,
 };
 pub use outbox::SendReport;
 

@@ -9,6 +9,7 @@ mod inbound;
 mod outbox;
 mod rows;
 mod tickets;
+mod wal_sync;
 mod writer;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
+pub use wal_sync::Durable;
 
 use crate::config::redact_url;
 
@@ -76,12 +78,17 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    #[error("{0}; what was committed since the last sync is not known to be on disk")]
+    NotDurable(String),
 }
 
 impl StoreError {
     /// True for faults that may go away by themselves (database busy or down).
     pub fn is_temporary(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::NotDurable(_)
+        )
     }
 }
 
@@ -158,6 +165,10 @@ async fn setup_sqlite(conn: &mut AnyConnection, synchronous: &str) -> Result<(),
     // Fewer, larger checkpoints: a page changed again and again (an index, a busy ticket) is
     // copied back to the database once per checkpoint.
     conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
+    // Statement and savepoint journals (a multi-row insert inside a transaction keeps the pages
+    // it changes, to undo just that statement) stay in memory: by default they spill into a
+    // temporary file after 64 KiB, a write(2) per page. They are never needed after a crash.
+    conn.execute("PRAGMA temp_store = MEMORY").await?;
     Ok(())
 }
 
@@ -387,25 +398,37 @@ impl Tx {
         }
     }
 
-    pub async fn commit(mut self) -> Result<(), StoreError> {
+    /// Commits; returns once the commit is on disk.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.commit_unsynced().await?.wait().await
+    }
+
+    /// Commits without waiting for the disk (on SQLite's writer, see `wal_sync`): what the
+    /// transaction wrote is visible at once, and durable once the returned [`Durable`] says
+    /// so. Nothing that depends on it being durable (an acknowledgement) may happen before.
+    pub async fn commit_unsynced(mut self) -> Result<Durable, StoreError> {
         if let TxConn::Writer(w) = &self.inner {
             // COMMIT goes out with the last writes; a transaction that sent nothing has
             // nothing to commit.
             if !w.begun() && self.pending.is_empty() {
-                return Ok(());
+                return Ok(Durable::already());
             }
             self.pending.push(("COMMIT".into(), Vec::new()));
             self.flush().await?;
-            if let TxConn::Writer(w) = &mut self.inner {
-                w.set_finished();
-            }
-            return Ok(());
+            return Ok(match &mut self.inner {
+                TxConn::Writer(w) => w.set_committed(),
+                TxConn::Pooled(_) => Durable::already(),
+            });
         }
         self.flush().await?;
         let url = self.url.clone();
         match self.inner {
-            TxConn::Pooled(tx) => tx.commit().await.map_err(|e| classify(&url, e)),
-            TxConn::Writer(_) => Ok(()),
+            TxConn::Pooled(tx) => tx
+                .commit()
+                .await
+                .map(|()| Durable::already())
+                .map_err(|e| classify(&url, e)),
+            TxConn::Writer(_) => Ok(Durable::already()),
         }
     }
 

@@ -8,6 +8,9 @@
 //!   last writes (see `deferred`), and nothing pings the connection between transactions: a
 //!   transaction of one mail is three hand-offs to sqlx's worker thread instead of six.
 //!
+//! - its commits wait for no disk: it runs with `synchronous = NORMAL`, and `wal_sync` makes
+//!   each commit durable on a thread of its own (each commit comes with its `Durable`).
+//!
 //! A transaction dropped unfinished is rolled back before the next one gets the connection
 //! (the rollback holds the lock); where that fails, the connection is closed, which rolls back
 //! too, and the next transaction opens a new one.
@@ -18,12 +21,13 @@ use std::time::Duration;
 use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::wal_sync::{Durable, WalSync};
 use super::{StoreError, classify, setup_sqlite};
 
 /// The connection every SQLite transaction queues for; opened on first use.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    slot: Arc<Mutex<Option<AnyConnection>>>,
+    slot: Arc<Mutex<Option<Open>>>,
     url: String,
     shown: String,
     timeout: Duration,
@@ -46,13 +50,7 @@ impl Writer {
             .await
             .map_err(|_| classify(&self.shown, sqlx::Error::PoolTimedOut))?;
         if guard.is_none() {
-            let mut conn = AnyConnection::connect(&self.url)
-                .await
-                .map_err(|e| classify(&self.shown, e))?;
-            setup_sqlite(&mut conn, "FULL")
-                .await
-                .map_err(|e| classify(&self.shown, e))?;
-            *guard = Some(conn);
+            *guard = Some(self.open().await.map_err(|e| classify(&self.shown, e))?);
         }
         Ok(WriterTx {
             guard: Some(guard),
@@ -61,16 +59,41 @@ impl Writer {
         })
     }
 
+    /// A new connection: commits synced by a `WalSync` of its own where the database is a
+    /// file whose log can be opened, else by SQLite itself (`synchronous = FULL`).
+    async fn open(&self) -> Result<Open, sqlx::Error> {
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        setup_sqlite(&mut conn, "FULL").await?;
+        let file: Option<String> = sqlx::query_scalar::<sqlx::Any, String>(
+            "SELECT file FROM pragma_database_list WHERE name = 'main'",
+        )
+        .fetch_optional(&mut conn)
+        .await?;
+        let wal = file
+            .filter(|f| !f.is_empty())
+            .and_then(|f| WalSync::open(f.into()));
+        if wal.is_some() {
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+        }
+        Ok(Open { conn, wal })
+    }
+
     pub(crate) async fn close(&self) {
-        if let Some(conn) = self.slot.lock().await.take() {
-            let _ = conn.close().await;
+        if let Some(open) = self.slot.lock().await.take() {
+            let _ = open.conn.close().await;
         }
     }
 }
 
+/// The open writer connection, and what syncs its commits.
+pub(crate) struct Open {
+    conn: AnyConnection,
+    wal: Option<WalSync>,
+}
+
 /// A transaction on the writer connection.
 pub(crate) struct WriterTx {
-    guard: Option<OwnedMutexGuard<Option<AnyConnection>>>,
+    guard: Option<OwnedMutexGuard<Option<Open>>>,
     /// `BEGIN IMMEDIATE` was sent (or is in the statement being sent).
     begun: bool,
     /// `COMMIT` went through.
@@ -78,18 +101,24 @@ pub(crate) struct WriterTx {
 }
 
 impl WriterTx {
-    pub(crate) fn conn_ref(&self) -> &AnyConnection {
+    fn open_ref(&self) -> &Open {
         self.guard
             .as_ref()
             .and_then(|g| g.as_ref())
             .expect("the writer connection is there while its transaction lives")
     }
 
+    pub(crate) fn conn_ref(&self) -> &AnyConnection {
+        &self.open_ref().conn
+    }
+
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
-        self.guard
+        &mut self
+            .guard
             .as_mut()
             .and_then(|g| g.as_mut())
             .expect("the writer connection is there while its transaction lives")
+            .conn
     }
 
     /// True the first time: the caller puts `BEGIN IMMEDIATE` in front of what it sends.
@@ -102,8 +131,13 @@ impl WriterTx {
         self.begun
     }
 
-    pub(crate) fn set_finished(&mut self) {
+    /// Marks the transaction committed; its way to the disk comes back.
+    pub(crate) fn set_committed(&mut self) -> Durable {
         self.finished = true;
+        match &self.open_ref().wal {
+            Some(wal) => wal.committed(),
+            None => Durable::already(),
+        }
     }
 }
 
@@ -120,7 +154,7 @@ impl Drop for WriterTx {
                 // The lock goes with the rollback: no transaction gets the connection first.
                 handle.spawn(async move {
                     let usable = match guard.as_mut() {
-                        Some(conn) => match conn.execute("ROLLBACK").await {
+                        Some(open) => match open.conn.execute("ROLLBACK").await {
                             Ok(_) => true,
                             // BEGIN itself failed (another process held the lock too long).
                             Err(e) => e.to_string().contains("no transaction is active"),
@@ -136,5 +170,33 @@ impl Drop for WriterTx {
             // No runtime to roll back on: closing the connection rolls back.
             Err(_) => *guard = None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(w: &Writer) -> (i64, bool) {
+        let mut tx = w.begin().await.unwrap();
+        let mode: i64 = sqlx::query_scalar::<sqlx::Any, i64>("PRAGMA synchronous")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        (mode, tx.open_ref().wal.is_some())
+    }
+
+    #[tokio::test]
+    async fn a_file_commits_without_waiting_and_is_synced_by_its_thread() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.sqlite").display());
+        let w = Writer::new(&url, &url, Duration::from_secs(5));
+        // NORMAL (1): the log is synced by `WalSync`.
+        assert_eq!(synchronous(&w).await, (1, true));
+        w.close().await;
+        // Without a file there is no log to sync: SQLite syncs (FULL, 2), or has nothing to.
+        let w = Writer::new("sqlite::memory:", "memory", Duration::from_secs(5));
+        assert_eq!(synchronous(&w).await, (2, false));
     }
 }
