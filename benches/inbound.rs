@@ -601,7 +601,7 @@ async fn main() {
             }
         }
         println!(
-            "whole `deskmail ingest` on a Maildir, 2 cores, {INGEST_RUNS} runs (medians), synchronous=FULL:"
+            "whole `deskmail ingest` on a Maildir, 2 cores, {INGEST_RUNS} runs (medians), every mail on disk when reported (Python: synchronous=FULL):"
         );
         let (g, p100) = (median(grouped), median(py100));
         println!(

@@ -190,7 +190,10 @@ mod tests {
     async fn a_file_commits_without_waiting_and_is_synced_by_its_thread() {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.sqlite").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("w.sqlite").display()
+        );
         let w = Writer::new(&url, &url, Duration::from_secs(5));
         // NORMAL (1): the log is synced by `WalSync`.
         assert_eq!(synchronous(&w).await, (1, true));
