@@ -533,6 +533,17 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
             .collect();
         assert_eq!(texts, expected, "{r}");
     }
+    // Every notification was written whole (a group's are rendered on the rendering thread).
+    env.ok(&["outbox", "send"]);
+    let sizes: Vec<u64> = std::fs::read_dir(env.path("data/spool"))
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(sizes.len(), outbox(&env).len());
+    assert!(
+        sizes.len() >= 24 && sizes.iter().all(|&n| n > 1000),
+        "{sizes:?}"
+    );
 }
 
 #[test]
@@ -590,5 +601,117 @@ fn an_oversized_mail_is_refused_with_the_reason_and_kept() {
         outbox(&env)
             .iter()
             .any(|m| m["event"] == "refused" && m["recipient"] == "anna@acme.example")
+    );
+}
+
+/// The text parts of the spooled mails to `to` (after sending what is queued).
+fn spooled_texts(env: &TestEnv, to: &str) -> Vec<String> {
+    env.ok(&["outbox", "send"]);
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(env.path("data/spool")).unwrap() {
+        let raw = std::fs::read(f.unwrap().path()).unwrap();
+        let m = MessageParser::default().parse(&raw[..]).unwrap();
+        let addressed = m
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .is_some_and(|a| a == to);
+        if addressed {
+            out.push(m.body_text(0).unwrap_or_default().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_group_renders_its_notifications_on_another_thread_and_notes_one_that_fails() {
+    let env = TestEnv::new();
+    // A template error at run time, for one comment only.
+    std::fs::create_dir_all(env.path("my-templates/en")).unwrap();
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/en/base.txt"
+    ))
+    .unwrap();
+    std::fs::write(
+        env.path("my-templates/en/base.txt"),
+        format!("{{% if comment == \"boom\" %}}{{{{ no_such_function() }}}}{{% endif %}}{base}"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config("templates_dir = \"my-templates\"", ""),
+    )
+    .unwrap();
+    let r = opened(&env);
+    let (token, parent, subject) = last_mail_to(&env, "anna@acme.example");
+    let team_before = spooled_texts(&env, "team@helpdesk.example").len();
+    // Three replies in one directory: one group, rendered on the rendering thread.
+    let dir = env.path("incoming");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, body) in ["Still smoking.", "boom", "Now it is out."]
+        .iter()
+        .enumerate()
+    {
+        let mail = reply(
+            "anna@acme.example",
+            &token,
+            &format!("Re: {subject}"),
+            &parent,
+            &format!("late-{i}@acme.example"),
+            body,
+        );
+        std::fs::write(dir.join(format!("{i}.eml")), mail).unwrap();
+    }
+    let out = env.run(&["ingest", dir.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(": applied")).count(),
+        3,
+        "{err}"
+    );
+    // Every comment is there, the one whose notification failed too.
+    let texts = comment_texts(&env, &r);
+    for t in ["Still smoking.", "boom", "Now it is out."] {
+        assert!(texts.iter().any(|c| c == t), "{t} missing: {texts:?}");
+    }
+    // The team got the two that rendered, each with its own text and a whole message.
+    let team = spooled_texts(&env, "team@helpdesk.example");
+    assert_eq!(team.len(), team_before + 2, "{team:?}");
+    for t in ["Still smoking.", "Now it is out."] {
+        assert!(team.iter().any(|m| m.contains(t)), "{t}: {team:?}");
+    }
+    assert!(!team.iter().any(|m| m.contains("boom")), "{team:?}");
+    // The one that failed is in the ticket's history, with the reason; a single mail
+    // (rendered in place) that fails the same way is noted the same way.
+    let noted = |env: &TestEnv| {
+        env.show(&r)["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| {
+                h["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("not mailed to team@helpdesk.example: ")
+            })
+            .count()
+    };
+    assert_eq!(noted(&env), 1, "{}", env.show(&r)["history"]);
+    let alone = reply(
+        "anna@acme.example",
+        &token,
+        &format!("Re: {subject}"),
+        &parent,
+        "late-alone@acme.example",
+        "boom",
+    );
+    let (code, err) = ingest(&env, &alone, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(noted(&env), 2, "{}", env.show(&r)["history"]);
+    assert_eq!(
+        spooled_texts(&env, "team@helpdesk.example").len(),
+        team_before + 2
     );
 }

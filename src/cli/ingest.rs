@@ -131,7 +131,7 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Input>, Failure> {
 /// Runs the pipeline; returns the exit code.
 pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Failure> {
     let inputs = list_inputs(&args.inputs)?;
-    let desk = match desk {
+    let mut desk = match desk {
         Ok(d) => d,
         Err(Failure(message)) => {
             // The database is not there: the MTA keeps the mail and tries again.
@@ -155,6 +155,15 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
     let postgres = desk.store.dialect() == crate::store::Dialect::Postgres;
     let parallel = args.parallel.unwrap_or(if postgres { 8 } else { 1 }).max(1);
     let batch = args.batch.max(1);
+    // With several mails per transaction, notifications are rendered on a thread of their
+    // own while the group goes on (when ingest stays on one CPU, on the others). With one mail
+    // per transaction the commit would only wait for it.
+    if batch > 1 && inputs.len() > 1 && !args.dry_run {
+        match desk.render_elsewhere() {
+            Ok(()) => tracing::debug!("rendering notifications on another CPU"),
+            Err(e) => tracing::warn!(error = %e, "no rendering thread; rendering in place"),
+        }
+    }
     // A helper thread reads the files and does the work that needs no database (parsing,
     // classifying, extracting) a group ahead, on the CPUs the database work does not use.
     let (send, groups) =

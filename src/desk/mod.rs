@@ -4,6 +4,7 @@
 
 mod by_mail;
 mod ingest;
+mod late_render;
 mod notify;
 mod outbox;
 
@@ -14,6 +15,7 @@ pub use outbox::SendReport;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -123,6 +125,8 @@ pub struct Desk {
     pub outbound: Outbound,
     /// What the inbound stages need of the settings, prepared once.
     pub reader: crate::inbound::Reader,
+    /// Renders notifications on another thread (see `late_render`); `None`: in place.
+    late_renderer: Option<late_render::LateRenderer>,
 }
 
 impl Desk {
@@ -132,7 +136,19 @@ impl Desk {
             settings,
             store,
             outbound,
+            late_renderer: None,
         }
+    }
+
+    /// Renders notifications on a thread of their own from now on, on the CPUs the database
+    /// work does not use (`ingest` on SQLite; see `late_render`).
+    pub fn render_elsewhere(&mut self) -> std::io::Result<()> {
+        if self.late_renderer.is_none() {
+            self.late_renderer = Some(late_render::LateRenderer::start(Arc::clone(
+                &self.outbound.templates,
+            ))?);
+        }
+        Ok(())
     }
 
     /// The help desk itself as the author of what the system does (time rules).

@@ -2,12 +2,13 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::late_render::Job;
 use super::{Desk, DeskError, NewAttachment};
 use crate::directory::{Party, Person};
 use crate::outbound::compose::{self, ContextInput, Planned};
 use crate::outbound::message::{self, Mail, MailAttachment};
 use crate::outbound::render::{AttachmentCtx, FailureCtx, MailContext, RefusalCtx};
-use crate::store::{NewOutboxRow, Tx};
+use crate::store::{LateMessage, NewOutboxRow, Tx};
 use crate::workflow::{Effects, Event, Ticket};
 
 impl Desk {
@@ -66,6 +67,7 @@ impl Desk {
             .await?;
         let mut notes = Vec::new();
         let mut rows: Vec<QueuedMail> = Vec::new();
+        let mut late: Vec<LateMessage> = Vec::new();
         let mut root = thread_root.map(String::from);
         for p in planned {
             if let Some(reason) = state.failing.get(&p.address) {
@@ -119,6 +121,41 @@ impl Desk {
                 .get(&p.address)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
+            // A "not done" notice is rendered in place: the sender's report says it is queued.
+            if let Some(renderer) = self.late_renderer.as_ref().filter(|_| refusal.is_none()) {
+                let (mail, queued) = self.thread_mail(
+                    &effects.ticket,
+                    &p,
+                    &reply_to,
+                    files,
+                    &mut root,
+                    earlier,
+                    now,
+                );
+                let (done, made) = tokio::sync::oneshot::channel();
+                let job = Job {
+                    event: p.event.clone(),
+                    locale: self.locale_of(&p).to_string(),
+                    ctx,
+                    mail,
+                    done,
+                };
+                if let Err(job) = renderer.render(job) {
+                    // The thread is gone: made here instead.
+                    job.run(&self.outbound.templates);
+                }
+                late.push(LateMessage {
+                    message_id: queued.message_id.clone(),
+                    made,
+                    ticket_id,
+                    recipient: p.address.clone(),
+                    actor: author.address.clone(),
+                    action: effects.action.clone(),
+                    at: now,
+                });
+                rows.push(queued);
+                continue;
+            }
             match self.render_mail(
                 &effects.ticket,
                 &p,
@@ -138,12 +175,11 @@ impl Desk {
         {
             tx.set_thread_root(ticket_id, r).await?;
         }
-        self.insert_mails(tx, ticket_id, &rows, now).await?;
+        self.insert_mails(tx, ticket_id, &rows, late, now).await?;
         Ok(notes)
     }
 
-    /// Renders one mail and threads it: the ticket's root first in References (the first mail
-    /// of a ticket becomes its root), then this recipient's earlier mails.
+    /// Renders one mail and threads it (see [`Desk::thread_mail`]).
     #[allow(clippy::too_many_arguments)]
     fn render_mail(
         &self,
@@ -156,17 +192,49 @@ impl Desk {
         earlier: &[String],
         now: Timestamp,
     ) -> Result<QueuedMail, String> {
-        let dir = &self.settings.directory;
-        let locale = p
-            .person
-            .as_ref()
-            .map(|x| x.locale.as_str())
-            .unwrap_or(&dir.helpdesk.locale);
         let body = self
             .outbound
             .templates
-            .render(&p.event, locale, ctx)
+            .render(&p.event, self.locale_of(p), ctx)
             .map_err(|e| e.to_string())?;
+        let mut root_after = root.clone();
+        let (mut mail, mut queued) = self.thread_mail(
+            ticket,
+            p,
+            reply_to,
+            attachments,
+            &mut root_after,
+            earlier,
+            now,
+        );
+        mail.body = body;
+        queued.raw = message::build(&mail).map_err(|e| e.to_string())?;
+        *root = root_after;
+        Ok(queued)
+    }
+
+    /// The language a planned mail is written in.
+    fn locale_of<'a>(&'a self, p: &'a Planned) -> &'a str {
+        p.person
+            .as_ref()
+            .map(|x| x.locale.as_str())
+            .unwrap_or(&self.settings.directory.helpdesk.locale)
+    }
+
+    /// One mail without its body, threaded: the ticket's root first in References (the first
+    /// mail of a ticket becomes its root), then this recipient's earlier mails.
+    #[allow(clippy::too_many_arguments)]
+    fn thread_mail(
+        &self,
+        ticket: &Ticket,
+        p: &Planned,
+        reply_to: &str,
+        attachments: Vec<MailAttachment>,
+        root: &mut Option<String>,
+        earlier: &[String],
+        now: Timestamp,
+    ) -> (Mail, QueuedMail) {
+        let dir = &self.settings.directory;
         let message_id = message::new_message_id(&ticket.reference, self.own_domain());
         // The first mail of a ticket becomes its root, once it is built.
         let root_id = root.clone().unwrap_or_else(|| message_id.clone());
@@ -196,25 +264,27 @@ impl Desk {
             references,
             thread_index: message::thread_index(&root_id, ticket.created_at, now, depth),
             date: now,
-            body,
+            body: Default::default(),
             attachments,
         };
-        let raw = message::build(&mail).map_err(|e| e.to_string())?;
         root.get_or_insert(root_id);
-        Ok(QueuedMail {
+        let queued = QueuedMail {
             event: p.event.clone(),
             recipient: p.address.clone(),
             message_id,
             subject: message::subject_line(&ticket.reference, &ticket.subject),
-            raw,
-        })
+            raw: Vec::new(),
+        };
+        (mail, queued)
     }
 
+    /// Writes the mails; those in `late` get their messages before the commit.
     async fn insert_mails(
         &self,
         tx: &mut Tx,
         ticket_id: i64,
         rows: &[QueuedMail],
+        late: Vec<LateMessage>,
         now: Timestamp,
     ) -> Result<(), DeskError> {
         let from = &self.settings.directory.helpdesk.address;
@@ -231,7 +301,11 @@ impl Desk {
                 at: now,
             })
             .collect();
-        tx.insert_outbox(&rows).await?;
+        if late.is_empty() {
+            tx.insert_outbox(&rows).await?;
+        } else {
+            tx.insert_outbox_late(&rows, late).await?;
+        }
         Ok(())
     }
 
@@ -291,7 +365,8 @@ impl Desk {
                 if !had_root && let Some(r) = &root {
                     tx.set_thread_root(ticket_id, r).await?;
                 }
-                self.insert_mails(tx, ticket_id, &[mail], now).await?;
+                self.insert_mails(tx, ticket_id, &[mail], Vec::new(), now)
+                    .await?;
             }
             Err(problem) => {
                 tracing::warn!(ticket = %ticket.reference, error = %problem, "cannot write the delivery-failure notice");

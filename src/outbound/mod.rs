@@ -21,7 +21,9 @@ pub use transport::{SendError, Transport};
 #[derive(Debug)]
 pub struct Outbound {
     pub settings: OutboundSettings,
-    pub templates: Templates,
+    /// Shared with the thread that renders notifications during `ingest` (see desk's
+    /// `late_render`).
+    pub templates: std::sync::Arc<Templates>,
     pub key: TokenKey,
 }
 
@@ -48,7 +50,7 @@ impl Outbound {
         }
         Ok(Outbound {
             settings: settings.clone(),
-            templates,
+            templates: std::sync::Arc::new(templates),
             key,
         })
     }

@@ -68,7 +68,7 @@ pub struct RenderError {
 }
 
 /// A rendered notification body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
     pub text: String,
     pub html: String,

@@ -301,6 +301,7 @@ impl Tx {
 
     /// A savepoint inside the transaction: one mail of a group can be undone alone.
     pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.late_at_savepoint = self.late.len();
         self.exec("SAVEPOINT mail").await
     }
 
@@ -312,6 +313,7 @@ impl Tx {
         // What the undone mail kept back is undone with it, never sent.
         self.pending.clear();
         self.prefetched = None;
+        self.late.truncate(self.late_at_savepoint);
         self.exec("ROLLBACK TO SAVEPOINT mail").await?;
         self.exec("RELEASE SAVEPOINT mail").await
     }

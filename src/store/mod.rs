@@ -6,6 +6,7 @@
 
 mod deferred;
 mod inbound;
+mod late;
 mod outbox;
 mod rows;
 mod tickets;
@@ -19,7 +20,8 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
-pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
+pub use late::LateMessage;
+pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, pack_message};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
 pub use wal_sync::Durable;
@@ -385,6 +387,10 @@ pub struct Tx {
     /// `Tx::insert_inbound_reading`), for the next `ticket_for_update` of it; dropped by any
     /// write kept back, which every change of a ticket is.
     prefetched: Option<TicketRecord>,
+    /// Outbox messages still being made, filled in before the commit (see `late`).
+    late: Vec<late::LateMessage>,
+    /// How many of them there were at the savepoint.
+    late_at_savepoint: usize,
 }
 
 impl Tx {
@@ -395,6 +401,8 @@ impl Tx {
             url,
             pending: Vec::new(),
             prefetched: None,
+            late: Vec::new(),
+            late_at_savepoint: 0,
         }
     }
 
@@ -407,6 +415,7 @@ impl Tx {
     /// transaction wrote is visible at once, and durable once the returned [`Durable`] says
     /// so. Nothing that depends on it being durable (an acknowledgement) may happen before.
     pub async fn commit_unsynced(mut self) -> Result<Durable, StoreError> {
+        self.fill_late().await?;
         if let TxConn::Writer(w) = &self.inner {
             // COMMIT goes out with the last writes; a transaction that sent nothing has
             // nothing to commit.

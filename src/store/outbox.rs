@@ -89,6 +89,12 @@ struct EntryRow {
     sent_at: Option<i64>,
 }
 
+/// A message as the outbox stores it: compressed (LZ4, the size in front), as a notification
+/// is mostly text and HTML (~6 KB) and the write is most of what queueing one costs.
+pub fn pack_message(raw: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(raw)
+}
+
 impl Tx {
     /// Writes notifications, all in one statement.
     pub async fn insert_outbox(&mut self, rows: &[NewOutboxRow<'_>]) -> Result<(), StoreError> {
@@ -113,9 +119,7 @@ impl Tx {
                 r.envelope_from.into(),
                 r.message_id.into(),
                 r.subject.into(),
-                // Stored compressed: a notification is mostly text and HTML (~6 KB), and the
-                // write is most of what queueing one costs.
-                lz4_flex::compress_prepend_size(r.raw).into(),
+                pack_message(r.raw).into(),
                 ms(r.at).into(),
             ]);
         }

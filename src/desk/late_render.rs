@@ -1,0 +1,73 @@
+//! Rendering notifications on a thread of their own, on a CPU the database work does not use.
+//!
+//! `ingest` on SQLite keeps its main thread and SQLite's worker on one CPU (see `affinity`);
+//! rendering, building and compressing a notification is a third of that CPU's work per mail.
+//! With a `LateRenderer` the desk writes the outbox row at once and hands the message to this
+//! thread; the store fills it in before the commit (see the store's `late`).
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use crate::outbound::message::{self, Mail};
+use crate::outbound::render::{MailContext, Templates};
+
+/// One message to make.
+pub(crate) struct Job {
+    pub event: String,
+    pub locale: String,
+    pub ctx: MailContext,
+    /// Everything but the body.
+    pub mail: Mail,
+    pub done: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// The rendering thread; it ends when this is dropped.
+#[derive(Debug)]
+pub struct LateRenderer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LateRenderer {
+    pub fn start(templates: Arc<Templates>) -> std::io::Result<LateRenderer> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("deskmail-render".into())
+            .spawn(move || {
+                crate::affinity::leave_the_pinned_cpu();
+                for job in queue {
+                    job.run(&templates);
+                }
+            })?;
+        Ok(LateRenderer { jobs })
+    }
+
+    /// Hands a message over; gives the job back when the thread is gone.
+    pub(crate) fn render(&self, job: Job) -> Result<(), Box<Job>> {
+        self.jobs.send(job).map_err(|e| Box::new(e.0))
+    }
+}
+
+impl Job {
+    /// Renders, builds and packs the message, and sends it (or why it failed) on.
+    pub(crate) fn run(self, templates: &Templates) {
+        let Job {
+            event,
+            locale,
+            ctx,
+            mut mail,
+            done,
+        } = self;
+        let made = templates
+            .render(&event, &locale, &ctx)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                mail.body = body;
+                message::build(&mail).map_err(|e| e.to_string())
+            })
+            .map(|raw| crate::store::pack_message(&raw));
+        // The transaction may be gone (dropped unfinished): nobody waits then.
+        let _ = done.send(made);
+    }
+}
