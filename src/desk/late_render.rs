@@ -1,9 +1,10 @@
 //! Rendering notifications on a thread of their own, on a CPU the database work does not use.
 //!
 //! `ingest` on SQLite keeps its main thread and SQLite's worker on one CPU (see `affinity`);
-//! rendering, building and compressing a notification is a third of that CPU's work per mail.
-//! With a `LateRenderer` the desk writes the outbox row at once and hands the message to this
-//! thread; the store fills it in before the commit (see the store's `late`).
+//! rendering, building and compressing a notification was a third of that CPU's work per mail.
+//! With a `LateRenderer` (`ingest` starts one when it commits several mails at a time) the desk
+//! writes the outbox row at once and hands the message to this thread; the store fills it in
+//! before the commit (see the store's `late`). "Not done" notices are still rendered in place.
 
 use std::sync::Arc;
 use std::sync::mpsc;

@@ -33,8 +33,8 @@ pub struct LateMessage {
 }
 
 impl Tx {
-    /// Writes notifications whose messages come later (`rows` with empty `raw`, `late` in the
-    /// same order or any order): the rows now, the messages before the commit.
+    /// Writes notifications whose messages come later: `rows` now, with empty messages, and
+    /// the messages of `late` (found by Message-ID) before the commit.
     pub async fn insert_outbox_late(
         &mut self,
         rows: &[NewOutboxRow<'_>],
