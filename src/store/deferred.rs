@@ -178,16 +178,7 @@ impl Tx {
             .pending
             .iter()
             .any(|(s, _)| statement_table(s).is_some_and(|t| reads.contains(&t)));
-        let mut changed: Vec<&str> = Vec::new();
-        let twice = self.pending.iter().any(|(s, _)| match updated_table(s) {
-            Some(t) if changed.contains(&t) => true,
-            Some(t) => {
-                changed.push(t);
-                false
-            }
-            None => false,
-        });
-        if touches || twice {
+        if touches || !one_statement(self.pending.iter().map(|(s, _)| s.as_str())) {
             return self.prepare_read(sql).await;
         }
         let mut vals: Vec<Val> = Vec::new();
@@ -250,25 +241,35 @@ fn statement_table(sql: &str) -> Option<&str> {
     rest.split_whitespace().next()
 }
 
-/// The table whose existing rows a statement changes (`UPDATE t`, `INSERT INTO t ... ON
-/// CONFLICT ... DO UPDATE`), if any.
-fn updated_table(sql: &str) -> Option<&str> {
+/// The table whose existing rows a statement looks at to change them (`UPDATE t`, `DELETE
+/// FROM t`, `INSERT INTO t ... ON CONFLICT ...`), if any.
+fn rows_changed_in(sql: &str) -> Option<&str> {
     let t = sql.trim_start();
-    if let Some(rest) = t.strip_prefix("UPDATE ") {
-        return rest.split_whitespace().next();
+    if t.starts_with("INSERT INTO ") && !t.contains("ON CONFLICT") {
+        return None;
     }
-    if t.contains("DO UPDATE") {
-        return t.strip_prefix("INSERT INTO ")?.split_whitespace().next();
+    statement_table(t)
+}
+
+/// Whether writes can go out as the parts of one PostgreSQL statement. Its parts all see the
+/// rows as they were before it, so none may look at the rows of a table an earlier part wrote
+/// (an `UPDATE` would miss rows inserted or change rows updated before it).
+fn one_statement<'a>(writes: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut written: Vec<&str> = Vec::new();
+    for sql in writes {
+        if rows_changed_in(sql).is_some_and(|t| written.contains(&t)) {
+            return false;
+        }
+        written.extend(statement_table(sql));
     }
-    None
+    true
 }
 
 /// The pending writes as PostgreSQL statements: each a run of them joined by `WITH`, a new one
-/// started where a table's rows would be changed twice.
+/// started where a write could not be a part of the run before it (see [`one_statement`]).
 fn postgres_batches(pending: Vec<(String, Vec<Val>)>) -> Vec<(String, Vec<Val>)> {
     let mut out: Vec<(String, Vec<Val>)> = Vec::new();
     let mut run: Vec<(String, Vec<Val>)> = Vec::new();
-    let mut changed: Vec<String> = Vec::new();
     let close = |run: &mut Vec<(String, Vec<Val>)>, out: &mut Vec<(String, Vec<Val>)>| {
         if run.is_empty() {
             return;
@@ -293,12 +294,9 @@ fn postgres_batches(pending: Vec<(String, Vec<Val>)>) -> Vec<(String, Vec<Val>)>
         out.push((sql, vals));
     };
     for (sql, vals) in pending {
-        if let Some(t) = updated_table(&sql) {
-            if changed.iter().any(|c| c == t) {
-                close(&mut run, &mut out);
-                changed.clear();
-            }
-            changed.push(t.to_string());
+        let joined = run.iter().map(|(s, _)| s.as_str());
+        if !one_statement(joined.chain(std::iter::once(sql.as_str()))) {
+            close(&mut run, &mut out);
         }
         run.push((sql, vals));
     }
@@ -356,5 +354,18 @@ mod tests {
         );
         assert_eq!(batches[0].1.len(), 3);
         assert_eq!(batches[1].0, "UPDATE tickets SET b = $1");
+        // Nor changes or deletes rows that an earlier part inserted: it would not see them.
+        for second in [
+            "UPDATE outbox SET m = $1",
+            "DELETE FROM outbox WHERE x = $1",
+        ] {
+            let batches = postgres_batches(vec![
+                w("INSERT INTO outbox (x) VALUES ($1)"),
+                w("INSERT INTO history (x) VALUES ($1)"),
+                w(second),
+            ]);
+            assert_eq!(batches.len(), 2, "{second}");
+            assert_eq!(batches[1].0, second);
+        }
     }
 }

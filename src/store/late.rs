@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::deferred::{Val, value_rows};
-use super::{Dialect, NewHistoryRow, NewOutboxRow, StoreError, Tx};
+use super::{NewHistoryRow, NewOutboxRow, StoreError, Tx};
 
 /// Messages filled in per statement, at most.
 const PER_STATEMENT: usize = 500;
@@ -49,11 +49,6 @@ impl Tx {
     pub(crate) async fn fill_late(&mut self) -> Result<(), StoreError> {
         if self.late.is_empty() {
             return Ok(());
-        }
-        // On PostgreSQL the writes kept back go out as parts of one statement, whose parts do
-        // not see each other's rows: the rows go first.
-        if self.dialect == Dialect::Postgres {
-            self.flush().await?;
         }
         let late = std::mem::take(&mut self.late);
         let mut made: Vec<(String, Vec<u8>)> = Vec::with_capacity(late.len());
