@@ -685,19 +685,7 @@ fn a_group_renders_its_notifications_on_another_thread_and_notes_one_that_fails(
     assert!(!team.iter().any(|m| m.contains("boom")), "{team:?}");
     // The one that failed is in the ticket's history, with the reason; a single mail
     // (rendered in place) that fails the same way is noted the same way.
-    let noted = |env: &TestEnv| {
-        env.show(&r)["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| {
-                h["detail"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("not mailed to team@helpdesk.example: ")
-            })
-            .count()
-    };
+    let noted = |env: &TestEnv| env.history_lines(&r, "not mailed to team@helpdesk.example: ");
     assert_eq!(noted(&env), 1, "{}", env.show(&r)["history"]);
     let alone = reply(
         "anna@acme.example",

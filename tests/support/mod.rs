@@ -128,6 +128,16 @@ impl TestEnv {
     pub fn show(&self, reference: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["ticket", "show", reference, "--json"])).unwrap()
     }
+
+    /// How many lines of a ticket's history have a detail starting with `prefix`.
+    pub fn history_lines(&self, reference: &str, prefix: &str) -> usize {
+        self.show(reference)["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["detail"].as_str().unwrap().starts_with(prefix))
+            .count()
+    }
 }
 
 /// The example config with extra keys in its `[outbound]` section and extra tables at the end
