@@ -182,6 +182,9 @@ async fn suite(url: &str) {
     );
     let failed = d.store.inbound(Some("failed"), 10).await.unwrap();
     assert_eq!(failed.len(), 1);
+    // Kept byte for byte (stored packed).
+    let kept = d.store.stored_mail(failed[0].id).await.unwrap().unwrap();
+    assert_eq!(kept.raw, b"\x00\x01 not a mail");
     // The same group again changes nothing (and the bad one stays failed).
     let again = d
         .ingest(

@@ -96,7 +96,7 @@ fn internal_notes_only_ever_reach_agents() {
     let anna = to(&mails, "anna@acme.example");
     assert_eq!(anna.len(), 2, "acknowledgement and to-customer");
     for m in &anna {
-        // Both parts decoded: the HTML part is base64 in the raw mail.
+        // Both parts decoded: they are quoted-printable in the raw mail.
         for part in [text_part(m), html_part(m)] {
             assert!(
                 !part.contains("Between us"),

@@ -165,7 +165,8 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
         }
     }
     // A helper thread reads the files and does the work that needs no database (parsing,
-    // classifying, extracting) a group ahead, on the CPUs the database work does not use.
+    // classifying, extracting, packing the bytes to store) a group ahead, on the CPUs the
+    // database work does not use.
     let (send, groups) =
         std::sync::mpsc::sync_channel::<Vec<(String, Result<Incoming, String>)>>(2);
     let (reader, dir, key) = (
@@ -187,6 +188,7 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
                     let read = input.read().map(|raw| {
                         let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
                         Incoming {
+                            packed: Some(crate::store::pack(&raw)),
                             raw,
                             mailbox: mailbox.clone(),
                             reading: Some(Box::new(reading)),

@@ -21,6 +21,9 @@ use crate::store::{Durable, InboundOutcome, NewInbound, StoreError, Tx};
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub raw: Vec<u8>,
+    /// `raw` packed for storage (`store::pack`), when a thread did that ahead; packed when
+    /// stored otherwise.
+    pub packed: Option<Vec<u8>>,
     /// The mailbox (by name) it was read from, when known.
     pub mailbox: Option<String>,
     /// What the stages before the database made of it, when a thread worked that out ahead
@@ -32,6 +35,7 @@ impl Incoming {
     pub fn new(raw: Vec<u8>, mailbox: Option<String>) -> Incoming {
         Incoming {
             raw,
+            packed: None,
             mailbox,
             reading: None,
         }
@@ -376,6 +380,7 @@ impl Desk {
             sender: Some(&reading.sender.address),
             subject: Some(&reading.mail.subject),
             raw: &mail.raw,
+            packed: mail.packed.as_deref(),
             received_at: now,
         };
         // Stored first (one statement in the common case); a mail stored before is a duplicate,
@@ -471,6 +476,7 @@ impl Desk {
                     sender: sender.as_deref(),
                     subject: Some(&parsed.subject),
                     raw: &mail.raw,
+                    packed: mail.packed.as_deref(),
                     received_at: now,
                 };
                 match tx.insert_inbound(&row).await? {

@@ -187,9 +187,10 @@ pub fn build(mail: &Mail) -> Result<Vec<u8>, MessageError> {
     Ok(m.into_bytes())
 }
 
-/// The text and HTML versions, as multipart/alternative (its Content-Type header first). The
-/// text goes as quoted-printable (readable in the raw mail), the HTML, with its long lines, as
-/// base64.
+/// The text and HTML versions, as multipart/alternative (its Content-Type header first). Both
+/// go as quoted-printable, as most mail clients send them: readable in the raw mail, about a
+/// quarter smaller than base64 for HTML, and repetitive enough that the outbox's compression
+/// still works on it (base64 hides HTML's repeats from LZ4).
 fn alternative(m: &mut String, boundary: &str, body: &Rendered) {
     let _ = write!(
         m,
@@ -201,9 +202,9 @@ fn alternative(m: &mut String, boundary: &str, body: &Rendered) {
     let _ = write!(
         m,
         "\r\n--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n"
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n"
     );
-    mime::base64(m, body.html.as_bytes());
+    mime::quoted_printable(m, &body.html);
     let _ = write!(m, "--{boundary}--\r\n");
 }
 

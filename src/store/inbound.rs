@@ -21,7 +21,20 @@ pub struct NewInbound<'a> {
     pub sender: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub raw: &'a [u8],
+    /// `raw` as [`super::pack`] packs it, where a thread did that ahead; packed when stored
+    /// otherwise.
+    pub packed: Option<&'a [u8]>,
     pub received_at: Timestamp,
+}
+
+impl NewInbound<'_> {
+    /// The bytes to store.
+    fn packed(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.packed {
+            Some(p) => p.into(),
+            None => super::pack(self.raw).into(),
+        }
+    }
 }
 
 /// What became of a mail.
@@ -80,21 +93,21 @@ pub struct StoredMail {
     pub received_at: Timestamp,
 }
 
-/// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, raw, time); no id when it
+/// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, packed bytes, time); no id when it
 /// is stored already. SQLite collects a `RETURNING` clause's rows in a temporary B-tree, set
 /// up and torn down per statement; the id of the row just inserted is at hand without it.
 fn insert_inbound_sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
             "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
-            sender, subject, status, raw, received_at, attempts) \
+            sender, subject, status, raw_lz4, received_at, attempts) \
             VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
             ON CONFLICT (dedupe_key) DO NOTHING;\n\
             SELECT last_insert_rowid() WHERE changes() = 1"
         }
         Dialect::Postgres => {
             "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
-            sender, subject, status, raw, received_at, attempts) \
+            sender, subject, status, raw_lz4, received_at, attempts) \
             VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
         }
@@ -122,13 +135,14 @@ impl Tx {
         let (sql, pending) = self
             .prepare_read_of(insert_inbound_sql(self.dialect), &[])
             .await?;
+        let packed = m.packed();
         bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)
             .bind(m.message_id)
             .bind(m.mailbox)
             .bind(m.sender)
             .bind(m.subject)
-            .bind(m.raw)
+            .bind(&*packed)
             .bind(ms(m.received_at))
             // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
             // first write's.
@@ -154,13 +168,14 @@ impl Tx {
             "{};\nSELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8",
             insert_inbound_sql(Dialect::Sqlite)
         ));
+        let packed = m.packed();
         let rows = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
             .bind(m.dedupe_key)
             .bind(m.message_id)
             .bind(m.mailbox)
             .bind(m.sender)
             .bind(m.subject)
-            .bind(m.raw)
+            .bind(&*packed)
             .bind(ms(m.received_at))
             .bind(reference)
             .fetch_all(&mut *self.inner)
@@ -380,19 +395,34 @@ impl Store {
 
     /// A stored mail with its bytes.
     pub async fn stored_mail(&self, id: i64) -> Result<Option<StoredMail>, StoreError> {
-        let row = sqlx::query_as::<Any, (i64, String, Option<String>, Option<Vec<u8>>, i64)>(
-            "SELECT id, status, mailbox, raw, received_at FROM inbound_messages WHERE id = $1",
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            i64,
+        );
+        let row = sqlx::query_as::<Any, Row>(
+            "SELECT id, status, mailbox, raw, raw_lz4, received_at FROM inbound_messages \
+             WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
         .await
         .map_err(|e| self.error(e))?;
-        row.map(|(id, status, mailbox, raw, received)| {
+        row.map(|(id, status, mailbox, raw, packed, received)| {
+            // Mails stored before packing came in keep `raw`.
+            let raw = match packed {
+                Some(p) => super::unpack(&p)
+                    .map_err(|e| StoreError::Corrupt(format!("inbound mail {id}: {e}")))?,
+                None => raw.unwrap_or_default(),
+            };
             Ok(StoredMail {
                 id,
                 status,
                 mailbox,
-                raw: raw.unwrap_or_default(),
+                raw,
                 received_at: ts(received)?,
             })
         })

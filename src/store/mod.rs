@@ -9,6 +9,7 @@ mod inbound;
 mod late;
 mod outbox;
 mod rows;
+mod sqlite_heap;
 mod tickets;
 mod wal_sync;
 mod writer;
@@ -155,6 +156,12 @@ fn pool_options(max: u32, timeout: Duration, synchronous: &'static str) -> AnyPo
 
 /// An SQLite connection as deskmail uses it.
 async fn setup_sqlite(conn: &mut AnyConnection, synchronous: &str) -> Result<(), sqlx::Error> {
+    // 8 KiB pages for a new database (an existing one keeps its own; it cannot change in WAL
+    // mode). A stored mail and its notification take a few pages whatever their size: with
+    // twice the page, an ingest writes about half as many WAL frames (two write(2) calls each)
+    // and checkpoints half as many pages. Measured against 4 KiB: 11 % more mails per second
+    // grouped, 14 % one commit per mail; 16 KiB was faster grouped but slower one by one.
+    conn.execute("PRAGMA page_size = 8192").await?;
     // WAL: readers never block the writer; busy_timeout: writers (of other processes) queue
     // instead of failing at once.
     conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -172,6 +179,18 @@ async fn setup_sqlite(conn: &mut AnyConnection, synchronous: &str) -> Result<(),
     // temporary file after 64 KiB, a write(2) per page. They are never needed after a crash.
     conn.execute("PRAGMA temp_store = MEMORY").await?;
     Ok(())
+}
+
+/// Bytes as the store keeps a whole mail (an outbox message, an inbound mail): LZ4 block
+/// format with the uncompressed size in front (4 bytes, little-endian). Mail text packs to
+/// about 40 % of its size; LZ4 packs several hundred MB/s on one core.
+pub fn pack(raw: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(raw)
+}
+
+/// The bytes [`pack`] packed.
+fn unpack(packed: &[u8]) -> Result<Vec<u8>, lz4_flex::block::DecompressError> {
+    lz4_flex::decompress_size_prepended(packed)
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -192,6 +211,7 @@ impl Store {
         let mut url = url.to_string();
         let mut max = 8;
         if dialect == Dialect::Sqlite {
+            sqlite_heap::configure();
             if let Some(path) = sqlite_path(&url)
                 && let Some(dir) = path.parent()
                 && !dir.as_os_str().is_empty()
@@ -474,8 +494,9 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let normalise = |dialect: &str, file: &str| -> String {
             let text = std::fs::read_to_string(root.join(dialect).join(file)).unwrap();
+            // PostgreSQL's storage hints (`SET STORAGE`) have no SQLite counterpart.
             text.lines()
-                .filter(|l| !l.starts_with("--"))
+                .filter(|l| !l.starts_with("--") && !l.contains(" SET STORAGE "))
                 .collect::<Vec<_>>()
                 .join("\n")
                 .replace(
@@ -493,5 +514,54 @@ mod tests {
         for f in files {
             assert_eq!(normalise("sqlite", &f), normalise("postgres", &f), "{f}");
         }
+    }
+
+    /// Mails are stored packed; one stored before packing came in (in `raw`) still reads back.
+    #[tokio::test(flavor = "current_thread")]
+    async fn stored_mails_read_back_packed_and_as_stored_before_packing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+        let store = super::Store::open(&url).await.unwrap();
+        let raw = b"Subject: hello\r\n\r\nthe same line again and again\r\n".repeat(20);
+        let mut tx = store.begin().await.unwrap();
+        let new = |key, packed| super::NewInbound {
+            dedupe_key: key,
+            message_id: None,
+            mailbox: None,
+            sender: None,
+            subject: None,
+            raw: &raw,
+            packed,
+            received_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let here = tx.insert_inbound(&new("a", None)).await.unwrap().unwrap();
+        let packed = super::pack(&raw);
+        let ahead = tx
+            .insert_inbound(&new("b", Some(&packed)))
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        let legacy = sqlx::query_scalar::<sqlx::Any, i64>(
+            "INSERT INTO inbound_messages (dedupe_key, status, raw, received_at) \
+             VALUES ('c', 'failed', $1, 0) RETURNING id",
+        )
+        .bind(&raw[..])
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        for id in [here, ahead, legacy] {
+            let back = store.stored_mail(id).await.unwrap().unwrap();
+            assert_eq!(back.raw, raw, "mail {id}");
+        }
+        // What is written is the packed form: both packed mails take less than one raw.
+        let (bytes, legacy_rows): (i64, i64) =
+            sqlx::query_as("SELECT SUM(length(raw_lz4)), COUNT(raw) FROM inbound_messages")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert!(bytes < raw.len() as i64, "{bytes}");
+        assert_eq!(legacy_rows, 1);
+        store.close().await;
     }
 }

@@ -89,10 +89,10 @@ struct EntryRow {
     sent_at: Option<i64>,
 }
 
-/// A message as the outbox stores it: compressed (LZ4, the size in front), as a notification
-/// is mostly text and HTML (~6 KB) and the write is most of what queueing one costs.
+/// A message as the outbox stores it (see [`super::pack`]): a notification is mostly text and
+/// HTML (~8 KB) and the write is most of what queueing one costs.
 pub fn pack_message(raw: &[u8]) -> Vec<u8> {
-    lz4_flex::compress_prepend_size(raw)
+    super::pack(raw)
 }
 
 impl Tx {
@@ -302,7 +302,7 @@ impl Store {
         tx.commit().await?;
         rows.sort_by_key(|r| r.id);
         for r in &mut rows {
-            r.raw = lz4_flex::decompress_size_prepended(&r.raw)
+            r.raw = super::unpack(&r.raw)
                 .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", r.id)))?;
         }
         Ok(rows)

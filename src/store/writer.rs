@@ -62,6 +62,7 @@ impl Writer {
     /// A new connection: commits synced by a `WalSync` of its own where the database is a
     /// file whose log can be opened, else by SQLite itself (`synchronous = FULL`).
     async fn open(&self) -> Result<Open, sqlx::Error> {
+        super::sqlite_heap::configure();
         let mut conn = AnyConnection::connect(&self.url).await?;
         setup_sqlite(&mut conn, "FULL").await?;
         let file: Option<String> = sqlx::query_scalar::<sqlx::Any, String>(
