@@ -175,6 +175,7 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
         desk.outbound.key.clone(),
     );
     let mailbox = args.mailbox.clone();
+    let dry_run = args.dry_run;
     // The helper hands over at least 64 mails at a time: each hand-over wakes a thread on the
     // other CPU, which costs more than a small group's commit.
     let per_transaction = batch * parallel;
@@ -188,7 +189,8 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
                     let read = input.read().map(|raw| {
                         let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
                         Incoming {
-                            packed: Some(crate::store::pack(&raw)),
+                            // A dry run stores nothing.
+                            packed: (!dry_run).then(|| crate::store::pack(&raw)),
                             raw,
                             mailbox: mailbox.clone(),
                             reading: Some(Box::new(reading)),

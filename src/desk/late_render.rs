@@ -67,7 +67,7 @@ impl Job {
                 mail.body = body;
                 message::build(&mail).map_err(|e| e.to_string())
             })
-            .map(|raw| crate::store::pack_message(&raw));
+            .map(|raw| crate::store::pack(&raw));
         // The transaction may be gone (dropped unfinished): nobody waits then.
         let _ = done.send(made);
     }

@@ -93,8 +93,8 @@ pub struct StoredMail {
     pub received_at: Timestamp,
 }
 
-/// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, packed bytes, time); no id when it
-/// is stored already. SQLite collects a `RETURNING` clause's rows in a temporary B-tree, set
+/// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, packed bytes, time); no id
+/// when it is stored already. SQLite collects a `RETURNING` clause's rows in a temporary B-tree, set
 /// up and torn down per statement; the id of the row just inserted is at hand without it.
 fn insert_inbound_sql(dialect: Dialect) -> &'static str {
     match dialect {

@@ -22,7 +22,7 @@ const PER_STATEMENT: usize = 500;
 #[derive(Debug)]
 pub struct LateMessage {
     pub message_id: String,
-    /// The message packed with [`super::pack_message`], or why it could not be made.
+    /// The message packed with [`super::pack`], or why it could not be made.
     pub made: oneshot::Receiver<Result<Vec<u8>, String>>,
     /// For the history line when it could not be made.
     pub ticket_id: i64,

@@ -22,7 +22,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
-pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, pack_message};
+pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
 pub use wal_sync::Durable;

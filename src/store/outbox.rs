@@ -89,12 +89,6 @@ struct EntryRow {
     sent_at: Option<i64>,
 }
 
-/// A message as the outbox stores it (see [`super::pack`]): a notification is mostly text and
-/// HTML (~8 KB) and the write is most of what queueing one costs.
-pub fn pack_message(raw: &[u8]) -> Vec<u8> {
-    super::pack(raw)
-}
-
 impl Tx {
     /// Writes notifications, all in one statement.
     pub async fn insert_outbox(&mut self, rows: &[NewOutboxRow<'_>]) -> Result<(), StoreError> {
@@ -119,7 +113,9 @@ impl Tx {
                 r.envelope_from.into(),
                 r.message_id.into(),
                 r.subject.into(),
-                pack_message(r.raw).into(),
+                // Packed: a notification is mostly text and HTML (~8 KB), and the write is most
+                // of what queueing one costs.
+                super::pack(r.raw).into(),
                 ms(r.at).into(),
             ]);
         }
