@@ -516,6 +516,8 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
             .unwrap();
         }
     }
+    // The same mail delivered twice, in one run: taken in once.
+    std::fs::copy(dir.join("03-1.eml"), dir.join("09-again.eml")).unwrap();
     let out = env.run(&[
         "ingest",
         "--parallel",
@@ -526,6 +528,16 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
+    let again = err.lines().find(|l| l.contains("09-again.eml")).unwrap();
+    assert!(again.contains(": duplicate "), "{again}");
+    // Each mail is stored once, with what became of it.
+    let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+    let stored = stored.as_array().unwrap();
+    assert_eq!(stored.len(), 3 + 24, "{stored:?}");
+    assert!(
+        stored.iter().all(|m| m["status"] == "applied"),
+        "{stored:?}"
+    );
     for r in &refs {
         let texts = comment_texts(&env, r);
         let expected: Vec<String> = std::iter::once("Please.".to_string())
@@ -544,6 +556,30 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
         sizes.len() >= 24 && sizes.iter().all(|&n| n > 1000),
         "{sizes:?}"
     );
+    // A ticket's notifications to the team thread: each one's References name the one before
+    // it, written earlier in the same run (and perhaps the same transaction).
+    let mut rows = outbox(&env);
+    rows.sort_by_key(|m| m["id"].as_i64().unwrap());
+    for r in &refs {
+        let ids: Vec<String> = rows
+            .iter()
+            .filter(|m| m["ticket"] == r.as_str() && m["recipient"] == "team@helpdesk.example")
+            .map(|m| m["message_id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(ids.len() >= 8, "{r}: {ids:?}");
+        for pair in ids.windows(2) {
+            let file = deskmail::outbound::transport::spool_name(&pair[1]);
+            let raw = std::fs::read(env.path(&format!("data/spool/{file}.eml"))).unwrap();
+            let m = MessageParser::default().parse(&raw[..]).unwrap();
+            let references = m.references().as_text_list().unwrap_or_default();
+            let earlier = pair[0].trim_matches(|c| c == '<' || c == '>');
+            assert!(
+                references.iter().any(|id| *id == earlier),
+                "{r}: {} does not name {earlier}: {references:?}",
+                pair[1]
+            );
+        }
+    }
 }
 
 #[test]

@@ -12,7 +12,6 @@ use jiff::Timestamp;
 
 use super::Failure;
 use crate::desk::{Desk, Incoming, IngestError, MailReport, on_disk};
-use crate::store::Durable;
 
 /// Groups taken in while earlier ones wait for the disk, at most.
 const UNSETTLED: usize = 64;
@@ -167,8 +166,7 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
     // A helper thread reads the files and does the work that needs no database (parsing,
     // classifying, extracting, packing the bytes to store) a group ahead, on the CPUs the
     // database work does not use.
-    let (send, groups) =
-        std::sync::mpsc::sync_channel::<Vec<(String, Result<Incoming, String>)>>(2);
+    let (send, blocks) = tokio::sync::mpsc::channel::<Block>(2);
     let (reader, dir, key) = (
         desk.reader.clone(),
         desk.settings.directory.clone(),
@@ -199,69 +197,174 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
                     (input.name(), read.map_err(|e| e.to_string()))
                 })
                 .collect();
-            if send.send(group).is_err() {
+            if send.blocking_send(group).is_err() {
                 return;
             }
         }
     });
-    let mut worst = 0u8;
-    let mut unsettled = std::collections::VecDeque::new();
-    let groups = groups.into_iter().flat_map(|block| {
-        let mut block = block.into_iter();
-        std::iter::from_fn(move || {
-            let group: Vec<_> = block.by_ref().take(per_transaction).collect();
-            (!group.is_empty()).then_some(group)
-        })
-    });
-    for group in groups {
-        let mut mails: Vec<Incoming> = Vec::with_capacity(group.len());
-        let mut names: Vec<String> = Vec::with_capacity(group.len());
-        for (name, read) in group {
-            match read {
-                Ok(mail) => {
-                    mails.push(mail);
-                    names.push(name);
-                }
-                Err(e) => {
-                    // A file that cannot be read may be readable later: the MTA retries.
-                    eprintln!("{name}: cannot read it: {e}");
-                    worst = worse(worst, EX_TEMPFAIL);
-                }
+    let worst = if parallel == 1 {
+        in_turn(&desk, blocks, batch, now, &args).await
+    } else {
+        in_lanes(&desk, blocks, parallel, batch, now, &args).await
+    };
+    let _ = helper.join();
+    worst
+}
+
+/// Mails as the helper thread hands them over: each with its name, or why it could not be read.
+type Block = Vec<(String, Result<Incoming, String>)>;
+
+/// The mails that could be read, with their names; those that could not are reported (the MTA
+/// retries them: a file that cannot be read now may be readable later).
+fn readable(block: Block, worst: &mut u8) -> Vec<(String, Incoming)> {
+    let mut out = Vec::with_capacity(block.len());
+    for (name, read) in block {
+        match read {
+            Ok(mail) => out.push((name, mail)),
+            Err(e) => {
+                eprintln!("{name}: cannot read it: {e}");
+                *worst = worse(*worst, EX_TEMPFAIL);
             }
         }
-        let (results, durable) = if parallel == 1 {
-            desk.ingest_unsynced(&mails, now, args.dry_run).await
-        } else {
-            let results = ingest_parallel(&desk, mails, parallel, now, args.dry_run).await;
-            (results, Durable::already())
-        };
-        // A group is reported once its commit is on disk; the next groups are taken in
-        // meanwhile (a bounded number of them).
-        unsettled.push_back((names, results, durable));
-        while let Some((_, _, durable)) = unsettled.front()
-            && (durable.is_settled() || unsettled.len() > UNSETTLED)
-        {
-            let (names, results, durable) = unsettled.pop_front().expect("a front");
-            let results = on_disk(results, durable.wait().await);
-            worst = worse(worst, report(&names, results, &args)?);
+    }
+    out
+}
+
+/// One transaction at a time, `batch` mails each. A group is reported once its commit is on
+/// disk; the next groups are taken in meanwhile (a bounded number of them).
+async fn in_turn(
+    desk: &Desk,
+    mut blocks: tokio::sync::mpsc::Receiver<Block>,
+    batch: usize,
+    now: Timestamp,
+    args: &IngestArgs,
+) -> Result<u8, Failure> {
+    let mut worst = 0u8;
+    let mut unsettled = std::collections::VecDeque::new();
+    while let Some(block) = blocks.recv().await {
+        let mut block = readable(block, &mut worst).into_iter();
+        loop {
+            let (names, mails): (Vec<String>, Vec<Incoming>) = block.by_ref().take(batch).unzip();
+            if mails.is_empty() {
+                break;
+            }
+            let (results, durable) = desk.ingest_unsynced(&mails, now, args.dry_run).await;
+            unsettled.push_back((names, results, durable));
+            while let Some((_, _, durable)) = unsettled.front()
+                && (durable.is_settled() || unsettled.len() > UNSETTLED)
+            {
+                let (names, results, durable) = unsettled.pop_front().expect("a front");
+                let results = on_disk(results, durable.wait().await);
+                worst = worse(worst, report(&names, results, args)?);
+            }
         }
     }
     for (names, results, durable) in unsettled {
         let results = on_disk(results, durable.wait().await);
-        worst = worse(worst, report(&names, results, &args)?);
+        worst = worse(worst, report(&names, results, args)?);
     }
-    let _ = helper.join();
+    Ok(worst)
+}
+
+/// `n` transactions at a time, in lanes: the mails of one ticket (see
+/// `inbound::partition_key`) always go to the same lane, which takes them in order, so two
+/// transactions never wait for each other's ticket. A lane starts its next transaction, with
+/// up to `batch` of the mails waiting for it, as soon as its last one is committed: no lane
+/// waits for the slowest. Mails are reported in their order, each once it is committed.
+async fn in_lanes(
+    desk: &Desk,
+    mut blocks: tokio::sync::mpsc::Receiver<Block>,
+    n: usize,
+    batch: usize,
+    now: Timestamp,
+    args: &IngestArgs,
+) -> Result<u8, Failure> {
+    use std::collections::VecDeque;
+    use std::hash::{Hash, Hasher};
+
+    use futures_util::StreamExt;
+
+    type Done = Vec<Result<MailReport, IngestError>>;
+    let dry_run = args.dry_run;
+    let mut worst = 0u8;
+    // Mails waiting, by lane, each with its place in the input.
+    let mut lanes: Vec<VecDeque<(usize, Incoming)>> = (0..n).map(|_| VecDeque::new()).collect();
+    let mut busy = vec![false; n];
+    // From the first mail not reported on: names, and results as they come.
+    let mut names: VecDeque<String> = VecDeque::new();
+    let mut results: VecDeque<Option<Result<MailReport, IngestError>>> = VecDeque::new();
+    let (mut first, mut next) = (0usize, 0usize);
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            if busy[k] || lane.is_empty() {
+                continue;
+            }
+            let take = lane.len().min(batch);
+            let (places, mails): (Vec<usize>, Vec<Incoming>) = lane.drain(..take).unzip();
+            busy[k] = true;
+            running.push(async move {
+                let done: Done = desk.ingest(&mails, now, dry_run).await;
+                (k, places, done)
+            });
+        }
+        if running.is_empty() && !open {
+            // Every lane is idle, so every lane is empty.
+            break;
+        }
+        let waiting: usize = lanes.iter().map(VecDeque::len).sum();
+        tokio::select! {
+            biased;
+            block = blocks.recv(), if open && waiting < n * batch => match block {
+                Some(block) => {
+                    for (name, mail) in readable(block, &mut worst) {
+                        let key = match &mail.reading {
+                            Some(r) => crate::inbound::partition_key(r),
+                            None => crate::inbound::partition_key(&crate::inbound::read(
+                                &mail.raw,
+                                &desk.reader,
+                                &desk.settings.directory,
+                                &desk.outbound.key,
+                            )),
+                        };
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        key.hash(&mut h);
+                        lanes[(h.finish() % n as u64) as usize].push_back((next, mail));
+                        names.push_back(name);
+                        results.push_back(None);
+                        next += 1;
+                    }
+                }
+                None => open = false,
+            },
+            Some((k, places, done)) = running.next(), if !running.is_empty() => {
+                busy[k] = false;
+                for (place, result) in places.into_iter().zip(done) {
+                    results[place - first] = Some(result);
+                }
+                let ready = results.iter().take_while(|r| r.is_some()).count();
+                let ready_names: Vec<String> = names.drain(..ready).collect();
+                let ready_results: Done = results.drain(..ready).flatten().collect();
+                first += ready;
+                worst = worse(worst, report(&ready_names, ready_results, args)?);
+            }
+        }
+    }
     Ok(worst)
 }
 
 /// Prints what happened to each mail of a group (one line each on stderr, JSON on stdout with
-/// `--json`); returns the group's worst exit code.
+/// `--json`), in one write to each; returns the group's worst exit code.
 fn report(
     names: &[String],
     results: Vec<Result<MailReport, IngestError>>,
     args: &IngestArgs,
 ) -> Result<u8, Failure> {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
     let mut worst = 0;
+    let (mut lines, mut json) = (String::new(), String::new());
     for (name, result) in names.iter().zip(results) {
         let code = match &result {
             Ok(_) => 0,
@@ -272,13 +375,14 @@ fn report(
         match result {
             Ok(report) => {
                 let dry = if args.dry_run { "dry run: " } else { "" };
-                eprintln!("{name}: {dry}{}", report.line());
+                let _ = writeln!(lines, "{name}: {dry}{}", report.line());
                 if args.json {
-                    println!("{}", serde_json::to_string(&report)?);
+                    json.push_str(&serde_json::to_string(&report)?);
+                    json.push('\n');
                 }
             }
             Err(e) => {
-                eprintln!("{name}: {e}");
+                let _ = writeln!(lines, "{name}: {e}");
                 if args.json {
                     let status = if code == EX_TEMPFAIL {
                         "temporary"
@@ -286,56 +390,20 @@ fn report(
                         "failed"
                     };
                     let v = serde_json::json!({ "status": status, "error": e.to_string() });
-                    println!("{v}");
+                    let _ = writeln!(json, "{v}");
                 }
             }
         }
     }
+    // Neither write failing stops the mails: they are taken in already.
+    let _ = std::io::stderr().lock().write_all(lines.as_bytes());
+    if !json.is_empty() {
+        let mut out = std::io::stdout().lock();
+        out.write_all(json.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure(format!("stdout: {e}")))?;
+    }
     Ok(worst)
-}
-
-/// Mails spread over `n` groups committed in parallel transactions; the mails of one ticket
-/// (see `inbound::partition_key`) stay in one group, in order. The results come back in the
-/// mails' order.
-async fn ingest_parallel(
-    desk: &Desk,
-    mails: Vec<Incoming>,
-    n: usize,
-    now: Timestamp,
-    dry_run: bool,
-) -> Vec<Result<MailReport, IngestError>> {
-    use std::hash::{Hash, Hasher};
-    let dir = &desk.settings.directory;
-    let mut groups: Vec<Vec<(usize, Incoming)>> = (0..n).map(|_| Vec::new()).collect();
-    for (i, mail) in mails.into_iter().enumerate() {
-        let key = match &mail.reading {
-            Some(r) => crate::inbound::partition_key(r),
-            None => crate::inbound::partition_key(&crate::inbound::read(
-                &mail.raw,
-                &desk.reader,
-                dir,
-                &desk.outbound.key,
-            )),
-        };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        groups[(h.finish() % n as u64) as usize].push((i, mail));
-    }
-    let runs = groups.iter().map(|g| {
-        let mails: Vec<Incoming> = g.iter().map(|(_, m)| m.clone()).collect();
-        async move { desk.ingest(&mails, now, dry_run).await }
-    });
-    let results = futures_util::future::join_all(runs).await;
-    let total: usize = groups.iter().map(Vec::len).sum();
-    let mut out: Vec<Option<Result<MailReport, IngestError>>> = (0..total).map(|_| None).collect();
-    for (g, rs) in groups.iter().zip(results) {
-        for ((i, _), r) in g.iter().zip(rs) {
-            out[*i] = Some(r);
-        }
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(IngestError::Temporary("not taken in".into()))))
-        .collect()
 }
 
 /// 75 over 65 over 0.

@@ -385,7 +385,7 @@ impl Desk {
         };
         // Stored first (one statement in the common case); a mail stored before is a duplicate,
         // unless it failed then.
-        // The ticket a reply token names is read in the same round trip (on SQLite).
+        // The ticket a reply token names is read (and on PostgreSQL locked) in the same round trip.
         let named = reading
             .candidates
             .token

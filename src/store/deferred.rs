@@ -18,6 +18,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, AssertSqlSafe};
 
+use super::late::Release;
 use super::{Dialect, StoreError, Tx};
 
 /// A value bound to a deferred statement.
@@ -147,12 +148,44 @@ impl Tx {
         Ok(())
     }
 
+    /// Notes that a pending write changes ticket `id` (see [`Tx::may_change`]).
+    pub(crate) fn note_ticket_change(&mut self, id: i64) {
+        self.changed_tickets.push(id);
+    }
+
+    /// Notes a ticket's id and reference, as read or written.
+    pub(crate) fn note_ticket(&mut self, id: i64, reference: &str) {
+        if !self.known_tickets.iter().any(|(i, _)| *i == id) {
+            self.known_tickets.push((id, reference.to_string()));
+        }
+    }
+
+    /// Whether the pending writes may change the ticket `reference`: unless every write to
+    /// `tickets` among them was noted with its ticket, and each of those is known to be
+    /// another one.
+    pub(crate) fn may_change(&self, reference: &str) -> bool {
+        let writes = self
+            .pending
+            .iter()
+            .filter(|(s, _)| statement_table(s) == Some("tickets"))
+            .count();
+        writes != self.changed_tickets.len()
+            || self.changed_tickets.iter().any(|id| {
+                self.known_tickets
+                    .iter()
+                    .find(|(i, _)| i == id)
+                    .is_none_or(|(_, r)| r == reference)
+            })
+    }
+
     /// A read's SQL and the values to bind before its own: on SQLite the pending writes go in
     /// front of it (see [`Tx::with_pending`]); on PostgreSQL they are sent first.
     pub(crate) async fn prepare_read(
         &mut self,
         sql: &str,
     ) -> Result<(String, Vec<Val>), StoreError> {
+        // It may read any table: the held outbox rows are written first.
+        self.release_held(Release::All);
         match self.dialect {
             Dialect::Sqlite => Ok(self.with_pending(sql)),
             Dialect::Postgres => {
@@ -165,29 +198,50 @@ impl Tx {
     /// [`Tx::prepare_read`] for a statement that reads only the tables `reads`: on PostgreSQL
     /// the pending writes then go along as `WITH` parts of it, when none of them touches those
     /// tables (the statement would not see their changes) and none changes a table's rows
-    /// twice.
+    /// twice. Held outbox rows whose messages are made go along too; a reader of `outbox`
+    /// first releases the held rows it must see (`Tx::release_held`).
     pub(crate) async fn prepare_read_of(
         &mut self,
         sql: &str,
         reads: &[&str],
     ) -> Result<(String, Vec<Val>), StoreError> {
-        if self.dialect == Dialect::Sqlite || self.pending.is_empty() {
-            return self.prepare_read(sql).await;
+        if !reads.contains(&"outbox") {
+            self.release_held(Release::Made);
+        }
+        if self.dialect == Dialect::Sqlite {
+            return Ok(self.with_pending(sql));
+        }
+        if self.pending.is_empty() {
+            // Nothing to send but perhaps the `BEGIN`; the rows still held stay held.
+            self.send_pending().await?;
+            return Ok((sql.to_string(), Vec::new()));
         }
         let touches = self
             .pending
             .iter()
             .any(|(s, _)| statement_table(s).is_some_and(|t| reads.contains(&t)));
         if touches || !one_statement(self.pending.iter().map(|(s, _)| s.as_str())) {
-            return self.prepare_read(sql).await;
+            self.send_pending().await?;
+            return Ok((sql.to_string(), Vec::new()));
+        }
+        if self.mail_unfinished() {
+            // The writes wait for the mail's row, written once the mail is done with (see
+            // `Tx::finish_inbound`); this read does not need them.
+            return Ok((sql.to_string(), Vec::new()));
         }
         let mut vals: Vec<Val> = Vec::new();
         let mut parts: Vec<String> = Vec::new();
+        self.changed_tickets.clear();
         for (i, (s, v)) in self.pending.drain(..).enumerate() {
             parts.push(format!("w{i} AS ({})", renumber(&s, vals.len())));
             vals.extend(v);
         }
-        let sql = format!("WITH {} {}", parts.join(", "), renumber(sql, vals.len()));
+        let sql = renumber(sql, vals.len());
+        // A read that has `WITH` parts of its own takes the writes as its first ones.
+        let sql = match sql.strip_prefix("WITH ") {
+            Some(rest) => format!("WITH {}, {rest}", parts.join(", ")),
+            None => format!("WITH {} {sql}", parts.join(", ")),
+        };
         Ok((sql, vals))
     }
 
@@ -203,6 +257,7 @@ impl Tx {
             text.push_str("BEGIN IMMEDIATE;\n");
         }
         let mut vals: Vec<Val> = Vec::new();
+        self.changed_tickets.clear();
         for (s, v) in self.pending.drain(..) {
             text.push_str(&renumber(&s, vals.len()));
             text.push_str(";\n");
@@ -212,8 +267,14 @@ impl Tx {
         (text, vals)
     }
 
-    /// Sends the pending writes.
+    /// Sends the pending writes, the held outbox rows with them.
     pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
+        self.release_held(Release::All);
+        self.send_pending().await
+    }
+
+    /// Sends the pending writes (and a `BEGIN` not sent yet).
+    async fn send_pending(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() && !self.needs_begin() {
             return Ok(());
         }
@@ -306,6 +367,7 @@ fn postgres_batches(pending: Vec<(String, Vec<Val>)>) -> Vec<(String, Vec<Val>)>
 
 impl Tx {
     async fn flush_postgres(&mut self) -> Result<(), StoreError> {
+        self.changed_tickets.clear();
         for (sql, vals) in postgres_batches(std::mem::take(&mut self.pending)) {
             bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals)
                 .execute(&mut *self.inner)

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow, Row};
 
-use super::deferred::{bind_query, bind_scalar};
+use super::deferred::{Val, bind_query, bind_scalar};
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
@@ -114,6 +114,14 @@ fn insert_inbound_sql(dialect: Dialect) -> &'static str {
     }
 }
 
+/// A mail's row as PostgreSQL's ingest writes it, once, when the mail is done with (binds: id,
+/// key, Message-ID, mailbox, sender, subject, packed bytes, time received, status, class,
+/// reason, ticket, detail, time processed).
+const INBOUND_ROW: &str = "INSERT INTO inbound_messages (id, dedupe_key, message_id, mailbox, \
+     sender, subject, raw_lz4, received_at, status, class, reason, ticket_id, detail, \
+     processed_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+     $14, 1)";
+
 impl Tx {
     /// The stored mail with this key, if any: its id and status.
     pub async fn inbound_by_key(&mut self, key: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -152,18 +160,20 @@ impl Tx {
             .map_err(|e| self.error(e))
     }
 
-    /// [`Tx::insert_inbound`], and on SQLite in the same round trip the ticket `reference`
-    /// names, kept for the `ticket_for_update` that follows (PostgreSQL reads it then, with its
-    /// row lock).
+    /// [`Tx::insert_inbound`], and in the same round trip the ticket `reference` names (on
+    /// PostgreSQL with its row lock), kept for the `ticket_for_update` that follows.
     pub async fn insert_inbound_reading(
         &mut self,
         m: &NewInbound<'_>,
         reference: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
         self.prefetched = None;
-        let Some(reference) = reference.filter(|_| self.dialect == Dialect::Sqlite) else {
+        let Some(reference) = reference else {
             return self.insert_inbound(m).await;
         };
+        if self.dialect == Dialect::Postgres {
+            return self.insert_inbound_locking(m, reference).await;
+        }
         let (sql, pending) = self.with_pending(&format!(
             "{};\nSELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8",
             insert_inbound_sql(Dialect::Sqlite)
@@ -196,6 +206,90 @@ impl Tx {
         Ok(id)
     }
 
+    /// PostgreSQL's [`Tx::insert_inbound_reading`]. One statement (with the writes kept back,
+    /// when they leave `tickets` alone) locks and reads the ticket, looks the mail up and takes
+    /// an id for it; it comes back as one row, the ticket's columns all null when there is no
+    /// such ticket. The mail's row itself is kept back, so that [`Tx::finish_inbound`] can
+    /// write it once, as it ends (a row written twice leaves a dead version and a second entry
+    /// in each of its indexes). Another process taking in the same mail at the same time
+    /// makes one of the two inserts fail on the key; the group is then run again, and finds
+    /// the mail taken in.
+    async fn insert_inbound_locking(
+        &mut self,
+        m: &NewInbound<'_>,
+        reference: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        // The same mail twice in one group: the lookup must see the first one's row.
+        if self
+            .pending
+            .iter()
+            .any(|(s, v)| s == INBOUND_ROW && v.get(1) == Some(&Val::from(m.dedupe_key)))
+        {
+            self.flush().await?;
+        }
+        let sql = format!(
+            "WITH t AS (SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $2 FOR UPDATE) \
+             SELECT (SELECT id FROM inbound_messages WHERE dedupe_key = $1) AS stored_id, \
+             nextval(pg_get_serial_sequence('inbound_messages', 'id')) AS new_id, t.* \
+             FROM (SELECT 1) AS one LEFT JOIN t ON true"
+        );
+        // The lookup by key is not changed by other mails' rows kept back, nor the ticket by
+        // writes to other tickets.
+        let reads: &[&str] = if self.may_change(reference) {
+            &["tickets"]
+        } else {
+            &[]
+        };
+        let (sql, pending) = self.prepare_read_of(&sql, reads).await?;
+        let row = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
+            .bind(m.dedupe_key)
+            .bind(reference)
+            .fetch_one(&mut *self.inner)
+            .await
+            .map_err(|e| self.error(e))?;
+        let stored: Option<i64> = row.try_get("stored_id").map_err(|e| self.error(e))?;
+        let id: i64 = row.try_get("new_id").map_err(|e| self.error(e))?;
+        let found: Option<i64> = row.try_get("id").map_err(|e| self.error(e))?;
+        if let Some(found) = found {
+            let ticket = TicketRow::from_row(&row).map_err(|e| self.error(e))?;
+            self.note_ticket(found, reference);
+            self.prefetched = Some(ticket.into_record()?);
+        }
+        if stored.is_some() {
+            return Ok(None);
+        }
+        // Not `defer`: the ticket just read stays at hand.
+        self.pending.push((
+            INBOUND_ROW.to_string(),
+            vec![
+                id.into(),
+                m.dedupe_key.into(),
+                m.message_id.into(),
+                m.mailbox.into(),
+                m.sender.into(),
+                m.subject.into(),
+                m.packed().into_owned().into(),
+                ms(m.received_at).into(),
+                "processing".into(),
+                Val::Text(None),
+                Val::Text(None),
+                Val::Int(None),
+                Val::Text(None),
+                Val::Int(None),
+            ],
+        ));
+        Ok(Some(id))
+    }
+
+    /// Whether a mail's row waits among the pending writes for the mail to be done with.
+    pub(crate) fn mail_unfinished(&self) -> bool {
+        self.pending.iter().any(|(s, v)| {
+            s == INBOUND_ROW
+                && v.get(8)
+                    .is_some_and(|status| *status == Val::from("processing"))
+        })
+    }
+
     /// Marks a stored mail as being applied again (a retry).
     pub async fn reopen_inbound(&mut self, id: i64) -> Result<(), StoreError> {
         sqlx::query::<Any>(
@@ -214,6 +308,20 @@ impl Tx {
         id: i64,
         o: &InboundOutcome<'_>,
     ) -> Result<(), StoreError> {
+        // Its row not written yet (PostgreSQL, see `insert_inbound_locking`): written as it ends.
+        if let Some((_, vals)) = self
+            .pending
+            .iter_mut()
+            .find(|(s, v)| s == INBOUND_ROW && v.first() == Some(&Val::from(id)))
+        {
+            vals[8] = o.status.into();
+            vals[9] = o.class.into();
+            vals[10] = o.reason.into();
+            vals[11] = o.ticket_id.into();
+            vals[12] = o.detail.into();
+            vals[13] = ms(o.at).into();
+            return Ok(());
+        }
         self.defer(
             "UPDATE inbound_messages SET status = $1, class = $2, reason = $3, ticket_id = $4, \
              detail = $5, processed_at = $6 WHERE id = $7"
@@ -327,7 +435,10 @@ impl Tx {
     pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
         // What the undone mail kept back is undone with it, never sent.
         self.pending.clear();
+        self.changed_tickets.clear();
         self.prefetched = None;
+        // The savepoint's statement wrote every held row: these came after it.
+        self.held.clear();
         self.late.truncate(self.late_at_savepoint);
         self.exec("ROLLBACK TO SAVEPOINT mail").await?;
         self.exec("RELEASE SAVEPOINT mail").await

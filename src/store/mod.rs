@@ -407,6 +407,12 @@ pub struct Tx {
     /// `Tx::insert_inbound_reading`), for the next `ticket_for_update` of it; dropped by any
     /// write kept back, which every change of a ticket is.
     prefetched: Option<TicketRecord>,
+    /// The tickets the pending writes change (by id), as `Tx::note_ticket_change` noted them.
+    changed_tickets: Vec<i64>,
+    /// The tickets this transaction knows by both id and reference.
+    known_tickets: Vec<(i64, String)>,
+    /// Outbox rows held back until their messages are made (see `late`).
+    held: Vec<late::Held>,
     /// Outbox messages still being made, filled in before the commit (see `late`).
     late: Vec<late::LateMessage>,
     /// How many of them there were at the savepoint.
@@ -421,6 +427,9 @@ impl Tx {
             url,
             pending: Vec::new(),
             prefetched: None,
+            changed_tickets: Vec::new(),
+            known_tickets: Vec::new(),
+            held: Vec::new(),
             late: Vec::new(),
             late_at_savepoint: 0,
         }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
 use super::deferred::{Val, bind_query_as, value_rows};
+use super::late::Release;
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -89,36 +90,50 @@ struct EntryRow {
     sent_at: Option<i64>,
 }
 
+/// Where the packed message is among a row's [`outbox_values`].
+pub(crate) const MESSAGE: usize = 6;
+
+/// A notification's values for [`outbox_insert`], its message packed.
+pub(crate) fn outbox_values(r: &NewOutboxRow<'_>, packed: Vec<u8>) -> Vec<Val> {
+    vec![
+        r.ticket_id.into(),
+        r.event.into(),
+        r.recipient.into(),
+        r.envelope_from.into(),
+        r.message_id.into(),
+        r.subject.into(),
+        packed.into(),
+        ms(r.at).into(),
+    ]
+}
+
+/// One statement writing notifications, from each one's [`outbox_values`].
+pub(crate) fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
+    let sql = format!(
+        "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
+         message_lz4, status, attempts, next_attempt_at, created_at) VALUES {}",
+        value_rows(
+            "($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)",
+            8,
+            rows.len()
+        )
+    );
+    (sql, rows.into_iter().flatten().collect())
+}
+
 impl Tx {
     /// Writes notifications, all in one statement.
     pub async fn insert_outbox(&mut self, rows: &[NewOutboxRow<'_>]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
-             message_lz4, status, attempts, next_attempt_at, created_at) VALUES {}",
-            value_rows(
-                "($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)",
-                8,
-                rows.len()
-            )
-        );
-        let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 8);
-        for r in rows {
-            vals.extend([
-                r.ticket_id.into(),
-                r.event.into(),
-                r.recipient.into(),
-                r.envelope_from.into(),
-                r.message_id.into(),
-                r.subject.into(),
-                // Packed: a notification is mostly text and HTML (~8 KB), and the write is most
-                // of what queueing one costs.
-                super::pack(r.raw).into(),
-                ms(r.at).into(),
-            ]);
-        }
+        let values = rows
+            .iter()
+            // Packed: a notification is mostly text and HTML (~8 KB), and the write is most of
+            // what queueing one costs.
+            .map(|r| outbox_values(r, super::pack(r.raw)))
+            .collect();
+        let (sql, vals) = outbox_insert(values);
         self.defer(sql, vals).await
     }
 
@@ -184,7 +199,13 @@ impl Tx {
             ));
         }
         let sql = parts.join(" UNION ALL ");
-        // The writes kept back go out in front of this read.
+        // The held rows it counts or threads go out in front of this read, with the writes
+        // kept back; those of other tickets wait for their messages.
+        self.release_held(if outside.is_empty() {
+            Release::Ticket(ticket_id)
+        } else {
+            Release::All
+        });
         let (sql, pending) = self
             .prepare_read_of(&sql, &["outbox", "address_status"])
             .await?;
@@ -247,7 +268,9 @@ impl Tx {
             "UPDATE tickets SET thread_root = $1 WHERE id = $2 AND thread_root IS NULL".into(),
             vec![message_id.into(), ticket_id.into()],
         )
-        .await
+        .await?;
+        self.note_ticket_change(ticket_id);
+        Ok(())
     }
 
     /// Marks an address as failing (a permanent bounce or rejection).

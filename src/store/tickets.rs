@@ -101,9 +101,10 @@ impl Tx {
         &mut self,
         reference: &str,
     ) -> Result<Option<TicketRecord>, StoreError> {
+        // Writes still pending are no change of it: `defer`, which every change of a ticket
+        // goes through, drops the ticket read ahead.
         if let Some(rec) = &self.prefetched
             && rec.ticket.reference == reference
-            && self.pending.is_empty()
         {
             return Ok(Some(rec.clone()));
         }
@@ -126,6 +127,9 @@ impl Tx {
             .transpose()?;
         // Kept until a write is kept back (every change of a ticket is): the mail's later
         // steps read the same ticket again.
+        if let Some(rec) = &rec {
+            self.note_ticket(rec.id, reference);
+        }
         self.prefetched = rec.clone();
         Ok(rec)
     }
@@ -159,7 +163,10 @@ impl Tx {
             sets.join(", "),
             vals.len()
         );
-        self.defer(sql, vals).await
+        self.defer(sql, vals).await?;
+        self.note_ticket(id, &t.reference);
+        self.note_ticket_change(id);
+        Ok(())
     }
 
     /// A comment whose id nobody needs (kept back with the other writes on SQLite).
@@ -210,22 +217,7 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) VALUES {}",
-            value_rows("($1, $2, $3, $4, $5, $6, $7)", 7, rows.len())
-        );
-        let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 7);
-        for h in rows {
-            vals.extend([
-                h.ticket_id.into(),
-                h.actor.into(),
-                h.action.into(),
-                h.kind.into(),
-                h.detail.into(),
-                h.inbound_id.into(),
-                ms(h.at).into(),
-            ]);
-        }
+        let (sql, vals) = history_insert_rows(rows);
         self.defer(sql, vals).await
     }
 
@@ -435,4 +427,30 @@ fn ticket_columns(t: &Ticket) -> [(&'static str, Val); 14] {
         ("updated_at", ms(t.updated_at).into()),
         ("closed_at", t.closed_at.map(ms).into()),
     ]
+}
+
+/// One statement writing a history line.
+pub(crate) fn history_insert(h: &NewHistoryRow<'_>) -> (String, Vec<Val>) {
+    history_insert_rows(std::slice::from_ref(h))
+}
+
+/// One statement writing history lines.
+fn history_insert_rows(rows: &[NewHistoryRow<'_>]) -> (String, Vec<Val>) {
+    let sql = format!(
+        "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) VALUES {}",
+        value_rows("($1, $2, $3, $4, $5, $6, $7)", 7, rows.len())
+    );
+    let mut vals: Vec<Val> = Vec::with_capacity(rows.len() * 7);
+    for h in rows {
+        vals.extend([
+            h.ticket_id.into(),
+            h.actor.into(),
+            h.action.into(),
+            h.kind.into(),
+            h.detail.into(),
+            h.inbound_id.into(),
+            ms(h.at).into(),
+        ]);
+    }
+    (sql, vals)
 }
