@@ -293,6 +293,15 @@ fn maildir(dir: &Path, mails: &[Vec<u8>]) -> PathBuf {
     md
 }
 
+/// Before each timed run the page cache's dirty pages go to disk (`sync`): the Maildir just
+/// written and the runs before would otherwise be written back during this one, competing with
+/// its own syncs. Mails an MTA delivers are on disk before deskmail reads them (Postfix and
+/// Dovecot sync each delivered mail).
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() }
+}
+
 /// Runs `deskmail ARGS` to its end under GNU time (a child forked from this big process would
 /// count this process's memory as its own until it execs): whether it succeeded, and its peak
 /// resident memory in MB.
@@ -340,6 +349,7 @@ async fn ingest_run(
         .take(mails.len())
         .collect();
     let md = maildir(dir.path(), &mails);
+    settle();
     let start = Instant::now();
     let batch = batch.to_string();
     let (ok, peak) = run_measured(&[
@@ -391,6 +401,7 @@ for i in range(0, n, per):
 print(n / (time.perf_counter() - t))
 "#;
     let db = dir.join(format!("plain-{per_commit}.sqlite"));
+    settle();
     support::python_figure(
         script,
         &[
@@ -428,6 +439,7 @@ async fn plain_postgres(url: &str, mails: usize, per_commit: usize) -> f64 {
     let raw = noise(5500, 0x9e37_79b9_7f4a_7c15);
     let msg = noise(2500, 0x2545_f491_4f6c_dd1d);
     let text = "x".repeat(300);
+    settle();
     let start = Instant::now();
     let mut i = 0;
     while i < mails {

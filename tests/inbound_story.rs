@@ -538,6 +538,48 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
         stored.iter().all(|m| m["status"] == "applied"),
         "{stored:?}"
     );
+    // PostgreSQL checks no foreign keys on the rows written per mail (migration 0004): every
+    // one of them points at a ticket, and at a stored mail, that exist.
+    let (linked, dangling) = rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let mut linked = Vec::new();
+        let mut dangling = Vec::new();
+        for (table, to_mail) in [
+            ("inbound_messages", false),
+            ("comments", true),
+            ("history", true),
+            ("outbox", false),
+        ] {
+            let mail = if to_mail {
+                "OR (x.inbound_id IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM inbound_messages i WHERE i.id = x.inbound_id))"
+            } else {
+                ""
+            };
+            let linked_sql = if to_mail {
+                format!("SELECT COUNT(*) FROM {table} WHERE inbound_id IS NOT NULL")
+            } else {
+                format!("SELECT COUNT(*) FROM {table} WHERE ticket_id IS NOT NULL")
+            };
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(linked_sql))
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            let bad: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM {table} x WHERE (x.ticket_id IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM tickets t WHERE t.id = x.ticket_id)) {mail}"
+            )))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            linked.push((table, n));
+            dangling.push((table, bad));
+        }
+        (linked, dangling)
+    });
+    assert!(linked.iter().all(|&(_, n)| n >= 24), "{linked:?}");
+    assert!(dangling.iter().all(|&(_, n)| n == 0), "{dangling:?}");
     for r in &refs {
         let texts = comment_texts(&env, r);
         let expected: Vec<String> = std::iter::once("Please.".to_string())

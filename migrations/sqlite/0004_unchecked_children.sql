@@ -1,0 +1,3 @@
+-- On PostgreSQL this migration drops the foreign keys of the rows written for every mail (see
+-- migrations/postgres/0004_unchecked_children.sql: there each check is a query per row). SQLite
+-- keeps them: here a check is one in-process B-tree lookup. Nothing to change.
