@@ -392,12 +392,28 @@ async fn transactions(url: &str) {
     tx.add_comment(&comment(id, "dropped")).await.unwrap();
     assert!(tx.ticket_for_update(&reference).await.unwrap().is_some());
     drop(tx);
-    // Failing at commit (no such ticket): nothing of it stays, the error says why.
+    // Failing at commit (a notification's Message-ID used twice): nothing of it stays, the
+    // error says why.
     let mut tx = d.store.begin().await.unwrap();
     tx.add_comment(&comment(id, "with a bad one"))
         .await
         .unwrap();
-    tx.add_comment(&comment(999_999, "bad")).await.unwrap();
+    let twice = deskmail::store::NewOutboxRow {
+        ticket_id: Some(id),
+        event: "commented",
+        recipient: "anna@acme.example",
+        envelope_from: "support@helpdesk.example",
+        message_id: "<twice@helpdesk.example>",
+        subject: "twice",
+        raw: b"Subject: twice\r\n\r\nx\r\n",
+        at: t0(),
+    };
+    tx.insert_outbox(std::slice::from_ref(&twice))
+        .await
+        .unwrap();
+    tx.insert_outbox(std::slice::from_ref(&twice))
+        .await
+        .unwrap();
     let err = tx.commit().await.unwrap_err();
     assert!(!err.is_temporary(), "{err}");
     assert_eq!(texts(&d).await, before);

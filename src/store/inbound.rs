@@ -440,6 +440,7 @@ impl Tx {
         // The savepoint's statement wrote every held row: these came after it.
         self.held.clear();
         self.late.truncate(self.late_at_savepoint);
+        self.seen_outbox.forget();
         self.exec("ROLLBACK TO SAVEPOINT mail").await?;
         self.exec("RELEASE SAVEPOINT mail").await
     }

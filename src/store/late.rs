@@ -71,11 +71,14 @@ impl Tx {
                 .find(|m| m.as_ref().is_some_and(|m| m.message_id == r.message_id))
                 .and_then(Option::take);
             match found {
-                Some(m) => self.held.push(Held {
-                    values: outbox_values(r, super::pack(&[])),
-                    ticket_id: r.ticket_id,
-                    late: m,
-                }),
+                Some(m) => {
+                    self.seen_outbox.queued(std::slice::from_ref(r));
+                    self.held.push(Held {
+                        values: outbox_values(r, super::pack(&[])),
+                        ticket_id: r.ticket_id,
+                        late: m,
+                    });
+                }
                 None => now.push(r.clone()),
             }
         }
@@ -165,6 +168,7 @@ impl Tx {
                 Ok(Err(problem)) => problem,
                 Err(_) => "the rendering thread stopped".to_string(),
             };
+            self.seen_outbox.forget();
             self.defer(
                 "DELETE FROM outbox WHERE message_id = $1".to_string(),
                 vec![m.message_id.clone().into()],

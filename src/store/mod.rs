@@ -9,6 +9,7 @@ mod inbound;
 mod late;
 mod outbox;
 mod rows;
+mod seen_outbox;
 mod sqlite_heap;
 mod tickets;
 mod wal_sync;
@@ -417,6 +418,8 @@ pub struct Tx {
     late: Vec<late::LateMessage>,
     /// How many of them there were at the savepoint.
     late_at_savepoint: usize,
+    /// What this transaction knows of its tickets' notifications (see `seen_outbox`).
+    seen_outbox: seen_outbox::SeenOutbox,
 }
 
 impl Tx {
@@ -432,6 +435,7 @@ impl Tx {
             held: Vec::new(),
             late: Vec::new(),
             late_at_savepoint: 0,
+            seen_outbox: Default::default(),
         }
     }
 

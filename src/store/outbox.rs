@@ -13,7 +13,7 @@ use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
 /// How many earlier Message-IDs per recipient a References header carries besides the root.
-const EARLIER: usize = 10;
+pub(crate) const EARLIER: usize = 10;
 
 /// What [`Tx::outbox_state`] found.
 #[derive(Debug, Clone, Default)]
@@ -127,6 +127,7 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
+        self.seen_outbox.queued(rows);
         let values = rows
             .iter()
             // Packed: a notification is mostly text and HTML (~8 KB), and the write is most of
@@ -149,6 +150,12 @@ impl Tx {
         per_thread: bool,
         since: Timestamp,
     ) -> Result<OutboxState, StoreError> {
+        if let Some(known) = self
+            .seen_outbox
+            .lookup(ticket_id, addresses, outside, per_thread, since)
+        {
+            return Ok(known);
+        }
         let mut binds: Vec<String> = Vec::new();
         let list = |items: &[String], binds: &mut Vec<String>| -> String {
             items
@@ -247,6 +254,8 @@ impl Tx {
                 list.remove(0);
             }
         }
+        self.seen_outbox
+            .keep(ticket_id, addresses, outside, per_thread, since, &state);
         Ok(state)
     }
 
@@ -280,6 +289,7 @@ impl Tx {
         reason: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.seen_outbox.forget();
         self.defer(
             "INSERT INTO address_status (address, status, reason, updated_at) VALUES ($1, 'failing', $2, $3) \
              ON CONFLICT (address) DO UPDATE SET status = 'failing', reason = $2, updated_at = $3"
