@@ -28,6 +28,18 @@ pub struct OutboxState {
     pub per_hour: HashMap<String, i64>,
 }
 
+/// What [`Tx::outbox_state`] is asked about: `addresses` on ticket `ticket_id`, the mails
+/// since `since` to each of `outside` (any ticket) and, with `per_thread`, to each recipient on
+/// the ticket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asked<'a> {
+    pub ticket_id: i64,
+    pub addresses: &'a [String],
+    pub outside: &'a [String],
+    pub per_thread: bool,
+    pub since: Timestamp,
+}
+
 /// A notification to queue.
 #[derive(Debug, Clone)]
 pub struct NewOutboxRow<'a> {
@@ -150,10 +162,14 @@ impl Tx {
         per_thread: bool,
         since: Timestamp,
     ) -> Result<OutboxState, StoreError> {
-        if let Some(known) = self
-            .seen_outbox
-            .lookup(ticket_id, addresses, outside, per_thread, since)
-        {
+        let asked = Asked {
+            ticket_id,
+            addresses,
+            outside,
+            per_thread,
+            since,
+        };
+        if let Some(known) = self.seen_outbox.lookup(&asked) {
             return Ok(known);
         }
         let mut binds: Vec<String> = Vec::new();
@@ -254,8 +270,7 @@ impl Tx {
                 list.remove(0);
             }
         }
-        self.seen_outbox
-            .keep(ticket_id, addresses, outside, per_thread, since, &state);
+        self.seen_outbox.keep(&asked, &state);
         Ok(state)
     }
 

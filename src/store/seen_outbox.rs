@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::outbox::{EARLIER, NewOutboxRow, OutboxState};
+use super::outbox::{Asked, EARLIER, NewOutboxRow, OutboxState};
 
 /// How long a read stays usable within one transaction.
 const FRESH: SignedDuration = SignedDuration::from_secs(10);
@@ -40,29 +40,22 @@ pub(crate) struct SeenOutbox {
 
 impl SeenOutbox {
     /// The state a read would find, if this transaction knows it.
-    pub(crate) fn lookup(
-        &self,
-        ticket_id: i64,
-        addresses: &[String],
-        outside: &[String],
-        per_thread: bool,
-        since: Timestamp,
-    ) -> Option<OutboxState> {
-        if !outside.is_empty() {
+    pub(crate) fn lookup(&self, a: &Asked<'_>) -> Option<OutboxState> {
+        if !a.outside.is_empty() {
             return None;
         }
-        let seen = self.tickets.get(&ticket_id)?;
-        let fresh = since >= seen.since && since.duration_since(seen.since) <= FRESH;
+        let seen = self.tickets.get(&a.ticket_id)?;
+        let fresh = a.since >= seen.since && a.since.duration_since(seen.since) <= FRESH;
         if !fresh
-            || (per_thread && !seen.counted)
-            || !addresses.iter().all(|a| seen.addresses.contains(a))
+            || (a.per_thread && !seen.counted)
+            || !a.addresses.iter().all(|x| seen.addresses.contains(x))
         {
             return None;
         }
         Some(OutboxState {
-            failing: pick(&seen.state.failing, addresses),
-            earlier: pick(&seen.state.earlier, addresses),
-            per_thread: if per_thread {
+            failing: pick(&seen.state.failing, a.addresses),
+            earlier: pick(&seen.state.earlier, a.addresses),
+            per_thread: if a.per_thread {
                 seen.state.per_thread.clone()
             } else {
                 HashMap::new()
@@ -72,28 +65,20 @@ impl SeenOutbox {
     }
 
     /// Keeps what a read about one ticket found (not one about outside addresses).
-    pub(crate) fn keep(
-        &mut self,
-        ticket_id: i64,
-        addresses: &[String],
-        outside: &[String],
-        per_thread: bool,
-        since: Timestamp,
-        state: &OutboxState,
-    ) {
-        if !outside.is_empty() {
+    pub(crate) fn keep(&mut self, a: &Asked<'_>, state: &OutboxState) {
+        if !a.outside.is_empty() {
             return;
         }
         self.tickets.insert(
-            ticket_id,
+            a.ticket_id,
             Seen {
-                since,
-                addresses: addresses.iter().cloned().collect(),
+                since: a.since,
+                addresses: a.addresses.iter().cloned().collect(),
                 state: OutboxState {
                     per_hour: HashMap::new(),
                     ..state.clone()
                 },
-                counted: per_thread,
+                counted: a.per_thread,
             },
         );
     }
@@ -156,6 +141,22 @@ mod tests {
         }
     }
 
+    fn asked<'a>(
+        ticket_id: i64,
+        addresses: &'a [String],
+        outside: &'a [String],
+        per_thread: bool,
+        since: Timestamp,
+    ) -> Asked<'a> {
+        Asked {
+            ticket_id,
+            addresses,
+            outside,
+            per_thread,
+            since,
+        }
+    }
+
     fn read(
         failing: &[(&str, &str)],
         earlier: &[(&str, &[&str])],
@@ -183,15 +184,11 @@ mod tests {
         let both = [anna.clone(), team.clone()];
         let mut seen = SeenOutbox::default();
         assert!(
-            seen.lookup(7, &both, &[], true, at).is_none(),
+            seen.lookup(&asked(7, &both, &[], true, at)).is_none(),
             "nothing read yet"
         );
         seen.keep(
-            7,
-            &both,
-            &[],
-            true,
-            at,
+            &asked(7, &both, &[], true, at),
             &read(
                 &[("anna@acme.example", "5.1.1")],
                 &[("team@helpdesk.example", &["<a>"])],
@@ -204,7 +201,7 @@ mod tests {
             row(7, "new@x.example", "<c>"),
         ]);
         let later = at + SignedDuration::from_secs(1);
-        let state = seen.lookup(7, &both, &[], true, later).unwrap();
+        let state = seen.lookup(&asked(7, &both, &[], true, later)).unwrap();
         assert_eq!(state.failing.get(&anna).map(String::as_str), Some("5.1.1"));
         assert_eq!(
             state.earlier[&team],
@@ -219,32 +216,32 @@ mod tests {
         // Only what was read is known: another address, another ticket, outside counts, counts
         // that were not read, a read too old.
         assert!(
-            seen.lookup(7, &["new@x.example".to_string()], &[], true, later)
+            seen.lookup(&asked(7, &["new@x.example".to_string()], &[], true, later))
                 .is_none()
         );
-        assert!(seen.lookup(8, &both, &[], true, later).is_none());
+        assert!(seen.lookup(&asked(8, &both, &[], true, later)).is_none());
         assert!(
-            seen.lookup(7, &both, std::slice::from_ref(&anna), true, later)
+            seen.lookup(&asked(7, &both, std::slice::from_ref(&anna), true, later))
                 .is_none()
         );
         assert!(
-            seen.lookup(
+            seen.lookup(&asked(
                 7,
                 &both,
                 &[],
                 true,
                 at + FRESH + SignedDuration::from_secs(1)
-            )
+            ))
             .is_none()
         );
-        seen.keep(9, &both, &[], false, at, &OutboxState::default());
-        assert!(seen.lookup(9, &both, &[], true, later).is_none());
-        assert!(seen.lookup(9, &both, &[], false, later).is_some());
+        seen.keep(&asked(9, &both, &[], false, at), &OutboxState::default());
+        assert!(seen.lookup(&asked(9, &both, &[], true, later)).is_none());
+        assert!(seen.lookup(&asked(9, &both, &[], false, later)).is_some());
         // Ten Message-IDs at most, the oldest dropped first.
         let ids: Vec<String> = (0..12).map(|i| format!("<{i}>")).collect();
         let rows: Vec<NewOutboxRow<'_>> = ids.iter().map(|i| row(7, &team, i)).collect();
         seen.queued(&rows);
-        let state = seen.lookup(7, &both, &[], true, later).unwrap();
+        let state = seen.lookup(&asked(7, &both, &[], true, later)).unwrap();
         assert_eq!(state.earlier[&team].len(), EARLIER);
         assert_eq!(
             state.earlier[&team].first().map(String::as_str),
@@ -252,6 +249,6 @@ mod tests {
         );
         assert_eq!(state.per_thread[&team], 14);
         seen.forget();
-        assert!(seen.lookup(7, &both, &[], true, later).is_none());
+        assert!(seen.lookup(&asked(7, &both, &[], true, later)).is_none());
     }
 }
