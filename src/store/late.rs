@@ -127,7 +127,7 @@ impl Tx {
             self.pending.push(outbox_insert(rows));
         }
         for (m, problem) in failed {
-            self.pending.push(not_mailed(&m, &problem));
+            self.not_mailed(&m, &problem);
         }
     }
 
@@ -140,10 +140,8 @@ impl Tx {
                     h.values[MESSAGE] = packed.into();
                     rows.push(h.values);
                 }
-                Ok(Err(problem)) => self.pending.push(not_mailed(&h.late, &problem)),
-                Err(_) => self
-                    .pending
-                    .push(not_mailed(&h.late, "the rendering thread stopped")),
+                Ok(Err(problem)) => self.not_mailed(&h.late, &problem),
+                Err(_) => self.not_mailed(&h.late, "the rendering thread stopped"),
             }
         }
         if !rows.is_empty() {
@@ -168,13 +166,12 @@ impl Tx {
                 Ok(Err(problem)) => problem,
                 Err(_) => "the rendering thread stopped".to_string(),
             };
-            self.seen_outbox.forget();
             self.defer(
                 "DELETE FROM outbox WHERE message_id = $1".to_string(),
                 vec![m.message_id.clone().into()],
             )
             .await?;
-            self.pending.push(not_mailed(&m, &problem));
+            self.not_mailed(&m, &problem);
         }
         let mut made = made.into_iter().peekable();
         while made.peek().is_some() {
@@ -196,19 +193,24 @@ impl Tx {
     }
 }
 
-/// The history line for a notification whose message could not be made (logged as well).
-fn not_mailed(m: &LateMessage, problem: &str) -> (String, Vec<Val>) {
-    tracing::warn!(to = %m.recipient, error = %problem, "notification not written");
-    let detail = format!("not mailed to {}: {problem}", m.recipient);
-    super::tickets::history_insert(&NewHistoryRow {
-        ticket_id: m.ticket_id,
-        actor: &m.actor,
-        action: &m.action,
-        kind: "notice",
-        detail: &detail,
-        inbound_id: None,
-        at: m.at,
-    })
+impl Tx {
+    /// A notification whose message could not be made: logged, a line in its ticket's history,
+    /// and forgotten by the reads this transaction keeps (see `seen_outbox`), which counted it.
+    fn not_mailed(&mut self, m: &LateMessage, problem: &str) {
+        tracing::warn!(to = %m.recipient, error = %problem, "notification not written");
+        self.seen_outbox.forget();
+        let detail = format!("not mailed to {}: {problem}", m.recipient);
+        self.pending
+            .push(super::tickets::history_insert(&NewHistoryRow {
+                ticket_id: m.ticket_id,
+                actor: &m.actor,
+                action: &m.action,
+                kind: "notice",
+                detail: &detail,
+                inbound_id: None,
+                at: m.at,
+            }));
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +298,52 @@ mod tests {
                 ("<two@x>".to_string(), b"two".to_vec())
             ]
         );
+        store.close().await;
+    }
+
+    /// A notification whose message could not be made is never sent: the transaction's kept
+    /// read of its ticket's notifications (`seen_outbox`), which counted it, forgets it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_notification_that_could_not_be_made_leaves_the_kept_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO tickets (id, ref, workflow, status, status_since, subject, requester, \
+             waiting_on, source, created_at, updated_at) \
+             VALUES (1, 'SUP-1', 'w', 'New', 0, 's', 'anna@acme.example', 'support', 'mail', 0, 0)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let team = vec!["team@helpdesk.example".to_string()];
+        let since = Timestamp::UNIX_EPOCH;
+        let mut tx = store.begin().await.unwrap();
+        let first = tx.outbox_state(1, &team, &[], true, since).await.unwrap();
+        assert!(first.earlier.is_empty(), "{first:?}");
+        let (bad, send_bad) = late("<bad@x>");
+        let queued = NewOutboxRow {
+            ticket_id: Some(1),
+            ..row("<bad@x>")
+        };
+        tx.insert_outbox_late(&[queued], vec![bad]).await.unwrap();
+        let counted = tx.outbox_state(1, &team, &[], true, since).await.unwrap();
+        assert_eq!(counted.earlier[&team[0]], ["<bad@x>"]);
+        assert_eq!(counted.per_thread[&team[0]], 1);
+        send_bad.send(Err("the template failed".into())).unwrap();
+        tx.release_held(super::Release::Made);
+        let after = tx.outbox_state(1, &team, &[], true, since).await.unwrap();
+        assert!(after.earlier.is_empty(), "{after:?}");
+        assert!(after.per_thread.is_empty(), "{after:?}");
+        tx.commit().await.unwrap();
+        let (outbox, notices): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM history \
+             WHERE detail = 'not mailed to team@helpdesk.example: the template failed')",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!((outbox, notices), (0, 1));
         store.close().await;
     }
 }

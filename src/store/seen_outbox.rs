@@ -10,7 +10,7 @@
 //!
 //! Not kept: a read about outside addresses (their counts cover every ticket, which other
 //! transactions write to). Forgotten: everything, when an address is marked failing, a mail is
-//! undone to its savepoint, or a queued notification is taken back.
+//! undone to its savepoint, or a queued notification's message could not be made.
 //!
 //! [`Tx::outbox_state`]: super::Tx::outbox_state
 
