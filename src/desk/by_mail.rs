@@ -139,7 +139,7 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Decided, DeskError> {
         let dir = &self.settings.directory;
-        let wf = self.workflow_for(&rec.ticket)?.into_owned();
+        let wf = self.workflow_for(&rec.ticket)?;
         let reply = inbound::reply(reading, &self.reader, &wf, dir);
         let cmds = &reply.commands;
         report.text = Some(cmds.comment.clone());

@@ -128,50 +128,60 @@ pub fn safe_content_type(content_type: &str) -> &str {
 /// (and `=`, and white space at a line's end) becomes `=XX`, lines are kept within 76 columns
 /// by soft breaks.
 pub fn quoted_printable(out: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(text.len() + text.len() / 8);
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
             out.push_str(CRLF);
         }
-        let bytes = line.strip_suffix('\r').unwrap_or(line).as_bytes();
-        let mut col = 0;
-        // Runs of literal bytes are copied at once; `start` is where the current run began.
-        let mut start = 0;
-        for (k, &b) in bytes.iter().enumerate() {
-            let last = k + 1 == bytes.len();
-            let literal = match b {
-                b' ' | b'\t' => !last,
-                b'=' => false,
-                33..=126 => true,
-                _ => false,
-            };
-            let width = if literal { 1 } else { 3 };
-            if col + width > 75 {
-                push_run(out, line, start, k);
-                out.push_str("=\r\n");
-                start = k;
-                col = 0;
-            }
-            if literal {
-                col += 1;
-            } else {
-                push_run(out, line, start, k);
-                out.push('=');
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 15) as usize] as char);
-                start = k + 1;
-                col += 3;
-            }
-        }
-        push_run(out, line, start, bytes.len());
+        quoted_printable_line(out, line.strip_suffix('\r').unwrap_or(line));
     }
 }
 
-/// Copies a run of literal (ASCII) bytes; an empty run may sit inside a multi-byte character,
-/// where slicing would not be allowed.
-fn push_run(out: &mut String, line: &str, start: usize, end: usize) {
-    if start < end {
-        out.push_str(&line[start..end]);
+/// Printable ASCII and white space, which stand for themselves (white space except at a line's
+/// end).
+fn plain(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | 33..=60 | 62..=126)
+}
+
+/// One line of [`quoted_printable`]: runs of plain bytes are found and copied whole (a
+/// notification is mostly such runs), the rest is encoded byte by byte.
+fn quoted_printable_line(out: &mut String, line: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const WIDTH: usize = 75; // and the soft break's `=`
+    let bytes = line.as_bytes();
+    // White space at the end is encoded: transports may strip it.
+    let plain_end = bytes.len() - usize::from(matches!(bytes.last(), Some(b' ' | b'\t')));
+    let (mut k, mut col) = (0, 0);
+    while k < bytes.len() {
+        let room_end = (k + (WIDTH - col)).min(plain_end).max(k);
+        let run_end = bytes[k..room_end]
+            .iter()
+            .position(|&b| !plain(b))
+            .map_or(room_end, |p| k + p);
+        if run_end > k {
+            // Starts and ends at ASCII bytes: character boundaries.
+            out.push_str(&line[k..run_end]);
+            col += run_end - k;
+            k = run_end;
+            continue;
+        }
+        let b = bytes[k];
+        let literal = k < plain_end && plain(b);
+        let width = if literal { 1 } else { 3 };
+        if col + width > WIDTH {
+            out.push_str("=\r\n");
+            col = 0;
+            continue;
+        }
+        if literal {
+            out.push(b as char);
+        } else {
+            out.push('=');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        col += width;
+        k += 1;
     }
 }
 
@@ -197,6 +207,83 @@ mod tests {
         quoted_printable(&mut long, &"é".repeat(60));
         assert!(long.split("\r\n").all(|l| l.len() <= 76), "{long}");
         assert_eq!(long.replace("=\r\n", ""), "=C3=A9".repeat(60));
+    }
+
+    /// Undoes [`quoted_printable`] (soft breaks, `=XX`) and checks its rules on the way.
+    fn decode_checked(encoded: &str) -> String {
+        let mut bytes = Vec::new();
+        for line in encoded.split("\r\n") {
+            assert!(line.len() <= 76, "line too long: {line:?}");
+            assert!(
+                !line.ends_with([' ', '\t']),
+                "white space at the end: {line:?}"
+            );
+            assert!(line.bytes().all(|b| plain(b) || b == b'='), "{line:?}");
+            let (body, soft) = match line.strip_suffix('=') {
+                Some(b) => (b, true),
+                None => (line, false),
+            };
+            let mut it = body.bytes();
+            while let Some(b) = it.next() {
+                if b == b'=' {
+                    let hex: String = [it.next().unwrap(), it.next().unwrap()]
+                        .iter()
+                        .map(|&c| c as char)
+                        .collect();
+                    bytes.push(u8::from_str_radix(&hex, 16).unwrap());
+                } else {
+                    bytes.push(b);
+                }
+            }
+            if !soft {
+                bytes.push(b'\n');
+            }
+        }
+        bytes.pop();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn quoted_printable_round_trips_any_text() {
+        let pieces = [
+            "a",
+            "word ",
+            " ",
+            "\t",
+            "=",
+            "é",
+            "€",
+            "日本",
+            "\n",
+            "\r\n",
+            "x=y ",
+            "  \n",
+            "long-word-without-breaks-",
+            "🙂",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..400 {
+            let mut text = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for _ in 0..(seed % 120) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let mut out = String::new();
+            quoted_printable(&mut out, &text);
+            assert_eq!(decode_checked(&out), text.replace("\r\n", "\n"), "{out:?}");
+        }
+        // Plain text of a full line's width stays one line; one character more is broken.
+        let mut line = String::new();
+        quoted_printable(&mut line, &"x".repeat(76));
+        assert_eq!(line.split("\r\n").count(), 2, "{line}");
+        let mut fits = String::new();
+        quoted_printable(&mut fits, &"x".repeat(75));
+        assert_eq!(fits, "x".repeat(75));
     }
 
     #[test]
