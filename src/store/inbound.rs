@@ -122,6 +122,13 @@ const INBOUND_ROW: &str = "INSERT INTO inbound_messages (id, dedupe_key, message
      processed_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
      $14, 1)";
 
+/// Where [`INBOUND_ROW`]'s values sit (`$N` is at N - 1): the id, the key, and the mail's
+/// outcome, which starts with its status and runs to the time processed.
+const ROW_ID: usize = 0;
+const ROW_KEY: usize = 1;
+const ROW_STATUS: usize = 8;
+const ROW_OUTCOME: std::ops::RangeInclusive<usize> = ROW_STATUS..=13;
+
 impl Tx {
     /// The stored mail with this key, if any: its id and status.
     pub async fn inbound_by_key(&mut self, key: &str) -> Result<Option<(i64, String)>, StoreError> {
@@ -223,7 +230,7 @@ impl Tx {
         if self
             .pending
             .iter()
-            .any(|(s, v)| s == INBOUND_ROW && v.get(1) == Some(&Val::from(m.dedupe_key)))
+            .any(|(s, v)| s == INBOUND_ROW && v.get(ROW_KEY) == Some(&Val::from(m.dedupe_key)))
         {
             self.flush().await?;
         }
@@ -285,7 +292,7 @@ impl Tx {
     pub(crate) fn mail_unfinished(&self) -> bool {
         self.pending.iter().any(|(s, v)| {
             s == INBOUND_ROW
-                && v.get(8)
+                && v.get(ROW_STATUS)
                     .is_some_and(|status| *status == Val::from("processing"))
         })
     }
@@ -312,14 +319,19 @@ impl Tx {
         if let Some((_, vals)) = self
             .pending
             .iter_mut()
-            .find(|(s, v)| s == INBOUND_ROW && v.first() == Some(&Val::from(id)))
+            .find(|(s, v)| s == INBOUND_ROW && v.get(ROW_ID) == Some(&Val::from(id)))
         {
-            vals[8] = o.status.into();
-            vals[9] = o.class.into();
-            vals[10] = o.reason.into();
-            vals[11] = o.ticket_id.into();
-            vals[12] = o.detail.into();
-            vals[13] = ms(o.at).into();
+            vals.splice(
+                ROW_OUTCOME,
+                [
+                    o.status.into(),
+                    o.class.into(),
+                    o.reason.into(),
+                    o.ticket_id.into(),
+                    o.detail.into(),
+                    ms(o.at).into(),
+                ],
+            );
             return Ok(());
         }
         self.defer(
