@@ -315,38 +315,30 @@ impl Tx {
         id: i64,
         o: &InboundOutcome<'_>,
     ) -> Result<(), StoreError> {
+        let outcome: [Val; 6] = [
+            o.status.into(),
+            o.class.into(),
+            o.reason.into(),
+            o.ticket_id.into(),
+            o.detail.into(),
+            ms(o.at).into(),
+        ];
         // Its row not written yet (PostgreSQL, see `insert_inbound_locking`): written as it ends.
         if let Some((_, vals)) = self
             .pending
             .iter_mut()
             .find(|(s, v)| s == INBOUND_ROW && v.get(ROW_ID) == Some(&Val::from(id)))
         {
-            vals.splice(
-                ROW_OUTCOME,
-                [
-                    o.status.into(),
-                    o.class.into(),
-                    o.reason.into(),
-                    o.ticket_id.into(),
-                    o.detail.into(),
-                    ms(o.at).into(),
-                ],
-            );
+            vals.splice(ROW_OUTCOME, outcome);
             return Ok(());
         }
+        let mut vals = Vec::from(outcome);
+        vals.push(id.into());
         self.defer(
             "UPDATE inbound_messages SET status = $1, class = $2, reason = $3, ticket_id = $4, \
              detail = $5, processed_at = $6 WHERE id = $7"
                 .into(),
-            vec![
-                o.status.into(),
-                o.class.into(),
-                o.reason.into(),
-                o.ticket_id.into(),
-                o.detail.into(),
-                ms(o.at).into(),
-                id.into(),
-            ],
+            vals,
         )
         .await
     }
