@@ -1,6 +1,6 @@
 //! deskmail's reply extraction and classification against public corpora of other projects
-//! (`../shared/corpora/`, see its README): scores per source, printed, with a floor each so that a
-//! regression fails. Skipped, saying so, where the folder is absent.
+//! (`fixtures/corpora/`, see its README): scores per source, printed, with a floor each so that a
+//! regression fails.
 //!
 //! `cargo test --test corpora -- --nocapture` prints the scores and every miss.
 
@@ -10,14 +10,8 @@ use std::path::{Path, PathBuf};
 use deskmail::inbound::classify::{Own, classify};
 use deskmail::inbound::{extract, html, parse};
 
-fn corpora() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("{} is absent: corpus scores skipped", dir.display());
-        None
-    }
+fn corpora() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corpora")
 }
 
 fn normalise(s: &str, mode: &str) -> String {
@@ -40,7 +34,7 @@ fn extracted(case: &Path, input: &str) -> String {
 
 #[test]
 fn reply_extraction_scores() {
-    let Some(root) = corpora() else { return };
+    let root = corpora();
     let dir = root.join("reply-extraction");
     let index = std::fs::read_to_string(dir.join("cases.tsv")).unwrap();
     let mut scores: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -96,7 +90,7 @@ fn reply_extraction_scores() {
 
 #[test]
 fn classification_scores() {
-    let Some(root) = corpora() else { return };
+    let root = corpora();
     let dir = root.join("classify");
     let labels = std::fs::read_to_string(dir.join("labels.tsv")).unwrap();
     let own = Own {
