@@ -11,7 +11,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::Failure;
-use crate::desk::{Desk, Incoming, IngestError, MailReport, on_disk};
+use crate::desk::{Desk, Incoming, IngestError, MailReport, MailStatus, on_disk};
 
 /// Groups taken in while earlier ones wait for the disk, at most.
 const UNSETTLED: usize = 64;
@@ -187,8 +187,10 @@ pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Fa
                     let read = input.read().map(|raw| {
                         let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
                         Incoming {
-                            // A dry run stores nothing.
-                            packed: (!dry_run).then(|| crate::store::pack(&raw)),
+                            // A dry run stores nothing; a mail longer than a piece is packed
+                            // piece by piece as it is stored (store/pieces.rs).
+                            packed: (!dry_run && raw.len() <= crate::store::PIECE)
+                                .then(|| crate::store::pack(&raw)),
                             raw,
                             mailbox: mailbox.clone(),
                             reading: Some(Box::new(reading)),
@@ -367,6 +369,7 @@ fn report(
     let (mut lines, mut json) = (String::new(), String::new());
     for (name, result) in names.iter().zip(results) {
         let code = match &result {
+            Ok(r) if r.status == MailStatus::TooLarge => EX_DATAERR,
             Ok(_) => 0,
             Err(IngestError::Failed { .. }) => EX_DATAERR,
             Err(IngestError::Temporary(_)) => EX_TEMPFAIL,

@@ -132,7 +132,7 @@ fn read_attachments(paths: &[PathBuf]) -> Result<Vec<NewAttachment>, Failure> {
             Ok(NewAttachment {
                 content_type: content_type_for(&filename).to_string(),
                 filename,
-                content,
+                content: content.into(),
             })
         })
         .collect()

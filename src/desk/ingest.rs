@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::{Desk, DeskError};
 use crate::inbound::{self, Class, Reading, Verification};
-use crate::store::{Durable, InboundOutcome, NewInbound, StoreError, Tx};
+use crate::store::{Durable, InboundOutcome, NewInbound, Owner, StoreError, Tx};
 
 /// A mail to take in.
 #[derive(Debug, Clone)]
@@ -56,6 +56,9 @@ pub enum Status {
     Duplicate,
     /// Could not be applied; kept for `inbound retry`.
     Failed,
+    /// Over the size limit: refused for its size, only its headers kept. The source keeps the
+    /// mail (`ingest` exits 65, so that the MTA bounces it with the reason).
+    TooLarge,
 }
 
 impl Status {
@@ -66,6 +69,7 @@ impl Status {
             Status::Recorded => "recorded",
             Status::Duplicate => "duplicate",
             Status::Failed => "failed",
+            Status::TooLarge => "too-large",
         }
     }
 }
@@ -190,11 +194,7 @@ impl DeskError {
 pub fn dedupe_key(message_id: Option<&str>, raw: &[u8]) -> String {
     match message_id {
         Some(id) if id.len() > 2 => id.to_string(),
-        _ => {
-            let digest = Sha256::digest(raw);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("sha256:{hex}")
-        }
+        _ => format!("sha256:{}", sha256_hex(raw)),
     }
 }
 
@@ -316,6 +316,9 @@ impl Desk {
         let Some(stored) = self.store.stored_mail(id).await? else {
             return Ok(None);
         };
+        if stored.headers_only {
+            return Err(DeskError::HeadersOnly(id));
+        }
         self.store.reopen_for_retry(id).await?;
         let mail = Incoming::new(stored.raw, stored.mailbox);
         Ok(self.ingest(&[mail], now, false).await.pop())
@@ -354,6 +357,10 @@ impl Desk {
         reading: &Reading,
         now: Timestamp,
     ) -> Result<MailReport, DeskError> {
+        if reading.mail.headers_only {
+            let report = MailReport::new(reading);
+            return self.too_large(tx, mail, reading, report, now).await;
+        }
         const ESSENTIAL: [&str; 6] = ["from", "sender", "to", "subject", "date", "message-id"];
         if !reading
             .mail
@@ -392,7 +399,10 @@ impl Desk {
             .as_deref()
             .filter(|_| reading.class.class == Class::Person);
         let id = match tx.insert_inbound_reading(&row, named).await? {
-            Some(id) => id,
+            Some(id) => {
+                tx.insert_pieces(Owner::Inbound(id), &mail.raw).await?;
+                id
+            }
             None => match tx.inbound_by_key(&key).await? {
                 Some((id, status)) if status == "failed" => {
                     tx.reopen_inbound(id).await?;
@@ -403,10 +413,7 @@ impl Desk {
             },
         };
         report.inbound_id = Some(id);
-        let decided = if mail.raw.len() as u64 > self.settings.inbound.max_message_bytes {
-            self.too_large(tx, reading, mail.raw.len(), &mut report, now)
-                .await?
-        } else {
+        let decided = {
             match reading.class.class {
                 Class::Person => {
                     self.person_mail(tx, id, reading, mail.mailbox.as_deref(), &mut report, now)
@@ -463,7 +470,8 @@ impl Desk {
         reason: &str,
         now: Timestamp,
     ) -> Result<Option<i64>, DeskError> {
-        let parsed = inbound::parse::parse(&mail.raw);
+        // Only what the row names is needed: the headers.
+        let parsed = inbound::parse::parse_headers(&mail.raw);
         let key = dedupe_key(parsed.message_id.as_deref(), &mail.raw);
         let sender = parsed.from.as_ref().map(|f| f.address.clone());
         let id = match tx.inbound_by_key(&key).await? {
@@ -480,7 +488,10 @@ impl Desk {
                     received_at: now,
                 };
                 match tx.insert_inbound(&row).await? {
-                    Some(id) => id,
+                    Some(id) => {
+                        tx.insert_pieces(Owner::Inbound(id), &mail.raw).await?;
+                        id
+                    }
                     None => return Ok(None),
                 }
             }
@@ -500,44 +511,70 @@ impl Desk {
         Ok(Some(id))
     }
 
-    /// A mail over the size limit: refused with the reason, and its sender told (a person only).
+    /// A mail over the size limit, read for its headers only: refused for its size, its headers
+    /// kept with its size and digest, not its bytes. Nobody is mailed: the source keeps the mail
+    /// and tells the sender (an MTA bounces it with the reason).
     async fn too_large(
         &self,
         tx: &mut Tx,
+        mail: &Incoming,
         reading: &Reading,
-        size: usize,
-        report: &mut MailReport,
+        mut report: MailReport,
         now: Timestamp,
-    ) -> Result<Decided, DeskError> {
+    ) -> Result<MailReport, DeskError> {
         let limit = self.settings.inbound.max_message_bytes;
-        let reason = format!(
-            "the mail is {} large, more than the {} deskmail takes",
+        let size = mail.raw.len();
+        report.decision = format!(
+            "refused: the mail is {}, more than the {} deskmail takes (inbound.max_message_bytes); only its headers are kept",
             crate::outbound::compose::size_text(size as u64),
             crate::outbound::compose::size_text(limit)
         );
-        report.decision = format!("refused: {reason}");
-        if reading.class.class == Class::Person && !reading.sender.address.is_empty() {
-            let told = self
-                .enqueue_refused(
-                    tx,
-                    &super::notify::RefusedMail {
-                        to: &reading.sender.address,
-                        subject: &reading.mail.subject,
-                        reason: &reason,
-                        in_reply_to: reading.mail.message_id.as_deref(),
-                    },
-                    now,
-                )
-                .await?;
-            if told {
-                report.notes.push("the sender was told".into());
-            }
-        }
-        Ok(Decided {
-            status: Status::Refused,
+        report.status = Status::TooLarge;
+        let digest = sha256_hex(&mail.raw);
+        let key = match &reading.mail.message_id {
+            Some(id) if id.len() > 2 => id.clone(),
+            _ => format!("sha256:{digest}"),
+        };
+        let headers =
+            &mail.raw[..inbound::parse::header_block_len(&mail.raw).min(KEPT_HEADER_BYTES)];
+        let row = NewInbound {
+            dedupe_key: &key,
+            message_id: reading.mail.message_id.as_deref(),
+            mailbox: mail.mailbox.as_deref(),
+            sender: Some(&reading.sender.address),
+            subject: Some(&reading.mail.subject),
+            raw: headers,
+            packed: None,
+            received_at: now,
+        };
+        let outcome = InboundOutcome {
+            status: Status::Refused.as_str(),
+            class: Some(report.class),
+            reason: &report.decision,
             ticket_id: None,
-        })
+            detail: "",
+            at: now,
+        };
+        report.inbound_id = tx
+            .insert_inbound_headers(&row, size as u64, &digest, &outcome)
+            .await?;
+        tracing::warn!(
+            size,
+            limit,
+            "mail over the size limit: refused, headers kept"
+        );
+        Ok(report)
     }
+}
+
+/// Bytes of a too large mail's header block kept, at most.
+const KEPT_HEADER_BYTES: usize = 256 * 1024;
+
+fn sha256_hex(raw: &[u8]) -> String {
+    Sha256::digest(raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Every mail of a group deferred: try again later.

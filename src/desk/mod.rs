@@ -54,6 +54,10 @@ pub enum DeskError {
     Internal(String),
     #[error("not a mail: {0}")]
     NotAMail(String),
+    #[error(
+        "only the headers of mail #{0} were kept (it was over the size limit): nothing to apply"
+    )]
+    HeadersOnly(i64),
 }
 
 /// What a create or an action did.
@@ -88,7 +92,7 @@ pub struct CreateRequest {
 pub struct NewAttachment {
     pub filename: String,
     pub content_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
 }
 
 /// A ticket with its comments and history, as a reader may see it.

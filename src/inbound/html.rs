@@ -1,6 +1,21 @@
 //! HTML-only mails made readable: the quoted history is cut off where a mail client's quote
-//! container starts, and the rest turned into text by html2text. Plain quotes (`<blockquote>`)
-//! come out as `> ` lines, which the extractor removes like any quote.
+//! container starts, and the rest turned into text. Plain quotes (`<blockquote>`) come out as
+//! `> ` lines, which the extractor removes like any quote.
+//!
+//! The text is written straight from html5ever's tokenizer, without building a document tree:
+//! time and memory grow with the HTML's length, whatever its shape. (A tree builder checks the
+//! open elements for every tag, so 100,000 nested `<div>` cost minutes, and a DOM takes
+//! hundreds of times the HTML's size.) What a tree would add, such as closing a paragraph that
+//! a list starts, does not change the text a person reads.
+
+use std::cell::RefCell;
+use std::sync::LazyLock;
+
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::states::RawKind;
+use html5ever::tokenizer::{
+    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
 
 /// Markers of the containers mail clients put the quoted mail in, and the separators before
 /// them, by client. The HTML is cut at the tag holding the first one found.
@@ -31,40 +46,271 @@ const QUOTE_MARKERS: [&str; 16] = [
     "data-marker=\"__quoted_text__\"",
 ];
 
+/// All markers in one case-insensitive search: one pass over the HTML, no lower-cased copy.
+static QUOTE_FINDER: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    let alternatives: Vec<String> = QUOTE_MARKERS.iter().map(|m| regex::escape(m)).collect();
+    regex::bytes::RegexBuilder::new(&alternatives.join("|"))
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .expect("the quote markers form a valid pattern")
+});
+
 /// Where the quoted history starts in an HTML body (a byte offset into `html`), if anywhere.
 pub fn quote_start(html: &str) -> Option<usize> {
-    let lower = html.to_ascii_lowercase();
-    QUOTE_MARKERS
-        .iter()
-        .filter_map(|m| lower.find(m))
-        .min()
-        .map(|at| lower[..at].rfind('<').unwrap_or(at))
+    let at = QUOTE_FINDER.find(html.as_bytes())?.start();
+    Some(html[..at].rfind('<').unwrap_or(at))
 }
 
-/// The new part of an HTML body as text.
-pub fn to_text(html: &str) -> String {
+/// The new part of an HTML body as text, at most about `limit` bytes of it; and whether it was
+/// cut there.
+pub fn to_text(html: &str, limit: usize) -> (String, bool) {
     let html = match quote_start(html) {
         Some(at) => &html[..at],
         None => html,
     };
-    html2text::config::plain_no_decorate()
-        .allow_width_overflow()
-        .string_from_read(html.as_bytes(), 10_000)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n")
+    let sink = TextSink {
+        text: RefCell::new(Text {
+            line_start: true,
+            limit,
+            ..Text::default()
+        }),
+    };
+    let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
+    let input = BufferQueue::default();
+    // Fed in pieces: the tokenizer copies what it is given.
+    for piece in pieces(html, 64 * 1024) {
+        input.push_back(StrTendril::from_slice(piece));
+        let _ = tokenizer.feed(&input);
+        if tokenizer.sink.text.borrow().cut {
+            break;
+        }
+    }
+    tokenizer.end();
+    let text = tokenizer.sink.text.into_inner();
+    let cut = text.cut;
+    (text.finish(), cut)
+}
+
+/// `s` in pieces of about `size` bytes, cut at character boundaries.
+fn pieces(s: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = rest.len().min(size);
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// Receives the tokens and writes the text.
+struct TextSink {
+    text: RefCell<Text>,
+}
+
+impl TokenSink for TextSink {
+    type Handle = ();
+
+    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
+        let mut text = self.text.borrow_mut();
+        match token {
+            Token::CharacterTokens(chars) => text.chars(&chars),
+            Token::TagToken(tag) => return text.tag(&tag),
+            _ => {}
+        }
+        TokenSinkResult::Continue
+    }
+}
+
+/// Quote levels written as `> ` at most; deeper ones are written as this many.
+const MAX_QUOTE_PREFIX: usize = 16;
+
+/// The text being written, and where in the HTML it is.
+#[derive(Default)]
+struct Text {
+    out: String,
+    /// Open `<blockquote>`s (unclosed ones too: only the prefix is capped).
+    quotes: usize,
+    /// Open `<pre>`s: white space is kept.
+    pre: usize,
+    /// Inside `<script>`, `<style>`, `<title>` or the like: nothing is written.
+    hidden: bool,
+    /// Line breaks wanted before the next text (1: a new line, 2: a blank line between).
+    breaks: usize,
+    /// The blank line wanted is inside a quote (it was asked for inside one, and still is).
+    gap_quoted: bool,
+    /// A space wanted before the next text.
+    space: bool,
+    /// Nothing written on the current line yet.
+    line_start: bool,
+    /// Bytes written at most; then the rest is left out.
+    limit: usize,
+    cut: bool,
+}
+
+impl Text {
+    fn chars(&mut self, s: &str) {
+        if self.hidden {
+            return;
+        }
+        for c in s.chars() {
+            match c {
+                '\n' if self.pre > 0 => {
+                    self.gap_quoted = self.quotes > 0;
+                    self.newline();
+                }
+                c if c.is_whitespace() && c != '\u{a0}' && self.pre == 0 => {
+                    self.space |= !self.line_start;
+                }
+                '\u{a0}' => self.write(' '),
+                '\r' => {}
+                c => self.write(c),
+            }
+        }
+    }
+
+    /// Writes a visible character, with the line breaks, quote marks and space wanted before it.
+    fn write(&mut self, c: char) {
+        if self.out.len() >= self.limit {
+            self.cut = true;
+            return;
+        }
+        if !self.out.is_empty() {
+            for _ in 0..self.breaks {
+                self.newline();
+            }
+        }
+        self.breaks = 0;
+        if self.line_start {
+            for _ in 0..self.quotes.min(MAX_QUOTE_PREFIX) {
+                self.out.push_str("> ");
+            }
+            self.line_start = false;
+            self.space = false;
+        }
+        if self.space {
+            self.out.push(' ');
+            self.space = false;
+        }
+        self.out.push(c);
+    }
+
+    fn newline(&mut self) {
+        let kept = self.out.trim_end_matches(' ').len();
+        self.out.truncate(kept);
+        if self.line_start && self.gap_quoted {
+            // A blank line inside a quote is a quote line too.
+            self.out.push('>');
+        }
+        self.out.push('\n');
+        self.line_start = true;
+        self.space = false;
+    }
+
+    /// Asks for `n` line breaks before the next text (at most a blank line).
+    fn want(&mut self, n: usize) {
+        self.gap_quoted = self.quotes > 0 && (self.breaks == 0 || self.gap_quoted);
+        self.breaks = self.breaks.max(n.min(2));
+        self.space = false;
+    }
+
+    fn tag(&mut self, tag: &Tag) -> TokenSinkResult<()> {
+        let start = tag.kind == TagKind::StartTag;
+        let name: &str = &tag.name;
+        match name {
+            "script" | "style" | "title" | "textarea" | "xmp" | "iframe" | "noembed"
+            | "noframes" | "noscript" | "template" => {
+                self.hidden = start;
+                if start && !tag.self_closing {
+                    let kind = match name {
+                        "script" => RawKind::ScriptData,
+                        "title" | "textarea" => RawKind::Rcdata,
+                        _ => RawKind::Rawtext,
+                    };
+                    return TokenSinkResult::RawData(kind);
+                }
+                self.hidden = false;
+            }
+            // Each <br> ends a line; more than one in a row make one blank line.
+            "br" => self.want(self.breaks + 1),
+            // The blank lines around a quote are outside it.
+            "blockquote" if start => {
+                self.want(2);
+                self.quotes += 1;
+            }
+            "blockquote" => {
+                self.quotes = self.quotes.saturating_sub(1);
+                self.want(2);
+            }
+            "pre" => {
+                self.want(2);
+                self.pre = if start {
+                    self.pre + 1
+                } else {
+                    self.pre.saturating_sub(1)
+                };
+            }
+            "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table" | "ul" | "ol" | "dl" | "hr" => {
+                self.want(2)
+            }
+            "li" => {
+                self.want(1);
+                if start {
+                    self.bullet();
+                }
+            }
+            "div" | "tr" | "dt" | "dd" | "section" | "article" | "header" | "footer" | "nav"
+            | "aside" | "address" | "center" | "form" | "fieldset" | "figure" | "figcaption"
+            | "main" | "caption" | "details" | "summary" | "option" | "legend" => self.want(1),
+            "td" | "th" => self.space = !self.line_start,
+            _ => {}
+        }
+        TokenSinkResult::Continue
+    }
+
+    /// A list item's mark.
+    fn bullet(&mut self) {
+        self.write('*');
+        self.space = true;
+    }
+
+    fn finish(self) -> String {
+        let mut out = self.out;
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text_of(html: &str) -> String {
+        to_text(html, usize::MAX).0
+    }
+
+    #[test]
+    fn the_text_stops_at_its_limit() {
+        let (text, cut) = to_text(&"<p>word</p>".repeat(10_000), 100);
+        assert!(
+            cut && text.len() <= 100 && text.starts_with("word\n\nword"),
+            "{text}"
+        );
+        let (_, cut) = to_text("<p>short</p>", 100);
+        assert!(!cut);
+    }
+
     #[test]
     fn gmail_quote_is_cut_and_text_kept() {
         let html = r#"<div dir="ltr">Yes, it is plugged in.<br><br>Anna</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Sun, Nov 22, 2026 at 10:15 AM Help &lt;support@helpdesk.example&gt; wrote:<br></div><blockquote class="gmail_quote">Is it plugged in?</blockquote></div>"#;
-        let text = to_text(html);
+        let text = text_of(html);
         assert!(text.contains("Yes, it is plugged in."), "{text}");
         assert!(text.contains("Anna"));
         assert!(!text.contains("wrote:"), "{text}");
@@ -72,14 +318,52 @@ mod tests {
     }
 
     #[test]
+    fn quote_markers_are_found_in_any_case() {
+        let html = r#"<p>Done.</p><DIV ID="divRplyFwdMsg">From: Help</DIV>"#;
+        assert_eq!(quote_start(html), Some(html.find("<DIV").unwrap()));
+        assert_eq!(quote_start("<p>no quote</p>"), None);
+    }
+
+    #[test]
     fn outlook_web_separator_is_cut() {
         let html = r#"<div>Done.</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> Help</div><div>old</div>"#;
-        assert_eq!(to_text(html).trim(), "Done.");
+        assert_eq!(text_of(html).trim(), "Done.");
     }
 
     #[test]
     fn plain_blockquotes_become_quote_lines() {
-        let text = to_text("<p>Answer</p><blockquote><p>question</p></blockquote>");
-        assert!(text.contains("> question"), "{text}");
+        let text =
+            text_of("<p>Answer</p><blockquote><p>question</p><p>more</p></blockquote><p>Anna</p>");
+        assert_eq!(text, "Answer\n\n> question\n>\n> more\n\nAnna");
+    }
+
+    #[test]
+    fn blocks_breaks_entities_and_white_space() {
+        let html = "<html><head><title>T</title><style>p {color: red}</style></head><body>\n\
+            <p>Hello   <b>Anna</b>,</p>\n<div>line one<br>line&nbsp;two</div>\
+            <ul><li>first</li><li>second</li></ul><p>Fish &amp; chips &lt;3</p>\
+            <script>alert('x')</script><pre>  keep\n   this</pre></body></html>";
+        assert_eq!(
+            text_of(html),
+            "Hello Anna,\n\nline one\nline two\n\n* first\n* second\n\nFish & chips <3\n\n  keep\n   this"
+        );
+    }
+
+    #[test]
+    fn deep_or_unclosed_nesting_costs_no_more_than_its_length() {
+        let deep = format!("{}x{}", "<div>".repeat(100_000), "</div>".repeat(100_000));
+        assert_eq!(text_of(&deep), "x");
+        let quotes = format!("{}x", "<blockquote>".repeat(100_000));
+        assert_eq!(text_of(&quotes), "> ".repeat(MAX_QUOTE_PREFIX) + "x");
+        let breaks = format!("a{}b", "<br>".repeat(100_000));
+        assert_eq!(text_of(&breaks), "a\n\nb");
+    }
+
+    #[test]
+    fn pieces_keep_characters_whole() {
+        let s = "äöü€".repeat(10);
+        let joined: String = pieces(&s, 3).collect();
+        assert_eq!(joined, s);
+        assert!(pieces(&s, 3).all(|p| !p.is_empty()));
     }
 }

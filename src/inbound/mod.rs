@@ -12,8 +12,10 @@
 //!
 //! Architecture invariant: parsing never fails; a bad mail gives a value and warnings.
 
+pub mod bounds;
 pub mod classify;
 pub mod commands;
+mod eight_bit;
 pub mod extract;
 pub mod html;
 pub mod identify;
@@ -45,6 +47,8 @@ pub struct Reader {
     pub finder: RefFinder,
     pub trusted_authserv_ids: Vec<String>,
     pub internal_marker: String,
+    /// A larger mail is read for its headers only (`inbound.max_message_bytes`).
+    pub max_message_bytes: u64,
 }
 
 impl Reader {
@@ -66,6 +70,7 @@ impl Reader {
             finder: RefFinder::new(&settings.ticket_format),
             trusted_authserv_ids: settings.inbound.trusted_authserv_ids.clone(),
             internal_marker: settings.inbound.internal_marker.clone(),
+            max_message_bytes: settings.inbound.max_message_bytes,
         }
     }
 }
@@ -81,9 +86,14 @@ pub struct Reading {
     pub extracted: Option<Extracted>,
 }
 
-/// Parses, classifies and identifies a mail and finds what may name its ticket.
+/// Parses, classifies and identifies a mail and finds what may name its ticket. A mail over the
+/// size limit is read for its headers only: it is refused for its size whatever it holds.
 pub fn read(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Reading {
-    let mail = parse::parse(raw);
+    let mail = if raw.len() as u64 > reader.max_message_bytes {
+        parse::parse_headers(raw)
+    } else {
+        parse::parse(raw)
+    };
     let mut class = classify::classify(
         &mail,
         &classify::Own {

@@ -5,9 +5,11 @@
 //!
 //! Parsing never fails: a mail that is not one gives an empty value and a warning.
 
+use bytes::Bytes;
 use jiff::Timestamp;
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 
+use super::bounds::{self, MAX_ADDRESSES, MAX_IDS, MAX_SUBJECT_CHARS, TEXT_LIMIT};
 use super::html;
 
 /// A name and an address, the address trimmed and lower-cased.
@@ -22,7 +24,8 @@ pub struct Mailbox {
 pub struct Attachment {
     pub filename: String,
     pub content_type: String,
-    pub content: Vec<u8>,
+    /// Shared, not copied, by the comment that keeps it and the notifications that carry it.
+    pub content: Bytes,
     /// Shown inside the HTML (`cid:`), such as a pasted screenshot.
     pub inline: bool,
 }
@@ -84,10 +87,15 @@ pub struct Parsed {
     /// The `report-type` parameter of a multipart/report.
     pub report_type: Option<String>,
     pub text: String,
+    /// The text went on beyond what deskmail reads ([`bounds::TEXT_LIMIT`]): `text` holds its
+    /// start; the stored mail has the rest.
+    pub text_cut: bool,
     pub body_source: BodySource,
     pub attachments: Vec<Attachment>,
     pub report: Option<Report>,
     pub size: usize,
+    /// Only the headers were read: the mail is over the size limit.
+    pub headers_only: bool,
     pub warnings: Vec<String>,
 }
 
@@ -155,18 +163,53 @@ const ENVELOPE_TO: [&str; 5] = [
 
 /// Parses a mail. Never fails; what could not be read is said in `warnings`.
 pub fn parse(raw: &[u8]) -> Parsed {
-    let mut p = Parsed {
-        size: raw.len(),
-        ..Default::default()
-    };
+    let readable = bounds::readable(raw);
+    let mut p = read(&raw[..readable.len], false);
+    p.size = raw.len();
+    p.warnings.extend(readable.warning);
+    p
+}
+
+/// Reads only a mail's headers: for a mail over the size limit, which is refused for its size
+/// whatever it holds.
+pub fn parse_headers(raw: &[u8]) -> Parsed {
+    let header_end = header_block_len(raw);
+    let readable = bounds::readable(&raw[..header_end]);
+    let mut p = read(&raw[..readable.len], true);
+    p.size = raw.len();
+    p.headers_only = true;
+    p.warnings.extend(readable.warning);
+    p
+}
+
+/// The length of a mail's header block, its blank line included (the whole mail if none).
+pub fn header_block_len(raw: &[u8]) -> usize {
+    let mut at = 0;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        at += line.len();
+        if line == b"\n" || line == b"\r\n" {
+            return at;
+        }
+    }
+    raw.len()
+}
+
+fn read(raw: &[u8], headers_only: bool) -> Parsed {
+    let mut p = Parsed::default();
     // mail-parser 0.11 panics on some malformed multiparts (found by fuzzing, see
     // fixtures/fuzz/): such a mail is not read, and the caller keeps it as failed.
-    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
-    let msg = match parsed {
+    let parsed = std::panic::catch_unwind(|| {
+        let parser = MessageParser::default();
+        if headers_only {
+            parser.parse_headers(raw)
+        } else {
+            parser.parse(raw)
+        }
+    });
+    let mut msg = match parsed {
         Ok(Some(msg)) => msg,
         Ok(None) => {
-            p.warnings
-                .push("not a mail: no header could be read".into());
+            p.warnings.push("no header could be read".into());
             return p;
         }
         Err(_) => {
@@ -178,6 +221,39 @@ pub fn parse(raw: &[u8]) -> Parsed {
     if msg.headers().is_empty() {
         p.warnings.push("the mail has no headers".into());
     }
+    read_headers(&msg, &mut p);
+    let header_block = &raw[..header_block_len(raw)];
+    if std::str::from_utf8(header_block).is_err() {
+        // Raw 8-bit headers: mail-parser skips what is not UTF-8; read them again, the lines
+        // that are not UTF-8 taken as Windows-1252.
+        p.warnings
+            .push("8-bit header lines that are not UTF-8 read as Windows-1252".into());
+        let fixed = super::eight_bit::to_utf8(header_block);
+        if let Some(headers) = MessageParser::default().parse_headers(fixed.as_bytes()) {
+            read_headers(&headers, &mut p);
+        }
+    }
+    if let Some(ct) = msg.content_type() {
+        p.content_type = format!(
+            "{}/{}",
+            ct.ctype().to_ascii_lowercase(),
+            ct.subtype().unwrap_or_default().to_ascii_lowercase()
+        );
+        p.report_type = ct.attribute("report-type").map(|r| r.to_ascii_lowercase());
+    }
+    if headers_only {
+        return p;
+    }
+    body(&msg, &mut p);
+    if p.content_type == "multipart/report" {
+        p.report = Some(report(&msg));
+    }
+    attachments(&mut msg, &mut p);
+    p
+}
+
+/// The header fields the later stages read.
+fn read_headers(msg: &Message<'_>, p: &mut Parsed) {
     p.headers = msg
         .headers_raw()
         .filter(|(n, _)| {
@@ -192,17 +268,25 @@ pub fn parse(raw: &[u8]) -> Parsed {
     p.message_id = msg.message_id().map(|id| format!("<{}>", id.trim()));
     p.in_reply_to = ids(msg.in_reply_to());
     p.references = ids(msg.references());
-    p.subject = msg.subject().unwrap_or_default().trim().to_string();
+    p.subject = bounds::cut_chars(msg.subject().unwrap_or_default().trim(), MAX_SUBJECT_CHARS);
     p.from = msg.from().and_then(|a| mailboxes(a).into_iter().next());
     p.sender = msg.sender().and_then(|a| mailboxes(a).into_iter().next());
     p.reply_to = msg.reply_to().map(mailboxes).unwrap_or_default();
-    p.to = msg.all_to().flat_map(mailboxes).collect();
-    p.cc = msg.all_cc().flat_map(mailboxes).collect();
+    p.to = msg
+        .all_to()
+        .flat_map(mailboxes)
+        .take(MAX_ADDRESSES)
+        .collect();
+    p.cc = msg
+        .all_cc()
+        .flat_map(mailboxes)
+        .take(MAX_ADDRESSES)
+        .collect();
     let mut envelope_to: Vec<String> = Vec::new();
     for name in ENVELOPE_TO {
         for v in p.header_all(name) {
             let a = bare_address(v);
-            if !a.is_empty() && !envelope_to.contains(&a) {
+            if !a.is_empty() && !envelope_to.contains(&a) && envelope_to.len() < MAX_ADDRESSES {
                 envelope_to.push(a);
             }
         }
@@ -212,24 +296,15 @@ pub fn parse(raw: &[u8]) -> Parsed {
     p.date = msg
         .date()
         .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok());
-    if let Some(ct) = msg.content_type() {
-        p.content_type = format!(
-            "{}/{}",
-            ct.ctype().to_ascii_lowercase(),
-            ct.subtype().unwrap_or_default().to_ascii_lowercase()
-        );
-        p.report_type = ct.attribute("report-type").map(|r| r.to_ascii_lowercase());
-    }
-    body(&msg, &mut p);
-    attachments(&msg, &mut p);
-    if p.content_type == "multipart/report" {
-        p.report = Some(report(&msg));
-    }
-    p
 }
 
-/// Folded header lines joined (CRLF followed by white space is one space).
+/// Characters kept of a header value (an `Authentication-Results` header is a few hundred).
+const MAX_HEADER_VALUE: usize = 16 * 1024;
+
+/// Folded header lines joined (CRLF followed by white space is one space), at most
+/// [`MAX_HEADER_VALUE`] bytes of them.
 fn unfold(v: &str) -> String {
+    let v = bounds::cut_text(v, MAX_HEADER_VALUE);
     if !v.contains('\n') {
         return v.trim().to_string();
     }
@@ -262,40 +337,48 @@ fn ids(v: &HeaderValue<'_>) -> Vec<String> {
         HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
         _ => Vec::new(),
     };
-    list.into_iter()
+    let mut ids: Vec<String> = list
+        .into_iter()
         .map(|id| format!("<{}>", id.trim().trim_matches(['<', '>'])))
-        .filter(|id| id.len() > 2)
-        .collect()
+        .filter(|id| id.len() > 2 && id.len() <= 1000)
+        .collect();
+    if ids.len() > MAX_IDS {
+        // The thread's root comes first, the mails answered last: both are kept.
+        ids.drain(1..ids.len() + 1 - MAX_IDS);
+    }
+    ids
 }
 
 fn mailboxes(a: &Address<'_>) -> Vec<Mailbox> {
     a.iter()
         .filter_map(|addr| {
             let address = addr.address()?.trim().to_lowercase();
-            (!address.is_empty()).then(|| Mailbox {
-                name: addr.name().unwrap_or_default().trim().to_string(),
+            (!address.is_empty() && address.len() <= 320).then(|| Mailbox {
+                name: bounds::cut_chars(addr.name().unwrap_or_default().trim(), MAX_SUBJECT_CHARS),
                 address,
             })
         })
+        .take(MAX_ADDRESSES)
         .collect()
 }
 
 /// The text to read: the text/plain parts, or else the HTML one with its quoted history cut
-/// off and made readable.
+/// off and made readable; at most [`TEXT_LIMIT`] bytes of it.
 fn body(msg: &Message<'_>, p: &mut Parsed) {
     let mut text = String::new();
     let mut html_only = None;
     for part in msg.text_bodies() {
         match &part.body {
             PartType::Text(t) => {
-                if text.is_empty() {
-                    text = t.to_string();
-                } else {
+                if !text.is_empty() {
                     text.push('\n');
-                    text.push_str(t);
                 }
+                let room = TEXT_LIMIT.saturating_sub(text.len());
+                let kept = bounds::cut_text(t, room);
+                p.text_cut |= kept.len() < t.len();
+                text.push_str(kept);
             }
-            PartType::Html(h) if html_only.is_none() => html_only = Some(h.to_string()),
+            PartType::Html(h) if html_only.is_none() => html_only = Some(h.as_ref()),
             _ => {}
         }
         if part.is_encoding_problem {
@@ -307,14 +390,31 @@ fn body(msg: &Message<'_>, p: &mut Parsed) {
         // Line ends stay as they came: every stage reads lines with `str::lines`.
         p.text = text;
         p.body_source = BodySource::Text;
-    } else if let Some(h) = html_only.or_else(|| msg.body_html(0).map(|h| h.to_string())) {
-        p.text = html::to_text(&h);
+    } else if let Some(h) = html_only.or_else(|| match &msg.html_part(0)?.body {
+        PartType::Html(h) => Some(h.as_ref()),
+        _ => None,
+    }) {
+        let (text, cut) = html::to_text(h, TEXT_LIMIT);
+        p.text = text;
+        p.text_cut |= cut;
         p.body_source = BodySource::Html;
+    }
+    if p.text_cut {
+        p.warnings.push(format!(
+            "the text goes on beyond the {} deskmail reads of it",
+            crate::outbound::compose::size_text(TEXT_LIMIT as u64)
+        ));
     }
 }
 
-fn attachments(msg: &Message<'_>, p: &mut Parsed) {
-    for part in msg.attachments() {
+/// The files of the mail, their contents taken over from the parsed message (not copied where
+/// it decoded them).
+fn attachments(msg: &mut Message<'_>, p: &mut Parsed) {
+    let ids = msg.attachments.clone();
+    for id in ids {
+        let Some(part) = msg.parts.get_mut(id as usize) else {
+            continue;
+        };
         let content_type = part
             .content_type()
             .map(|ct| {
@@ -337,12 +437,20 @@ fn attachments(msg: &Message<'_>, p: &mut Parsed) {
                 .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
         let filename = part
             .attachment_name()
-            .map(str::to_string)
+            .map(|n| bounds::cut_chars(n, 200))
             .unwrap_or_else(|| default_name(&content_type, p.attachments.len()));
+        let content: Vec<u8> = match std::mem::take(&mut part.body) {
+            PartType::Binary(b) | PartType::InlineBinary(b) => b.into_owned(),
+            PartType::Text(t) | PartType::Html(t) => t.into_owned().into_bytes(),
+            other => {
+                part.body = other;
+                part.contents().to_vec()
+            }
+        };
         p.attachments.push(Attachment {
             filename,
             content_type,
-            content: part.contents().to_vec(),
+            content: content.into(),
             inline,
         });
     }

@@ -19,7 +19,7 @@ pub const LOOP_HEADER: &str = "X-Deskmail-Loop";
 pub struct MailAttachment {
     pub filename: String,
     pub content_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
 }
 
 /// Everything that goes into one notification.
@@ -341,7 +341,7 @@ mod tests {
         m.attachments = vec![MailAttachment {
             filename: "Prüfbericht März.pdf".into(),
             content_type: "application/pdf".into(),
-            content: (0..=255u8).cycle().take(5000).collect(),
+            content: (0..=255u8).cycle().take(5000).collect::<Vec<u8>>().into(),
         }];
         let raw = build(&m).unwrap();
         for line in raw.split(|b| *b == b'\n') {

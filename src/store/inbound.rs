@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow, Row};
 
 use super::deferred::{Val, bind_query, bind_scalar};
+use super::pieces::Owner;
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
@@ -21,8 +22,9 @@ pub struct NewInbound<'a> {
     pub sender: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub raw: &'a [u8],
-    /// `raw` as [`super::pack`] packs it, where a thread did that ahead; packed when stored
-    /// otherwise.
+    /// `raw` as [`super::pack`] packs it, where a thread did that ahead (a mail of at most
+    /// [`super::PIECE`] bytes); packed when stored otherwise. A longer mail's row keeps its
+    /// first piece; [`Tx::insert_pieces`] writes the rest.
     pub packed: Option<&'a [u8]>,
     pub received_at: Timestamp,
 }
@@ -32,7 +34,7 @@ impl NewInbound<'_> {
     fn packed(&self) -> std::borrow::Cow<'_, [u8]> {
         match self.packed {
             Some(p) => p.into(),
-            None => super::pack(self.raw).into(),
+            None => super::pack(super::pieces::first(self.raw)).into(),
         }
     }
 }
@@ -90,6 +92,8 @@ pub struct StoredMail {
     pub status: String,
     pub mailbox: Option<String>,
     pub raw: Vec<u8>,
+    /// Only its headers were kept (it was over the size limit): `raw` holds them.
+    pub headers_only: bool,
     pub received_at: Timestamp,
 }
 
@@ -295,6 +299,41 @@ impl Tx {
                 && v.get(ROW_STATUS)
                     .is_some_and(|status| *status == Val::from("processing"))
         })
+    }
+
+    /// Keeps a mail over the size limit as its headers only (`m.raw` holds them), with its size,
+    /// digest and outcome; `None` when it is stored already.
+    pub async fn insert_inbound_headers(
+        &mut self,
+        m: &NewInbound<'_>,
+        size: u64,
+        sha256: &str,
+        o: &InboundOutcome<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let packed = m.packed();
+        sqlx::query_scalar::<Any, i64>(
+            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, \
+             raw_lz4, received_at, status, class, reason, detail, processed_at, attempts, size, \
+             sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14) \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind(m.dedupe_key)
+        .bind(m.message_id)
+        .bind(m.mailbox)
+        .bind(m.sender)
+        .bind(m.subject)
+        .bind(&*packed)
+        .bind(ms(m.received_at))
+        .bind(o.status)
+        .bind(o.class)
+        .bind(o.reason)
+        .bind(o.detail)
+        .bind(ms(o.at))
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(sha256)
+        .fetch_optional(self.conn().await?)
+        .await
+        .map_err(|e| self.error(e))
     }
 
     /// Marks a stored mail as being applied again (a retry).
@@ -518,30 +557,33 @@ impl Store {
             Option<Vec<u8>>,
             Option<Vec<u8>>,
             i64,
+            Option<String>,
         );
         let row = sqlx::query_as::<Any, Row>(
-            "SELECT id, status, mailbox, raw, raw_lz4, received_at FROM inbound_messages \
+            "SELECT id, status, mailbox, raw, raw_lz4, received_at, sha256 FROM inbound_messages \
              WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
         .await
         .map_err(|e| self.error(e))?;
-        row.map(|(id, status, mailbox, raw, packed, received)| {
-            // Mails stored before packing came in keep `raw`.
-            let raw = match packed {
-                Some(p) => super::unpack(&p)
-                    .map_err(|e| StoreError::Corrupt(format!("inbound mail {id}: {e}")))?,
-                None => raw.unwrap_or_default(),
-            };
-            Ok(StoredMail {
-                id,
-                status,
-                mailbox,
-                raw,
-                received_at: ts(received)?,
-            })
-        })
-        .transpose()
+        let Some((id, status, mailbox, raw, packed, received, sha256)) = row else {
+            return Ok(None);
+        };
+        // Mails stored before packing came in keep `raw`.
+        let mut raw = match packed {
+            Some(p) => super::unpack(&p)
+                .map_err(|e| StoreError::Corrupt(format!("inbound mail {id}: {e}")))?,
+            None => raw.unwrap_or_default(),
+        };
+        self.append_pieces(Owner::Inbound(id), &mut raw).await?;
+        Ok(Some(StoredMail {
+            id,
+            status,
+            mailbox,
+            raw,
+            headers_only: sha256.is_some(),
+            received_at: ts(received)?,
+        }))
     }
 }

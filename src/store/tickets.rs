@@ -236,7 +236,7 @@ impl Tx {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        sqlx::query_scalar::<Any, i64>(
+        let id = sqlx::query_scalar::<Any, i64>(
             "INSERT INTO attachments (ticket_id, comment_id, filename, content_type, size, sha256, \
              content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -246,11 +246,14 @@ impl Tx {
         .bind(content_type)
         .bind(content.len() as i64)
         .bind(digest)
-        .bind(content)
+        .bind(super::pieces::first(content))
         .bind(ms(at))
         .fetch_one(self.conn().await?)
         .await
-        .map_err(|e| self.error(e))
+        .map_err(|e| self.error(e))?;
+        self.insert_pieces(super::pieces::Owner::Attachment(id), content)
+            .await?;
+        Ok(id)
     }
 
     /// Moves a merged ticket's comments to the ticket it was merged into (they keep their times).
