@@ -166,11 +166,11 @@ async fn open(config: &Path) -> Desk {
 async fn tickets(desk: &Desk) -> Vec<(String, String, String)> {
     let anna = Actor {
         person: desk.person("anna@acme.example").unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     };
     let alice = Actor {
         person: desk.person("alice@helpdesk.example").unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     };
     let now: Timestamp = "2026-11-22T13:00:00Z".parse().unwrap();
     let mut out = Vec::new();

@@ -48,7 +48,7 @@ async fn desk_at(dir: &std::path::Path, smtp: Option<&MailStack>, connections: u
 fn actor(d: &Desk, who: &str) -> Actor {
     Actor {
         person: d.person(who).unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     }
 }
 
@@ -103,7 +103,7 @@ async fn enqueue(
     n: usize,
     per_tx: usize,
 ) -> f64 {
-    let alice = d.person("alice@helpdesk.example").unwrap();
+    let alice = actor(d, "alice@helpdesk.example");
     let per_change = work[0].2.notices.len();
     let changes = n / per_change;
     let start = Instant::now();
@@ -116,7 +116,7 @@ async fn enqueue(
                 &mut tx,
                 *id,
                 root.as_deref(),
-                &alice,
+                deskmail::desk::Author::new(&alice),
                 e,
                 &[],
                 None,
@@ -154,6 +154,8 @@ fn render_build(d: &Desk, work: &[(i64, Option<String>, Effects)], n: usize) -> 
                     effects: e,
                     planned: &p,
                     actor: &alice,
+                    unverified: false,
+                    comment_budget: compose::comment_budget(10 << 20),
                     allowed: &allowed,
                     reply_to: &reply_to,
                     ask: Default::default(),

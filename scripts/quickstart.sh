@@ -26,6 +26,8 @@ mail() {
     n=$((n + 1))
     local file="data/inbox/$n.eml"
     {
+        # The envelope sender, as the MTA that delivers a mail records it.
+        echo "Return-Path: <$(echo "$1" | sed 's/.*<\(.*\)>.*/\1/')>"
         echo "From: $1"
         echo "To: ${token:-support@helpdesk.example}"
         echo "Subject: $2"

@@ -16,7 +16,7 @@ fn now() -> Timestamp {
 fn actor(s: &Settings, who: &str) -> Actor {
     Actor {
         person: s.directory.person(who).unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     }
 }
 

@@ -18,7 +18,7 @@ fn actor(s: &Settings, who: &str) -> Actor {
             .directory
             .person(who)
             .unwrap_or_else(|| panic!("{who} not in the directory")),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     }
 }
 

@@ -114,7 +114,7 @@ async fn world(dir: &Path, given: &Given) -> Desk {
     let desk = Desk::new(settings, store, outbound);
     let actor = |a: &str| Actor {
         person: desk.person(a).unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     };
     // The itil-portal preset asks for the service of the contract on creation.
     let fields: BTreeMap<String, String> = if given.preset == "itil-portal" {

@@ -202,7 +202,7 @@ async fn suite(url: &str) {
     // Closed: a reply opens a follow-up ticket that links the old one.
     let alice = deskmail::workflow::Actor {
         person: d.person("alice@helpdesk.example").unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     };
     for action in ["Resolve", "Close"] {
         let o = d

@@ -14,7 +14,33 @@ use serde_json::Value;
 use support::TestEnv;
 
 /// Runs `deskmail ingest ARGS` with `raw` on stdin; exit code and stderr.
+/// Takes a mail in as an MTA's pipe hands it over: with the envelope sender in a Return-Path
+/// header (Postfix's `flags=R`), here the From address, unless the mail has one.
 fn ingest(env: &TestEnv, raw: &str, args: &[&str]) -> (i32, String) {
+    let has_return_path = raw
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .any(|l| l.to_ascii_lowercase().starts_with("return-path:"));
+    let from = raw
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("From:"))
+        .map(|f| {
+            f.rsplit('<')
+                .next()
+                .unwrap_or(f)
+                .trim()
+                .trim_end_matches('>')
+                .to_string()
+        });
+    match from.filter(|_| !has_return_path) {
+        Some(from) => ingest_as_is(env, &format!("Return-Path: <{from}>\n{raw}"), args),
+        None => ingest_as_is(env, raw, args),
+    }
+}
+
+/// Takes a mail in exactly as given.
+fn ingest_as_is(env: &TestEnv, raw: &str, args: &[&str]) -> (i32, String) {
     let mut child = env
         .command()
         .arg("ingest")

@@ -24,7 +24,7 @@ async fn desk(url: &str, preset: &str) -> Desk {
 fn actor(d: &Desk, who: &str) -> Actor {
     Actor {
         person: d.person(who).unwrap(),
-        verified: true,
+        proof: deskmail::workflow::Proof::Cli,
     }
 }
 
@@ -371,6 +371,7 @@ async fn transactions(url: &str) {
         text,
         visibility: "public",
         inbound_id: None,
+        verified_by: "cli",
         at: t0(),
     };
     let texts = |d: &Desk| {
@@ -407,6 +408,7 @@ async fn transactions(url: &str) {
         subject: "twice",
         raw: b"Subject: twice\r\n\r\nx\r\n",
         at: t0(),
+        unverified: false,
     };
     tx.insert_outbox(std::slice::from_ref(&twice))
         .await

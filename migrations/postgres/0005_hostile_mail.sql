@@ -18,3 +18,6 @@ CREATE TABLE pieces (
     PRIMARY KEY (owner, seq)
 );
 ALTER TABLE pieces ALTER COLUMN data SET STORAGE EXTERNAL;
+-- A notification caused by a mail whose sender could not be verified: the loop breaker counts
+-- these apart, so that forged mail cannot use up what a verified sender's reply needs.
+ALTER TABLE outbox ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{CmdResult, Failure};
 use crate::desk::{CreateRequest, Desk, NewAttachment, Outcome, TicketView};
 use crate::store::TicketFilter;
-use crate::workflow::{Actor, Intent, Rejection, Ticket};
+use crate::workflow::{Actor, Intent, Proof, Rejection, Ticket};
 
 #[derive(Debug, Subcommand)]
 pub enum TicketCommand {
@@ -173,7 +173,7 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 fn actor(desk: &Desk, address: &str) -> Result<Actor, Failure> {
     Ok(Actor {
         person: desk.person(address)?,
-        verified: true,
+        proof: crate::workflow::Proof::Cli,
     })
 }
 
@@ -198,6 +198,7 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
                 source: "cli".into(),
                 attachments: read_attachments(&attach)?,
                 thread_root: None,
+                quiet: None,
             };
             let outcome = desk.create(&actor, req, now).await?;
             report(&desk, &actor, outcome, json).await
@@ -271,7 +272,9 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
 /// Prints what an action did; with `--json`, the ticket as the actor may see it.
 async fn report(desk: &Desk, actor: &Actor, outcome: Outcome, json: bool) -> CmdResult {
     match outcome {
-        Outcome::Applied { reference, effects } => {
+        Outcome::Applied {
+            reference, effects, ..
+        } => {
             if json {
                 let view = desk.show(&reference, Some(actor)).await?;
                 println!("{}", serde_json::to_string_pretty(&view_json(&view))?);
@@ -346,6 +349,7 @@ fn view_json(v: &TicketView) -> serde_json::Value {
             "role": c.role,
             "text": c.text,
             "visibility": c.visibility,
+            "verified_by": c.verified_by,
             "created_at": c.created_at.to_string(),
         })).collect::<Vec<_>>(),
         "history": v.history.iter().map(|h| json!({
@@ -388,8 +392,14 @@ fn print_view(desk: &Desk, v: &TicketView, reader: Option<&Actor>) {
         } else {
             ""
         };
+        // A From address anyone can write is said to be one.
+        let unverified = if c.verified_by.as_deref() == Some(Proof::Unverified.as_str()) {
+            " [unverified sender]"
+        } else {
+            ""
+        };
         println!(
-            "--- {} ({}) {}{internal}",
+            "--- {} ({}) {}{internal}{unverified}",
             c.author,
             c.role,
             local(c.created_at, &tz)

@@ -15,6 +15,7 @@ pub(crate) struct RawOutbound {
     templates_dir: Option<String>,
     mail_author: Option<bool>,
     max_attachment_bytes: Option<u64>,
+    max_message_bytes: Option<u64>,
     loop_limit_per_hour: Option<i64>,
     loop_limit_per_thread: Option<i64>,
     retry_for: Option<String>,
@@ -72,6 +73,9 @@ pub struct OutboundSettings {
     pub mail_author: bool,
     /// Attachments up to this size go out with the notification; larger ones are named.
     pub max_attachment_bytes: u64,
+    /// A notification is at most this large: a longer comment is cut, attachments that do not
+    /// fit are named. Also bounded by the SMTP server's SIZE when it announces one.
+    pub max_message_bytes: u64,
     /// At most this many mails per outside address per hour (0: no limit)...
     pub loop_limit_per_hour: i64,
     /// ...and per address and ticket per hour (0: no limit).
@@ -156,6 +160,13 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
             format!("{} is not a directory", d.display()),
         );
     }
+    let max_message_bytes = raw.max_message_bytes.unwrap_or(10 * 1024 * 1024);
+    if max_message_bytes < 64 * 1024 {
+        l.problem(
+            "outbound.max_message_bytes",
+            "must be at least 65536 (64 KiB)",
+        );
+    }
     OutboundSettings {
         spool_dir: l.resolve_path(raw.spool_dir.as_deref().unwrap_or("data/spool")),
         smtp,
@@ -163,6 +174,7 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
         templates_dir,
         mail_author: raw.mail_author.unwrap_or(false),
         max_attachment_bytes: raw.max_attachment_bytes.unwrap_or(10 * 1024 * 1024),
+        max_message_bytes: max_message_bytes.max(64 * 1024),
         loop_limit_per_hour: raw.loop_limit_per_hour.unwrap_or(30),
         loop_limit_per_thread: raw.loop_limit_per_thread.unwrap_or(10),
         retry_for_secs,

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::ingest::{Decided, MailReport, Status};
 use super::notify::RefusedMail;
-use super::{CreateRequest, Desk, DeskError, NewAttachment, Outcome};
+use super::{Author, CreateRequest, Desk, DeskError, Mailed, NewAttachment, Outcome};
 use crate::config::UnverifiedPolicy;
 use crate::inbound::{self, MatchedBy, Reading, classify::strip_prefixes};
 use crate::outbound::render::RefusalCtx;
@@ -34,18 +34,18 @@ impl Desk {
         };
         let actor = Actor {
             person,
-            verified: sender.verified.is_some(),
+            proof: sender.proof(),
         };
         // Mail in an agent's name can speak to customers with the help desk's voice: it must be
         // proven.
-        if !actor.verified && actor.is_agent() {
+        if !actor.verified() && actor.is_agent() {
             report.decision = format!(
                 "refused: mail in the name of agent {} that could not be verified (no reply token, no passing authentication)",
                 actor.address()
             );
             return Ok(refused());
         }
-        if !actor.verified && self.settings.inbound.unverified == UnverifiedPolicy::Refuse {
+        if !actor.verified() && self.settings.inbound.unverified == UnverifiedPolicy::Refuse {
             report.decision =
                 "refused: the sender could not be verified ([inbound] unverified = \"refuse\")"
                     .into();
@@ -148,60 +148,39 @@ impl Desk {
         report.fields = cmds.fields.clone();
         let internal = cmds.internal_marker && actor.is_agent();
         let attachments = attachments_of(reading);
-        let mut comment = cmds.comment.clone();
-        if comment.is_empty() && !attachments.is_empty() {
-            let names: Vec<&str> = attachments.iter().map(|a| a.filename.as_str()).collect();
-            comment = format!("[{}]", names.join(", "));
-        }
+        let (comment, kept_whole) = self.comment_of(reading, id, &cmds.comment, &attachments);
+        report.text = Some(comment.clone());
         let reference = rec.ticket.reference.clone();
         // What was asked for that is not done: (as written, why).
-        let mut not_done: Option<(String, Refusal)> =
-            cmds.problem.as_ref().map(|p| (p.written(), p.refusal()));
+        let mut not_done: Option<(String, Refusal)> = None;
         let mut wanted: Option<(String, Intent)> = None;
-        if not_done.is_none() {
-            let optional = |c: &str| (!c.is_empty()).then(|| c.to_string());
-            match &cmds.command {
-                Some(cmd) if !actor.verified => {
-                    not_done = Some((
-                        cmd.written.clone(),
-                        Refusal::NotVerified {
-                            action: cmd.action.clone(),
-                        },
-                    ));
-                }
-                Some(cmd) => {
-                    wanted = Some((
-                        cmd.written.clone(),
-                        Intent::Act {
-                            action: cmd.action.clone(),
-                            comment: optional(&comment),
-                            internal,
-                            fields: cmds.fields.clone(),
-                        },
-                    ));
-                }
-                None if !cmds.fields.is_empty() && !actor.verified => {
-                    let names: Vec<&str> = cmds.fields.keys().map(String::as_str).collect();
-                    not_done = Some((
-                        names.join(", "),
-                        Refusal::NotVerified {
-                            action: format!("setting {}", names.join(", ")),
-                        },
-                    ));
-                }
-                None if !cmds.fields.is_empty() => {
-                    wanted = Some((
-                        wf.comment.name.clone(),
-                        Intent::Act {
-                            action: wf.comment.name.clone(),
-                            comment: optional(&comment),
-                            internal,
-                            fields: cmds.fields.clone(),
-                        },
-                    ));
-                }
-                None => {}
-            }
+        let optional = |c: &str| (!c.is_empty()).then(|| c.to_string());
+        if let Some(written) = cmds.asked().filter(|_| !actor.verified()) {
+            // Nothing an unverified sender asks for is done, however it is written: that is
+            // the reason to give, not how the command reads.
+            not_done = Some((written.clone(), Refusal::NotVerified { action: written }));
+        } else if let Some(p) = &cmds.problem {
+            not_done = Some((p.written(), p.refusal()));
+        } else if let Some(cmd) = &cmds.command {
+            wanted = Some((
+                cmd.written.clone(),
+                Intent::Act {
+                    action: cmd.action.clone(),
+                    comment: optional(&comment),
+                    internal,
+                    fields: cmds.fields.clone(),
+                },
+            ));
+        } else if !cmds.fields.is_empty() {
+            wanted = Some((
+                wf.comment.name.clone(),
+                Intent::Act {
+                    action: wf.comment.name.clone(),
+                    comment: optional(&comment),
+                    internal,
+                    fields: cmds.fields.clone(),
+                },
+            ));
         }
         let comment_only = Intent::Comment {
             text: comment.clone(),
@@ -237,9 +216,25 @@ impl Desk {
         };
         let mut comment_kept = false;
         match &outcome {
-            Outcome::Applied { effects, .. } => {
+            Outcome::Applied {
+                effects, mailed, ..
+            } => {
                 comment_kept = effects.comment.is_some();
-                report.decision = describe(effects, &self.settings.directory);
+                report.decision = describe(effects, mailed);
+                report.note_mailed(mailed);
+                if let Some(why) = kept_whole.filter(|_| comment_kept) {
+                    report.notes.push(why.to_string());
+                    tx.insert_history(&NewHistoryRow {
+                        ticket_id: rec.id,
+                        actor: actor.address(),
+                        action: &effects.action,
+                        kind: "comment",
+                        detail: why,
+                        inbound_id: Some(id),
+                        at: now,
+                    })
+                    .await?;
+                }
             }
             Outcome::FollowedUp { closed, reference } => {
                 report.decision =
@@ -255,10 +250,14 @@ impl Desk {
                 }
             }
         }
-        if let Some((written, refusal)) = &not_done {
-            if decided.status == Status::Applied {
-                report.decision = format!("{}; not done: {written}: {refusal}", report.decision);
-            }
+        if let Some((written, refusal)) = &not_done
+            && decided.status == Status::Applied
+        {
+            report.decision = format!("{}; not done: {written}: {refusal}", report.decision);
+        }
+        if let Some(why) = not_done.as_ref().and(reading.unanswerable.as_ref()) {
+            report.notes.push(format!("no \"not done\" notice: {why}"));
+        } else if let Some((written, refusal)) = &not_done {
             self.not_done(
                 tx,
                 id,
@@ -278,6 +277,36 @@ impl Desk {
                 .await?;
         }
         Ok(decided)
+    }
+
+    /// A reply's comment: its new text; when it has none (a reply that only quotes, a
+    /// forwarded mail), its whole text, with a note why; when it has no text at all, the names
+    /// of its files. Where the mail's text went on beyond what deskmail reads, a line says so.
+    fn comment_of(
+        &self,
+        reading: &Reading,
+        id: i64,
+        extracted: &str,
+        attachments: &[NewAttachment],
+    ) -> (String, Option<&'static str>) {
+        let mut comment = extracted.to_string();
+        let mut kept_whole = None;
+        if comment.is_empty() {
+            comment = inbound::extract::strip_signature(&reading.mail.text).text;
+            if !comment.is_empty() {
+                kept_whole = Some(
+                    "the reply has no new text of its own: its whole text (quoted or forwarded) is the comment",
+                );
+            }
+        }
+        if comment.is_empty() && !attachments.is_empty() {
+            let names: Vec<&str> = attachments.iter().map(|a| a.filename.as_str()).collect();
+            comment = format!("[{}]", names.join(", "));
+        }
+        if reading.mail.text_cut && !comment.is_empty() {
+            comment.push_str(&text_cut_line(id));
+        }
+        (comment, kept_whole)
     }
 
     /// Tells the sender what was not done and what they can do instead: at most once per
@@ -340,23 +369,24 @@ impl Desk {
             reason: crate::outbound::refusal_text::describe(refusal, &actor.person.locale),
             comment_kept,
         };
-        let notes = self
+        let mailed = self
             .enqueue(
                 tx,
                 rec.id,
                 rec.thread_root.as_deref(),
-                &actor.person,
+                Author::new(actor),
                 &effects,
                 &[],
                 Some(refusal_ctx),
                 now,
             )
             .await?;
-        report.notes.extend(notes);
-        report.notes.push(format!(
-            "\"not done\" notice queued for {}",
-            actor.address()
-        ));
+        report.notes.extend(mailed.held);
+        for to in mailed.to {
+            report
+                .notes
+                .push(format!("\"not done\" notice queued for {to}"));
+        }
         Ok(())
     }
 
@@ -395,7 +425,7 @@ impl Desk {
             let may_see = dir.person(address).is_some_and(|person| {
                 Actor {
                     person,
-                    verified: false,
+                    proof: crate::workflow::Proof::Unverified,
                 }
                 .can_see(&rec.ticket)
             });
@@ -462,25 +492,35 @@ impl Desk {
         if let Some(t) = tagged_type {
             fields.entry("request_type".into()).or_insert(t);
         }
-        report.text = Some(request.commands.comment.clone());
+        let mut text = request.commands.comment.clone();
+        if reading.mail.text_cut {
+            text.push_str(&text_cut_line(id));
+        }
+        report.text = Some(text.clone());
         report.fields = fields.clone();
         let req = CreateRequest {
             subject,
-            text: request.commands.comment.clone(),
+            text,
             fields,
             to_address: to,
             source: "mail".into(),
             attachments: attachments_of(reading),
             thread_root: reading.mail.message_id.clone(),
+            quiet: reading.unanswerable.clone(),
         };
         match self.create_in(tx, actor, &req, None, Some(id), now).await? {
-            Outcome::Applied { reference, effects } => {
+            Outcome::Applied {
+                reference,
+                effects,
+                mailed,
+            } => {
                 report.ticket = Some(reference.clone());
                 report.decision = format!(
                     "new ticket {reference} ({}); {}",
                     effects.ticket.status,
-                    describe(&effects, &self.settings.directory)
+                    describe(&effects, &mailed)
                 );
+                report.note_mailed(&mailed);
                 let ticket_id = tx.ticket_for_update(&reference).await?.map(|r| r.id);
                 self.add_watchers(tx, id, reading, actor, &reference, report, now)
                     .await?;
@@ -493,21 +533,8 @@ impl Desk {
                 report.decision = format!("refused: {}", r.reason);
                 let reason =
                     crate::outbound::refusal_text::describe(&r.reason, &actor.person.locale);
-                if self
-                    .enqueue_refused(
-                        tx,
-                        &RefusedMail {
-                            to: actor.address(),
-                            subject: &reading.mail.subject,
-                            reason: &reason,
-                            in_reply_to: reading.mail.message_id.as_deref(),
-                        },
-                        now,
-                    )
-                    .await?
-                {
-                    report.notes.push("the sender was told why".into());
-                }
+                self.tell_refused(tx, reading, actor.address(), &reason, report, now)
+                    .await?;
                 Ok(refused())
             }
             Outcome::FollowedUp { reference, .. } => {
@@ -628,24 +655,47 @@ impl Desk {
                 address
             }
         );
-        if self.settings.inbound.refuse_unknown_with_notice
-            && !address.is_empty()
-            && self
-                .enqueue_refused(
-                    tx,
-                    &RefusedMail {
-                        to: address,
-                        subject: &reading.mail.subject,
-                        reason: "this help desk takes requests from the organisations it serves, and your address is not one of theirs",
-                        in_reply_to: reading.mail.message_id.as_deref(),
-                    },
-                    now,
-                )
-                .await?
-        {
-            report.notes.push("the sender was told why".into());
+        if self.settings.inbound.refuse_unknown_with_notice && !address.is_empty() {
+            self.tell_refused(
+                tx,
+                reading,
+                address,
+                "this help desk takes requests from the organisations it serves, and your address is not one of theirs",
+                report,
+                now,
+            )
+            .await?;
         }
         Ok(refused())
+    }
+
+    /// Tells the sender of a mail that could not become a ticket why: unless their mail is not
+    /// to be answered (an automatic one, a mail system's or the help desk's own address).
+    async fn tell_refused(
+        &self,
+        tx: &mut Tx,
+        reading: &Reading,
+        to: &str,
+        reason: &str,
+        report: &mut MailReport,
+        now: Timestamp,
+    ) -> Result<(), DeskError> {
+        if let Some(why) = reading.unanswerable.as_deref().or(self.never_mailed(to)) {
+            report
+                .notes
+                .push(format!("the sender is not answered: {why}"));
+            return Ok(());
+        }
+        let refused = RefusedMail {
+            to,
+            subject: &reading.mail.subject,
+            reason,
+            in_reply_to: reading.mail.message_id.as_deref(),
+        };
+        if self.enqueue_refused(tx, &refused, now).await? {
+            report.notes.push("the sender was told why".into());
+        }
+        Ok(())
     }
 
     /// A delivery report: linked to the notification it returns; a permanent failure marks the
@@ -820,6 +870,14 @@ fn recorded(ticket_id: Option<i64>) -> Decided {
     }
 }
 
+/// The line that ends a comment whose mail's text went on beyond what deskmail reads.
+pub(crate) fn text_cut_line(inbound_id: i64) -> String {
+    format!(
+        "\n\n[The mail's text goes on beyond the {} deskmail reads; the whole mail is kept as inbound mail #{inbound_id}.]",
+        crate::outbound::compose::size_text(inbound::bounds::TEXT_LIMIT as u64)
+    )
+}
+
 /// The files of a mail, as a comment keeps them.
 fn attachments_of(reading: &Reading) -> Vec<NewAttachment> {
     reading
@@ -834,8 +892,9 @@ fn attachments_of(reading: &Reading) -> Vec<NewAttachment> {
         .collect()
 }
 
-/// What a change did, in one line: the action, the status change, the comment, who is told.
-fn describe(effects: &Effects, dir: &crate::directory::Directory) -> String {
+/// What a change did, in one line: the action, the status change, the comment, who was mailed
+/// and who was not.
+fn describe(effects: &Effects, mailed: &Mailed) -> String {
     let mut out = effects.action.clone();
     if let Some(prev) = &effects.previous_status {
         out.push_str(&format!(": {prev} → {}", effects.ticket.status));
@@ -848,16 +907,11 @@ fn describe(effects: &Effects, dir: &crate::directory::Directory) -> String {
             Visibility::Public => "; comment added",
         });
     }
-    let mut told: Vec<String> = Vec::new();
-    for n in &effects.notices {
-        for a in crate::recipients::addresses(dir, &effects.ticket, &n.audience) {
-            if !told.contains(&a) {
-                told.push(a);
-            }
-        }
+    if !mailed.to.is_empty() {
+        out.push_str(&format!("; notified: {}", mailed.to.join(", ")));
     }
-    if !told.is_empty() {
-        out.push_str(&format!("; notified: {}", told.join(", ")));
+    for held in &mailed.held {
+        out.push_str(&format!("; {held}"));
     }
     out
 }

@@ -114,6 +114,10 @@ pub struct MailReport {
     pub decision: String,
     /// What a bounce says (recipient, status, the returned mail).
     pub bounce: Option<crate::inbound::classify::Bounce>,
+    /// Who the change's notifications went to.
+    pub mailed: Vec<String>,
+    /// Who was not mailed, and why ("not mailed to X: loop limit ...").
+    pub not_mailed: Vec<String>,
     /// Other things worth knowing (a ticket not revealed, a Cc added as watcher, ...).
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
@@ -144,9 +148,17 @@ impl MailReport {
             fields: BTreeMap::new(),
             decision: String::new(),
             bounce: r.class.bounce.clone(),
+            mailed: Vec::new(),
+            not_mailed: Vec::new(),
             notes: Vec::new(),
             warnings: r.mail.warnings.clone(),
         }
+    }
+
+    /// Records who a change's notifications went to, and who not.
+    pub(crate) fn note_mailed(&mut self, mailed: &super::Mailed) {
+        self.mailed.extend(mailed.to.iter().cloned());
+        self.not_mailed.extend(mailed.held.iter().cloned());
     }
 
     /// One line for the log and stderr.

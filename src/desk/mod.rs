@@ -11,6 +11,7 @@ mod outbox;
 pub use ingest::{
     Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, dedupe_key, on_disk,
 };
+pub use notify::Mailed;
 pub use outbox::SendReport;
 
 use std::borrow::Cow;
@@ -29,7 +30,7 @@ use crate::store::{
     TicketRecord, Tx,
 };
 use crate::workflow::{
-    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Refusal, Rejection,
+    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Proof, Refusal, Rejection,
     StateKind, Ticket, Visibility, Workflow,
 };
 
@@ -67,6 +68,8 @@ pub enum Outcome {
     Applied {
         reference: String,
         effects: Box<Effects>,
+        /// Who its notifications went to, and who was held back.
+        mailed: Mailed,
     },
     /// The workflow refused; nothing was written.
     Rejected(Rejection),
@@ -85,6 +88,8 @@ pub struct CreateRequest {
     pub attachments: Vec<NewAttachment>,
     /// The Message-ID of the mail that asks for the ticket: the root of its mail thread.
     pub thread_root: Option<String>,
+    /// The requester's mail is not to be answered, and why (see [`Author::quiet`]).
+    pub quiet: Option<String>,
 }
 
 /// A file that comes with a comment.
@@ -111,12 +116,27 @@ pub struct SweepReport {
     pub changed: Vec<(String, String)>,
 }
 
+/// Who made a change, as its notifications need it.
+#[derive(Clone, Copy)]
+pub struct Author<'a> {
+    pub actor: &'a Actor,
+    /// Their mail is not to be answered (an automated sender, the help desk's own address),
+    /// and why: no notification of the change goes to them.
+    pub quiet: Option<&'a str>,
+}
+
+impl<'a> Author<'a> {
+    pub fn new(actor: &'a Actor) -> Author<'a> {
+        Author { actor, quiet: None }
+    }
+}
+
 /// Where and by whom a change is written.
 #[derive(Clone, Copy)]
 struct Write<'a> {
     ticket_id: i64,
     thread_root: Option<&'a str>,
-    author: &'a Person,
+    author: Author<'a>,
     /// The stored mail the change comes from.
     inbound: Option<i64>,
     now: Timestamp,
@@ -255,14 +275,15 @@ impl Desk {
                 let w = Write {
                     ticket_id: id,
                     thread_root: root,
-                    author: &actor.person,
+                    author: Author::new(actor),
                     inbound,
                     now,
                 };
-                self.write(tx, &w, &effects, &req.attachments).await?;
+                let mailed = self.write(tx, &w, &effects, &req.attachments).await?;
                 Ok(Outcome::Applied {
                     reference: effects.ticket.reference.clone(),
                     effects,
+                    mailed,
                 })
             }
         }
@@ -390,14 +411,15 @@ impl Desk {
         let w = Write {
             ticket_id: rec.id,
             thread_root: rec.thread_root.as_deref(),
-            author: &actor.person,
+            author: Author::new(actor),
             inbound,
             now,
         };
-        self.write(tx, &w, &effects, attachments).await?;
+        let mailed = self.write(tx, &w, &effects, attachments).await?;
         Ok(Outcome::Applied {
             reference: rec.ticket.reference.clone(),
             effects,
+            mailed,
         })
     }
 
@@ -425,6 +447,7 @@ impl Desk {
             source: closed.ticket.source.clone(),
             attachments: attachments.to_vec(),
             thread_root: None,
+            quiet: None,
         };
         let outcome = self
             .create_in(
@@ -456,21 +479,24 @@ impl Desk {
         })
     }
 
-    /// Writes an action's comment (with its attachments), history and notifications.
+    /// Writes an action's comment (with its attachments), history and notifications; says who
+    /// was mailed.
     async fn write(
         &self,
         tx: &mut Tx,
         w: &Write<'_>,
         effects: &Effects,
         attachments: &[NewAttachment],
-    ) -> Result<(), DeskError> {
+    ) -> Result<Mailed, DeskError> {
         let Write {
             ticket_id,
             thread_root,
-            author,
+            author: by,
             inbound,
             now,
         } = *w;
+        let actor = by.actor;
+        let author = &actor.person;
         let role = author.party.role_name();
         let mut comment_id = None;
         if let Some(c) = &effects.comment {
@@ -481,6 +507,7 @@ impl Desk {
                 text: &c.text,
                 visibility: c.visibility.as_str(),
                 inbound_id: inbound,
+                verified_by: actor.proof.as_str(),
                 at: now,
             };
             // Its id is only needed for its attachments; without, it goes with the other writes.
@@ -523,19 +550,24 @@ impl Desk {
                 ),
             ));
         }
-        let notes = self
+        let mailed = self
             .enqueue(
                 tx,
                 ticket_id,
                 thread_root,
-                author,
+                by,
                 effects,
                 attachments,
                 None,
                 now,
             )
             .await?;
-        lines.extend(notes.into_iter().map(|n| ("notice".to_string(), n)));
+        lines.extend(
+            mailed
+                .held
+                .iter()
+                .map(|n| ("notice".to_string(), n.clone())),
+        );
         let rows: Vec<NewHistoryRow<'_>> = lines
             .iter()
             .map(|(kind, detail)| NewHistoryRow {
@@ -549,7 +581,7 @@ impl Desk {
             })
             .collect();
         tx.insert_history_rows(&rows).await?;
-        Ok(())
+        Ok(mailed)
     }
 
     /// The actions `actor` may take on a ticket.
@@ -669,11 +701,14 @@ impl Desk {
                     continue;
                 };
                 tx.update_ticket(rec.id, &effects.ticket).await?;
-                let system = self.system_person();
+                let system = Actor {
+                    person: self.system_person(),
+                    proof: Proof::Cli,
+                };
                 let w = Write {
                     ticket_id: rec.id,
                     thread_root: rec.thread_root.as_deref(),
-                    author: &system,
+                    author: Author::new(&system),
                     inbound: None,
                     now,
                 };

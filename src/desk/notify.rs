@@ -3,12 +3,12 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::late_render::Job;
-use super::{Desk, DeskError, NewAttachment};
+use super::{Author, Desk, DeskError, NewAttachment};
 use crate::directory::{Party, Person};
 use crate::outbound::compose::{self, ContextInput, Planned};
 use crate::outbound::message::{self, Mail, MailAttachment};
 use crate::outbound::render::{AttachmentCtx, FailureCtx, MailContext, RefusalCtx};
-use crate::store::{LateMessage, NewOutboxRow, Tx};
+use crate::store::{LateMessage, NewOutboxRow, Tx, count_key};
 use crate::workflow::{Effects, Event, Ticket};
 
 impl Desk {
@@ -23,36 +23,33 @@ impl Desk {
         tx: &mut Tx,
         ticket_id: i64,
         thread_root: Option<&str>,
-        author: &Person,
+        by: Author<'_>,
         effects: &Effects,
         attachments: &[NewAttachment],
         refusal: Option<RefusalCtx>,
         now: Timestamp,
-    ) -> Result<Vec<String>, DeskError> {
+    ) -> Result<Mailed, DeskError> {
         let out = &self.outbound;
         let dir = &self.settings.directory;
+        let actor = by.actor;
+        let author = &actor.person;
         let planned = compose::plan(dir, effects, &author.address, out.settings.mail_author);
+        let mut mailed = Mailed::default();
         if planned.is_empty() {
-            return Ok(Vec::new());
+            return Ok(mailed);
         }
         let wf = self.workflow_for(&effects.ticket)?;
         let (hour_limit, thread_limit) = (
             out.settings.loop_limit_per_hour,
             out.settings.loop_limit_per_thread,
         );
-        // The hourly limit per address spares the help desk's own addresses (a busy team gets
-        // many); the limit per ticket applies to everyone.
+        // The loop breaker holds back mail to outside addresses only: the support team, agents
+        // and agent groups hear of every change. It counts the mails an unverified sender
+        // caused apart from the others: forged mail cannot use up what a verified reply needs.
+        let unverified = !actor.verified();
         let outside: Vec<String> = planned
             .iter()
-            .filter(|p| {
-                !matches!(
-                    &p.person,
-                    Some(Person {
-                        party: Party::Agent,
-                        ..
-                    })
-                )
-            })
+            .filter(|p| !self.is_internal(p))
             .map(|p| p.address.clone())
             .collect();
         let addresses: Vec<String> = planned.iter().map(|p| p.address.clone()).collect();
@@ -65,11 +62,26 @@ impl Desk {
                 now - SignedDuration::from_hours(1),
             )
             .await?;
+        // Every notification of the change stays within `max_message_bytes`: the comment is
+        // cut to its budget, and the attachments that would not fit are named instead.
+        let max_message = out.settings.max_message_bytes;
+        let comment_budget = compose::comment_budget(max_message);
+        let comment_len = effects.comment.as_ref().map_or(0, |c| c.text.len());
+        let going = compose::fitting(
+            attachments.iter().map(|a| a.content.len() as u64),
+            out.settings.max_attachment_bytes,
+            max_message.saturating_sub(compose::text_bound(comment_len.min(comment_budget))),
+        );
         let mut notes = Vec::new();
         let mut rows: Vec<QueuedMail> = Vec::new();
         let mut late: Vec<LateMessage> = Vec::new();
         let mut root = thread_root.map(String::from);
         for p in planned {
+            let quiet = by.quiet.filter(|_| p.address == author.address);
+            if let Some(why) = quiet.or_else(|| self.never_mailed(&p.address)) {
+                notes.push(format!("not mailed to {}: {why}", p.address));
+                continue;
+            }
             if let Some(reason) = state.failing.get(&p.address) {
                 notes.push(format!(
                     "not mailed to {}: the address fails ({reason})",
@@ -78,14 +90,17 @@ impl Desk {
                 continue;
             }
             // The loop breaker: two auto-responders must never mail each other without end.
-            let per_hour = state.per_hour.get(&p.address).copied().unwrap_or(0);
-            let per_thread = state.per_thread.get(&p.address).copied().unwrap_or(0);
-            if (hour_limit > 0 && per_hour >= hour_limit)
-                || (thread_limit > 0 && per_thread >= thread_limit)
+            let key = count_key(&p.address, unverified);
+            let per_hour = state.per_hour.get(&key).copied().unwrap_or(0);
+            let per_thread = state.per_thread.get(&key).copied().unwrap_or(0);
+            if outside.contains(&p.address)
+                && ((hour_limit > 0 && per_hour >= hour_limit)
+                    || (thread_limit > 0 && per_thread >= thread_limit))
             {
                 notes.push(format!(
-                    "not mailed to {}: loop limit ({per_hour} mails this hour, {per_thread} on this ticket)",
-                    p.address
+                    "not mailed to {}: loop limit ({per_hour} mails this hour, {per_thread} on this ticket{})",
+                    p.address,
+                    if unverified { ", from unverified senders" } else { "" }
                 ));
                 continue;
             }
@@ -103,16 +118,18 @@ impl Desk {
                 effects,
                 planned: &p,
                 actor: author,
+                unverified: !actor.verified(),
+                comment_budget,
                 allowed: &allowed,
                 reply_to: &reply_to,
                 ask,
-                attachments: attachment_lines(attachments, out.settings.max_attachment_bytes),
+                attachments: attachment_lines(attachments, &going),
                 refusal: refusal.clone(),
                 now,
                 comment_action: &wf.comment.name,
             });
             let files = if p.include_comment {
-                mail_files(attachments, out.settings.max_attachment_bytes)
+                mail_files(attachments, &going)
             } else {
                 Vec::new()
             };
@@ -175,8 +192,11 @@ impl Desk {
         {
             tx.set_thread_root(ticket_id, r).await?;
         }
-        self.insert_mails(tx, ticket_id, &rows, late, now).await?;
-        Ok(notes)
+        self.insert_mails(tx, ticket_id, &rows, late, unverified, now)
+            .await?;
+        mailed.to = rows.into_iter().map(|r| r.recipient).collect();
+        mailed.held = notes;
+        Ok(mailed)
     }
 
     /// Renders one mail and threads it (see [`Desk::thread_mail`]).
@@ -285,6 +305,7 @@ impl Desk {
         ticket_id: i64,
         rows: &[QueuedMail],
         late: Vec<LateMessage>,
+        unverified: bool,
         now: Timestamp,
     ) -> Result<(), DeskError> {
         let from = &self.settings.directory.helpdesk.address;
@@ -299,6 +320,7 @@ impl Desk {
                 subject: &m.subject,
                 raw: &m.raw,
                 at: now,
+                unverified,
             })
             .collect();
         if late.is_empty() {
@@ -346,6 +368,8 @@ impl Desk {
             effects: &effects,
             planned: &p,
             actor: &system,
+            unverified: false,
+            comment_budget: 0,
             allowed: &[],
             reply_to: &reply_to,
             ask: Default::default(),
@@ -365,7 +389,7 @@ impl Desk {
                 if !had_root && let Some(r) = &root {
                     tx.set_thread_root(ticket_id, r).await?;
                 }
-                self.insert_mails(tx, ticket_id, &[mail], Vec::new(), now)
+                self.insert_mails(tx, ticket_id, &[mail], Vec::new(), false, now)
                     .await?;
             }
             Err(problem) => {
@@ -377,10 +401,41 @@ impl Desk {
 }
 
 impl Desk {
+    /// Why deskmail never mails this address, if it does not: an address it receives at (it
+    /// would mail itself) and those of mail systems (see `inbound::answerable`). The team's
+    /// and the agent groups' addresses get their notifications.
+    pub(crate) fn never_mailed(&self, address: &str) -> Option<&'static str> {
+        let base = crate::inbound::plain_address(address);
+        if self.reader.receiving.contains(&base) {
+            return Some("an address the help desk receives at (it would mail itself)");
+        }
+        crate::inbound::answerable::role_address(address)
+    }
+
+    /// The support team, an agent, an agent group: never held back by the loop breaker.
+    fn is_internal(&self, p: &Planned) -> bool {
+        self.reader.is_own(&p.address)
+            || matches!(
+                &p.person,
+                Some(Person {
+                    party: Party::Agent,
+                    ..
+                })
+            )
+    }
+
     /// The domain of the help desk's address: its Message-IDs' right side.
     fn own_domain(&self) -> &str {
         &self.reader.own_domain
     }
+}
+
+/// Who a change's notifications went to, and who was held back and why.
+#[derive(Debug, Clone, Default)]
+pub struct Mailed {
+    pub to: Vec<String>,
+    /// "not mailed to X: why", as the ticket's history records it.
+    pub held: Vec<String>,
 }
 
 /// A rendered mail, ready for the outbox.
@@ -392,12 +447,13 @@ struct QueuedMail {
     raw: Vec<u8>,
 }
 
-/// The attachments small enough to go along.
-fn mail_files(attachments: &[NewAttachment], max: u64) -> Vec<MailAttachment> {
+/// The attachments that go along (`going`, by [`compose::fitting`]).
+fn mail_files(attachments: &[NewAttachment], going: &[bool]) -> Vec<MailAttachment> {
     attachments
         .iter()
-        .filter(|a| a.content.len() as u64 <= max)
-        .map(|a| MailAttachment {
+        .zip(going)
+        .filter(|(_, go)| **go)
+        .map(|(a, _)| MailAttachment {
             filename: a.filename.clone(),
             content_type: a.content_type.clone(),
             content: a.content.clone(),
@@ -405,17 +461,21 @@ fn mail_files(attachments: &[NewAttachment], max: u64) -> Vec<MailAttachment> {
         .collect()
 }
 
-/// The attachment lines of a mail: each file, and whether it is small enough to go along.
-fn attachment_lines(attachments: &[NewAttachment], max: u64) -> Vec<AttachmentCtx> {
+/// The attachment lines of a mail: each file, and whether it goes along.
+fn attachment_lines(attachments: &[NewAttachment], going: &[bool]) -> Vec<AttachmentCtx> {
     attachments
         .iter()
-        .map(|a| AttachmentCtx {
+        .zip(going)
+        .map(|(a, go)| AttachmentCtx {
             filename: a.filename.clone(),
             size_text: compose::size_text(a.content.len() as u64),
-            attached: a.content.len() as u64 <= max,
+            attached: *go,
         })
         .collect()
 }
+
+/// Characters of an incoming mail's subject a refusal repeats, at most.
+const REFUSAL_SUBJECT_CHARS: usize = 100;
 
 /// A mail to someone whose mail could not become a ticket at all.
 pub(crate) struct RefusedMail<'a> {
@@ -458,7 +518,7 @@ impl Desk {
             },
             ticket: TicketCtx {
                 reference: String::new(),
-                subject: r.subject.to_string(),
+                subject: crate::inbound::bounds::cut_chars(r.subject, REFUSAL_SUBJECT_CHARS),
                 status: String::new(),
                 previous_status: None,
                 organisation: None,
@@ -479,8 +539,10 @@ impl Desk {
                 name: dir.helpdesk.name.clone(),
                 address: dir.helpdesk.address.clone(),
                 role: "agent".into(),
+                unverified: false,
             },
             comment: None,
+            comment_rest: None,
             attachments: Vec::new(),
             actions: Vec::new(),
             ask: Default::default(),
@@ -501,7 +563,12 @@ impl Desk {
         };
         let message_id = message::new_message_id("refused", self.own_domain());
         let parent = r.in_reply_to.filter(|p| message::is_message_id(p));
-        let subject = format!("Re: {}", r.subject);
+        // Nothing of the incoming mail is repeated beyond the start of its subject: a forged
+        // From must not make deskmail carry a stranger's text to anyone.
+        let subject = format!(
+            "Re: {}",
+            crate::inbound::bounds::cut_chars(r.subject, REFUSAL_SUBJECT_CHARS)
+        );
         let mail = Mail {
             from_name: dir.helpdesk.name.clone(),
             from_address: dir.helpdesk.address.clone(),
@@ -534,6 +601,7 @@ impl Desk {
             subject: &message::subject_line("", &subject),
             raw: &raw,
             at: now,
+            unverified: false,
         }])
         .await?;
         Ok(true)

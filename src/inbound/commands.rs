@@ -92,6 +92,23 @@ pub struct Commands {
     pub comment: String,
 }
 
+impl Commands {
+    /// What the mail asks for beyond a comment (a command, however written, or fields), in the
+    /// sender's words.
+    pub fn asked(&self) -> Option<String> {
+        if let Some(p) = &self.problem {
+            return Some(p.written());
+        }
+        if let Some(c) = &self.command {
+            return Some(c.written.clone());
+        }
+        (!self.fields.is_empty()).then(|| {
+            let names: Vec<&str> = self.fields.keys().map(String::as_str).collect();
+            format!("setting {}", names.join(", "))
+        })
+    }
+}
+
 /// Field keys as people write them, and the field each means.
 const FIELD_KEYS: [(&str, &str); 22] = [
     ("service", "service"),
@@ -172,6 +189,12 @@ pub fn read_fields(text: &str, known: &[String]) -> (BTreeMap<String, String>, S
     (fields, rest.trim().to_string())
 }
 
+/// A command as written, as much of it as a notice repeats: nothing of a stranger's mail
+/// beyond that travels back out.
+fn short(written: &str) -> String {
+    super::bounds::cut_chars(written.trim(), 100)
+}
+
 /// What a name means in the workflow: an action, nothing, or several.
 enum Meaning {
     Action(String),
@@ -223,13 +246,13 @@ pub fn read(
         }
         match meaning(wf, dir, tag) {
             Meaning::Action(action) => found.push(Command {
-                written: tag.to_string(),
+                written: short(tag),
                 action,
                 source: Source::Subject,
             }),
             Meaning::Ambiguous(candidates) => {
                 problem.get_or_insert(Problem::Ambiguous {
-                    written: tag.to_string(),
+                    written: short(tag),
                     candidates,
                 });
             }
@@ -258,20 +281,20 @@ pub fn read(
         {
             match meaning(wf, dir, name) {
                 Meaning::Action(action) => found.push(Command {
-                    written: name.trim().to_string(),
+                    written: short(name),
                     action,
                     source: Source::Line,
                 }),
                 Meaning::Comment => {}
                 Meaning::Ambiguous(candidates) => {
                     problem.get_or_insert(Problem::Ambiguous {
-                        written: name.trim().to_string(),
+                        written: short(name),
                         candidates,
                     });
                 }
                 Meaning::Nothing => {
                     problem.get_or_insert(Problem::Unknown {
-                        written: name.trim().to_string(),
+                        written: short(name),
                     });
                 }
             }

@@ -107,6 +107,19 @@ pub fn identify(mail: &Parsed, ctx: &Context<'_>) -> Sender {
     }
 }
 
+impl Sender {
+    /// How the sender was verified, as the workflow's actor carries it.
+    pub fn proof(&self) -> crate::workflow::Proof {
+        use crate::workflow::Proof;
+        match self.verified {
+            Some(Verification::Token { .. }) => Proof::Token,
+            Some(Verification::Dmarc { .. }) => Proof::Dmarc,
+            Some(Verification::Dkim { .. }) => Proof::Dkim,
+            None => Proof::Unverified,
+        }
+    }
+}
+
 /// The addresses a token may have been issued to for this sender: their own and their groups'.
 pub fn token_candidates(dir: &Directory, address: &str, person: Option<&Person>) -> Vec<String> {
     let mut out = vec![address.to_string()];
@@ -203,14 +216,16 @@ fn authenticated(mail: &Parsed, trusted: &[String], address: &str) -> Option<Ver
                 .collect();
             let prop = |k: &str| props.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
             match method.to_lowercase().as_str() {
-                "dmarc" if prop("header.from").is_none_or(|d| d == from_domain) => {
+                // A DMARC result says which From domain it is about; one that does not is about
+                // no mail in particular.
+                "dmarc" if prop("header.from").is_some_and(|d| d == from_domain) => {
                     return Some(Verification::Dmarc { authserv_id });
                 }
                 "dkim" => {
                     let d = prop("header.d").or_else(|| {
                         prop("header.i").and_then(|i| i.rsplit_once('@').map(|(_, d)| d.into()))
                     })?;
-                    if from_domain == d || from_domain.ends_with(&format!(".{d}")) {
+                    if aligned(&d, &from_domain) {
                         return Some(Verification::Dkim {
                             authserv_id,
                             domain: d,
@@ -222,6 +237,18 @@ fn authenticated(mail: &Parsed, trusted: &[String], address: &str) -> Option<Ver
         }
     }
     None
+}
+
+/// DMARC's relaxed alignment (RFC 7489, 3.1.1): the signing domain and the From domain have
+/// the same organisational domain, by the Public Suffix List (compiled in). A public suffix
+/// (`com`, `co.uk`, a bare top-level name) is no one's organisation and aligns with nothing.
+fn aligned(signing: &str, from: &str) -> bool {
+    let organisation =
+        |d: &str| psl::domain_str(d.trim_end_matches('.')).map(str::to_ascii_lowercase);
+    match (organisation(signing), organisation(from)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Removes `(comments)` from a header value.
@@ -310,6 +337,29 @@ mod tests {
         assert_eq!(who(failed, &key).verified, None);
         let unaligned = "Authentication-Results: mx.helpdesk.example; dkim=pass header.d=evil.example\nFrom: anna@acme.example\n\nx\n";
         assert_eq!(who(unaligned, &key).verified, None);
+        // A bare top-level or public suffix is nobody's domain.
+        for d in ["example", "co.uk"] {
+            let suffix = format!(
+                "Authentication-Results: mx.helpdesk.example; dkim=pass header.d={d}\nFrom: anna@acme.{d}\n\nx\n"
+            );
+            assert_eq!(who(&suffix, &key).verified, None, "{d}");
+        }
+        // A subdomain of the From domain's organisation aligns, either way round.
+        let sub = "Authentication-Results: mx.helpdesk.example; dkim=pass header.d=mail.acme.example\nFrom: anna@acme.example\n\nx\n";
+        assert!(matches!(
+            who(sub, &key).verified,
+            Some(Verification::Dkim { .. })
+        ));
+        let uk = "Authentication-Results: mx.helpdesk.example; dkim=pass header.d=acme.co.uk\nFrom: anna@support.acme.co.uk\n\nx\n";
+        assert!(matches!(
+            who(uk, &key).verified,
+            Some(Verification::Dkim { .. })
+        ));
+        // DMARC counts only for the From domain it names.
+        let bare = "Authentication-Results: mx.helpdesk.example; dmarc=pass\nFrom: anna@acme.example\n\nx\n";
+        assert_eq!(who(bare, &key).verified, None);
+        let other = "Authentication-Results: mx.helpdesk.example; dmarc=pass header.from=evil.example\nFrom: anna@acme.example\n\nx\n";
+        assert_eq!(who(other, &key).verified, None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!
 //! Architecture invariant: parsing never fails; a bad mail gives a value and warnings.
 
+pub mod answerable;
 pub mod bounds;
 pub mod classify;
 pub mod commands;
@@ -41,6 +42,9 @@ pub use parse::Parsed;
 pub struct Reader {
     /// The addresses deskmail receives at (plain, lower-case).
     pub receiving: Vec<String>,
+    /// Every address of the help desk's own: those it receives at, the support team's, the
+    /// agent groups'.
+    pub own: Vec<String>,
     /// The help desk's address and the domain of its Message-IDs.
     pub own_address: String,
     pub own_domain: String,
@@ -60,7 +64,12 @@ impl Reader {
                 receiving.push(m.address.clone());
             }
         }
+        let dir = &settings.directory;
+        let mut own = receiving.clone();
+        own.push(dir.helpdesk.team_address.clone());
+        own.extend(dir.groups.iter().map(|g| g.address.clone()));
         Reader {
+            own,
             own_domain: own_address
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_string())
@@ -75,6 +84,22 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// Is this one of the help desk's own addresses (in any plus form)?
+    pub fn is_own(&self, address: &str) -> bool {
+        self.own.contains(&plain_address(address))
+    }
+}
+
+/// An address without its plus part, lower-cased (`support+bug@x` → `support@x`).
+pub fn plain_address(address: &str) -> String {
+    let address = address.to_ascii_lowercase();
+    match address.split_once('@') {
+        Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
+        None => address,
+    }
+}
+
 /// What the stages before the database make of a mail.
 #[derive(Debug, Clone)]
 pub struct Reading {
@@ -84,6 +109,9 @@ pub struct Reading {
     pub candidates: Candidates,
     /// The new text of the mail read as a reply, when worked out ahead ([`read_ahead`]).
     pub extracted: Option<Extracted>,
+    /// Why its sender gets no automatic answer to it (refusal, "not done", acknowledgement), if
+    /// so: see [`answerable`].
+    pub unanswerable: Option<String>,
 }
 
 /// Parses, classifies and identifies a mail and finds what may name its ticket. A mail over the
@@ -128,17 +156,37 @@ pub fn read(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Rea
             bounce: None,
         };
     }
+    // Mail in the help desk's own name without its loop header: not a stranger's, and never
+    // answered (that would be mail to itself, or to whoever forged it).
+    if class.class == Class::Person && reader.is_own(&sender.address) {
+        class = Classification {
+            class: Class::Own,
+            reason: format!(
+                "from the help desk's own address {}, without deskmail's loop header",
+                sender.address
+            ),
+            bounce: None,
+        };
+    }
     let candidates = matching::candidates(
         &mail,
         sender.token.as_ref().map(|t| t.reference.as_str()),
         &reader.finder,
     );
+    let unanswerable = if class.class != Class::Person {
+        Some(format!("it is not a person's mail ({})", class.reason))
+    } else {
+        answerable::role_address(&sender.address)
+            .map(String::from)
+            .or_else(|| answerable::automatic_sign(&mail))
+    };
     Reading {
         mail,
         class,
         sender,
         candidates,
         extracted: None,
+        unanswerable,
     }
 }
 

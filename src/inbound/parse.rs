@@ -269,8 +269,14 @@ fn read_headers(msg: &Message<'_>, p: &mut Parsed) {
     p.in_reply_to = ids(msg.in_reply_to());
     p.references = ids(msg.references());
     p.subject = bounds::cut_chars(msg.subject().unwrap_or_default().trim(), MAX_SUBJECT_CHARS);
-    p.from = msg.from().and_then(|a| mailboxes(a).into_iter().next());
-    p.sender = msg.sender().and_then(|a| mailboxes(a).into_iter().next());
+    p.from = msg
+        .from()
+        .and_then(|a| mailboxes(a).into_iter().next())
+        .or_else(|| msg.header_raw("From").and_then(mailbox_in));
+    p.sender = msg
+        .sender()
+        .and_then(|a| mailboxes(a).into_iter().next())
+        .or_else(|| msg.header_raw("Sender").and_then(mailbox_in));
     p.reply_to = msg.reply_to().map(mailboxes).unwrap_or_default();
     p.to = msg
         .all_to()
@@ -329,6 +335,24 @@ pub fn bare_address(v: &str) -> String {
         _ => v,
     };
     inner.trim().trim_matches('"').to_lowercase()
+}
+
+/// The address in a header value the address parser could not read (a garbled name with an
+/// unbalanced `(` or `"` before it): the last `<...@...>`, else the last word with an `@`.
+fn mailbox_in(v: &str) -> Option<Mailbox> {
+    let v = bounds::cut_text(v, MAX_HEADER_VALUE);
+    let (name, address) = match (v.rfind('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if a < b && v[a..b].contains('@') => (&v[..a], &v[a + 1..b]),
+        _ => ("", v.split_whitespace().rev().find(|w| w.contains('@'))?),
+    };
+    let address = address
+        .trim()
+        .trim_matches(['"', '\'', '(', ')'])
+        .to_lowercase();
+    (address.contains('@') && !address.contains(char::is_whitespace)).then(|| Mailbox {
+        name: bounds::cut_chars(name.trim().trim_matches('"'), MAX_SUBJECT_CHARS),
+        address,
+    })
 }
 
 fn ids(v: &HeaderValue<'_>) -> Vec<String> {
@@ -610,6 +634,53 @@ Preis: 10 =80\r\n";
         );
         assert_eq!(p.text.trim(), "Preis: 10 €");
         assert_eq!(p.body_source, BodySource::Text);
+    }
+
+    #[test]
+    fn raw_8bit_headers_keep_their_address_and_text() {
+        let raw = b"From: \xff\xfe Ann\xc3\x28a <anna@acme.example>\r\n\
+To: support@helpdesk.example\r\n\
+Subject: Gr\xfc\xdfe aus M\xfcnchen\r\n\
+Message-ID: <8bit@acme.example>\r\n\r\nHallo\r\n";
+        let p = parse(raw);
+        assert_eq!(p.from.as_ref().unwrap().address, "anna@acme.example");
+        assert_eq!(p.subject, "Grüße aus München");
+        assert_eq!(p.text.trim(), "Hallo");
+        let utf8 = "From: Jürgen <j@acme.example>\r\nSubject: Grüße\r\n\r\nx\r\n";
+        let p = parse(utf8.as_bytes());
+        assert_eq!(p.from.unwrap().name, "Jürgen");
+        assert_eq!(p.subject, "Grüße");
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn a_mail_over_the_limit_is_read_for_its_headers_only() {
+        let mut raw = b"From: anna@acme.example\r\nSubject: big\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 100_000));
+        let p = parse_headers(&raw);
+        assert!(p.headers_only);
+        assert_eq!(p.size, raw.len());
+        assert_eq!(p.subject, "big");
+        assert!(p.text.is_empty());
+    }
+
+    #[test]
+    fn long_lists_are_capped() {
+        let ids: Vec<String> = (0..200).map(|i| format!("<m{i}@x.example>")).collect();
+        let raw = format!(
+            "From: a@b.example\r\nSubject: {}\r\nReferences: {}\r\n\r\nx\r\n",
+            "s".repeat(5000),
+            ids.join(" ")
+        );
+        let p = parse(raw.as_bytes());
+        assert_eq!(p.references.len(), MAX_IDS);
+        assert_eq!(p.references[0], "<m0@x.example>", "the root stays");
+        assert_eq!(
+            p.references[MAX_IDS - 1],
+            "<m199@x.example>",
+            "the newest stays"
+        );
+        assert_eq!(p.subject.chars().count(), MAX_SUBJECT_CHARS + 1);
     }
 
     #[test]

@@ -198,12 +198,46 @@ pub fn ask(wf: &Workflow, ticket: &Ticket, allowed: &[AllowedAction]) -> AskCtx 
     ask
 }
 
+/// Bytes of a comment a notification carries at most: a mail is meant to be read, and its text
+/// and HTML parts, quoted-printable, take up to six times the comment. The rest is on the
+/// ticket, and the mail says so.
+pub fn comment_budget(max_message_bytes: u64) -> usize {
+    const MOST: usize = 1 << 20;
+    usize::try_from(max_message_bytes / 8).map_or(MOST, |b| b.min(MOST))
+}
+
+/// What a notification's text takes at most besides its attachments: the comment six times
+/// over (text and HTML, quoted-printable), templates and headers.
+pub fn text_bound(comment_bytes: usize) -> u64 {
+    (comment_bytes as u64) * 6 + 64 * 1024
+}
+
+/// Which attachments go along: each at most `max_attachment`, in their order while the mail
+/// stays within `room` bytes (base64 takes 4/3 and a line end per 76 characters).
+pub fn fitting(sizes: impl Iterator<Item = u64>, max_attachment: u64, room: u64) -> Vec<bool> {
+    let mut left = room;
+    sizes
+        .map(|size| {
+            let encoded = size.div_ceil(3) * 4 * 78 / 76 + 512;
+            let fits = size <= max_attachment && encoded <= left;
+            if fits {
+                left -= encoded;
+            }
+            fits
+        })
+        .collect()
+}
+
 /// What the template of one planned mail gets.
 pub struct ContextInput<'a> {
     pub dir: &'a Directory,
     pub effects: &'a Effects,
     pub planned: &'a Planned,
     pub actor: &'a Person,
+    /// The actor could not be verified: agents are told so.
+    pub unverified: bool,
+    /// Bytes of the comment this mail carries at most (see [`comment_budget`]).
+    pub comment_budget: usize,
     pub allowed: &'a [AllowedAction],
     pub reply_to: &'a str,
     pub ask: AskCtx,
@@ -230,6 +264,16 @@ pub fn context(i: ContextInput<'_>) -> MailContext {
         Turn::Partner(p) => Some(p.clone()),
         _ => None,
     };
+    // The comment, cut to what the mail carries, and how much was left out.
+    let comment = i
+        .effects
+        .comment
+        .as_ref()
+        .filter(|_| i.planned.include_comment)
+        .map(|c| {
+            let kept = crate::inbound::bounds::cut_text(&c.text, i.comment_budget);
+            (kept, c.text.len() - kept.len())
+        });
     MailContext {
         helpdesk: HelpdeskCtx {
             name: i.dir.helpdesk.name.clone(),
@@ -262,13 +306,10 @@ pub fn context(i: ContextInput<'_>) -> MailContext {
             },
             address: i.actor.address.clone(),
             role: i.actor.party.role_name().to_string(),
+            unverified: i.unverified && agent_side(&i.planned.person),
         },
-        comment: i
-            .effects
-            .comment
-            .as_ref()
-            .filter(|_| i.planned.include_comment)
-            .map(|c| c.text.clone()),
+        comment: comment.map(|(kept, _)| kept.to_string()),
+        comment_rest: comment.and_then(|(_, rest)| (rest > 0).then(|| size_text(rest as u64))),
         attachments: if i.planned.include_comment {
             i.attachments
         } else {
@@ -306,7 +347,7 @@ pub fn allowed_for(
             ticket,
             &Actor {
                 person: p.clone(),
-                verified: true,
+                proof: crate::workflow::Proof::Cli,
             },
         ),
         None => Vec::new(),

@@ -248,6 +248,8 @@ pub struct MailContext {
     pub recipient: RecipientCtx,
     pub actor: ActorCtx,
     pub comment: Option<String>,
+    /// How much of the comment this mail leaves out ("3.2 MiB"), when it is cut.
+    pub comment_rest: Option<String>,
     pub attachments: Vec<AttachmentCtx>,
     pub actions: Vec<ActionLink>,
     pub ask: AskCtx,
@@ -290,6 +292,8 @@ pub struct ActorCtx {
     pub name: String,
     pub address: String,
     pub role: String,
+    /// Nothing proves the mail is theirs (shown to agents only).
+    pub unverified: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -356,8 +360,10 @@ pub fn sample_context() -> MailContext {
             name: "Alice".into(),
             address: "alice@helpdesk.example".into(),
             role: "agent".into(),
+            unverified: true,
         },
         comment: Some("Please check.\nThanks!".into()),
+        comment_rest: Some("3.2 MiB".into()),
         attachments: vec![AttachmentCtx {
             filename: "photo.jpg".into(),
             size_text: "1.2 MB".into(),

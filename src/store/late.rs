@@ -231,6 +231,7 @@ mod tests {
             subject: "s",
             raw: b"",
             at: Timestamp::UNIX_EPOCH,
+            unverified: false,
         }
     }
 

@@ -24,7 +24,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
-pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState};
+pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, count_key};
 pub use pieces::{Owner, PIECE};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};

@@ -22,9 +22,9 @@ pub struct OutboxState {
     pub failing: HashMap<String, String>,
     /// Per recipient, the last Message-IDs sent on this ticket, oldest first.
     pub earlier: HashMap<String, Vec<String>>,
-    /// Mails per recipient on this ticket since the given time.
+    /// Mails per recipient on this ticket since the given time, by [`count_key`].
     pub per_thread: HashMap<String, i64>,
-    /// Mails per outside recipient (all tickets) since the given time.
+    /// Mails per outside recipient (all tickets) since the given time, by [`count_key`].
     pub per_hour: HashMap<String, i64>,
 }
 
@@ -51,6 +51,18 @@ pub struct NewOutboxRow<'a> {
     pub subject: &'a str,
     pub raw: &'a [u8],
     pub at: Timestamp,
+    /// Caused by a mail whose sender could not be verified (counted apart by the loop breaker).
+    pub unverified: bool,
+}
+
+/// The key under which the loop breaker counts a recipient's mails: those caused by unverified
+/// senders apart from the others.
+pub fn count_key(recipient: &str, unverified: bool) -> String {
+    if unverified {
+        format!("?{recipient}")
+    } else {
+        recipient.to_string()
+    }
 }
 
 /// A claimed notification, ready to deliver.
@@ -116,6 +128,7 @@ pub(crate) fn outbox_values(r: &NewOutboxRow<'_>, packed: Vec<u8>) -> Vec<Val> {
         r.subject.into(),
         packed.into(),
         ms(r.at).into(),
+        i64::from(r.unverified).into(),
     ]
 }
 
@@ -123,10 +136,10 @@ pub(crate) fn outbox_values(r: &NewOutboxRow<'_>, packed: Vec<u8>) -> Vec<Val> {
 pub(crate) fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
     let sql = format!(
         "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
-         message_lz4, status, attempts, next_attempt_at, created_at) VALUES {}",
+         message_lz4, status, attempts, next_attempt_at, created_at, unverified) VALUES {}",
         value_rows(
-            "($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)",
-            8,
+            "($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $9)",
+            9,
             rows.len()
         )
     );
@@ -207,17 +220,18 @@ impl Tx {
                 list(addresses, &mut binds)
             ));
         }
+        // Counted apart by cause: `v` is '1' for the mails an unverified sender's mail caused.
         if per_thread {
             parts.push(
-                "SELECT 't', recipient, '', COUNT(*) FROM outbox WHERE ticket_id = $1 AND created_at >= $2 \
-                 GROUP BY recipient"
+                "SELECT 't', recipient, CAST(unverified AS TEXT), COUNT(*) FROM outbox \
+                 WHERE ticket_id = $1 AND created_at >= $2 GROUP BY recipient, unverified"
                     .into(),
             );
         }
         if !outside.is_empty() {
             parts.push(format!(
-                "SELECT 'h', recipient, '', COUNT(*) FROM outbox WHERE recipient IN ({}) AND created_at >= $2 \
-                 GROUP BY recipient",
+                "SELECT 'h', recipient, CAST(unverified AS TEXT), COUNT(*) FROM outbox \
+                 WHERE recipient IN ({}) AND created_at >= $2 GROUP BY recipient, unverified",
                 list(outside, &mut binds)
             ));
         }
@@ -254,10 +268,14 @@ impl Tx {
                 }
                 "m" => ids.push((n, k, v.unwrap_or_default())),
                 "t" => {
-                    state.per_thread.insert(k, n);
+                    state
+                        .per_thread
+                        .insert(count_key(&k, v.as_deref() == Some("1")), n);
                 }
                 "h" => {
-                    state.per_hour.insert(k, n);
+                    state
+                        .per_hour
+                        .insert(count_key(&k, v.as_deref() == Some("1")), n);
                 }
                 _ => {}
             }

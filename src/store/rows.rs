@@ -104,6 +104,7 @@ pub(crate) struct CommentDbRow {
     pub visibility: String,
     pub inbound_id: Option<i64>,
     pub created_at: i64,
+    pub verified_by: Option<String>,
 }
 
 /// A stored comment.
@@ -116,6 +117,9 @@ pub struct CommentRow {
     pub visibility: String,
     pub inbound_id: Option<i64>,
     pub created_at: Timestamp,
+    /// How the author was verified: `token`, `dmarc`, `dkim`, `cli`, `none` (not verified);
+    /// absent for comments written before deskmail kept it.
+    pub verified_by: Option<String>,
 }
 
 impl CommentDbRow {
@@ -128,6 +132,7 @@ impl CommentDbRow {
             visibility: self.visibility,
             inbound_id: self.inbound_id,
             created_at: ts(self.created_at)?,
+            verified_by: self.verified_by,
         })
     }
 }

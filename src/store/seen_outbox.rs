@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::outbox::{Asked, EARLIER, NewOutboxRow, OutboxState};
+use super::outbox::{Asked, EARLIER, NewOutboxRow, OutboxState, count_key};
 
 /// How long a read stays usable within one transaction.
 const FRESH: SignedDuration = SignedDuration::from_secs(10);
@@ -93,7 +93,7 @@ impl SeenOutbox {
                 *seen
                     .state
                     .per_thread
-                    .entry(r.recipient.to_string())
+                    .entry(count_key(r.recipient, r.unverified))
                     .or_default() += 1;
             }
             if seen.addresses.contains(r.recipient) {
@@ -138,6 +138,7 @@ mod tests {
             subject: "s",
             raw: b"",
             at: Timestamp::UNIX_EPOCH,
+            unverified: false,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct NewCommentRow<'a> {
     pub text: &'a str,
     pub visibility: &'a str,
     pub inbound_id: Option<i64>,
+    /// How the author was verified ([`crate::workflow::Proof::as_str`]).
+    pub verified_by: &'a str,
     pub at: Timestamp,
 }
 
@@ -172,8 +174,8 @@ impl Tx {
     /// A comment whose id nobody needs (kept back with the other writes on SQLite).
     pub async fn add_comment(&mut self, c: &NewCommentRow<'_>) -> Result<(), StoreError> {
         self.defer(
-            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, \
+             created_at, verified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 .into(),
             vec![
                 c.ticket_id.into(),
@@ -183,6 +185,7 @@ impl Tx {
                 c.visibility.into(),
                 c.inbound_id.into(),
                 ms(c.at).into(),
+                c.verified_by.into(),
             ],
         )
         .await
@@ -190,8 +193,8 @@ impl Tx {
 
     pub async fn insert_comment(&mut self, c: &NewCommentRow<'_>) -> Result<i64, StoreError> {
         sqlx::query_scalar::<Any, i64>(
-            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, \
+             created_at, verified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(c.ticket_id)
         .bind(c.author)
@@ -200,6 +203,7 @@ impl Tx {
         .bind(c.visibility)
         .bind(c.inbound_id)
         .bind(ms(c.at))
+        .bind(c.verified_by)
         .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
@@ -296,7 +300,8 @@ impl Store {
     /// Comments, oldest first.
     pub async fn comments(&self, ticket_id: i64) -> Result<Vec<CommentRow>, StoreError> {
         sqlx::query_as::<Any, CommentDbRow>(
-            "SELECT id, author, role, text, visibility, inbound_id, created_at FROM comments \
+            "SELECT id, author, role, text, visibility, inbound_id, created_at, verified_by \
+             FROM comments \
              WHERE ticket_id = $1 ORDER BY created_at, id",
         )
         .bind(ticket_id)

@@ -93,11 +93,58 @@ impl Turn {
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub person: Person,
-    /// From the CLI always true; by mail, true with a valid reply token or authentication result.
-    pub verified: bool,
+    /// How they were shown to be who they say: the command line always is; by mail, a valid
+    /// reply token or authentication result.
+    pub proof: Proof,
+}
+
+/// How an actor was shown to be who they say (recorded with their comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// The command line: the operator vouches for them.
+    Cli,
+    /// A reply address deskmail signed for them, or for a group they belong to.
+    Token,
+    /// A trusted `Authentication-Results` header: DMARC passed for the From domain.
+    Dmarc,
+    /// A trusted `Authentication-Results` header: DKIM passed, aligned with the From domain.
+    Dkim,
+    /// Nothing: a From address anyone can write.
+    Unverified,
+}
+
+impl Proof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Cli => "cli",
+            Proof::Token => "token",
+            Proof::Dmarc => "dmarc",
+            Proof::Dkim => "dkim",
+            Proof::Unverified => "none",
+        }
+    }
+
+    /// The value [`Proof::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Proof> {
+        [
+            Proof::Cli,
+            Proof::Token,
+            Proof::Dmarc,
+            Proof::Dkim,
+            Proof::Unverified,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
 }
 
 impl Actor {
+    /// Proven by any means.
+    pub fn verified(&self) -> bool {
+        self.proof != Proof::Unverified
+    }
+
     pub fn address(&self) -> &str {
         &self.person.address
     }

@@ -28,7 +28,7 @@ pub fn holds(cond: &Condition, ticket: &Ticket, actor: Option<&Actor>) -> bool {
         }
     }
     if let Some(v) = cond.verified
-        && actor.is_none_or(|a| a.verified != v)
+        && actor.is_none_or(|a| a.verified() != v)
     {
         return false;
     }
