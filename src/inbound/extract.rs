@@ -512,13 +512,15 @@ fn embedded_attribution(line: &str) -> Option<usize> {
     if !may_be_attribution(line) || starts_like_attribution(line) {
         return None;
     }
-    let lower = line.to_lowercase();
+    // ASCII lower-casing keeps the byte offsets of `line` (full lower-casing changes the length
+    // of some letters: "İ" becomes three bytes), and the markers are ASCII.
+    let lower = line.to_ascii_lowercase();
     for marker in [" on ", "--- on ", "-- on "] {
         if let Some(at) = lower.find(marker)
             && at > 0
         {
             let tail = &line[at..];
-            let tail_lower = &lower[at..];
+            let tail_lower = tail.to_lowercase();
             if is_attribution(tail) && WROTE.iter().any(|w| tail_lower.contains(w)) {
                 let prefix = line[..at].trim_end_matches(['-', ' ']);
                 return (!prefix.trim().is_empty()).then_some(prefix.len());
@@ -696,6 +698,20 @@ mod tests {
         check(
             "Ok.\n\nSent from my iPhone\n\n> On 22 Nov 2026, at 10:15, Help <s@h.example> wrote:\n> x\n",
             "Ok.",
+        );
+    }
+
+    #[test]
+    fn letters_that_grow_when_lower_cased_do_not_shift_an_embedded_attribution() {
+        // "İ" is two bytes, its lower case three: an offset found in the lower-cased line once
+        // cut this one inside "ö" (a panic) or at the wrong place.
+        check(
+            "İİİİİİ thanks on Möööö, 1 Feb 2016, A <a@example.com> wrote:\n> q\n",
+            "İİİİİİ thanks",
+        );
+        check(
+            "İ ok On Mon, 1 Feb 2016, A <a@example.com> wrote:\n> q\n",
+            "İ ok",
         );
     }
 
