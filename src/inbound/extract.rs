@@ -203,18 +203,26 @@ pub fn extract(body: &str) -> Extracted {
     // 1. A hard cut: Outlook's separator or header block, a separator line, a forward marker,
     //    a mobile sign-off. Everything from there on is the original, quoted without `>`.
     let mut end = lines.len();
+    let mut filled_above = false;
     for i in 0..lines.len() {
-        if let Some((at, what)) = hard_cut(&lines, i) {
+        if let Some((at, what)) = hard_cut(&lines, i, filled_above) {
             end = at;
             removed.push(format!("quoted history from line {} ({what})", at + 1));
             break;
         }
+        filled_above |= !lines[i].trim().is_empty();
     }
     // 2. Attribution lines: the start of the history when only quote follows them; otherwise
     //    (bottom-posting, interleaved answers) just dropped.
     let mut keep: Vec<bool> = vec![true; end];
     let mut i = 0;
     while i < end {
+        // Quoted and blank lines never hold one. (A quoted line taken for "answer On ... wrote:"
+        // scanned all the quote after it, and the next one again: quadratic.)
+        if is_quoted(lines[i]) || lines[i].trim().is_empty() {
+            i += 1;
+            continue;
+        }
         let found = attribution(&lines[..end], i).or_else(|| {
             // "reply On ..., X wrote:": the answer and the attribution share a line.
             let at = embedded_attribution(lines[i])?;
@@ -347,7 +355,8 @@ fn has_answer_after(rest: &[&str]) -> bool {
 /// Lower-cases and strips the bold or decoration marks some clients put around keys.
 fn plain_key(line: &str) -> Option<(String, &str)> {
     let t = line.trim_start_matches(|c: char| c == '*' || c == '_' || c.is_whitespace());
-    let colon = t.find([':', '：'])?;
+    // Keys are short: the colon is looked for among the first bytes only.
+    let colon = t[..t.floor_char_boundary(44)].find([':', '：'])?;
     if colon == 0 || colon > 40 {
         return None;
     }
@@ -368,7 +377,7 @@ fn is_rule(t: &str) -> bool {
 
 /// Is a hard cut at line `i`? Returns where the history starts (a rule or header lines just
 /// above belong to it) and what it is.
-fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
+fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'static str)> {
     let t = lines[i].trim();
     // Quoted lines are removed anyway: they never start the history themselves.
     if t.is_empty() || t.starts_with('>') {
@@ -382,7 +391,7 @@ fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
             return Some((i, "an original-message separator"));
         }
     }
-    if t.starts_with("--") || t.starts_with("__") {
+    if (t.starts_with("--") || t.starts_with("__")) && t.len() <= 200 {
         let inner = t
             .trim_matches(|c: char| c == '-' || c == '_' || c.is_whitespace())
             .to_lowercase();
@@ -394,7 +403,7 @@ fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
     if t.starts_with("____") && is_rule(t) && header_block_at(lines, next_filled(lines, i + 1)) {
         return Some((i, "a rule above a From: block"));
     }
-    if t.ends_with(':') {
+    if t.ends_with(':') && t.len() <= 80 {
         let lower = t.to_lowercase();
         if FORWARD_STARTS.iter().any(|f| lower == *f) {
             return Some((i, "a forwarded mail"));
@@ -414,7 +423,7 @@ fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
         return Some((start, "a From: block"));
     }
     // A mobile sign-off ends what the person wrote; below it is the original (or nothing).
-    if i > 0 && is_sent_from(t) && lines[..i].iter().any(|l| !l.trim().is_empty()) {
+    if filled_above && is_sent_from(t) {
         return Some((i, "a mobile sign-off"));
     }
     None
@@ -466,9 +475,15 @@ fn header_block_at(lines: &[&str], i: Option<usize>) -> bool {
 /// Does a line begin the way attribution lines do ("On ...", "Am ...", a date)?
 fn starts_like_attribution(line: &str) -> bool {
     let t = line.trim_start_matches(|c: char| c == '-' || c.is_whitespace());
-    let lower = t.to_lowercase();
-    ATTRIBUTION_START.iter().any(|s| lower.starts_with(s))
+    ATTRIBUTION_START.iter().any(|s| starts_folded(t, s))
         || t.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+/// Does `text` start with `prefix` (lower-case), in any case? Compares no more of `text` than
+/// `prefix` is long.
+fn starts_folded(text: &str, prefix: &str) -> bool {
+    let mut chars = text.chars().flat_map(char::to_lowercase);
+    prefix.chars().all(|p| chars.next() == Some(p))
 }
 
 /// An attribution line at `i` (possibly wrapped over the next one or two); its length in lines.
@@ -494,11 +509,12 @@ fn attribution(lines: &[&str], i: usize) -> Option<usize> {
         if next.is_empty() || (is_quoted(next) && next != ">:") {
             return None;
         }
-        joined.push(' ');
-        joined.push_str(next);
-        if joined.len() > 300 {
+        // Measured before it is copied: the next line may be megabytes long.
+        if joined.len() + 1 + next.len() > 300 {
             return None;
         }
+        joined.push(' ');
+        joined.push_str(next);
         if is_attribution(&joined) {
             return Some(span);
         }
@@ -530,14 +546,22 @@ fn embedded_attribution(line: &str) -> Option<usize> {
     None
 }
 
-/// Could this line end an attribution at all? A cheap test before the careful one: it ends with
-/// a colon, a letter (a verb without its colon), `>`, `)` or a dash.
+/// Could this line end an attribution at all? A cheap test before the careful one: it is not
+/// long, and ends with a colon, `>`, `)`, a dash or one of the verbs (without its colon).
 fn may_be_attribution(line: &str) -> bool {
     let t = line.trim_end();
-    t.len() <= 300
-        && t.chars().next_back().is_some_and(|c| {
-            c == ':' || c == '：' || c == '>' || c == ')' || c == '-' || c.is_alphabetic()
-        })
+    if t.len() > 300 {
+        return false;
+    }
+    match t.chars().next_back() {
+        Some(':' | '：' | '>' | ')' | '-') => true,
+        // Most lines of prose end with a letter: only a verb makes them worth the careful test.
+        Some(c) if c.is_alphabetic() => {
+            let tail = t[t.floor_char_boundary(t.len().saturating_sub(32))..].to_lowercase();
+            WROTE.iter().any(|w| tail.ends_with(w))
+        }
+        _ => false,
+    }
 }
 
 fn is_attribution(line: &str) -> bool {
@@ -713,6 +737,24 @@ mod tests {
             "İ ok On Mon, 1 Feb 2016, A <a@example.com> wrote:\n> q\n",
             "İ ok",
         );
+    }
+
+    /// Bodies built to be slow. Each must take time in proportion to its length: the second one
+    /// ran for minutes when every quoted line started a scan over all the quote below it.
+    #[test]
+    fn hostile_bodies_take_linear_time() {
+        let alternating =
+            "On Mon, 1 Feb 2016 at 10:00, A <a@example.com> wrote:\n> quote\n".repeat(100_000);
+        assert_eq!(extract(&alternating).text, "");
+        let mut embedded = "> x On Mon, 1 Feb 2016, A <a@example.com> wrote:\n".repeat(100_000);
+        embedded.push_str("Answer.\n");
+        assert_eq!(extract(&embedded).text, "Answer.");
+        let wrapped = "Some One <some.one@example.com> schrieb am Do., 3.\n".repeat(200_000);
+        assert_eq!(extract(&wrapped).text.len(), wrapped.trim_end().len());
+        let long_line = format!("On 2016 {} wrote:", "x ".repeat(5 << 19));
+        assert_eq!(extract(&long_line).text, long_line);
+        let long_key = format!("From: {}", "_".repeat(5 << 20));
+        assert_eq!(extract(&long_key).text, long_key);
     }
 
     #[test]
