@@ -9,6 +9,10 @@
 //! there); one with answers after it is dropped, and so are the quoted lines, and the answers
 //! stay in order.
 //!
+//! Invisible characters that web-mail clients add (zero-width spaces and joiners, BOMs, soft
+//! hyphens, Gmail's tracking mark) go from the ends of lines, so that a line of them is blank;
+//! the tests of words ignore them anywhere. The visible text is kept as it was written.
+//!
 //! Works line by line with plain string tests, cheap ones first: it runs on every mail.
 
 use serde::Serialize;
@@ -198,7 +202,7 @@ const SENT_FROM: [&str; 33] = [
 
 /// The new text of a reply.
 pub fn extract(body: &str) -> Extracted {
-    let mut lines: Vec<&str> = body.lines().map(|l| l.trim_end()).collect();
+    let mut lines: Vec<&str> = body.lines().map(clean_line).collect();
     let mut removed = Vec::new();
     // 1. A hard cut: Outlook's separator or header block, a separator line, a forward marker,
     //    a mobile sign-off. Everything from there on is the original, quoted without `>`.
@@ -299,10 +303,53 @@ fn is_blank(line: &str) -> bool {
     line == GAP || line.trim().is_empty()
 }
 
+/// Characters nobody sees that web-mail clients put at line ends, on blank lines or between
+/// letters: zero-width space, non-joiner and joiner, word joiner, BOM, soft hyphen.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{AD}'
+    )
+}
+
+/// The mark Gmail's tracking add-ons append (U+1427, a dot). In Canadian syllabics it is a
+/// letter (the final w-dot), so it goes only where it does not follow a syllable.
+const TRACKING_MARK: char = '\u{1427}';
+
+fn is_syllabic(c: char) -> bool {
+    matches!(c, '\u{1400}'..='\u{167F}' | '\u{18B0}'..='\u{18FF}')
+}
+
+/// A line without the white space and invisible characters at its end and the invisible ones at
+/// its start: a line of them is blank, and they hide no signature delimiter, sign-off or
+/// attribution. Those inside the text stay (a joiner inside an emoji is part of it).
+fn clean_line(line: &str) -> &str {
+    let mut t = line.trim_start_matches(is_invisible);
+    while let Some(c) = t.chars().next_back() {
+        let rest = &t[..t.len() - c.len_utf8()];
+        let drop = c.is_whitespace()
+            || is_invisible(c)
+            || (c == TRACKING_MARK && !rest.chars().next_back().is_some_and(is_syllabic));
+        if !drop {
+            break;
+        }
+        t = rest;
+    }
+    t
+}
+
+/// Lower case without the invisible characters, for the tests of words.
+fn folded(text: &str) -> String {
+    text.chars()
+        .filter(|c| !is_invisible(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Only the signature goes: for the first mail of a ticket, whose quoted or forwarded part is
 /// part of the request.
 pub fn strip_signature(body: &str) -> Extracted {
-    let mut lines: Vec<&str> = body.lines().map(|l| l.trim_end()).collect();
+    let mut lines: Vec<&str> = body.lines().map(clean_line).collect();
     let mut removed = Vec::new();
     remove_signature(&mut lines, &mut removed);
     Extracted {
@@ -360,9 +407,8 @@ fn plain_key(line: &str) -> Option<(String, &str)> {
     if colon == 0 || colon > 40 {
         return None;
     }
-    let key = t[..colon]
-        .trim_end_matches(|c: char| c == '*' || c == '_' || c.is_whitespace())
-        .to_lowercase();
+    let key =
+        folded(t[..colon].trim_end_matches(|c: char| c == '*' || c == '_' || c.is_whitespace()));
     let value = t[colon..].trim_start_matches([':', '：']);
     let value = value.trim_start_matches(|c: char| c == '*' || c.is_whitespace());
     Some((key, value))
@@ -392,9 +438,7 @@ fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'st
         }
     }
     if (t.starts_with("--") || t.starts_with("__")) && t.len() <= 200 {
-        let inner = t
-            .trim_matches(|c: char| c == '-' || c == '_' || c.is_whitespace())
-            .to_lowercase();
+        let inner = folded(t.trim_matches(|c: char| c == '-' || c == '_' || c.is_whitespace()));
         if !inner.is_empty() && SEPARATORS.iter().any(|s| inner == *s) {
             return Some((i, "an original-message separator"));
         }
@@ -404,7 +448,7 @@ fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'st
         return Some((i, "a rule above a From: block"));
     }
     if t.ends_with(':') && t.len() <= 80 {
-        let lower = t.to_lowercase();
+        let lower = folded(t);
         if FORWARD_STARTS.iter().any(|f| lower == *f) {
             return Some((i, "a forwarded mail"));
         }
@@ -479,10 +523,13 @@ fn starts_like_attribution(line: &str) -> bool {
         || t.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
-/// Does `text` start with `prefix` (lower-case), in any case? Compares no more of `text` than
-/// `prefix` is long.
+/// Does `text` start with `prefix` (lower-case), in any case and with invisible characters
+/// anywhere? Compares no more of `text` than `prefix` is long.
 fn starts_folded(text: &str, prefix: &str) -> bool {
-    let mut chars = text.chars().flat_map(char::to_lowercase);
+    let mut chars = text
+        .chars()
+        .filter(|c| !is_invisible(*c))
+        .flat_map(char::to_lowercase);
     prefix.chars().all(|p| chars.next() == Some(p))
 }
 
@@ -536,7 +583,7 @@ fn embedded_attribution(line: &str) -> Option<usize> {
             && at > 0
         {
             let tail = &line[at..];
-            let tail_lower = tail.to_lowercase();
+            let tail_lower = folded(tail);
             if is_attribution(tail) && WROTE.iter().any(|w| tail_lower.contains(w)) {
                 let prefix = line[..at].trim_end_matches(['-', ' ']);
                 return (!prefix.trim().is_empty()).then_some(prefix.len());
@@ -557,7 +604,7 @@ fn may_be_attribution(line: &str) -> bool {
         Some(':' | '：' | '>' | ')' | '-') => true,
         // Most lines of prose end with a letter: only a verb makes them worth the careful test.
         Some(c) if c.is_alphabetic() => {
-            let tail = t[t.floor_char_boundary(t.len().saturating_sub(32))..].to_lowercase();
+            let tail = folded(&t[t.floor_char_boundary(t.len().saturating_sub(32))..]);
             WROTE.iter().any(|w| tail.ends_with(w))
         }
         _ => false,
@@ -581,7 +628,7 @@ fn is_attribution(line: &str) -> bool {
     if !colon && !starts_like && !dashed && !body.ends_with('>') && !body.ends_with(')') {
         return false;
     }
-    let lower = body.to_lowercase();
+    let lower = folded(body);
     let has_address = lower.contains('@');
     let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
     // "..., Name <mail> wrote" / "... schrieb Name <mail>" (German puts the name after).
@@ -611,10 +658,7 @@ fn is_sent_from(line: &str) -> bool {
     if t.len() > 140 || t.chars().count() > 70 || t.contains(", ") {
         return false;
     }
-    // The patterns are lower-case; their non-ASCII letters are lower-case in mail too.
-    SENT_FROM.iter().any(|s| {
-        t.len() >= s.len() && t.is_char_boundary(s.len()) && t[..s.len()].eq_ignore_ascii_case(s)
-    })
+    SENT_FROM.iter().any(|s| starts_folded(t, s))
 }
 
 /// Removes a `-- ` signature (the delimiter and everything after it) and a mobile sign-off as
@@ -755,6 +799,38 @@ mod tests {
         assert_eq!(extract(&long_line).text, long_line);
         let long_key = format!("From: {}", "_".repeat(5 << 20));
         assert_eq!(extract(&long_key).text, long_key);
+    }
+
+    #[test]
+    fn invisible_characters_hide_nothing() {
+        // A line of zero-width spaces is blank; Gmail's tracking mark on its own line goes.
+        check(
+            "Thanks\n\u{200B}\u{FEFF}\nAnna\n\u{1427}\n",
+            "Thanks\n\nAnna",
+        );
+        // A signature delimiter, a sign-off and an attribution with invisible characters at
+        // their ends or between their letters.
+        check("Fixed.\n\n-- \u{200B}\nAnna Example\n", "Fixed.");
+        check("Ok.\n\nSent\u{200C} from my iPhone\u{2060}\n", "Ok.");
+        check(
+            "Ok.\n\nOn Thu, Mar 3, 2016 at 5:21 PM Some One <x@example.com> wr\u{AD}ote:\u{FEFF}\n\u{200B}\n> q\n",
+            "Ok.",
+        );
+        check(
+            "\u{FEFF}Am 03.03.2016 um 17:21 schrieb Some One <x@example.com>:\u{200B}\n> q\n\u{200B}\nJa.\n",
+            "Ja.",
+        );
+        // Soft hyphens at a line's end go; the text and the joiners inside an emoji stay.
+        check(
+            "Soft\u{AD}\u{AD}\nFamily 👨\u{200D}👩\u{200D}👧 here\n",
+            "Soft\nFamily 👨\u{200D}👩\u{200D}👧 here",
+        );
+        // The mark only where it stands apart: after a syllable it is the w-dot, a letter.
+        check("\u{140A}\u{1427}\nok \u{1427}\n", "\u{140A}\u{1427}\nok");
+        assert_eq!(
+            strip_signature("Request.\n\u{200B}\n-- \u{200B}\nAnna\n").text,
+            "Request."
+        );
     }
 
     #[test]
