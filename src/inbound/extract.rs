@@ -26,7 +26,7 @@ pub struct Extracted {
 }
 
 /// Words that end an attribution line ("On ..., X wrote:"), lower-case, colon excluded.
-const WROTE: [&str; 26] = [
+const WROTE: [&str; 27] = [
     "wrote",
     "writes",
     "schrieb",
@@ -42,6 +42,7 @@ const WROTE: [&str; 26] = [
     "skrev",
     "kirjoitti",
     "пишет",
+    "пише",
     "написал",
     "написал(а)",
     "написав",
@@ -830,6 +831,34 @@ mod tests {
         assert_eq!(
             strip_signature("Request.\n\u{200B}\n-- \u{200B}\nAnna\n").text,
             "Request."
+        );
+    }
+
+    #[test]
+    fn ukrainian_and_russian_attributions() {
+        check(
+            "Дякую.\n\nПн, 3 мар. 2016 г. в 17:21, Иван Петров <ivan@example.com> пише:\n\n> Питання\n",
+            "Дякую.",
+        );
+        check(
+            "Дякую.\n\n03.03.2016 17:21, Іван Петров пише:\n> Питання\n",
+            "Дякую.",
+        );
+        check(
+            "Дякую.\n\nчт, 3 бер. 2016 р. о 17:21 Іван Петров <ivan@example.com>\nпише:\n\n> Питання\n",
+            "Дякую.",
+        );
+        for verb in ["написал", "написала", "написал(а)"] {
+            check(
+                &format!(
+                    "Спасибо.\n\n3 марта 2016 г., 17:21 пользователь Иван <ivan@example.com> {verb}:\n\n> Вопрос\n"
+                ),
+                "Спасибо.",
+            );
+        }
+        check(
+            "3 марта 2016 г., 17:21 пользователь Иван <ivan@example.com> написал:\n> Вопрос\n\nОтвет.\n",
+            "Ответ.",
         );
     }
 
