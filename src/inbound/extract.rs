@@ -1,6 +1,6 @@
 //! Stage 5: the new text of a reply. Quoted history goes (`>` lines, the attribution line above
-//! them in a dozen languages, Outlook's separator and header block with the unquoted original
-//! below it), and so do signatures (`-- ` and everything after it) and mobile sign-offs ("Sent
+//! them in a dozen languages, also when the client wrapped it over two or three lines, Outlook's
+//! separator and header block with the unquoted original below it), and so do signatures (`-- ` and everything after it) and mobile sign-offs ("Sent
 //! from my iPhone" and its translations). A short sign-off the person wrote ("Thanks, Anna")
 //! stays: it is part of what they said.
 //!
@@ -540,34 +540,51 @@ fn attribution(lines: &[&str], i: usize) -> Option<usize> {
     if first.is_empty() || is_quoted(first) {
         return None;
     }
-    if !starts_like_attribution(first) && embedded_attribution(first).is_some() {
+    let strong = starts_like_attribution(first);
+    if !strong && embedded_attribution(first).is_some() {
         return None;
     }
     if is_attribution(first) {
         return Some(1);
     }
-    // A wrapped attribution starts like one, or carries the date.
-    if !starts_like_attribution(first) && !first.bytes().any(|b| b.is_ascii_digit()) {
-        return None;
+    let span = (2..=3).find(|&span| is_wrapped_attribution(lines, i, span))?;
+    // One that does not start like an attribution (a long name first) must not take in the
+    // last line of the answer just above it: a later line that can start one wins.
+    let later = (1..span)
+        .any(|d| may_start_wrapped(lines[i + d]) && is_wrapped_attribution(lines, i + d, span - d));
+    (strong || !later).then_some(span)
+}
+
+/// Are lines `i..i + span` one attribution that the client wrapped?
+fn is_wrapped_attribution(lines: &[&str], i: usize, span: usize) -> bool {
+    let Some(part) = lines.get(i..i + span) else {
+        return false;
+    };
+    // Cheap first: how the last line ends, and the length (a line may be megabytes long).
+    if !may_be_attribution(part[span - 1]) || part.iter().map(|l| l.len() + 1).sum::<usize>() > 301
+    {
+        return false;
     }
-    let mut joined = first.to_string();
-    for span in 2..=3 {
-        let next = lines.get(i + span - 1)?.trim();
+    let mut joined = String::with_capacity(301);
+    for (k, line) in part.iter().enumerate() {
+        let t = line.trim();
         // Gmail wraps "... <address" / ">:" with the `>` at the start of the next line.
-        if next.is_empty() || (is_quoted(next) && next != ">:") {
-            return None;
+        if t.is_empty() || (is_quoted(t) && !(k > 0 && t == ">:")) {
+            return false;
         }
-        // Measured before it is copied: the next line may be megabytes long.
-        if joined.len() + 1 + next.len() > 300 {
-            return None;
+        if k > 0 {
+            joined.push(' ');
         }
-        joined.push(' ');
-        joined.push_str(next);
-        if is_attribution(&joined) {
-            return Some(span);
-        }
+        joined.push_str(t);
     }
-    None
+    is_attribution(&joined)
+}
+
+/// Can a wrapped attribution start with this line? Not when it carries on one with the rest of
+/// an address ("<x@example.com> wrote:", "support@example.com> wrote:").
+fn may_start_wrapped(line: &str) -> bool {
+    let t = line.trim();
+    !t.starts_with(['<', '>']) && !t.split_whitespace().next().is_some_and(|w| w.contains('@'))
 }
 
 /// Where an attribution starts inside a line that begins with the answer ("reply On ...,
@@ -859,6 +876,59 @@ mod tests {
         check(
             "3 марта 2016 г., 17:21 пользователь Иван <ivan@example.com> написал:\n> Вопрос\n\nОтвет.\n",
             "Ответ.",
+        );
+    }
+
+    #[test]
+    fn iso_date_attributions() {
+        for line in [
+            "2016-03-03 17:21 GMT+01:00 Some One <some.one@example.com>:",
+            "2016-03-03 17:21 Some One <some.one@example.com>:",
+            "2016-03-03 17:21 GMT+01:00 Some One <\nsome.one@example.com>:",
+            "2016-03-03 17:21 GMT+01:00 Some One\n<some.one@example.com>:",
+        ] {
+            check(&format!("Yes.\n\n{line}\n\n> Is it plugged in?\n"), "Yes.");
+            check(&format!("{line}\n> Is it plugged in?\n\nYes.\n"), "Yes.");
+            // Straight under the answer, whose last line has digits of its own.
+            check(
+                &format!("Room 2.14, the key is at desk 3\n{line}\n> Is it plugged in?\n"),
+                "Room 2.14, the key is at desk 3",
+            );
+        }
+    }
+
+    #[test]
+    fn attributions_wrapped_over_two_lines() {
+        check(
+            "Yes.\n\nOn Thu, Mar 3, 2016 at 5:21 PM Some One\n<some.one@example.com> wrote:\n\n> Q\n",
+            "Yes.",
+        );
+        check(
+            "Ja.\n\nAm 03.03.2016 um 17:21 schrieb Some\nOne <x@example.com>:\n> Q\n",
+            "Ja.",
+        );
+        // Straight under the answer: its last line stays.
+        check(
+            "Call me at 555 1234\nOn Thu, Mar 3, 2016 at 5:21 PM Some One\n<some.one@example.com> wrote:\n> Q\n",
+            "Call me at 555 1234",
+        );
+        // A long name first (Gmail's apps), wrapped before the address or in the date.
+        check(
+            "Yes.\n\nSome Person With A Really Long Name And More\n<some.one@example.com> wrote:\n\n> Q\n",
+            "Yes.",
+        );
+        check(
+            "Ja.\n\nSome One With A Long Name <some.one@example.com> schrieb am Do., 3.\nMärz 2016, 17:21:\n\n> Q\n",
+            "Ja.",
+        );
+        check(
+            "Danke, Anna\nSome One With A Long Name <some.one@example.com> schrieb am Do., 3.\nMärz 2016, 17:21:\n> Q\n",
+            "Danke, Anna",
+        );
+        // One line, as before.
+        check(
+            "Yes.\nSome One <some.one@example.com> wrote:\n> Q\n",
+            "Yes.",
         );
     }
 
