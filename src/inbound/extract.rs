@@ -430,19 +430,8 @@ fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'st
     if t.is_empty() || t.starts_with('>') {
         return None;
     }
-    // "-----Original Message-----", "-------- Oprindelig besked --------", "--- Reply Message ---".
-    if t.starts_with("---") && t.ends_with("---") && !t.contains('@') {
-        let inner = t.trim_matches(|c: char| c == '-' || c.is_whitespace());
-        let words = inner.split_whitespace().count();
-        if (1..=6).contains(&words) {
-            return Some((i, "an original-message separator"));
-        }
-    }
-    if (t.starts_with("--") || t.starts_with("__")) && t.len() <= 200 {
-        let inner = folded(t.trim_matches(|c: char| c == '-' || c == '_' || c.is_whitespace()));
-        if !inner.is_empty() && SEPARATORS.iter().any(|s| inner == *s) {
-            return Some((i, "an original-message separator"));
-        }
+    if is_separator(t) {
+        return Some((i, "an original-message separator"));
     }
     // Outlook's rule: underscores only, then a header block.
     if t.starts_with("____") && is_rule(t) && header_block_at(lines, next_filled(lines, i + 1)) {
@@ -472,6 +461,36 @@ fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'st
         return Some((i, "a mobile sign-off"));
     }
     None
+}
+
+/// A separator line's dashes and its words, lower-case ("-----Original Message-----" gives
+/// "original message"). Thunderbird's HTML part turned into text has emphasis marks around it
+/// ("*-------- Original Message --------*", "_-------- Original-Nachricht --------_").
+fn separator(t: &str) -> Option<(&str, String)> {
+    if t.len() > 200 {
+        return None;
+    }
+    let bare = t.trim_matches(['*', '_']);
+    // "____Original Message____" is a separator of underscores, not one in emphasis marks.
+    let line = if bare.starts_with('-') { bare } else { t };
+    if !(line.starts_with("--") || line.starts_with("__")) {
+        return None;
+    }
+    let words = line.trim_matches(|c: char| c == '-' || c == '_' || c.is_whitespace());
+    (!words.is_empty()).then(|| (line, folded(words)))
+}
+
+/// The line above a quoted original: "-----Original Message-----", "-------- Oprindelig besked
+/// --------", "--- Reply Message ---" (a few words between dashes), "__Original Message__".
+fn is_separator(t: &str) -> bool {
+    let Some((line, words)) = separator(t) else {
+        return false;
+    };
+    let dashed = line.starts_with("---")
+        && line.ends_with("---")
+        && !line.contains('@')
+        && (1..=6).contains(&words.split_whitespace().count());
+    dashed || SEPARATORS.contains(&words.as_str())
 }
 
 fn next_filled(lines: &[&str], from: usize) -> Option<usize> {
@@ -930,6 +949,28 @@ mod tests {
             "Yes.\nSome One <some.one@example.com> wrote:\n> Q\n",
             "Yes.",
         );
+    }
+
+    #[test]
+    fn thunderbird_separators_in_emphasis_marks() {
+        check(
+            "Done.\n\n*-------- Original Message --------*\nSubject: x\nDate: Thu, 3 Mar 2016 17:21:00 +0100\nFrom: Some One <x@example.com>\nTo: y@example.com\n\nold\n",
+            "Done.",
+        );
+        check(
+            "Erledigt.\n\n_-------- Original-Nachricht --------_\nBetreff: x\nDatum: Thu, 3 Mar 2016 17:21:00 +0100\nVon: Some One <x@example.com>\nAn: y@example.com\n\nalt\n",
+            "Erledigt.",
+        );
+        check(
+            "Done.\n\n**-----Original Message-----**\nold text\n",
+            "Done.",
+        );
+        // Without the marks, as before; underscores around the words are no emphasis.
+        check(
+            "Done.\n\n-------- Original Message --------\nSubject: x\nDate: Thu, 3 Mar 2016 17:21:00 +0100\nFrom: Some One <x@example.com>\nTo: y@example.com\n\nold\n",
+            "Done.",
+        );
+        check("Done.\n\n____Original Message____\nold\n", "Done.");
     }
 
     #[test]
