@@ -341,6 +341,9 @@ fn clean_line(line: &str) -> &str {
 
 /// Lower case without the invisible characters, for the tests of words.
 fn folded(text: &str) -> String {
+    if !text.contains(is_invisible) {
+        return text.to_lowercase();
+    }
     text.chars()
         .filter(|c| !is_invisible(*c))
         .flat_map(char::to_lowercase)
@@ -546,6 +549,20 @@ fn starts_like_attribution(line: &str) -> bool {
 /// Does `text` start with `prefix` (lower-case), in any case and with invisible characters
 /// anywhere? Compares no more of `text` than `prefix` is long.
 fn starts_folded(text: &str, prefix: &str) -> bool {
+    // An ASCII beginning is compared at once: the invisible characters are not ASCII, and an
+    // ASCII letter's lower case is ASCII. Most lines differ at the first letter.
+    if let Some(head) = text.as_bytes().get(..prefix.len())
+        && head.is_ascii()
+    {
+        return head.eq_ignore_ascii_case(prefix.as_bytes());
+    }
+    if let (Some(t), Some(p)) = (text.bytes().next(), prefix.bytes().next())
+        && t.is_ascii()
+        && p.is_ascii()
+        && t.to_ascii_lowercase() != p
+    {
+        return false;
+    }
     let mut chars = text
         .chars()
         .filter(|c| !is_invisible(*c))
