@@ -1,19 +1,28 @@
 //! Stage 5: the new text of a reply. Quoted history goes (`>` lines, the attribution line above
 //! them in a dozen languages, also when the client wrapped it over two or three lines, Outlook's
-//! separator and header block with the unquoted original below it), and so do signatures (`-- ` and everything after it) and mobile sign-offs ("Sent
-//! from my iPhone" and its translations). A short sign-off the person wrote ("Thanks, Anna")
-//! stays: it is part of what they said.
+//! separator and header block with the unquoted original below it), and so do signatures (`-- `
+//! and everything after it) and mobile sign-offs ("Sent from my iPhone" and its translations).
+//! A short sign-off the person wrote ("Thanks, Anna") stays: it is part of what they said.
 //!
 //! Top-posting, bottom-posting and interleaved answers are told apart by whether unquoted text
 //! follows the quote: an attribution line with only quote after it starts the history (cut
 //! there); one with answers after it is dropped, and so are the quoted lines, and the answers
 //! stay in order.
 //!
+//! A mail the person forwards below their answer ("---------- Forwarded message ---------",
+//! "Begin forwarded message:" and their translations) is something they bring to the help desk
+//! (a vendor's error message, a colleague's mail), not the ticket's history: it stays, from its
+//! separator line on and as it was written (Apple Mail's `>` marks too), and only the reply
+//! history within it goes. A mail that is only a forward keeps it; a forward below the start of
+//! the quoted history goes with the history. Outlook forwards without a separator line, with
+//! the header block of a reply: those go as history.
+//!
 //! Invisible characters that web-mail clients add (zero-width spaces and joiners, BOMs, soft
 //! hyphens, Gmail's tracking mark) go from the ends of lines, so that a line of them is blank;
 //! the tests of words ignore them anywhere. The visible text is kept as it was written.
 //!
-//! Works line by line with plain string tests, cheap ones first: it runs on every mail.
+//! Works line by line with plain string tests, cheap ones first, in time proportional to the
+//! body's length: it runs on every mail, and anyone can write the body.
 
 use serde::Serialize;
 
@@ -21,7 +30,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Extracted {
     pub text: String,
-    /// What was removed, in words (`quoted history from line 7 ("On ... wrote:")`, ...).
+    /// What was removed, in words (`quoted history from line 7 ("On ... wrote:")`, ...), and
+    /// where a forwarded mail was kept.
     pub removed: Vec<String>,
 }
 
@@ -63,7 +73,7 @@ const ATTRIBUTION_START: [&str; 14] = [
 ];
 
 /// Separator lines above a quoted original (without their dashes), lower-case.
-const SEPARATORS: [&str; 20] = [
+const SEPARATORS: [&str; 18] = [
     "original message",
     "original-nachricht",
     "original nachricht",
@@ -82,16 +92,41 @@ const SEPARATORS: [&str; 20] = [
     "wiadomość oryginalna",
     "исходное сообщение",
     "původní zpráva",
-    "forwarded message",
-    "weitergeleitete nachricht",
 ];
 
-/// Lines that start a forwarded or quoted mail on their own (Apple Mail).
-const FORWARD_STARTS: [&str; 4] = [
-    "begin forwarded message:",
-    "anfang der weitergeleiteten nachricht:",
-    "début du message réexpédié :",
-    "inicio del mensaje reenviado:",
+/// Separator lines above a forwarded mail (without their dashes), lower-case: Gmail,
+/// Thunderbird, Yahoo in their languages.
+const FORWARDED: [&str; 15] = [
+    "forwarded message",
+    "weitergeleitete nachricht",
+    "message transféré",
+    "mensaje reenviado",
+    "messaggio inoltrato",
+    "doorgestuurd bericht",
+    "mensagem encaminhada",
+    "przekazana wiadomość",
+    "пересылаемое сообщение",
+    "переслане повідомлення",
+    "vidarebefordrat meddelande",
+    "videresendt meddelelse",
+    "videresendt melding",
+    "välitetty viesti",
+    "přeposlaná zpráva",
+];
+
+/// How Lotus Notes' forward separator begins ("----- Forwarded by Some One/Acme on ... -----").
+const FORWARDED_BY: [&str; 2] = ["forwarded by ", "weitergeleitet von "];
+
+/// Lines that start a forwarded mail on their own (Apple Mail), lower-case, colon excluded.
+const FORWARD_STARTS: [&str; 8] = [
+    "begin forwarded message",
+    "anfang der weitergeleiteten nachricht",
+    "début du message réexpédié",
+    "inicio del mensaje reenviado",
+    "inizio messaggio inoltrato",
+    "begin doorgestuurd bericht",
+    "início da mensagem reencaminhada",
+    "начало переадресованного сообщения",
 ];
 
 /// The first key of an Outlook-style header block ("From:", "Von:", "De :", ...).
@@ -203,64 +238,313 @@ const SENT_FROM: [&str; 33] = [
 
 /// The new text of a reply.
 pub fn extract(body: &str) -> Extracted {
-    let mut lines: Vec<&str> = body.lines().map(clean_line).collect();
+    let lines: Vec<&str> = body.lines().map(clean_line).collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(lines.len());
     let mut removed = Vec::new();
-    // 1. A hard cut: Outlook's separator or header block, a separator line, a forward marker,
-    //    a mobile sign-off. Everything from there on is the original, quoted without `>`.
-    let mut end = lines.len();
+    let mut next = Some(Part {
+        start: 0,
+        depth: 0,
+        answer: true,
+    });
+    while let Some(part) = next {
+        next = read_part(&lines, part, &mut kept, &mut removed);
+    }
+    Extracted {
+        text: tidy(&kept),
+        removed,
+    }
+}
+
+/// A stretch of the body read on its own: the person's answer, or the body of a mail they
+/// forwarded (below its separator and header lines). Apple Mail quotes a forwarded mail as a
+/// whole: its lines are read with `depth` quote marks taken off, and it ends at the first line
+/// quoted less.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    start: usize,
+    depth: usize,
+    /// What the person wrote: their signature and sign-off go. A forwarded mail is kept as it
+    /// was written, but for the reply history in it.
+    answer: bool,
+}
+
+/// Where the text of a part ends without a `>`.
+enum Boundary {
+    /// The reply history starts here (a separator, Outlook's rule or header block, the
+    /// person's mobile sign-off).
+    History(usize, &'static str),
+    /// A forwarded mail starts here.
+    Forward(usize),
+}
+
+/// Reads one part of the body into `kept`; returns the part after it.
+fn read_part<'a>(
+    lines: &[&'a str],
+    part: Part,
+    kept: &mut Vec<&'a str>,
+    removed: &mut Vec<String>,
+) -> Option<Part> {
+    let limit = part_end(lines, part);
+    let written = &lines[part.start..limit];
+    let (mut view, forward) = text_lines(written, part, removed);
+    let mut keep = vec![true; view.len()];
+    let forward = match attributions(&mut view, &mut keep, part.start, removed) {
+        // A forward below the start of the history is part of that history.
+        Some(cut) => {
+            view.truncate(cut);
+            keep.truncate(cut);
+            None
+        }
+        None => forward,
+    };
+    remove_quotes(&view, &mut keep, removed);
+    let mut text = kept_lines(written, part.depth, &view, &keep);
+    if part.answer {
+        remove_signature(&mut text, removed);
+    } else {
+        // A quoted forwarded mail's last blank lines are bare quote marks.
+        while text
+            .last()
+            .is_some_and(|l| *l == GAP || quoting(l).1.is_empty())
+        {
+            text.pop();
+        }
+    }
+    kept.append(&mut text);
+    match forward {
+        Some(at) => Some(keep_forward_head(lines, part.start + at, kept, removed)),
+        // After a forwarded mail quoted as a whole, the person may have written more.
+        None => (limit < lines.len()).then_some(Part {
+            start: limit,
+            depth: 0,
+            answer: true,
+        }),
+    }
+}
+
+/// Step 1: a part's lines (without their quote marks) up to where its text ends without a
+/// `>`, and whether a forwarded mail starts there (the line after the last one).
+fn text_lines<'a>(
+    written: &[&'a str],
+    part: Part,
+    removed: &mut Vec<String>,
+) -> (Vec<&'a str>, Option<usize>) {
+    // A forward within a quoted forwarded mail stays part of it: so each line is read once.
+    let forwards = part.depth == 0;
+    let mut view: Vec<&'a str> = if forwards {
+        Vec::new()
+    } else {
+        written.iter().map(|l| unquote(l, part.depth)).collect()
+    };
+    let scanned = if forwards { written } else { &view[..] };
+    let (end, forward) = match first_boundary(scanned, part.answer, forwards) {
+        // Everything after it is the original.
+        Some(Boundary::History(at, what)) => {
+            removed.push(format!(
+                "quoted history from line {} ({what})",
+                part.start + at + 1
+            ));
+            (at, None)
+        }
+        Some(Boundary::Forward(at)) => (at, Some(at)),
+        None => (written.len(), None),
+    };
+    if forwards {
+        view = written[..end].to_vec();
+    } else {
+        view.truncate(end);
+    }
+    (view, forward)
+}
+
+/// The lines kept, as they were written; removed ones leave a gap (at most one blank line
+/// where they were).
+fn kept_lines<'a>(written: &[&'a str], depth: usize, view: &[&str], keep: &[bool]) -> Vec<&'a str> {
+    let mut text: Vec<&'a str> = Vec::with_capacity(view.len());
+    for (k, line) in view.iter().enumerate() {
+        if keep[k] {
+            text.push(as_written(written[k], depth, line));
+        } else if text.last() != Some(&GAP) {
+            text.push(GAP);
+        }
+    }
+    text
+}
+
+/// Where a part ends: at the end of the body, or for a forwarded mail quoted as a whole at
+/// its first line with text that is quoted less.
+fn part_end(lines: &[&str], part: Part) -> usize {
+    if part.depth == 0 {
+        return lines.len();
+    }
+    (part.start..lines.len())
+        .find(|&k| {
+            let (depth, text) = quoting(lines[k]);
+            depth < part.depth && !text.is_empty()
+        })
+        .unwrap_or(lines.len())
+}
+
+/// How deep a line is quoted ("> > x" and ">> x" are two) and its text after the marks.
+fn quoting(line: &str) -> (usize, &str) {
+    let mut depth = 0;
+    let mut rest = line.trim_start();
+    while let Some(r) = rest.strip_prefix('>') {
+        depth += 1;
+        rest = r.trim_start();
+    }
+    (depth, rest)
+}
+
+/// The line with `depth` quote marks (and the space after the last one) taken off.
+fn unquote(line: &str, depth: usize) -> &str {
+    let mut rest = line;
+    for _ in 0..depth {
+        match rest.trim_start().strip_prefix('>') {
+            Some(r) => rest = r,
+            None => return rest,
+        }
+    }
+    if depth > 0 {
+        rest.strip_prefix(' ').unwrap_or(rest)
+    } else {
+        rest
+    }
+}
+
+/// The written line for what is left of its `view` (its quote marks taken off, an attribution
+/// cut from its end).
+fn as_written<'a>(written: &'a str, depth: usize, view: &str) -> &'a str {
+    let whole = unquote(written, depth);
+    &written[..written.len() - (whole.len() - view.len())]
+}
+
+/// Step 1: the first boundary of a part, looking at forward separators when `forwards`; the
+/// person's mobile sign-off is one when `answer`.
+fn first_boundary(lines: &[&str], answer: bool, forwards: bool) -> Option<Boundary> {
     let mut filled_above = false;
     for i in 0..lines.len() {
-        if let Some((at, what)) = hard_cut(&lines, i, filled_above) {
-            end = at;
-            removed.push(format!("quoted history from line {} ({what})", at + 1));
+        let t = lines[i].trim();
+        // Quoted lines are removed anyway: they never start the history or a forward.
+        if t.is_empty() || t.starts_with('>') {
+            continue;
+        }
+        if forwards && is_forward_marker(t) {
+            return Some(Boundary::Forward(i));
+        }
+        if let Some((at, what)) = hard_cut(lines, i) {
+            return Some(Boundary::History(at, what));
+        }
+        // A mobile sign-off ends what the person wrote; below it is the original (or nothing),
+        // unless it is a mail they forward.
+        if answer
+            && filled_above
+            && is_sent_from(t)
+            && !(forwards
+                && next_filled(lines, i + 1).is_some_and(|k| is_forward_marker(lines[k].trim())))
+        {
+            return Some(Boundary::History(i, "a mobile sign-off"));
+        }
+        filled_above = true;
+    }
+    None
+}
+
+/// Keeps a forwarded mail's separator line and its header lines (From:, Date:, Subject:, To:,
+/// a wrapped value too) as they were written; returns the part of its body.
+fn keep_forward_head<'a>(
+    lines: &[&'a str],
+    at: usize,
+    kept: &mut Vec<&'a str>,
+    removed: &mut Vec<String>,
+) -> Part {
+    removed.push(format!(
+        "forwarded mail from line {} kept ({})",
+        at + 1,
+        shorten(lines[at])
+    ));
+    // One blank line between it and the answer above.
+    kept.push(GAP);
+    kept.push(lines[at]);
+    let body = Part {
+        start: at + 1,
+        depth: 0,
+        answer: false,
+    };
+    let Some(first) = (at + 1..lines.len()).find(|&k| !quoting(lines[k]).1.is_empty()) else {
+        return body;
+    };
+    let depth = quoting(lines[first]).0;
+    if plain_key(unquote(lines[first], depth)).is_none() {
+        return Part { depth, ..body };
+    }
+    // The header lines run to the first blank line.
+    let mut end = first;
+    while end < lines.len() && quoting(lines[end]).0 >= depth {
+        let line = unquote(lines[end], depth);
+        if line.trim().is_empty() || is_quoted(line) {
             break;
         }
-        filled_above |= !lines[i].trim().is_empty();
+        end += 1;
     }
-    // 2. Attribution lines: the start of the history when only quote follows them; otherwise
-    //    (bottom-posting, interleaved answers) just dropped.
-    let mut keep: Vec<bool> = vec![true; end];
+    kept.extend_from_slice(&lines[at + 1..end]);
+    Part {
+        start: end,
+        depth,
+        answer: false,
+    }
+}
+
+/// Step 2: attribution lines. One with only quote after it starts the history: where it does
+/// is returned. One with answers after it (bottom-posting, interleaved answers) is dropped.
+/// `first` is the number of the first line, for the notes.
+fn attributions(
+    lines: &mut [&str],
+    keep: &mut [bool],
+    first: usize,
+    removed: &mut Vec<String>,
+) -> Option<usize> {
     let mut i = 0;
-    while i < end {
+    while i < lines.len() {
         // Quoted and blank lines never hold one. (A quoted line taken for "answer On ... wrote:"
         // scanned all the quote after it, and the next one again: quadratic.)
         if is_quoted(lines[i]) || lines[i].trim().is_empty() {
             i += 1;
             continue;
         }
-        let found = attribution(&lines[..end], i).or_else(|| {
+        let found = attribution(lines, i).or_else(|| {
             // "reply On ..., X wrote:": the answer and the attribution share a line.
             let at = embedded_attribution(lines[i])?;
             lines[i] = lines[i][..at].trim_end();
             Some(0)
         });
-        if let Some(span) = found {
-            let start = if span == 0 { i + 1 } else { i };
-            let after = i + span.max(1);
-            if has_answer_after(&lines[after..end]) {
-                for k in keep.iter_mut().skip(start).take(after - start) {
-                    *k = false;
-                }
-                removed.push(format!("attribution line {}", i + 1));
-                i = after;
-                continue;
-            }
-            removed.push(format!(
-                "quoted history from line {} ({})",
-                i + 1,
-                shorten(lines[i])
-            ));
-            end = start;
-            keep.truncate(end);
-            break;
+        let Some(span) = found else {
+            i += 1;
+            continue;
+        };
+        let start = if span == 0 { i + 1 } else { i };
+        let after = i + span.max(1);
+        if has_answer_after(&lines[after..]) {
+            keep[start..after].fill(false);
+            removed.push(format!("attribution line {}", first + i + 1));
+            i = after;
+            continue;
         }
-        i += 1;
+        removed.push(format!(
+            "quoted history from line {} ({})",
+            first + i + 1,
+            shorten(lines[i])
+        ));
+        return Some(start);
     }
-    // 3. Quoted lines, and the lines a client's wrapping broke off a quoted one; and the
-    //    placeholders Outlook leaves for inline images (`[cid:image001.png@...]`).
+    None
+}
+
+/// Step 3: quoted lines, and the lines a client's wrapping broke off a quoted one; and the
+/// placeholders Outlook leaves for inline images (`[cid:image001.png@...]`).
+fn remove_quotes(lines: &[&str], keep: &mut [bool], removed: &mut Vec<String>) {
     let mut quoted = 0;
-    for n in 0..end {
-        let line = lines[n];
+    for (n, line) in lines.iter().enumerate() {
         if is_image_placeholder(line) {
             keep[n] = false;
             continue;
@@ -280,20 +564,6 @@ pub fn extract(body: &str) -> Extracted {
     }
     if quoted > 0 {
         removed.push(format!("{quoted} quoted lines"));
-    }
-    // Removed lines leave a gap: at most one blank line where they were.
-    let mut kept: Vec<&str> = Vec::with_capacity(end);
-    for (line, k) in lines[..end].iter().zip(&keep) {
-        if *k {
-            kept.push(line);
-        } else if kept.last() != Some(&GAP) {
-            kept.push(GAP);
-        }
-    }
-    remove_signature(&mut kept, &mut removed);
-    Extracted {
-        text: tidy(&kept),
-        removed,
     }
 }
 
@@ -355,7 +625,14 @@ fn folded(text: &str) -> String {
 pub fn strip_signature(body: &str) -> Extracted {
     let mut lines: Vec<&str> = body.lines().map(clean_line).collect();
     let mut removed = Vec::new();
+    // A forwarded mail below is part of the request, its signature too.
+    let forward = lines.iter().position(|l| is_forward_marker(l.trim()));
+    let mut forwarded = lines.split_off(forward.unwrap_or(lines.len()));
     remove_signature(&mut lines, &mut removed);
+    if !forwarded.is_empty() {
+        lines.push(GAP);
+        lines.append(&mut forwarded);
+    }
     Extracted {
         text: tidy(&lines),
         removed,
@@ -425,26 +702,16 @@ fn is_rule(t: &str) -> bool {
             .all(|c| matches!(c, '-' | '_' | '=' | '*' | '—' | '–'))
 }
 
-/// Is a hard cut at line `i`? Returns where the history starts (a rule or header lines just
-/// above belong to it) and what it is.
-fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'static str)> {
+/// Does the history start at line `i` without a `>` (a separator, Outlook's rule or header
+/// block)? Returns where (a rule or header lines just above belong to it) and what it is.
+fn hard_cut(lines: &[&str], i: usize) -> Option<(usize, &'static str)> {
     let t = lines[i].trim();
-    // Quoted lines are removed anyway: they never start the history themselves.
-    if t.is_empty() || t.starts_with('>') {
-        return None;
-    }
     if is_separator(t) {
         return Some((i, "an original-message separator"));
     }
     // Outlook's rule: underscores only, then a header block.
     if t.starts_with("____") && is_rule(t) && header_block_at(lines, next_filled(lines, i + 1)) {
         return Some((i, "a rule above a From: block"));
-    }
-    if t.ends_with(':') && t.len() <= 80 {
-        let lower = folded(t);
-        if FORWARD_STARTS.iter().any(|f| lower == *f) {
-            return Some((i, "a forwarded mail"));
-        }
     }
     if header_block_at(lines, Some(i)) {
         // A rule or header lines ("Date:", "Message du :") just above belong to the block.
@@ -458,10 +725,6 @@ fn hard_cut(lines: &[&str], i: usize, filled_above: bool) -> Option<(usize, &'st
             }
         }
         return Some((start, "a From: block"));
-    }
-    // A mobile sign-off ends what the person wrote; below it is the original (or nothing).
-    if filled_above && is_sent_from(t) {
-        return Some((i, "a mobile sign-off"));
     }
     None
 }
@@ -494,6 +757,19 @@ fn is_separator(t: &str) -> bool {
         && !line.contains('@')
         && (1..=6).contains(&words.split_whitespace().count());
     dashed || SEPARATORS.contains(&words.as_str())
+}
+
+/// The line that starts a forwarded mail: "---------- Forwarded message ---------",
+/// "-------- Message transféré --------", Apple Mail's "Begin forwarded message:".
+fn is_forward_marker(t: &str) -> bool {
+    if let Some((_, words)) = separator(t) {
+        return FORWARDED.contains(&words.as_str())
+            || FORWARDED_BY.iter().any(|p| words.starts_with(p));
+    }
+    let Some(words) = t.strip_suffix([':', '：']) else {
+        return false;
+    };
+    t.len() <= 80 && FORWARD_STARTS.contains(&folded(words.trim_end()).as_str())
 }
 
 fn next_filled(lines: &[&str], from: usize) -> Option<usize> {
@@ -853,6 +1129,14 @@ mod tests {
         assert_eq!(extract(&long_line).text, long_line);
         let long_key = format!("From: {}", "_".repeat(5 << 20));
         assert_eq!(extract(&long_key).text, long_key);
+        // Each forward is read from its separator on, never to the end of the body again.
+        let forwards =
+            "---------- Forwarded message ---------\nFrom: a@example.com\n\n> q\n".repeat(50_000);
+        let text = extract(&forwards).text;
+        assert_eq!(text.matches("Forwarded message").count(), 50_000);
+        let quoted = "Begin forwarded message:\n\n> From: a@example.com\n> x\n".repeat(50_000);
+        let text = extract(&quoted).text;
+        assert_eq!(text.matches("Begin forwarded message:").count(), 50_000);
     }
 
     #[test]
@@ -988,6 +1272,61 @@ mod tests {
             "Done.",
         );
         check("Done.\n\n____Original Message____\nold\n", "Done.");
+    }
+
+    #[test]
+    fn a_forwarded_mail_below_the_answer_is_kept() {
+        // Gmail: the person's signature goes; the forward stays with its header lines, and the
+        // reply history in it goes.
+        check(
+            "See the vendor's answer below.\n\nAnna\n-- \nAnna Example\nAcme Corp\n\n---------- Forwarded message ---------\nFrom: Vendor Support <help@vendor.example>\nDate: Thu, Mar 3, 2016 at 5:21 PM\nSubject: Re: Error 42\nTo: Anna <anna@acme.example>\n\nError 42 means the toner is empty.\n\nOn Wed, Mar 2, 2016 at 9:00 AM Anna <anna@acme.example> wrote:\n> What is error 42?\n",
+            "See the vendor's answer below.\n\nAnna\n\n---------- Forwarded message ---------\nFrom: Vendor Support <help@vendor.example>\nDate: Thu, Mar 3, 2016 at 5:21 PM\nSubject: Re: Error 42\nTo: Anna <anna@acme.example>\n\nError 42 means the toner is empty.",
+        );
+        // Thunderbird, French: the headers first, an Outlook original in the forward.
+        check(
+            "Voir ci-dessous.\n\n-------- Message transféré --------\nSujet : Erreur 42\nDate : Thu, 3 Mar 2016 17:21:00 +0100\nDe : Fournisseur <help@vendor.example>\nPour : Anna <anna@acme.example>\n\nLe toner est vide.\n\n-----Original Message-----\nFrom: Anna\nSent: Wednesday\n\nErreur 42 ?\n",
+            "Voir ci-dessous.\n\n-------- Message transféré --------\nSujet : Erreur 42\nDate : Thu, 3 Mar 2016 17:21:00 +0100\nDe : Fournisseur <help@vendor.example>\nPour : Anna <anna@acme.example>\n\nLe toner est vide.",
+        );
+        // Apple Mail on an iPhone quotes the forwarded mail as a whole: it stays as written,
+        // the sign-off above it and the forwarded mail's own quote go.
+        check(
+            "Look at this.\n\nSent from my iPhone\n\nBegin forwarded message:\n\n> From: Vendor <help@vendor.example>\n> Date: 3 March 2016 at 17:21:00 CET\n> To: Anna <anna@acme.example>\n> Subject: Error 42\n>\n> The toner is empty.\n>\n>> On 2 Mar 2016, at 09:00, Anna <anna@acme.example> wrote:\n>>\n>> What is error 42?\n",
+            "Look at this.\n\nBegin forwarded message:\n\n> From: Vendor <help@vendor.example>\n> Date: 3 March 2016 at 17:21:00 CET\n> To: Anna <anna@acme.example>\n> Subject: Error 42\n>\n> The toner is empty.",
+        );
+        // Lotus Notes, German Thunderbird.
+        check(
+            "FYI\n\n----- Forwarded by Some One/Acme on 03/03/2016 05:21 PM -----\n\nThe toner is empty.\n",
+            "FYI\n\n----- Forwarded by Some One/Acme on 03/03/2016 05:21 PM -----\n\nThe toner is empty.",
+        );
+        check(
+            "*-------- Weitergeleitete Nachricht --------*\nBetreff: Fehler 42\nDatum: Thu, 3 Mar 2016 17:21:00 +0100\nVon: Lieferant <help@vendor.example>\nAn: Anna <anna@acme.example>\n\nDer Toner ist leer.\n",
+            "*-------- Weitergeleitete Nachricht --------*\nBetreff: Fehler 42\nDatum: Thu, 3 Mar 2016 17:21:00 +0100\nVon: Lieferant <help@vendor.example>\nAn: Anna <anna@acme.example>\n\nDer Toner ist leer.",
+        );
+    }
+
+    #[test]
+    fn a_forward_alone_is_kept_and_one_in_the_history_goes() {
+        let forward = "---------- Forwarded message ---------\nFrom: Vendor <help@vendor.example>\nDate: Thu, Mar 3, 2016 at 5:21 PM\nSubject: Error 42\nTo: Anna <anna@acme.example>\n\nThe toner is empty.";
+        check(forward, forward);
+        // Below the history's separator or attribution it is part of the history.
+        check(
+            &format!("Blah\n\n-----Original Message-----\n\nFYI\n\n{forward}\n"),
+            "Blah",
+        );
+        check(
+            &format!(
+                "Thanks.\n\nOn Thu, Mar 3, 2016 at 5:21 PM Help <s@h.example> wrote:\n> FYI\n>\n> {forward}\n"
+            ),
+            "Thanks.",
+        );
+        // A first mail keeps the forward, its signature too; the person's own goes.
+        assert_eq!(
+            strip_signature(&format!(
+                "Please help.\n-- \nAnna\n\n{forward}\n-- \nVendor\n"
+            ))
+            .text,
+            format!("Please help.\n\n{forward}\n--\nVendor")
+        );
     }
 
     #[test]
