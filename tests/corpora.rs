@@ -77,7 +77,7 @@ fn reply_extraction_scores() {
         "crisp" => 48,
         "github" => 9,
         "talon__html" => 9,
-        "talon__plain" => 45,
+        "talon__plain" => 46,
         "talon__standard" => 10,
         _ => 0,
     };
