@@ -275,7 +275,7 @@ fn attachments_go_along_up_to_the_limit_and_larger_ones_are_named() {
 }
 
 #[test]
-fn the_loop_breaker_stops_endless_mail_to_one_address() {
+fn the_loop_breaker_holds_back_outside_addresses_never_the_team() {
     let env = env_with("loop_limit_per_thread = 3\n");
     let r = env.ok(&[
         "ticket",
@@ -288,27 +288,35 @@ fn the_loop_breaker_stops_endless_mail_to_one_address() {
         "T",
     ]);
     let r = r.trim();
+    // Six rounds: the customer comments (the support team is mailed), the agent sends the
+    // ticket back to her (she is mailed).
     for i in 0..6 {
-        env.ok(&[
-            "ticket",
-            "act",
-            r,
-            "--as",
-            "anna@acme.example",
-            "--action",
-            "comment",
-            "--comment",
-            &format!("reply {i}"),
-        ]);
+        let reply = format!("reply {i}");
+        let answer = format!("answer {i}");
+        let customer = ["--as", "anna@acme.example", "--action", "comment"];
+        let agent = ["--as", "alice@helpdesk.example", "--action", "To Customer"];
+        env.ok(&[&["ticket", "act", r][..], &customer, &["--comment", &reply]].concat());
+        env.ok(&[&["ticket", "act", r][..], &agent, &["--comment", &answer]].concat());
     }
     let mails = spooled(&env);
+    // The team hears of every one of them, however many.
     assert_eq!(
         to(&mails, "team@helpdesk.example").len(),
-        3,
-        "at most 3 per address and ticket per hour"
+        7,
+        "created + 6 comments"
     );
-    let skipped = env.history_lines(r, "not mailed to team@helpdesk.example: loop limit");
-    assert_eq!(skipped, 4);
+    assert_eq!(env.history_lines(r, "not mailed to team@"), 0);
+    // The customer, an outside address, gets at most 3 per ticket and hour (the
+    // acknowledgement counts).
+    assert_eq!(
+        to(&mails, "anna@acme.example").len(),
+        3,
+        "at most 3 per outside address and ticket per hour"
+    );
+    assert_eq!(
+        env.history_lines(r, "not mailed to anna@acme.example: loop limit"),
+        4
+    );
     // Another ticket still gets through.
     env.ok(&[
         "ticket",
@@ -320,7 +328,7 @@ fn the_loop_breaker_stops_endless_mail_to_one_address() {
         "--text",
         "T",
     ]);
-    assert_eq!(to(&spooled(&env), "team@helpdesk.example").len(), 4);
+    assert_eq!(to(&spooled(&env), "anna@acme.example").len(), 4);
 }
 
 #[test]

@@ -187,6 +187,11 @@ impl Desk {
                 self.give_up(c, &e, false, now).await?;
                 report.failed += 1;
             }
+            SendError::TooLarge(e) => {
+                let why = format!("too large for the mail server: {e}");
+                self.give_up(c, &why, false, now).await?;
+                report.failed += 1;
+            }
         }
         Ok(())
     }
@@ -220,9 +225,12 @@ impl Desk {
                 at: now,
             })
             .await?;
-            // The failure notice itself is not reported again if it fails.
+            // The failure notice itself is not reported again if it fails. The team's own
+            // notification failing is reported to the team when it was too large: the short
+            // notice of that goes through.
+            let team = &self.settings.directory.helpdesk.team_address;
             if c.event != "delivery_failed"
-                && c.recipient != self.settings.directory.helpdesk.team_address
+                && (c.recipient != *team || why.starts_with("too large"))
             {
                 self.enqueue_failure(&mut tx, ticket_id, &rec.ticket, &c.recipient, why, now)
                     .await?;

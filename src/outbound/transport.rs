@@ -29,6 +29,10 @@ pub enum SendError {
     /// This message will never go through (5xx for the sender or the content).
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The message is larger than the server takes (its SIZE, or a 552 answer to it): the
+    /// address is fine.
+    #[error("too large for the mail server: {0}")]
+    TooLarge(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +261,12 @@ impl SmtpClient {
             let pipelining = ehlo
                 .message()
                 .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING"));
-            Ok::<_, SetupError>(Session { conn, pipelining })
+            let size_limit = ehlo.message().find_map(size_keyword);
+            Ok::<_, SetupError>(Session {
+                conn,
+                pipelining,
+                size_limit,
+            })
         };
         // A refusal while connecting (EHLO, STARTTLS, AUTH) is the configuration's fault, not
         // the mail's: retried, and reported once the retry time is over.
@@ -315,6 +324,8 @@ impl SmtpClient {
 struct Session {
     conn: AsyncSmtpConnection,
     pipelining: bool,
+    /// The largest message the server takes (EHLO's SIZE, RFC 1870), when it says.
+    size_limit: Option<u64>,
 }
 
 impl Session {
@@ -322,6 +333,13 @@ impl Session {
     /// is: a permanent refusal at RCPT is the recipient's, at MAIL or DATA the message's. With
     /// PIPELINING, MAIL, RCPT and DATA go out in one write and their answers are read after.
     async fn transact(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        if let Some(limit) = self.size_limit.filter(|l| *l > 0 && raw.len() as u64 > *l) {
+            return Err(SendError::TooLarge(format!(
+                "the message is {}, the server takes at most {} (SIZE)",
+                crate::outbound::compose::size_text(raw.len() as u64),
+                crate::outbound::compose::size_text(limit)
+            )));
+        }
         let conn = &mut self.conn;
         let sender_or_message = |e: lettre::transport::smtp::Error| classify(&e);
         let recipient = |e: lettre::transport::smtp::Error| {
@@ -356,7 +374,14 @@ impl Session {
             Ok(text) => conn.command(DataBody(text)).await,
             Err(_) => conn.message(raw).await,
         }
-        .map_err(sender_or_message)?;
+        .map_err(|e| {
+            // 552 after the data: "exceeded storage allocation", a message too large.
+            if e.status().is_some_and(|c| c.to_string() == "552") {
+                SendError::TooLarge(error_text(&e))
+            } else {
+                sender_or_message(e)
+            }
+        })?;
         Ok(())
     }
 }
@@ -391,6 +416,16 @@ impl fmt::Display for DataBody<'_> {
         }
         f.write_str(".\r\n")
     }
+}
+
+/// The limit of a `SIZE 10240000` line of an EHLO answer.
+fn size_keyword(line: &str) -> Option<u64> {
+    let mut words = line.split_whitespace();
+    let keyword = words.next()?;
+    if !keyword.eq_ignore_ascii_case("SIZE") {
+        return None;
+    }
+    words.next()?.parse().ok()
 }
 
 fn error_text(e: &lettre::transport::smtp::Error) -> String {
