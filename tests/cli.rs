@@ -824,3 +824,112 @@ fn a_template_that_does_not_compile_is_reported_with_file_and_line() {
     let summary = env.ok(&["check-config"]);
     assert!(summary.contains("overridden from"), "{summary}");
 }
+
+// ----- what an admin meets: secrets, the reply key, the environment, ingest's input -----------
+
+/// A mail from anna to the help desk, as a file in the test's directory.
+fn a_mail(env: &TestEnv, name: &str) -> std::path::PathBuf {
+    let path = env.path(name);
+    std::fs::write(
+        &path,
+        "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Printer on fire\n\
+         Message-ID: <printer@acme.example>\nDate: Sun, 22 Nov 2026 10:00:00 +0100\n\nSmoke.\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Everything a command printed, stdout and stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const SECRETS: [&str; 3] = ["pw-user-1", "pw-query-2", "pw-ssl-3"];
+
+fn shows_no_secret(what: &str, all: &str) {
+    for secret in SECRETS {
+        assert!(!all.contains(secret), "{what} printed {secret}:\n{all}");
+    }
+}
+
+#[test]
+fn store_passwords_are_masked_in_the_user_part_and_in_the_query() {
+    let mut env = TestEnv::new();
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://deskmail:pw-user-1@127.0.0.1:1/x?password=pw-query-2&sslpassword=pw-ssl-3&passfile=/etc/deskmail/pgpass",
+    );
+    // Whatever the log level: sqlx logs the parameters it does not know with their values.
+    env.set("RUST_LOG", "trace");
+    let shown = "postgres://deskmail:****@127.0.0.1:1/x?password=****&sslpassword=****&passfile=/etc/deskmail/pgpass";
+
+    let out = env.run(&["check-config"]);
+    let all = printed(&out);
+    assert!(!out.status.success(), "port 1 should be unreachable: {all}");
+    assert!(all.contains(shown), "{all}");
+    shows_no_secret("check-config", &all);
+    // The driver ignores `sslpassword` (and `passfile`): said by name, never with the value.
+    assert!(
+        all.contains("WARNING: ")
+            && all.contains("store.url: the parameter \"sslpassword\" is not one"),
+        "{all}"
+    );
+
+    // ingest, as an MTA pipe: the database is down, the MTA keeps the mail (75).
+    let mail = a_mail(&env, "mail.eml");
+    let out = env.run(&["ingest", mail.to_str().unwrap()]);
+    let all = printed(&out);
+    assert_eq!(out.status.code(), Some(75), "{all}");
+    assert!(all.contains(shown), "{all}");
+    shows_no_secret("ingest", &all);
+
+    // A URL that does not parse (a password with an unencoded `/`) is not shown at all.
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://deskmail:pw-user-1/x@127.0.0.1:1/x",
+    );
+    let all = printed(&env.run(&["check-config"]));
+    assert!(all.contains("postgres://**** (not shown"), "{all}");
+    shows_no_secret("check-config", &all);
+}
+
+#[tokio::test]
+async fn migrate_and_check_config_mask_a_password_parameter_of_a_live_database() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    // Trust authentication: the password is sent only if asked for, and never shown.
+    env.set(
+        "DESKMAIL__STORE__URL",
+        &format!("{}?password=pw-query-2", db.url),
+    );
+    let out = env.run(&["migrate"]);
+    let all = printed(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("?password=**** is current"),
+        "migrate names the database: {all}"
+    );
+    shows_no_secret("migrate", &all);
+    let all = printed(&env.run(&["check-config"]));
+    assert!(
+        all.contains("?password=**** (postgres, 0 ticket(s)"),
+        "{all}"
+    );
+    shows_no_secret("check-config", &all);
+
+    // An error of the server's (no such database) does not carry the URL either.
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://postgres:pw-user-1@127.0.0.1:5432/deskmail_no_such_db?password=pw-query-2",
+    );
+    let out = env.run(&["migrate"]);
+    let all = printed(&out);
+    assert!(!out.status.success(), "{all}");
+    shows_no_secret("migrate", &all);
+}

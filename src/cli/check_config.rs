@@ -15,6 +15,9 @@ pub async fn run(path: &Path) -> CmdResult {
     };
     let (store_line, mut problems) = check_store(&settings).await;
     problems.extend(check_outbound(&settings));
+    for w in &settings.warnings {
+        eprintln!("WARNING: {w}");
+    }
     if !problems.is_empty() {
         return Err(Failure(config::ConfigErrors(problems).to_string()));
     }

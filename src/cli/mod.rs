@@ -107,7 +107,15 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+        // sqlx logs the values of URL parameters it does not know (libpq's `sslpassword`) and
+        // the malformed lines of ~/.pgpass, passwords and all, whatever RUST_LOG says; the
+        // config names such parameters itself, by key (`Settings::warnings`).
+        .add_directive(
+            "sqlx_postgres::options=error"
+                .parse()
+                .expect("a valid directive"),
+        );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -118,17 +126,22 @@ fn init_logging(verbose: u8) {
 async fn run(cli: Cli) -> Result<u8, Failure> {
     let path = config::locate(cli.config.as_deref());
     if let Command::Ingest(args) = cli.command {
+        let settings = load(&path);
         // On SQLite (the embedded default) one CPU is faster; PostgreSQL takes mails in
         // parallel over several connections.
-        let postgres = load(&path)
-            .map(|s| s.store_url.expose().starts_with("postgres"))
-            .unwrap_or(false);
+        let postgres = settings
+            .as_ref()
+            .is_ok_and(|s| s.store_url.expose().starts_with("postgres"));
         if !args.all_cpus && !postgres && affinity::stay_on_this_cpu().is_some() {
             tracing::debug!("ingest stays on one CPU");
         }
         // An MTA waits for the pipe: an unreachable database is given 3 seconds, then the
         // mail is deferred (exit 75) and the MTA tries again later.
-        return ingest::run(open_within(&path, Duration::from_secs(3)).await, args).await;
+        let desk = match settings {
+            Ok(settings) => open_settings(settings, Duration::from_secs(3)).await,
+            Err(e) => Err(e),
+        };
+        return ingest::run(desk, args).await;
     }
     run_other(cli.command, &path).await.map(|()| 0)
 }
@@ -173,8 +186,13 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
     }
 }
 
+/// Loads the settings; their warnings go to the log.
 fn load(path: &std::path::Path) -> Result<Settings, Failure> {
-    config::load(path).map_err(|e| Failure(e.to_string()))
+    let settings = config::load(path).map_err(|e| Failure(e.to_string()))?;
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(settings)
 }
 
 /// Loads the settings and opens the store, migrating it when needed.
@@ -184,7 +202,11 @@ async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
 
 /// [`open`], giving an unreachable database `timeout`.
 async fn open_within(path: &std::path::Path, timeout: Duration) -> Result<Desk, Failure> {
-    let settings = load(path)?;
+    open_settings(load(path)?, timeout).await
+}
+
+/// [`open_within`] with the settings loaded.
+async fn open_settings(settings: Settings, timeout: Duration) -> Result<Desk, Failure> {
     let outbound = Outbound::open(&settings.outbound)?;
     let store = Store::open_within(settings.store_url.expose(), timeout).await?;
     Ok(Desk::new(settings, store, outbound))

@@ -3,7 +3,8 @@
 //!
 //! The file is parsed into plain `Raw*` structs, then resolved into [`Settings`]: relative paths
 //! against the file's directory, the workflow loaded and checked, the directory built. Every
-//! problem is collected and reported at once, each naming the file and the key.
+//! problem is collected and reported at once, each naming the file and the key; what works but
+//! deserves the admin's eye (a store URL parameter the driver ignores) becomes a warning.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -20,9 +21,11 @@ use crate::ticket_number::TicketFormat;
 
 mod inbound;
 mod outbound;
+mod urls;
 use crate::workflow::{self, Workflow};
 pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
+pub use urls::{ignored_params, redact_url};
 
 /// The locales deskmail has templates for.
 pub const LOCALES: [&str; 2] = ["en", "de"];
@@ -112,6 +115,9 @@ pub struct Settings {
     pub log_level: String,
     pub outbound: OutboundSettings,
     pub inbound: InboundSettings,
+    /// What works but deserves the admin's eye (`check-config` prints these; other commands
+    /// log them as warnings).
+    pub warnings: Vec<Problem>,
 }
 
 impl Settings {
@@ -281,11 +287,20 @@ pub(crate) struct Loader {
     file: String,
     dir: PathBuf,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Loader {
     pub(crate) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
+            file: self.file.clone(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn warning(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
             file: self.file.clone(),
             key: key.into(),
             message: message.into(),
@@ -438,6 +453,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         file,
         dir,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     if let Ok(root) = cfg
         .clone()
@@ -502,6 +518,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         log_level,
         outbound,
         inbound,
+        warnings: l.warnings,
     })
 }
 
@@ -770,6 +787,14 @@ fn store_url(l: &mut Loader, s: &RawStore) -> Option<Secret> {
         }
         Some(Secret::new(resolved))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        for key in ignored_params(&url) {
+            l.warning(
+                "store.url",
+                format!(
+                    "the parameter \"{key}\" is not one deskmail's PostgreSQL driver reads; it is ignored"
+                ),
+            );
+        }
         Some(Secret::new(url))
     } else {
         l.problem(
@@ -940,42 +965,12 @@ pub fn locate(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("/etc/deskmail/deskmail.toml")
 }
 
-/// A store URL with any password replaced, safe to print.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:****@{host}")
-            } else {
-                format!("{scheme}://{user}@{host}")
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn passwords_never_print() {
-        assert_eq!(
-            redact_url("postgres://deskmail:s3cret@db:5432/deskmail"),
-            "postgres://deskmail:****@db:5432/deskmail"
-        );
-        assert_eq!(
-            redact_url("postgres://deskmail:p@ss@db/deskmail"),
-            "postgres://deskmail:****@db/deskmail"
-        );
-        assert_eq!(
-            redact_url("sqlite:///var/lib/x.db"),
-            "sqlite:///var/lib/x.db"
-        );
+    fn secrets_never_print() {
         assert_eq!(format!("{:?}", Secret::new("s3cret")), "[redacted]");
     }
 
