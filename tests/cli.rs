@@ -526,7 +526,10 @@ fn secrets_come_from_files_and_never_print() {
         env.path("nope").to_str().unwrap(),
     );
     let err = env.fails(&["check-config"]);
-    assert!(err.contains("store.url_file: cannot read"), "{err}");
+    assert!(
+        err.contains("DESKMAIL__STORE__URL_FILE: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -874,8 +877,7 @@ fn store_passwords_are_masked_in_the_user_part_and_in_the_query() {
     shows_no_secret("check-config", &all);
     // The driver ignores `sslpassword` (and `passfile`): said by name, never with the value.
     assert!(
-        all.contains("WARNING: ")
-            && all.contains("store.url: the parameter \"sslpassword\" is not one"),
+        all.contains("WARNING: DESKMAIL__STORE__URL: the parameter \"sslpassword\" is not one"),
         "{all}"
     );
 
@@ -932,4 +934,30 @@ async fn migrate_and_check_config_mask_a_password_parameter_of_a_live_database()
     let all = printed(&out);
     assert!(!out.status.success(), "{all}");
     shows_no_secret("migrate", &all);
+}
+
+#[test]
+fn a_misspelt_environment_variable_is_named_and_the_file_is_not_blamed() {
+    let mut env = TestEnv::new();
+    std::fs::write(
+        env.config(),
+        support::read("deskmail.example.toml").replace("level = \"info\"", "levle = \"info\""),
+    )
+    .unwrap();
+    env.set("DESKMAIL__STORE__ULR", "sqlite://other.sqlite");
+    env.set("DESKMAIL__HELPDESK__NAMEE", "Typo Desk");
+    env.set("DESKMAIL__OUTBOUND__RETRY_FOR", "forever");
+    let err = env.fails(&["check-config"]);
+    let file = env.config().display().to_string();
+    for line in [
+        "DESKMAIL__STORE__ULR: unknown key `ulr`, expected `url` or `url_file`".to_string(),
+        "DESKMAIL__HELPDESK__NAMEE: unknown key `namee`, expected one of `name`".to_string(),
+        "DESKMAIL__OUTBOUND__RETRY_FOR: \"forever\" is not a duration".to_string(),
+        // The file's own typo is still the file's.
+        format!("{file}: log.levle: unknown key `levle`, expected `level`"),
+    ] {
+        assert!(err.contains(&line), "missing `{line}` in:\n{err}");
+    }
+    assert!(!err.contains(&format!("{file}: store.ulr")), "{err}");
+    assert!(err.contains("4 problem(s)"), "{err}");
 }

@@ -31,11 +31,7 @@ async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
     let url = s.store_url.expose();
     let shown = redact_url(url);
     let file = s.file.display().to_string();
-    let problem = |key: &str, message: String| Problem {
-        file: file.clone(),
-        key: key.to_string(),
-        message,
-    };
+    let problem = |key: &str, message: String| Problem::new(file.clone(), key, message);
     if let Some(p) = sqlite_path(url)
         && !p.exists()
     {
@@ -101,22 +97,19 @@ fn check_outbound(s: &Settings) -> Vec<Problem> {
     let mut out = Vec::new();
     if let Err(problems) = Templates::load(s.outbound.templates_dir.as_deref()) {
         out.extend(problems.into_iter().map(|p| {
-            Problem {
-                file: p.file,
-                key: p
-                    .line
-                    .map(|l| format!("line {l}"))
-                    .unwrap_or_else(|| "template".into()),
-                message: p.message,
-            }
+            let at = p
+                .line
+                .map(|l| format!("line {l}"))
+                .unwrap_or_else(|| "template".into());
+            Problem::new(p.file, at, p.message)
         }));
     }
     if let Err(e) = Transport::from_settings(&s.outbound) {
-        out.push(Problem {
-            file: s.file.display().to_string(),
-            key: "outbound.smtp".into(),
-            message: e.to_string(),
-        });
+        out.push(Problem::new(
+            s.file.display().to_string(),
+            "outbound.smtp",
+            e.to_string(),
+        ));
     }
     out
 }

@@ -30,17 +30,46 @@ pub use urls::{ignored_params, redact_url};
 /// The locales deskmail has templates for.
 pub const LOCALES: [&str; 2] = ["en", "de"];
 
-/// One thing wrong with the configuration.
+/// One thing wrong with the configuration: `FILE: KEY: message`, or `VARIABLE: message` when
+/// the value came from the environment (`DESKMAIL__STORE__ULR: unknown key ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: String,
     pub key: String,
     pub message: String,
+    /// The `DESKMAIL__*` variable that set the key, when one did.
+    pub env: Option<String>,
+}
+
+impl Problem {
+    /// A problem of `key`, blamed on the environment variable that set it (or a key under it:
+    /// `logg` is an unknown section when `DESKMAIL__LOGG__LEVEL` is set), else on `file`.
+    pub fn new(file: impl Into<String>, key: impl Into<String>, message: String) -> Problem {
+        let key = key.into();
+        let under = format!("{key}.");
+        let vars = env_keys();
+        let env = vars.get(&key).cloned().or_else(|| {
+            vars.range(under.clone()..)
+                .take_while(|(k, _)| k.starts_with(&under))
+                .map(|(_, var)| var.clone())
+                .next()
+        });
+        Problem {
+            file: file.into(),
+            key,
+            message,
+            env,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        match &self.env {
+            // The variable's name says the key.
+            Some(var) => write!(f, "{var}: {}", self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.key, self.message),
+        }
     }
 }
 
@@ -292,19 +321,13 @@ pub(crate) struct Loader {
 
 impl Loader {
     pub(crate) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.clone(),
-            key: key.into(),
-            message: message.into(),
-        });
+        let p = Problem::new(self.file.clone(), key, message.into());
+        self.problems.push(p);
     }
 
     pub(crate) fn warning(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Problem {
-            file: self.file.clone(),
-            key: key.into(),
-            message: message.into(),
-        });
+        let w = Problem::new(self.file.clone(), key, message.into());
+        self.warnings.push(w);
     }
 
     /// Reads one section; `None` (with the problem recorded, naming the exact key) when it does
@@ -414,24 +437,38 @@ impl Loader {
     }
 }
 
-/// `config`'s messages end with "for key `x` in FILE"; the problem names both already.
+/// `config`'s messages end with "for key `x` in FILE"; the problem names both already. serde
+/// says "field" where the admin wrote a key.
 fn clean_error(message: &str) -> String {
-    match message.find(" for key `") {
-        Some(i) => message[..i].to_string(),
+    let message = match message.find(" for key `") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    match message.strip_prefix("unknown field ") {
+        Some(rest) => format!("unknown key {rest}"),
         None => message.to_string(),
     }
+}
+
+/// The keys the `DESKMAIL__*` variables set (`store.url` for `DESKMAIL__STORE__URL`), read as
+/// the `config` crate reads them: the prefix in any case, `__` between the parts, lower-cased.
+fn env_keys() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(var, _)| var.into_string().ok())
+        .filter_map(|var| {
+            let key = var
+                .to_lowercase()
+                .strip_prefix("deskmail__")?
+                .replace("__", ".");
+            Some((key, var))
+        })
+        .collect()
 }
 
 /// Reads and resolves the configuration file, with `DESKMAIL__*` overrides from the environment.
 pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let file = path.display().to_string();
-    let problem = |message: String| {
-        ConfigErrors(vec![Problem {
-            file: file.clone(),
-            key: "-".into(),
-            message,
-        }])
-    };
+    let problem = |message: String| ConfigErrors(vec![Problem::new(file.clone(), "-", message)]);
     if !path.exists() {
         return Err(problem("the file does not exist".into()));
     }
@@ -981,6 +1018,10 @@ mod tests {
                 "invalid type: string \"x\", expected a boolean for key `team.x` in f.toml"
             ),
             "invalid type: string \"x\", expected a boolean"
+        );
+        assert_eq!(
+            clean_error("unknown field `ulr`, expected `url` or `url_file` for key `store.ulr`"),
+            "unknown key `ulr`, expected `url` or `url_file`"
         );
     }
 }
