@@ -961,3 +961,76 @@ fn a_misspelt_environment_variable_is_named_and_the_file_is_not_blamed() {
     assert!(!err.contains(&format!("{file}: store.ulr")), "{err}");
     assert!(err.contains("4 problem(s)"), "{err}");
 }
+
+/// What a command writes on stderr when stderr is a terminal (a pseudo-terminal here).
+fn stderr_on_a_terminal(mut cmd: std::process::Command) -> String {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors, owned from here on.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nothing else.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            OwnedFd::from_raw_fd(slave),
+        )
+    };
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(slave);
+    let mut child = cmd.spawn().unwrap();
+    // The command holds the parent's copy of the terminal's other end: once it is gone, reading
+    // ends (EIO) when the child exits.
+    drop(cmd);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    child.wait().unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn log_lines_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    let env = TestEnv::new();
+    let mail = a_mail(&env, "mail.eml");
+    let args = ["-vv", "ingest", mail.to_str().unwrap()];
+
+    // A pipe, as an MTA's: plain text, which its bounces quote.
+    let out = env.run(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("DEBUG"), "no log lines to look at: {err}");
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+
+    // A terminal: coloured...
+    let tty = stderr_on_a_terminal({
+        let mut c = env.command();
+        c.args(args);
+        c
+    });
+    assert!(tty.contains("DEBUG"), "{tty}");
+    assert!(tty.contains("\x1b["), "no colour on a terminal: {tty:?}");
+    // ...unless NO_COLOR says not to.
+    let tty = stderr_on_a_terminal({
+        let mut c = env.command();
+        c.args(args).env("NO_COLOR", "1");
+        c
+    });
+    assert!(tty.contains("DEBUG"), "{tty}");
+    assert!(!tty.contains('\x1b'), "colour despite NO_COLOR: {tty:?}");
+}

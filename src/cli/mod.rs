@@ -119,7 +119,16 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .try_init();
+}
+
+/// Colours only for a person at a terminal: stderr may be a log file, or the pipe an MTA reads
+/// `ingest`'s lines from, and bounces quote those lines as they are. `NO_COLOR` (set and not
+/// empty, see no-color.org) turns them off there too.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Runs a command; the exit code on success (ingest has its own).
