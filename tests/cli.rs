@@ -1034,3 +1034,117 @@ fn log_lines_are_coloured_only_on_a_terminal_and_never_with_no_color() {
     assert!(tty.contains("DEBUG"), "{tty}");
     assert!(!tty.contains('\x1b'), "colour despite NO_COLOR: {tty:?}");
 }
+
+/// The permission bits of a file.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn check_config_checks_the_reply_token_secret() {
+    let env = TestEnv::new();
+    let file = env.config().display().to_string();
+    let key = env.path("data/reply-token.key");
+    let shown = key.display().to_string();
+
+    // Missing, where deskmail may create it: fine, and said so.
+    let out = env.ok(&["check-config"]);
+    assert!(
+        out.contains(&format!("reply key:  {shown} (not there yet")),
+        "{out}"
+    );
+    // Made on the first run: 32 random bytes as 64 hex characters, for the owner only.
+    env.ok(&["ticket", "list"]);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+    assert_eq!(mode(&key), 0o600);
+    let out = env.run(&["check-config"]);
+    assert!(out.status.success(), "{}", printed(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("reply key:  {shown} (64 bytes, mode 600)")),
+        "{}",
+        printed(&out)
+    );
+    assert!(!printed(&out).contains("WARNING"), "{}", printed(&out));
+
+    // Others may read it: it works, with a warning that says how to fix it.
+    set_mode(&key, 0o644);
+    let out = env.run(&["check-config"]);
+    assert!(out.status.success(), "{}", printed(&out));
+    let warning = format!(
+        "WARNING: {file}: outbound.secret_file: {shown} can be read or changed by group or others (mode 644): chmod 600 {shown}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&warning),
+        "{}",
+        printed(&out)
+    );
+
+    // Empty, too short or unreadable: check-config fails and says why.
+    std::fs::write(&key, "\n").unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(&format!(
+            "{file}: outbound.secret_file: {shown} is empty: delete it"
+        )),
+        "{err}"
+    );
+    std::fs::write(&key, "0123456789abcdef0123\n").unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(&format!(
+            "{shown} is 20 bytes, too short: a reply-token secret needs at least 32 bytes"
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&key).unwrap();
+    std::fs::create_dir(&key).unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(&format!(
+            "outbound.secret_file: cannot read the reply-token secret {shown}: Is a directory"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn ingest_defers_the_mail_with_one_error_line_when_the_key_cannot_be_used() {
+    let env = TestEnv::new();
+    let mail = a_mail(&env, "mail.eml");
+    let key = env.path("data/reply-token.key");
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    let cases: [(&str, &dyn Fn(), &str); 2] = [
+        ("empty", &|| std::fs::write(&key, "").unwrap(), "is empty"),
+        (
+            "not a file",
+            &|| {
+                std::fs::remove_file(&key).unwrap();
+                std::fs::create_dir(&key).unwrap();
+            },
+            "cannot read the reply-token secret",
+        ),
+    ];
+    for (case, make, reason) in cases {
+        make();
+        let out = env.run(&["ingest", mail.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(75), "{case}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{case}: one line: {err}");
+        assert!(
+            lines[0].contains(" ERROR ")
+                && lines[0].contains(&key.display().to_string())
+                && lines[0].contains(reason),
+            "{case}: {err}"
+        );
+    }
+    // Nothing was taken in.
+    assert!(!env.path("data/deskmail.sqlite").exists());
+}

@@ -2,7 +2,8 @@
 //! files, a directory (of .eml files, or a Maildir) or stdin through the inbound pipeline. Usable
 //! as an MTA pipe: exit 0 when every mail was applied, recorded or refused with a notice, 65
 //! (EX_DATAERR) for a mail that can never be processed (kept as failed), 75 (EX_TEMPFAIL) when
-//! the MTA should try again later (the database busy or down); with several mails, the worst.
+//! the MTA should try again later (the database busy or down, or a configuration fault such as a
+//! reply-token secret that cannot be read, logged at ERROR); with several mails, the worst.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use jiff::Timestamp;
 
-use super::Failure;
+use super::{Failure, OpenError};
 use crate::desk::{Desk, Incoming, IngestError, MailReport, on_disk};
 
 /// Groups taken in while earlier ones wait for the disk, at most.
@@ -128,13 +129,17 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Input>, Failure> {
 }
 
 /// Runs the pipeline; returns the exit code.
-pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Failure> {
+pub async fn run(desk: Result<Desk, OpenError>, args: IngestArgs) -> Result<u8, Failure> {
     let inputs = list_inputs(&args.inputs)?;
     let mut desk = match desk {
         Ok(d) => d,
-        Err(Failure(message)) => {
-            // The database is not there: the MTA keeps the mail and tries again.
-            eprintln!("deskmail ingest: {message}");
+        Err(e) => {
+            // The database is down, or the configuration needs the admin (a reply-token secret
+            // that cannot be read, say): either way the MTA keeps the mail and tries again.
+            // One line per reason: an MTA quotes them in its log or its bounce.
+            for reason in e.reasons() {
+                tracing::error!("cannot take mail in: {reason}");
+            }
             return Ok(EX_TEMPFAIL);
         }
     };

@@ -16,8 +16,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Settings};
 use crate::desk::Desk;
-use crate::outbound::Outbound;
-use crate::store::Store;
+use crate::outbound::{Outbound, OutboundError};
+use crate::store::{Store, StoreError};
 
 /// deskmail: an e-mail-driven helpdesk gateway.
 ///
@@ -62,6 +62,33 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
+}
+
+/// Why a command could not get to work: its configuration, outbound mail's setup (the
+/// templates, the reply-token secret), or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigErrors),
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpenError {
+    /// One line per reason: a configuration (or a template directory) may have several.
+    pub fn reasons(&self) -> Vec<String> {
+        match self {
+            OpenError::Config(config::ConfigErrors(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            OpenError::Outbound(OutboundError::Templates(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 /// What a command failed with: printed on stderr, exit code 1.
@@ -148,7 +175,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         // mail is deferred (exit 75) and the MTA tries again later.
         let desk = match settings {
             Ok(settings) => open_settings(settings, Duration::from_secs(3)).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         return ingest::run(desk, args).await;
     }
@@ -196,8 +223,8 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
 }
 
 /// Loads the settings; their warnings go to the log.
-fn load(path: &std::path::Path) -> Result<Settings, Failure> {
-    let settings = config::load(path).map_err(|e| Failure(e.to_string()))?;
+fn load(path: &std::path::Path) -> Result<Settings, config::ConfigErrors> {
+    let settings = config::load(path)?;
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
@@ -206,16 +233,12 @@ fn load(path: &std::path::Path) -> Result<Settings, Failure> {
 
 /// Loads the settings and opens the store, migrating it when needed.
 async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
-    open_within(path, Duration::from_secs(10)).await
+    let settings = load(path)?;
+    Ok(open_settings(settings, Duration::from_secs(10)).await?)
 }
 
-/// [`open`], giving an unreachable database `timeout`.
-async fn open_within(path: &std::path::Path, timeout: Duration) -> Result<Desk, Failure> {
-    open_settings(load(path)?, timeout).await
-}
-
-/// [`open_within`] with the settings loaded.
-async fn open_settings(settings: Settings, timeout: Duration) -> Result<Desk, Failure> {
+/// The desk on these settings, giving an unreachable database `timeout`.
+async fn open_settings(settings: Settings, timeout: Duration) -> Result<Desk, OpenError> {
     let outbound = Outbound::open(&settings.outbound)?;
     let store = Store::open_within(settings.store_url.expose(), timeout).await?;
     Ok(Desk::new(settings, store, outbound))
