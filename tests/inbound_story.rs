@@ -672,7 +672,10 @@ fn an_oversized_mail_is_refused_with_the_reason_and_kept() {
         &[],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("more than the 2.0 KB deskmail takes"), "{err}");
+    assert!(
+        err.contains("more than the 2.0 KiB deskmail takes"),
+        "{err}"
+    );
     let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
     assert_eq!(stored[0]["status"], "refused");
     assert!(
