@@ -830,15 +830,18 @@ fn a_template_that_does_not_compile_is_reported_with_file_and_line() {
 
 // ----- what an admin meets: secrets, the reply key, the environment, ingest's input -----------
 
+/// A mail from anna to the help desk with this Message-ID (`<ID@acme.example>`).
+fn mail_text(id: &str) -> String {
+    format!(
+        "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Printer on fire\n\
+         Message-ID: <{id}@acme.example>\nDate: Sun, 22 Nov 2026 10:00:00 +0100\n\nSmoke.\n"
+    )
+}
+
 /// A mail from anna to the help desk, as a file in the test's directory.
 fn a_mail(env: &TestEnv, name: &str) -> std::path::PathBuf {
     let path = env.path(name);
-    std::fs::write(
-        &path,
-        "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Printer on fire\n\
-         Message-ID: <printer@acme.example>\nDate: Sun, 22 Nov 2026 10:00:00 +0100\n\nSmoke.\n",
-    )
-    .unwrap();
+    std::fs::write(&path, mail_text("printer")).unwrap();
     path
 }
 
@@ -1147,4 +1150,70 @@ fn ingest_defers_the_mail_with_one_error_line_when_the_key_cannot_be_used() {
     }
     // Nothing was taken in.
     assert!(!env.path("data/deskmail.sqlite").exists());
+}
+
+#[test]
+fn ingest_takes_a_maildir_or_a_folder_of_eml_files_and_refuses_any_other_folder() {
+    let env = TestEnv::new();
+    let write = |path: std::path::PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let stored = || -> usize {
+        let list: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+        list.as_array().unwrap().len()
+    };
+
+    // A folder of other files is no folder of mail: refused, and nothing opened or taken in.
+    let notes = env.path("notes");
+    write(notes.join("todo.txt"), "buy milk\n");
+    write(notes.join("letter.doc"), &mail_text("doc"));
+    let out = env.run(&["ingest", notes.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: not a Maildir (no new/ or cur/) and none of its 2 file(s) ends in .eml",
+            notes.display()
+        )),
+        "{err}"
+    );
+    assert!(!env.path("data/deskmail.sqlite").exists(), "{err}");
+
+    // A folder of .eml files: those, in any case; other and hidden files are left alone.
+    let inbox = env.path("inbox");
+    write(inbox.join("1.eml"), &mail_text("one"));
+    write(inbox.join("2.EML"), &mail_text("two"));
+    write(inbox.join(".3.eml"), &mail_text("hidden"));
+    write(inbox.join("readme.txt"), "not a mail\n");
+    write(inbox.join("4.eml/x"), &mail_text("in a folder"));
+    let out = env.run(&["ingest", inbox.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("1.eml: ") && err.contains("2.EML: "), "{err}");
+    assert!(
+        err.contains("1 file(s) not ending in .eml left alone"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(".3.eml") && !err.contains("readme.txt:"),
+        "{err}"
+    );
+    assert_eq!(stored(), 2);
+
+    // A Maildir: every file of new/ and cur/, whatever its name; tmp/ is being written.
+    let maildir = env.path("Maildir");
+    write(maildir.join("new/1764000000.M1P1.host"), &mail_text("five"));
+    write(
+        maildir.join("cur/1764000001.M2P1.host:2,S"),
+        &mail_text("six"),
+    );
+    write(maildir.join("tmp/1764000002.M3P1.host"), &mail_text("half"));
+    env.ok(&["ingest", maildir.to_str().unwrap()]);
+    assert_eq!(stored(), 4);
+
+    // An empty folder holds no mail: nothing to do.
+    std::fs::create_dir(env.path("empty")).unwrap();
+    env.ok(&["ingest", env.path("empty").to_str().unwrap()]);
+    assert_eq!(stored(), 4);
 }

@@ -50,8 +50,8 @@ pub enum Command {
     /// List, send and retry notifications
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
-    /// Take in mails (files, a directory or Maildir, or stdin as an MTA pipe): exit 0 done,
-    /// 65 a mail that can never be processed (kept as failed), 75 try again later
+    /// Take in mails (files, a Maildir, a folder of .eml files, or stdin as an MTA pipe): exit
+    /// 0 done, 65 a mail that can never be processed (kept as failed), 75 try again later
     Ingest(ingest::IngestArgs),
     /// List the mails taken in, and apply a failed one again
     #[command(subcommand)]
@@ -173,11 +173,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         // An MTA waits for the pipe: an unreachable database is given 3 seconds, then the
         // mail is deferred (exit 75) and the MTA tries again later.
-        let desk = match settings {
-            Ok(settings) => open_settings(settings, Duration::from_secs(3)).await,
-            Err(e) => Err(e.into()),
+        let open = async move {
+            match settings {
+                Ok(settings) => open_settings(settings, Duration::from_secs(3)).await,
+                Err(e) => Err(e.into()),
+            }
         };
-        return ingest::run(desk, args).await;
+        return ingest::run(open, args).await;
     }
     run_other(cli.command, &path).await.map(|()| 0)
 }
