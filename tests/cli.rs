@@ -1217,3 +1217,23 @@ fn ingest_takes_a_maildir_or_a_folder_of_eml_files_and_refuses_any_other_folder(
     env.ok(&["ingest", env.path("empty").to_str().unwrap()]);
     assert_eq!(stored(), 4);
 }
+
+#[test]
+fn a_syntax_error_on_the_store_url_line_does_not_show_its_password() {
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config(),
+        support::read("deskmail.example.toml").replace(
+            "url = \"sqlite://data/deskmail.sqlite\"",
+            "url = \"postgres://deskmail:pw-user-1@db/deskmail?password=pw-query-2",
+        ),
+    )
+    .unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(err.contains("TOML parse error"), "{err}");
+    assert!(
+        err.contains("url = \"postgres://deskmail:****@db/deskmail?password=****"),
+        "{err}"
+    );
+    shows_no_secret("check-config", &err);
+}

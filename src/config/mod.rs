@@ -25,7 +25,7 @@ mod urls;
 use crate::workflow::{self, Workflow};
 pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
-pub use urls::{ignored_params, redact_url};
+pub use urls::{ignored_params, redact_url, redact_urls_in};
 
 /// The locales deskmail has templates for.
 pub const LOCALES: [&str; 2] = ["en", "de"];
@@ -438,11 +438,13 @@ impl Loader {
 }
 
 /// `config`'s messages end with "for key `x` in FILE"; the problem names both already. serde
-/// says "field" where the admin wrote a key.
+/// says "field" where the admin wrote a key. A value quoted in the message may be a store URL
+/// with its password.
 fn clean_error(message: &str) -> String {
+    let message = redact_urls_in(message);
     let message = match message.find(" for key `") {
         Some(i) => &message[..i],
-        None => message,
+        None => &message,
     };
     match message.strip_prefix("unknown field ") {
         Some(rest) => format!("unknown key {rest}"),
@@ -480,7 +482,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
                 .separator("__"),
         )
         .build()
-        .map_err(|e| problem(e.to_string()))?;
+        // A syntax error quotes its line, which may be the store URL's.
+        .map_err(|e| problem(redact_urls_in(&e.to_string())))?;
     let dir = path
         .canonicalize()
         .ok()

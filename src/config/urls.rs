@@ -55,6 +55,27 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `text` with every PostgreSQL URL in it shown as [`redact_url`] shows it: for messages of
+/// other crates that quote what they read (a TOML syntax error shows its line). A URL runs to
+/// the end of its line or to a quote, so that a password with a space in it is still inside.
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["postgres://", "postgresql://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme))
+        .min()
+    {
+        out.push_str(&rest[..start]);
+        let url = &rest[start..];
+        let end = url.find(['"', '\'', '`', '\n', '\r']).unwrap_or(url.len());
+        out.push_str(&redact_url(url[..end].trim_end()));
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The query parameters of a PostgreSQL store URL that the driver does not know (a misspelt
 /// `sslmode`, or libpq's `sslpassword`, which it does not support): each is ignored.
 pub fn ignored_params(url: &str) -> Vec<String> {
@@ -286,6 +307,22 @@ mod tests {
             );
         }
         assert_eq!(redact_url("no scheme at all"), "****");
+    }
+
+    #[test]
+    fn urls_in_other_texts_are_masked_to_the_end_of_their_line() {
+        let toml_error = "TOML parse error at line 25, column 62\n   |\n25 | url = \"postgres://d:top secret@db/x?password=x2 \n   |     ^\ninvalid basic string";
+        let shown = redact_urls_in(toml_error);
+        assert!(!shown.contains("top") && !shown.contains("x2"), "{shown}");
+        assert!(
+            shown.contains("25 | url = \"postgres://d:****@db/x?password=****\n"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_urls_in("a 'postgresql://u:pw@h/db' and \"postgres://h/db\""),
+            "a 'postgresql://u:****@h/db' and \"postgres://h/db\""
+        );
+        assert_eq!(redact_urls_in("nothing here"), "nothing here");
     }
 
     #[test]
