@@ -526,7 +526,10 @@ fn secrets_come_from_files_and_never_print() {
         env.path("nope").to_str().unwrap(),
     );
     let err = env.fails(&["check-config"]);
-    assert!(err.contains("store.url_file: cannot read"), "{err}");
+    assert!(
+        err.contains("DESKMAIL__STORE__URL_FILE: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -823,4 +826,414 @@ fn a_template_that_does_not_compile_is_reported_with_file_and_line() {
     .unwrap();
     let summary = env.ok(&["check-config"]);
     assert!(summary.contains("overridden from"), "{summary}");
+}
+
+// ----- what an admin meets: secrets, the reply key, the environment, ingest's input -----------
+
+/// A mail from anna to the help desk with this Message-ID (`<ID@acme.example>`).
+fn mail_text(id: &str) -> String {
+    format!(
+        "From: anna@acme.example\nTo: support@helpdesk.example\nSubject: Printer on fire\n\
+         Message-ID: <{id}@acme.example>\nDate: Sun, 22 Nov 2026 10:00:00 +0100\n\nSmoke.\n"
+    )
+}
+
+/// A mail from anna to the help desk, as a file in the test's directory.
+fn a_mail(env: &TestEnv, name: &str) -> std::path::PathBuf {
+    let path = env.path(name);
+    std::fs::write(&path, mail_text("printer")).unwrap();
+    path
+}
+
+/// Everything a command printed, stdout and stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const SECRETS: [&str; 3] = ["pw-user-1", "pw-query-2", "pw-ssl-3"];
+
+fn shows_no_secret(what: &str, all: &str) {
+    for secret in SECRETS {
+        assert!(!all.contains(secret), "{what} printed {secret}:\n{all}");
+    }
+}
+
+#[test]
+fn store_passwords_are_masked_in_the_user_part_and_in_the_query() {
+    let mut env = TestEnv::new();
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://deskmail:pw-user-1@127.0.0.1:1/x?password=pw-query-2&sslpassword=pw-ssl-3&passfile=/etc/deskmail/pgpass",
+    );
+    // Whatever the log level: sqlx logs the parameters it does not know with their values.
+    env.set("RUST_LOG", "trace");
+    let shown = "postgres://deskmail:****@127.0.0.1:1/x?password=****&sslpassword=****&passfile=/etc/deskmail/pgpass";
+
+    let out = env.run(&["check-config"]);
+    let all = printed(&out);
+    assert!(!out.status.success(), "port 1 should be unreachable: {all}");
+    assert!(all.contains(shown), "{all}");
+    shows_no_secret("check-config", &all);
+    // The driver ignores `sslpassword` (and `passfile`): said by name, never with the value.
+    assert!(
+        all.contains("WARNING: DESKMAIL__STORE__URL: the parameter \"sslpassword\" is not one"),
+        "{all}"
+    );
+
+    // ingest, as an MTA pipe: the database is down, the MTA keeps the mail (75).
+    let mail = a_mail(&env, "mail.eml");
+    let out = env.run(&["ingest", mail.to_str().unwrap()]);
+    let all = printed(&out);
+    assert_eq!(out.status.code(), Some(75), "{all}");
+    assert!(all.contains(shown), "{all}");
+    shows_no_secret("ingest", &all);
+
+    // A URL that does not parse (a password with an unencoded `/`) is not shown at all.
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://deskmail:pw-user-1/x@127.0.0.1:1/x",
+    );
+    let all = printed(&env.run(&["check-config"]));
+    assert!(all.contains("postgres://**** (not shown"), "{all}");
+    shows_no_secret("check-config", &all);
+}
+
+#[tokio::test]
+async fn migrate_and_check_config_mask_a_password_parameter_of_a_live_database() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    // Trust authentication: the password is sent only if asked for, and never shown.
+    env.set(
+        "DESKMAIL__STORE__URL",
+        &format!("{}?password=pw-query-2", db.url),
+    );
+    let out = env.run(&["migrate"]);
+    let all = printed(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("?password=**** is current"),
+        "migrate names the database: {all}"
+    );
+    shows_no_secret("migrate", &all);
+    let all = printed(&env.run(&["check-config"]));
+    assert!(
+        all.contains("?password=**** (postgres, 0 ticket(s)"),
+        "{all}"
+    );
+    shows_no_secret("check-config", &all);
+
+    // An error of the server's (no such database) does not carry the URL either.
+    env.set(
+        "DESKMAIL__STORE__URL",
+        "postgres://postgres:pw-user-1@127.0.0.1:5432/deskmail_no_such_db?password=pw-query-2",
+    );
+    let out = env.run(&["migrate"]);
+    let all = printed(&out);
+    assert!(!out.status.success(), "{all}");
+    shows_no_secret("migrate", &all);
+}
+
+#[test]
+fn a_misspelt_environment_variable_is_named_and_the_file_is_not_blamed() {
+    let mut env = TestEnv::new();
+    std::fs::write(
+        env.config(),
+        support::read("deskmail.example.toml").replace("level = \"info\"", "levle = \"info\""),
+    )
+    .unwrap();
+    env.set("DESKMAIL__STORE__ULR", "sqlite://other.sqlite");
+    env.set("DESKMAIL__HELPDESK__NAMEE", "Typo Desk");
+    env.set("DESKMAIL__OUTBOUND__RETRY_FOR", "forever");
+    let err = env.fails(&["check-config"]);
+    let file = env.config().display().to_string();
+    for line in [
+        "DESKMAIL__STORE__ULR: unknown key `ulr`, expected `url` or `url_file`".to_string(),
+        "DESKMAIL__HELPDESK__NAMEE: unknown key `namee`, expected one of `name`".to_string(),
+        "DESKMAIL__OUTBOUND__RETRY_FOR: \"forever\" is not a duration".to_string(),
+        // The file's own typo is still the file's.
+        format!("{file}: log.levle: unknown key `levle`, expected `level`"),
+    ] {
+        assert!(err.contains(&line), "missing `{line}` in:\n{err}");
+    }
+    assert!(!err.contains(&format!("{file}: store.ulr")), "{err}");
+    assert!(err.contains("4 problem(s)"), "{err}");
+}
+
+/// What a command writes on stderr when stderr is a terminal (a pseudo-terminal here).
+fn stderr_on_a_terminal(mut cmd: std::process::Command) -> String {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors, owned from here on.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nothing else.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            OwnedFd::from_raw_fd(slave),
+        )
+    };
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(slave);
+    let mut child = cmd.spawn().unwrap();
+    // The command holds the parent's copy of the terminal's other end: once it is gone, reading
+    // ends (EIO) when the child exits.
+    drop(cmd);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    child.wait().unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn log_lines_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    let env = TestEnv::new();
+    let mail = a_mail(&env, "mail.eml");
+    let args = ["-vv", "ingest", mail.to_str().unwrap()];
+
+    // A pipe, as an MTA's: plain text, which its bounces quote.
+    let out = env.run(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("DEBUG"), "no log lines to look at: {err}");
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+
+    // A terminal: coloured...
+    let tty = stderr_on_a_terminal({
+        let mut c = env.command();
+        c.args(args);
+        c
+    });
+    assert!(tty.contains("DEBUG"), "{tty}");
+    assert!(tty.contains("\x1b["), "no colour on a terminal: {tty:?}");
+    // ...unless NO_COLOR says not to.
+    let tty = stderr_on_a_terminal({
+        let mut c = env.command();
+        c.args(args).env("NO_COLOR", "1");
+        c
+    });
+    assert!(tty.contains("DEBUG"), "{tty}");
+    assert!(!tty.contains('\x1b'), "colour despite NO_COLOR: {tty:?}");
+}
+
+/// The permission bits of a file.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn check_config_checks_the_reply_token_secret() {
+    let env = TestEnv::new();
+    let file = env.config().display().to_string();
+    let key = env.path("data/reply-token.key");
+    let shown = key.display().to_string();
+
+    // Missing, where deskmail may create it: fine, and said so.
+    let out = env.ok(&["check-config"]);
+    assert!(
+        out.contains(&format!("reply key:  {shown} (not there yet")),
+        "{out}"
+    );
+    // Made on the first run: 32 random bytes as 64 hex characters, for the owner only.
+    env.ok(&["ticket", "list"]);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+    assert_eq!(mode(&key), 0o600);
+    let out = env.run(&["check-config"]);
+    assert!(out.status.success(), "{}", printed(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("reply key:  {shown} (64 bytes, mode 600)")),
+        "{}",
+        printed(&out)
+    );
+    assert!(!printed(&out).contains("WARNING"), "{}", printed(&out));
+
+    // Others may read it: it works, with a warning that says how to fix it.
+    set_mode(&key, 0o644);
+    let out = env.run(&["check-config"]);
+    assert!(out.status.success(), "{}", printed(&out));
+    let warning = format!(
+        "WARNING: {file}: outbound.secret_file: {shown} can be read or changed by group or others (mode 644): chmod 600 {shown}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&warning),
+        "{}",
+        printed(&out)
+    );
+
+    // Empty, too short or unreadable: check-config fails and says why.
+    std::fs::write(&key, "\n").unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(&format!(
+            "{file}: outbound.secret_file: {shown} is empty: delete it"
+        )),
+        "{err}"
+    );
+    std::fs::write(&key, "0123456789abcdef0123\n").unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(&format!(
+            "{shown} is 20 bytes, too short: a reply-token secret needs at least 32 bytes"
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&key).unwrap();
+    std::fs::create_dir(&key).unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(
+        err.contains(&format!(
+            "outbound.secret_file: cannot read the reply-token secret {shown}: Is a directory"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn ingest_defers_the_mail_with_one_error_line_when_the_key_cannot_be_used() {
+    let env = TestEnv::new();
+    let mail = a_mail(&env, "mail.eml");
+    let key = env.path("data/reply-token.key");
+    std::fs::create_dir_all(env.path("data")).unwrap();
+    let cases: [(&str, &dyn Fn(), &str); 2] = [
+        ("empty", &|| std::fs::write(&key, "").unwrap(), "is empty"),
+        (
+            "not a file",
+            &|| {
+                std::fs::remove_file(&key).unwrap();
+                std::fs::create_dir(&key).unwrap();
+            },
+            "cannot read the reply-token secret",
+        ),
+    ];
+    for (case, make, reason) in cases {
+        make();
+        let out = env.run(&["ingest", mail.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(75), "{case}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{case}: one line: {err}");
+        assert!(
+            lines[0].contains(" ERROR ")
+                && lines[0].contains(&key.display().to_string())
+                && lines[0].contains(reason),
+            "{case}: {err}"
+        );
+    }
+    // Nothing was taken in.
+    assert!(!env.path("data/deskmail.sqlite").exists());
+}
+
+#[test]
+fn ingest_takes_a_maildir_or_a_folder_of_eml_files_and_refuses_any_other_folder() {
+    let env = TestEnv::new();
+    let write = |path: std::path::PathBuf, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let stored = || -> usize {
+        let list: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+        list.as_array().unwrap().len()
+    };
+
+    // A folder of other files is no folder of mail: refused, and nothing opened or taken in.
+    let notes = env.path("notes");
+    write(notes.join("todo.txt"), "buy milk\n");
+    write(notes.join("letter.doc"), &mail_text("doc"));
+    let out = env.run(&["ingest", notes.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: not a Maildir (no new/ or cur/) and none of its 2 file(s) ends in .eml",
+            notes.display()
+        )),
+        "{err}"
+    );
+    assert!(!env.path("data/deskmail.sqlite").exists(), "{err}");
+
+    // A folder of .eml files: those, in any case; other and hidden files are left alone.
+    let inbox = env.path("inbox");
+    write(inbox.join("1.eml"), &mail_text("one"));
+    write(inbox.join("2.EML"), &mail_text("two"));
+    write(inbox.join(".3.eml"), &mail_text("hidden"));
+    write(inbox.join("readme.txt"), "not a mail\n");
+    write(inbox.join("4.eml/x"), &mail_text("in a folder"));
+    let out = env.run(&["ingest", inbox.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("1.eml: ") && err.contains("2.EML: "), "{err}");
+    assert!(
+        err.contains("1 file(s) not ending in .eml left alone"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(".3.eml") && !err.contains("readme.txt:"),
+        "{err}"
+    );
+    assert_eq!(stored(), 2);
+
+    // A Maildir: every file of new/ and cur/, whatever its name; tmp/ is being written.
+    let maildir = env.path("Maildir");
+    write(maildir.join("new/1764000000.M1P1.host"), &mail_text("five"));
+    write(
+        maildir.join("cur/1764000001.M2P1.host:2,S"),
+        &mail_text("six"),
+    );
+    write(maildir.join("tmp/1764000002.M3P1.host"), &mail_text("half"));
+    env.ok(&["ingest", maildir.to_str().unwrap()]);
+    assert_eq!(stored(), 4);
+
+    // An empty folder holds no mail: nothing to do.
+    std::fs::create_dir(env.path("empty")).unwrap();
+    env.ok(&["ingest", env.path("empty").to_str().unwrap()]);
+    assert_eq!(stored(), 4);
+}
+
+#[test]
+fn a_syntax_error_on_the_store_url_line_does_not_show_its_password() {
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config(),
+        support::read("deskmail.example.toml").replace(
+            "url = \"sqlite://data/deskmail.sqlite\"",
+            "url = \"postgres://deskmail:pw-user-1@db/deskmail?password=pw-query-2",
+        ),
+    )
+    .unwrap();
+    let err = env.fails(&["check-config"]);
+    assert!(err.contains("TOML parse error"), "{err}");
+    assert!(
+        err.contains("url = \"postgres://deskmail:****@db/deskmail?password=****"),
+        "{err}"
+    );
+    shows_no_secret("check-config", &err);
 }

@@ -699,7 +699,10 @@ fn an_oversized_mail_is_refused_for_its_size_and_only_its_headers_kept() {
     );
     // The MTA bounces it with the reason: deskmail mails nobody.
     assert_eq!(code, 65, "{err}");
-    assert!(err.contains("deskmail takes"), "{err}");
+    assert!(
+        err.contains("more than the 2.0 KiB deskmail takes"),
+        "{err}"
+    );
     assert!(err.contains("only its headers are kept"), "{err}");
     let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
     assert_eq!(stored[0]["status"], "refused");

@@ -269,7 +269,7 @@ fn attachments_go_along_up_to_the_limit_and_larger_ones_are_named() {
     let text = text_part(m);
     assert!(text.contains("small.txt (100 B)"), "{text}");
     assert!(
-        text.contains("big.bin (4.9 KB), too large to send by mail"),
+        text.contains("big.bin (4.9 KiB), too large to send by mail"),
         "{text}"
     );
 }

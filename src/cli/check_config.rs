@@ -1,9 +1,11 @@
-//! `deskmail check-config`: every problem at once, or a short summary.
+//! `deskmail check-config`: every problem at once, or a short summary; warnings (what works but
+//! should be fixed, such as a reply-token secret others may read) on stderr either way.
 
 use std::path::Path;
 
 use super::{CmdResult, Failure};
 use crate::config::{self, Problem, Settings, redact_url};
+use crate::outbound::token::{self, KeyFile};
 use crate::outbound::{Templates, Transport};
 use crate::store::{Dialect, Store, sqlite_path};
 use crate::workflow::{self, Workflow};
@@ -15,11 +17,87 @@ pub async fn run(path: &Path) -> CmdResult {
     };
     let (store_line, mut problems) = check_store(&settings).await;
     problems.extend(check_outbound(&settings));
+    let key = check_reply_key(&settings);
+    problems.extend(key.problems);
+    for w in settings.warnings.iter().chain(&key.warnings) {
+        eprintln!("WARNING: {w}");
+    }
     if !problems.is_empty() {
         return Err(Failure(config::ConfigErrors(problems).to_string()));
     }
-    print_summary(&settings, &store_line);
+    print_summary(&settings, &store_line, &key.line);
     Ok(())
+}
+
+/// What the reply-token secret's check found: the summary's line, problems, warnings.
+struct KeyCheck {
+    line: String,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+/// The reply-token secret: readable and at least [`token::MIN_KEY_BYTES`] long, or missing
+/// where deskmail may create it; readable by its owner only (else a warning: it works, but
+/// whoever reads it can forge verified replies). Checked as the user running check-config.
+fn check_reply_key(s: &Settings) -> KeyCheck {
+    let path = &s.outbound.secret_file;
+    let shown = path.display();
+    let file = s.file.display().to_string();
+    let at = |message: String| Problem::new(file.clone(), "outbound.secret_file", message);
+    let mut check = KeyCheck {
+        line: shown.to_string(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match token::inspect(path) {
+        Err(e) => check.problems.push(at(e.to_string())),
+        Ok(KeyFile::Missing {
+            creatable: Ok(()), ..
+        }) => {
+            check.line =
+                format!("{shown} (not there yet: created with mode 0600 on the first run)");
+        }
+        Ok(KeyFile::Missing {
+            dir,
+            creatable: Err(e),
+        }) => check.problems.push(at(format!(
+            "{shown} does not exist and cannot be created in {}: {e}",
+            dir.display()
+        ))),
+        Ok(KeyFile::Present { len, mode }) => {
+            check.line = format!("{shown} ({len} bytes, mode {mode:03o})");
+            let replace = "delete it and deskmail creates a new one (64 hex characters, mode 0600) on its next run";
+            if len == 0 {
+                check
+                    .problems
+                    .push(at(format!("{shown} is empty: {replace}")));
+            } else if len < token::MIN_KEY_BYTES {
+                check.problems.push(at(format!(
+                    "{shown} is {len} bytes, too short: a reply-token secret needs at least {} bytes; \
+                     write a longer one, or {replace} (reply addresses already sent then no longer verify)",
+                    token::MIN_KEY_BYTES
+                )));
+            }
+            if mode & 0o077 != 0 {
+                check.warnings.push(at(format!(
+                    "{shown} can be read or changed by group or others (mode {mode:03o}): chmod 600 {}",
+                    shell_word(path)
+                )));
+            }
+        }
+    }
+    check
+}
+
+/// A path as one shell word, quoted when it has to be.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// Checks that the tickets already stored fit the configured workflow: a workflow that drops a
@@ -28,11 +106,7 @@ async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
     let url = s.store_url.expose();
     let shown = redact_url(url);
     let file = s.file.display().to_string();
-    let problem = |key: &str, message: String| Problem {
-        file: file.clone(),
-        key: key.to_string(),
-        message,
-    };
+    let problem = |key: &str, message: String| Problem::new(file.clone(), key, message);
     if let Some(p) = sqlite_path(url)
         && !p.exists()
     {
@@ -98,27 +172,24 @@ fn check_outbound(s: &Settings) -> Vec<Problem> {
     let mut out = Vec::new();
     if let Err(problems) = Templates::load(s.outbound.templates_dir.as_deref()) {
         out.extend(problems.into_iter().map(|p| {
-            Problem {
-                file: p.file,
-                key: p
-                    .line
-                    .map(|l| format!("line {l}"))
-                    .unwrap_or_else(|| "template".into()),
-                message: p.message,
-            }
+            let at = p
+                .line
+                .map(|l| format!("line {l}"))
+                .unwrap_or_else(|| "template".into());
+            Problem::new(p.file, at, p.message)
         }));
     }
     if let Err(e) = Transport::from_settings(&s.outbound) {
-        out.push(Problem {
-            file: s.file.display().to_string(),
-            key: "outbound.smtp".into(),
-            message: e.to_string(),
-        });
+        out.push(Problem::new(
+            s.file.display().to_string(),
+            "outbound.smtp",
+            e.to_string(),
+        ));
     }
     out
 }
 
-fn print_summary(s: &Settings, store_line: &str) {
+fn print_summary(s: &Settings, store_line: &str, key_line: &str) {
     let d = &s.directory;
     println!("{}: OK", s.file.display());
     println!(
@@ -169,4 +240,5 @@ fn print_summary(s: &Settings, store_line: &str) {
         None => "built in".into(),
     };
     println!("  outbound:   {transport}; templates {templates}");
+    println!("  reply key:  {key_line}");
 }

@@ -1,8 +1,10 @@
 //! `deskmail ingest [--mailbox NAME] [--dry-run] [--json] [FILE... | DIR | -]`: mails from
-//! files, a directory (of .eml files, or a Maildir) or stdin through the inbound pipeline. Usable
+//! files, a directory (a Maildir, or a folder of `.eml` files; any other is refused) or stdin
+//! through the inbound pipeline. Usable
 //! as an MTA pipe: exit 0 when every mail was applied, recorded or refused with a notice, 65
 //! (EX_DATAERR) for a mail that can never be processed (kept as failed), 75 (EX_TEMPFAIL) when
-//! the MTA should try again later (the database busy or down); with several mails, the worst.
+//! the MTA should try again later (the database busy or down, or a configuration fault such as a
+//! reply-token secret that cannot be read, logged at ERROR); with several mails, the worst.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use jiff::Timestamp;
 
-use super::Failure;
+use super::{Failure, OpenError};
 use crate::desk::{Desk, Incoming, IngestError, MailReport, MailStatus, on_disk};
 
 /// Groups taken in while earlier ones wait for the disk, at most.
@@ -46,9 +48,28 @@ pub struct IngestArgs {
     /// on PostgreSQL, 1 on SQLite, which has one writer]
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
-    /// Mail files, directories of them (or Maildirs), or - for stdin (the default)
+    /// Mail files (named one by one, any name), Maildirs (the files in new/ and cur/),
+    /// folders of *.eml files (other and hidden files there are left alone; any other folder is
+    /// refused), or - for stdin (the default)
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
+}
+
+/// Why an input named on the command line is not taken (nothing is, then).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{}: {source}", dir.display())]
+    Read {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{}: not a Maildir (no new/ or cur/) and none of its {files} file(s) ends in .eml; \
+         deskmail ingest takes a Maildir, a folder of .eml files, mail files named one by one, \
+         or - for stdin",
+        dir.display()
+    )]
+    NoMail { dir: PathBuf, files: usize },
 }
 
 /// One input: a file, or stdin.
@@ -77,49 +98,76 @@ impl Input {
     }
 }
 
-/// The files of a directory: a Maildir's `new` and `cur`, or the directory's own files; in name
-/// order, hidden ones left out.
-fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let maildir = dir.join("new").is_dir() || dir.join("cur").is_dir();
-    let dirs: Vec<PathBuf> = if maildir {
-        ["new", "cur"]
-            .iter()
-            .map(|d| dir.join(d))
-            .filter(|d| d.is_dir())
-            .collect()
-    } else {
-        vec![dir.to_path_buf()]
+/// The mails of a directory, in name order: a Maildir's (every file in `new` and `cur`: a
+/// Maildir holds nothing else), or a folder's `.eml` files (any case). Hidden files are left
+/// out; so are a folder's other files, with a warning, and a folder with files but none of them
+/// `.eml` is refused: it is not a folder of mail, and taking its files in would store each as a
+/// failed mail. An empty folder has no mail.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let read = |d: &Path| {
+        visible_files(d).map_err(|source| InputError::Read {
+            dir: d.to_path_buf(),
+            source,
+        })
     };
-    let mut out = Vec::new();
-    for d in dirs {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && !p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with('.'))
-            })
-            .collect();
-        files.sort();
-        out.extend(files);
+    if dir.join("new").is_dir() || dir.join("cur").is_dir() {
+        let mut out = Vec::new();
+        for d in ["new", "cur"]
+            .map(|d| dir.join(d))
+            .iter()
+            .filter(|d| d.is_dir())
+        {
+            out.extend(read(d)?);
+        }
+        return Ok(out);
     }
-    Ok(out)
+    let files = read(dir)?;
+    let (mails, others): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml")));
+    if mails.is_empty() && !others.is_empty() {
+        return Err(InputError::NoMail {
+            dir: dir.to_path_buf(),
+            files: others.len(),
+        });
+    }
+    if !others.is_empty() {
+        tracing::warn!(
+            "{}: {} file(s) not ending in .eml left alone",
+            dir.display(),
+            others.len()
+        );
+    }
+    Ok(mails)
+}
+
+/// A directory's files (not its subdirectories), hidden ones left out, in name order.
+fn visible_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// The inputs named on the command line, directories expanded; read a group at a time, so
 /// that a large Maildir is never all in memory.
-fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Input>, Failure> {
+fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     if inputs.is_empty() || inputs.iter().any(|p| p.as_os_str() == "-") {
         out.push(Input::Stdin);
     }
     for p in inputs.iter().filter(|p| p.as_os_str() != "-") {
         if p.is_dir() {
-            let files = files_in(p).map_err(|e| Failure(format!("{}: {e}", p.display())))?;
-            out.extend(files.into_iter().map(Input::File));
+            out.extend(files_in(p)?.into_iter().map(Input::File));
         } else {
             out.push(Input::File(p.clone()));
         }
@@ -127,14 +175,23 @@ fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<Input>, Failure> {
     Ok(out)
 }
 
-/// Runs the pipeline; returns the exit code.
-pub async fn run(desk: Result<Desk, Failure>, args: IngestArgs) -> Result<u8, Failure> {
+/// Runs the pipeline on the desk `open` opens; returns the exit code.
+pub async fn run(
+    open: impl Future<Output = Result<Desk, OpenError>>,
+    args: IngestArgs,
+) -> Result<u8, Failure> {
+    // Inputs that hold no mail are the caller's mistake (exit 1), said before anything is
+    // opened or created.
     let inputs = list_inputs(&args.inputs)?;
-    let mut desk = match desk {
+    let mut desk = match open.await {
         Ok(d) => d,
-        Err(Failure(message)) => {
-            // The database is not there: the MTA keeps the mail and tries again.
-            eprintln!("deskmail ingest: {message}");
+        Err(e) => {
+            // The database is down, or the configuration needs the admin (a reply-token secret
+            // that cannot be read, say): either way the MTA keeps the mail and tries again.
+            // One line per reason: an MTA quotes them in its log or its bounce.
+            for reason in e.reasons() {
+                tracing::error!("cannot take mail in: {reason}");
+            }
             return Ok(EX_TEMPFAIL);
         }
     };

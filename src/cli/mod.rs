@@ -16,8 +16,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Settings};
 use crate::desk::Desk;
-use crate::outbound::Outbound;
-use crate::store::Store;
+use crate::outbound::{Outbound, OutboundError};
+use crate::store::{Store, StoreError};
 
 /// deskmail: an e-mail-driven helpdesk gateway.
 ///
@@ -50,8 +50,8 @@ pub enum Command {
     /// List, send and retry notifications
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
-    /// Take in mails (files, a directory or Maildir, or stdin as an MTA pipe): exit 0 done,
-    /// 65 a mail that can never be processed (kept as failed), 75 try again later
+    /// Take in mails (files, a Maildir, a folder of .eml files, or stdin as an MTA pipe): exit
+    /// 0 done, 65 a mail that can never be processed (kept as failed), 75 try again later
     Ingest(ingest::IngestArgs),
     /// List the mails taken in, and apply a failed one again
     #[command(subcommand)]
@@ -62,6 +62,33 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
+}
+
+/// Why a command could not get to work: its configuration, outbound mail's setup (the
+/// templates, the reply-token secret), or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigErrors),
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpenError {
+    /// One line per reason: a configuration (or a template directory) may have several.
+    pub fn reasons(&self) -> Vec<String> {
+        match self {
+            OpenError::Config(config::ConfigErrors(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            OpenError::Outbound(OutboundError::Templates(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => vec![other.to_string()],
+        }
+    }
 }
 
 /// What a command failed with: printed on stderr, exit code 1.
@@ -107,28 +134,52 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+        // sqlx logs the values of URL parameters it does not know (libpq's `sslpassword`) and
+        // the malformed lines of ~/.pgpass, passwords and all, whatever RUST_LOG says; the
+        // config names such parameters itself, by key (`Settings::warnings`).
+        .add_directive(
+            "sqlx_postgres::options=error"
+                .parse()
+                .expect("a valid directive"),
+        );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .try_init();
+}
+
+/// Colours only for a person at a terminal: stderr may be a log file, or the pipe an MTA reads
+/// `ingest`'s lines from, and bounces quote those lines as they are. `NO_COLOR` (set and not
+/// empty, see no-color.org) turns them off there too.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Runs a command; the exit code on success (ingest has its own).
 async fn run(cli: Cli) -> Result<u8, Failure> {
     let path = config::locate(cli.config.as_deref());
     if let Command::Ingest(args) = cli.command {
+        let settings = load(&path);
         // On SQLite (the embedded default) one CPU is faster; PostgreSQL takes mails in
         // parallel over several connections.
-        let postgres = load(&path)
-            .map(|s| s.store_url.expose().starts_with("postgres"))
-            .unwrap_or(false);
+        let postgres = settings
+            .as_ref()
+            .is_ok_and(|s| s.store_url.expose().starts_with("postgres"));
         if !args.all_cpus && !postgres && affinity::stay_on_this_cpu().is_some() {
             tracing::debug!("ingest stays on one CPU");
         }
         // An MTA waits for the pipe: an unreachable database is given 3 seconds, then the
         // mail is deferred (exit 75) and the MTA tries again later.
-        return ingest::run(open_within(&path, Duration::from_secs(3)).await, args).await;
+        let open = async move {
+            match settings {
+                Ok(settings) => open_settings(settings, Duration::from_secs(3)).await,
+                Err(e) => Err(e.into()),
+            }
+        };
+        return ingest::run(open, args).await;
     }
     run_other(cli.command, &path).await.map(|()| 0)
 }
@@ -173,18 +224,23 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Settings, Failure> {
-    config::load(path).map_err(|e| Failure(e.to_string()))
+/// Loads the settings; their warnings go to the log.
+fn load(path: &std::path::Path) -> Result<Settings, config::ConfigErrors> {
+    let settings = config::load(path)?;
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(settings)
 }
 
 /// Loads the settings and opens the store, migrating it when needed.
 async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
-    open_within(path, Duration::from_secs(10)).await
+    let settings = load(path)?;
+    Ok(open_settings(settings, Duration::from_secs(10)).await?)
 }
 
-/// [`open`], giving an unreachable database `timeout`.
-async fn open_within(path: &std::path::Path, timeout: Duration) -> Result<Desk, Failure> {
-    let settings = load(path)?;
+/// The desk on these settings, giving an unreachable database `timeout`.
+async fn open_settings(settings: Settings, timeout: Duration) -> Result<Desk, OpenError> {
     let outbound = Outbound::open(&settings.outbound)?;
     let store = Store::open_within(settings.store_url.expose(), timeout).await?;
     Ok(Desk::new(settings, store, outbound))

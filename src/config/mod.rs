@@ -3,7 +3,8 @@
 //!
 //! The file is parsed into plain `Raw*` structs, then resolved into [`Settings`]: relative paths
 //! against the file's directory, the workflow loaded and checked, the directory built. Every
-//! problem is collected and reported at once, each naming the file and the key.
+//! problem is collected and reported at once, each naming the file and the key; what works but
+//! deserves the admin's eye (a store URL parameter the driver ignores) becomes a warning.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -20,24 +21,55 @@ use crate::ticket_number::TicketFormat;
 
 mod inbound;
 mod outbound;
+mod urls;
 use crate::workflow::{self, Workflow};
 pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
+pub use urls::{ignored_params, redact_url, redact_urls_in};
 
 /// The locales deskmail has templates for.
 pub const LOCALES: [&str; 2] = ["en", "de"];
 
-/// One thing wrong with the configuration.
+/// One thing wrong with the configuration: `FILE: KEY: message`, or `VARIABLE: message` when
+/// the value came from the environment (`DESKMAIL__STORE__ULR: unknown key ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: String,
     pub key: String,
     pub message: String,
+    /// The `DESKMAIL__*` variable that set the key, when one did.
+    pub env: Option<String>,
+}
+
+impl Problem {
+    /// A problem of `key`, blamed on the environment variable that set it (or a key under it:
+    /// `logg` is an unknown section when `DESKMAIL__LOGG__LEVEL` is set), else on `file`.
+    pub fn new(file: impl Into<String>, key: impl Into<String>, message: String) -> Problem {
+        let key = key.into();
+        let under = format!("{key}.");
+        let vars = env_keys();
+        let env = vars.get(&key).cloned().or_else(|| {
+            vars.range(under.clone()..)
+                .take_while(|(k, _)| k.starts_with(&under))
+                .map(|(_, var)| var.clone())
+                .next()
+        });
+        Problem {
+            file: file.into(),
+            key,
+            message,
+            env,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        match &self.env {
+            // The variable's name says the key.
+            Some(var) => write!(f, "{var}: {}", self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.key, self.message),
+        }
     }
 }
 
@@ -112,6 +144,9 @@ pub struct Settings {
     pub log_level: String,
     pub outbound: OutboundSettings,
     pub inbound: InboundSettings,
+    /// What works but deserves the admin's eye (`check-config` prints these; other commands
+    /// log them as warnings).
+    pub warnings: Vec<Problem>,
 }
 
 impl Settings {
@@ -281,15 +316,18 @@ pub(crate) struct Loader {
     file: String,
     dir: PathBuf,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Loader {
     pub(crate) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.clone(),
-            key: key.into(),
-            message: message.into(),
-        });
+        let p = Problem::new(self.file.clone(), key, message.into());
+        self.problems.push(p);
+    }
+
+    pub(crate) fn warning(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let w = Problem::new(self.file.clone(), key, message.into());
+        self.warnings.push(w);
     }
 
     /// Reads one section; `None` (with the problem recorded, naming the exact key) when it does
@@ -399,24 +437,40 @@ impl Loader {
     }
 }
 
-/// `config`'s messages end with "for key `x` in FILE"; the problem names both already.
+/// `config`'s messages end with "for key `x` in FILE"; the problem names both already. serde
+/// says "field" where the admin wrote a key. A value quoted in the message may be a store URL
+/// with its password.
 fn clean_error(message: &str) -> String {
-    match message.find(" for key `") {
-        Some(i) => message[..i].to_string(),
+    let message = redact_urls_in(message);
+    let message = match message.find(" for key `") {
+        Some(i) => &message[..i],
+        None => &message,
+    };
+    match message.strip_prefix("unknown field ") {
+        Some(rest) => format!("unknown key {rest}"),
         None => message.to_string(),
     }
+}
+
+/// The keys the `DESKMAIL__*` variables set (`store.url` for `DESKMAIL__STORE__URL`), read as
+/// the `config` crate reads them: the prefix in any case, `__` between the parts, lower-cased.
+fn env_keys() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(var, _)| var.into_string().ok())
+        .filter_map(|var| {
+            let key = var
+                .to_lowercase()
+                .strip_prefix("deskmail__")?
+                .replace("__", ".");
+            Some((key, var))
+        })
+        .collect()
 }
 
 /// Reads and resolves the configuration file, with `DESKMAIL__*` overrides from the environment.
 pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let file = path.display().to_string();
-    let problem = |message: String| {
-        ConfigErrors(vec![Problem {
-            file: file.clone(),
-            key: "-".into(),
-            message,
-        }])
-    };
+    let problem = |message: String| ConfigErrors(vec![Problem::new(file.clone(), "-", message)]);
     if !path.exists() {
         return Err(problem("the file does not exist".into()));
     }
@@ -428,7 +482,8 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
                 .separator("__"),
         )
         .build()
-        .map_err(|e| problem(e.to_string()))?;
+        // A syntax error quotes its line, which may be the store URL's.
+        .map_err(|e| problem(redact_urls_in(&e.to_string())))?;
     let dir = path
         .canonicalize()
         .ok()
@@ -438,6 +493,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         file,
         dir,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     if let Ok(root) = cfg
         .clone()
@@ -502,6 +558,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         log_level,
         outbound,
         inbound,
+        warnings: l.warnings,
     })
 }
 
@@ -770,6 +827,14 @@ fn store_url(l: &mut Loader, s: &RawStore) -> Option<Secret> {
         }
         Some(Secret::new(resolved))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        for key in ignored_params(&url) {
+            l.warning(
+                "store.url",
+                format!(
+                    "the parameter \"{key}\" is not one deskmail's PostgreSQL driver reads; it is ignored"
+                ),
+            );
+        }
         Some(Secret::new(url))
     } else {
         l.problem(
@@ -940,42 +1005,12 @@ pub fn locate(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("/etc/deskmail/deskmail.toml")
 }
 
-/// A store URL with any password replaced, safe to print.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:****@{host}")
-            } else {
-                format!("{scheme}://{user}@{host}")
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn passwords_never_print() {
-        assert_eq!(
-            redact_url("postgres://deskmail:s3cret@db:5432/deskmail"),
-            "postgres://deskmail:****@db:5432/deskmail"
-        );
-        assert_eq!(
-            redact_url("postgres://deskmail:p@ss@db/deskmail"),
-            "postgres://deskmail:****@db/deskmail"
-        );
-        assert_eq!(
-            redact_url("sqlite:///var/lib/x.db"),
-            "sqlite:///var/lib/x.db"
-        );
+    fn secrets_never_print() {
         assert_eq!(format!("{:?}", Secret::new("s3cret")), "[redacted]");
     }
 
@@ -986,6 +1021,10 @@ mod tests {
                 "invalid type: string \"x\", expected a boolean for key `team.x` in f.toml"
             ),
             "invalid type: string \"x\", expected a boolean"
+        );
+        assert_eq!(
+            clean_error("unknown field `ulr`, expected `url` or `url_file` for key `store.ulr`"),
+            "unknown key `ulr`, expected `url` or `url_file`"
         );
     }
 }

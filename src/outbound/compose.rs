@@ -157,20 +157,21 @@ pub fn local_time_in(t: Timestamp, tz: &TimeZone, locale: &str) -> String {
     }
 }
 
-/// A size for people: `512 B`, `1.2 MB`.
+/// A size for people, in the binary units it is counted in: `512 B`, `4.9 KiB`, `1.0 MiB`
+/// (1,048,576 bytes). The same in every locale: KiB and MiB are no English words.
 pub fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut v = bytes as f64;
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
     let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
+    // From 1023.95 on, one decimal rounds to "1024.0": that is the next unit's 1.0.
+    while v >= 1023.95 && unit < UNITS.len() - 1 {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// For `resolved`: how the recipient confirms (and whether with a satisfaction level) or reopens.
@@ -375,7 +376,15 @@ mod tests {
     #[test]
     fn sizes_and_times_read_well() {
         assert_eq!(size_text(512), "512 B");
-        assert_eq!(size_text(1_300_000), "1.2 MB");
+        assert_eq!(size_text(1023), "1023 B");
+        assert_eq!(size_text(1024), "1.0 KiB");
+        assert_eq!(size_text(5000), "4.9 KiB");
+        assert_eq!(size_text(1_048_575), "1.0 MiB");
+        assert_eq!(size_text(1_048_576), "1.0 MiB");
+        assert_eq!(size_text(1_300_000), "1.2 MiB");
+        assert_eq!(size_text(10 * 1024 * 1024), "10.0 MiB");
+        assert_eq!(size_text(25 * 1024 * 1024 + 1), "25.0 MiB");
+        assert_eq!(size_text(3 << 30), "3.0 GiB");
         let t: Timestamp = "2026-11-21T23:30:00Z".parse().unwrap();
         assert_eq!(
             local_time(t, "America/New_York", "en"),

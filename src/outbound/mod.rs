@@ -37,7 +37,8 @@ pub enum OutboundError {
 }
 
 impl Outbound {
-    /// Compiles the templates and reads (or creates, saying so on stderr) the reply-token secret.
+    /// Compiles the templates and reads (or creates, saying so on stderr) the reply-token secret;
+    /// a key shorter than `check-config` wants is used with a warning.
     pub fn open(settings: &OutboundSettings) -> Result<Outbound, OutboundError> {
         let templates =
             Templates::load(settings.templates_dir.as_deref()).map_err(OutboundError::Templates)?;
@@ -46,6 +47,15 @@ impl Outbound {
             eprintln!(
                 "deskmail: created the reply-token secret {} (mode 0600); keep it with the config",
                 settings.secret_file.display()
+            );
+        }
+        // Still used: a new key would break the reply addresses already sent.
+        if key.key_bytes() < token::MIN_KEY_BYTES {
+            tracing::warn!(
+                "the reply-token secret {} is {} bytes, shorter than the {} check-config wants",
+                settings.secret_file.display(),
+                key.key_bytes(),
+                token::MIN_KEY_BYTES
             );
         }
         Ok(Outbound {

@@ -4,9 +4,14 @@
 //! be checked without a database lookup: recompute the MAC for the sender (or the group the token
 //! was issued to) and compare. Everything is lower-case (some systems lower-case local parts) and
 //! the `r-` prefix keeps tokens apart from plus-parts that pick a request type.
+//!
+//! The secret is a file (`outbound.secret_file`), created when missing with 32 random bytes
+//! written as 64 hex characters, mode 0600. `check-config` wants at least [`MIN_KEY_BYTES`];
+//! a shorter key an admin wrote still signs (from [`MIN_USABLE_KEY_BYTES`] on, with a warning),
+//! because replacing it would break every reply address already sent.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -15,6 +20,12 @@ use sha2::Sha256;
 pub const PREFIX: &str = "r-";
 /// Characters of the MAC kept: 16 base32 characters, 80 bits.
 const MAC_CHARS: usize = 16;
+/// The length `check-config` requires of a key (what deskmail creates is 64 bytes).
+pub const MIN_KEY_BYTES: usize = 32;
+/// Shorter keys (an empty file included) are refused.
+pub const MIN_USABLE_KEY_BYTES: usize = 16;
+/// Random bytes in a key deskmail creates (written as twice as many hex characters).
+const NEW_KEY_RANDOM_BYTES: usize = 32;
 
 /// The secret that signs reply tokens.
 #[derive(Clone)]
@@ -39,8 +50,85 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the reply-token secret {path} is too short (at least 16 bytes)")]
-    TooShort { path: String },
+    #[error("the reply-token secret {path} is empty")]
+    Empty { path: String },
+    #[error(
+        "the reply-token secret {path} is {len} bytes, too short to sign with (at least {MIN_USABLE_KEY_BYTES}, better {MIN_KEY_BYTES})"
+    )]
+    TooShort { path: String, len: usize },
+}
+
+/// The key file as `check-config` finds it.
+#[derive(Debug)]
+pub enum KeyFile {
+    /// There and readable: the length deskmail uses (surrounding white space left out) and
+    /// the file's permission bits.
+    Present { len: usize, mode: u32 },
+    /// Not there yet: deskmail creates it (and its missing directories) on its first run, if
+    /// `dir`, the nearest directory that exists, lets it.
+    Missing {
+        dir: PathBuf,
+        creatable: std::io::Result<()>,
+    },
+}
+
+/// Looks at the key file without creating or changing anything.
+pub fn inspect(path: &Path) -> Result<KeyFile, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    match read_secret(path) {
+        Ok(secret) => {
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0);
+            Ok(KeyFile::Present {
+                len: secret.len(),
+                mode,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = nearest_existing(path);
+            let creatable = may_create_in(&dir);
+            Ok(KeyFile::Missing { dir, creatable })
+        }
+        Err(source) => Err(KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// The key as deskmail uses it: the file's bytes without surrounding white space (an editor's
+/// final newline is no part of the key).
+fn read_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    let bytes = std::fs::read(path)?;
+    Ok(String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec())
+}
+
+/// The nearest of `path`'s ancestors that exists (`.` for a bare relative name).
+fn nearest_existing(path: &Path) -> PathBuf {
+    path.ancestors()
+        .skip(1)
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Whether this process may create entries in `dir` (access(2): the effective permissions,
+/// a read-only file system included).
+fn may_create_in(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 impl TokenKey {
@@ -48,23 +136,28 @@ impl TokenKey {
         TokenKey(secret.into())
     }
 
+    /// The key's length in bytes.
+    pub fn key_bytes(&self) -> usize {
+        self.0.len()
+    }
+
     /// Reads the secret from a file; when the file does not exist, creates it (mode 0600) with
-    /// 32 random bytes (hex) and returns `created = true` so the caller can say so.
+    /// 32 random bytes (64 hex characters) and returns `created = true` so the caller can say so.
     pub fn load_or_create(path: &Path) -> Result<(TokenKey, bool), KeyError> {
         let shown = path.display().to_string();
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
-                if trimmed.len() < 16 {
-                    return Err(KeyError::TooShort { path: shown });
-                }
-                Ok((TokenKey(trimmed), false))
-            }
+        match read_secret(path) {
+            Ok(secret) if secret.is_empty() => Err(KeyError::Empty { path: shown }),
+            Ok(secret) if secret.len() < MIN_USABLE_KEY_BYTES => Err(KeyError::TooShort {
+                path: shown,
+                len: secret.len(),
+            }),
+            Ok(secret) => Ok((TokenKey(secret), false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret = random_hex(32).map_err(|source| KeyError::Create {
-                    path: shown.clone(),
-                    source,
-                })?;
+                let secret =
+                    random_hex(NEW_KEY_RANDOM_BYTES).map_err(|source| KeyError::Create {
+                        path: shown.clone(),
+                        source,
+                    })?;
                 match write_private(path, secret.as_bytes()) {
                     Ok(()) => Ok((TokenKey(secret.into_bytes()), true)),
                     // Another process created it first: use theirs.
@@ -241,6 +334,8 @@ mod tests {
         let path = dir.path().join("sub/reply.key");
         let (k1, created) = TokenKey::load_or_create(&path).unwrap();
         assert!(created);
+        assert_eq!(k1.key_bytes(), 2 * NEW_KEY_RANDOM_BYTES);
+        assert!(k1.key_bytes() >= MIN_KEY_BYTES);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let (k2, created) = TokenKey::load_or_create(&path).unwrap();
@@ -249,5 +344,38 @@ mod tests {
             k1.issue("SUP-1", "a@b.example"),
             k2.issue("SUP-1", "a@b.example")
         );
+    }
+
+    #[test]
+    fn an_empty_or_short_key_is_refused_and_inspected_without_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reply.key");
+        std::fs::write(&path, "\n").unwrap();
+        let err = TokenKey::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, KeyError::Empty { .. }), "{err}");
+        std::fs::write(&path, "0123456789\n").unwrap();
+        let err = TokenKey::load_or_create(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("is 10 bytes, too short to sign with (at least 16, better 32)"),
+            "{err}"
+        );
+        match inspect(&path).unwrap() {
+            KeyFile::Present { len, .. } => assert_eq!(len, 10),
+            other => panic!("{other:?}"),
+        }
+        let missing = dir.path().join("new/sub/reply.key");
+        match inspect(&missing).unwrap() {
+            KeyFile::Missing { dir: d, creatable } => {
+                assert_eq!(d, dir.path());
+                assert!(creatable.is_ok(), "{creatable:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!missing.exists() && !dir.path().join("new").exists());
+        // A directory where the file should be cannot be read.
+        let err = inspect(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("Is a directory"), "{err}");
+        assert!(may_create_in(&path).is_err());
     }
 }

@@ -1,0 +1,74 @@
+//! What scripts/test-setup.sh leaves on the machine. The system's own Postfix and Dovecot that
+//! it installed are there for their programs only (the mail tests start instances of their own,
+//! tests/mailstack/): they must not start at boot, and the system's Postfix listens on loopback
+//! at most. Mail packages that were on the machine before are the admin's and not looked at.
+//! `DESKMAIL_TEST_MAIL=skip` skips this with the other mail tests.
+
+use std::process::Command;
+
+/// Where test-setup.sh lists the packages it installed.
+const MARKER: &str = "/var/lib/deskmail-test-setup/installed";
+/// The install command of test-setup.sh, as apt's history records it (an earlier version of
+/// the script left no marker).
+const INSTALL: &str =
+    "Commandline: apt-get install -y -q postfix dovecot-imapd dovecot-lmtpd openssl time";
+
+fn installed_by_test_setup(package: &str) -> bool {
+    let marked =
+        std::fs::read_to_string(MARKER).is_ok_and(|m| m.lines().any(|l| l.trim() == package));
+    let history = std::fs::read_to_string("/var/log/apt/history.log").unwrap_or_default();
+    let by_history = history.split("Start-Date:").any(|entry| {
+        entry.lines().any(|l| l == INSTALL)
+            && entry
+                .lines()
+                .any(|l| l.starts_with("Install:") && l.contains(&format!(" {package}:")))
+    });
+    marked || by_history
+}
+
+fn enabled_at_boot(unit: &str) -> bool {
+    let systemd = Command::new("systemctl")
+        .args(["is-enabled", unit])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "enabled");
+    let links = (2..=5).any(|level| {
+        std::fs::read_dir(format!("/etc/rc{level}.d"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.starts_with('S') && name.get(3..) == Some(unit)
+            })
+    });
+    systemd || links
+}
+
+#[test]
+fn the_system_mail_services_test_setup_installed_stay_off() {
+    if std::env::var("DESKMAIL_TEST_MAIL").as_deref() == Ok("skip") {
+        eprintln!("DESKMAIL_TEST_MAIL=skip: skipping the check of what test-setup.sh installed");
+        return;
+    }
+    for (package, unit) in [("postfix", "postfix"), ("dovecot-core", "dovecot")] {
+        if installed_by_test_setup(package) {
+            assert!(
+                !enabled_at_boot(unit),
+                "the system's {unit}, installed by scripts/test-setup.sh for its programs, \
+                 starts at boot: run scripts/test-setup.sh"
+            );
+        }
+    }
+    if installed_by_test_setup("postfix") && std::path::Path::new("/etc/postfix/main.cf").exists() {
+        let out = Command::new("postconf")
+            .args(["-h", "inet_interfaces"])
+            .output()
+            .unwrap();
+        let interfaces = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(
+            interfaces, "loopback-only",
+            "the system's Postfix, installed by scripts/test-setup.sh, would listen beyond \
+             loopback: run scripts/test-setup.sh"
+        );
+    }
+}
