@@ -28,7 +28,10 @@ fn extracted(case: &Path, input: &str) -> String {
     match input {
         "input.eml" => extract::extract(&parse::parse(&bytes).text).text,
         "input.html" => {
-            extract::extract(&html::to_text(&String::from_utf8_lossy(&bytes), usize::MAX).0).text
+            extract::extract(
+                &html::to_text(&String::from_utf8_lossy(&bytes), usize::MAX, usize::MAX).0,
+            )
+            .text
         }
         _ => extract::extract(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")).text,
     }

@@ -873,8 +873,9 @@ fn recorded(ticket_id: Option<i64>) -> Decided {
 /// The line that ends a comment whose mail's text went on beyond what deskmail reads.
 pub(crate) fn text_cut_line(inbound_id: i64) -> String {
     format!(
-        "\n\n[The mail's text goes on beyond the {} deskmail reads; the whole mail is kept as inbound mail #{inbound_id}.]",
-        crate::outbound::compose::size_text(inbound::bounds::TEXT_LIMIT as u64)
+        "\n\n[The mail's text goes on beyond the {} or {} lines deskmail reads; the whole mail is kept as inbound mail #{inbound_id}.]",
+        crate::outbound::compose::size_text(inbound::bounds::TEXT_LIMIT as u64),
+        inbound::bounds::TEXT_LINES
     )
 }
 

@@ -23,6 +23,8 @@ pub const MAX_MULTIPARTS: usize = 32;
 pub const MAX_HEADER_LINES: usize = 5_000;
 /// Bytes of a mail's text read: about 150,000 words.
 pub const TEXT_LIMIT: usize = 1 << 20;
+/// Lines of a mail's text read: some 400 printed pages.
+pub const TEXT_LINES: usize = 20_000;
 /// Message-IDs of In-Reply-To and References kept (the first, the thread's root, and the newest).
 pub const MAX_IDS: usize = 50;
 /// Addresses read from each of To, Cc and Reply-To.
@@ -144,6 +146,27 @@ pub fn cut_text(s: &str, max: usize) -> &str {
     }
 }
 
+/// `s` cut to at most `max` bytes and `lines` lines (see [`cut_text`]).
+pub fn cut_text_lines(s: &str, max: usize, lines: usize) -> &str {
+    let s = cut_text(s, max);
+    match memchr_nth(s.as_bytes(), lines) {
+        Some(at) => &s[..at],
+        None => s,
+    }
+}
+
+/// Where the `n`th line end is, if there are that many.
+fn memchr_nth(s: &[u8], n: usize) -> Option<usize> {
+    if n == 0 {
+        return Some(0);
+    }
+    s.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map(|(i, _)| i)
+}
+
 /// `s` cut to at most `max` characters, with `…` where it was cut.
 pub fn cut_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -227,6 +250,8 @@ mod tests {
         assert_eq!(cut_text(s, 100), s);
         assert_eq!(cut_text(s, 7), "ab\ncd");
         assert_eq!(cut_text("€€€", 4), "€");
+        assert_eq!(cut_text_lines("a\nb\nc\n", 100, 2), "a\nb");
+        assert_eq!(cut_text_lines("a\nb", 100, 2), "a\nb");
         assert_eq!(cut_chars("äbc", 2), "äb…");
         assert_eq!(cut_chars("äb", 2), "äb");
     }

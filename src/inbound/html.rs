@@ -62,9 +62,9 @@ pub fn quote_start(html: &str) -> Option<usize> {
     Some(html[..at].rfind('<').unwrap_or(at))
 }
 
-/// The new part of an HTML body as text, at most about `limit` bytes of it; and whether it was
-/// cut there.
-pub fn to_text(html: &str, limit: usize) -> (String, bool) {
+/// The new part of an HTML body as text, at most about `limit` bytes and `lines` lines of it;
+/// and whether it was cut there.
+pub fn to_text(html: &str, limit: usize, lines: usize) -> (String, bool) {
     let html = match quote_start(html) {
         Some(at) => &html[..at],
         None => html,
@@ -73,6 +73,7 @@ pub fn to_text(html: &str, limit: usize) -> (String, bool) {
         text: RefCell::new(Text {
             line_start: true,
             limit,
+            lines_left: lines,
             ..Text::default()
         }),
     };
@@ -149,8 +150,9 @@ struct Text {
     space: bool,
     /// Nothing written on the current line yet.
     line_start: bool,
-    /// Bytes written at most; then the rest is left out.
+    /// Bytes written at most, and lines; then the rest is left out.
     limit: usize,
+    lines_left: usize,
     cut: bool,
 }
 
@@ -177,7 +179,7 @@ impl Text {
 
     /// Writes a visible character, with the line breaks, quote marks and space wanted before it.
     fn write(&mut self, c: char) {
-        if self.out.len() >= self.limit {
+        if self.out.len() >= self.limit || self.lines_left < self.breaks {
             self.cut = true;
             return;
         }
@@ -209,6 +211,7 @@ impl Text {
             self.out.push('>');
         }
         self.out.push('\n');
+        self.lines_left = self.lines_left.saturating_sub(1);
         self.line_start = true;
         self.space = false;
     }
@@ -293,17 +296,20 @@ mod tests {
     use super::*;
 
     fn text_of(html: &str) -> String {
-        to_text(html, usize::MAX).0
+        to_text(html, usize::MAX, usize::MAX).0
     }
 
     #[test]
     fn the_text_stops_at_its_limit() {
-        let (text, cut) = to_text(&"<p>word</p>".repeat(10_000), 100);
+        let words = "<p>word</p>".repeat(10_000);
+        let (text, cut) = to_text(&words, 100, 1000);
         assert!(
             cut && text.len() <= 100 && text.starts_with("word\n\nword"),
             "{text}"
         );
-        let (_, cut) = to_text("<p>short</p>", 100);
+        let (text, cut) = to_text(&words, 1000, 4);
+        assert!(cut && text == "word\n\nword\n\nword", "{text}");
+        let (_, cut) = to_text("<p>short</p>", 100, 100);
         assert!(!cut);
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 
-use super::bounds::{self, MAX_ADDRESSES, MAX_IDS, MAX_SUBJECT_CHARS, TEXT_LIMIT};
+use super::bounds::{self, MAX_ADDRESSES, MAX_IDS, MAX_SUBJECT_CHARS, TEXT_LIMIT, TEXT_LINES};
 use super::html;
 
 /// A name and an address, the address trimmed and lower-cased.
@@ -390,6 +390,7 @@ fn mailboxes(a: &Address<'_>) -> Vec<Mailbox> {
 /// off and made readable; at most [`TEXT_LIMIT`] bytes of it.
 fn body(msg: &Message<'_>, p: &mut Parsed) {
     let mut text = String::new();
+    let mut lines = 0;
     let mut html_only = None;
     for part in msg.text_bodies() {
         match &part.body {
@@ -398,8 +399,9 @@ fn body(msg: &Message<'_>, p: &mut Parsed) {
                     text.push('\n');
                 }
                 let room = TEXT_LIMIT.saturating_sub(text.len());
-                let kept = bounds::cut_text(t, room);
+                let kept = bounds::cut_text_lines(t, room, TEXT_LINES.saturating_sub(lines));
                 p.text_cut |= kept.len() < t.len();
+                lines += kept.bytes().filter(|b| *b == b'\n').count() + 1;
                 text.push_str(kept);
             }
             PartType::Html(h) if html_only.is_none() => html_only = Some(h.as_ref()),
@@ -418,14 +420,14 @@ fn body(msg: &Message<'_>, p: &mut Parsed) {
         PartType::Html(h) => Some(h.as_ref()),
         _ => None,
     }) {
-        let (text, cut) = html::to_text(h, TEXT_LIMIT);
+        let (text, cut) = html::to_text(h, TEXT_LIMIT, TEXT_LINES);
         p.text = text;
         p.text_cut |= cut;
         p.body_source = BodySource::Html;
     }
     if p.text_cut {
         p.warnings.push(format!(
-            "the text goes on beyond the {} deskmail reads of it",
+            "the text goes on beyond the {} or {TEXT_LINES} lines deskmail reads of it",
             crate::outbound::compose::size_text(TEXT_LIMIT as u64)
         ));
     }

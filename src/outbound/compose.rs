@@ -199,11 +199,11 @@ pub fn ask(wf: &Workflow, ticket: &Ticket, allowed: &[AllowedAction]) -> AskCtx 
     ask
 }
 
-/// Bytes of a comment a notification carries at most: a mail is meant to be read, and its text
-/// and HTML parts, quoted-printable, take up to six times the comment. The rest is on the
-/// ticket, and the mail says so.
+/// Bytes of a comment a notification carries at most: a mail is meant to be read (256 KiB are
+/// some 40,000 words), and its text and HTML parts, quoted-printable, take up to six times the
+/// comment. The rest is on the ticket, and the mail says so.
 pub fn comment_budget(max_message_bytes: u64) -> usize {
-    const MOST: usize = 1 << 20;
+    const MOST: usize = 256 * 1024;
     usize::try_from(max_message_bytes / 8).map_or(MOST, |b| b.min(MOST))
 }
 
