@@ -68,12 +68,13 @@ fn ordinary() -> Vec<u8> {
         .collect();
     format!(
         "Return-Path: <anna@acme.example>\r\nFrom: Anna Example <anna@acme.example>\r\n\
-         To: support@helpdesk.example\r\nSubject: Printer on fire\r\n\
+         To: support@helpdesk.example\r\nSubject: Re: [{}] Printer on fire\r\n\
          Message-ID: <ordinary@acme.example>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
          --alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{para}\r\n\r\n{quoted}\r\n\
          --alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{para}</p>\
          <blockquote>{}</blockquote>\r\n--alt--\r\n",
+        hostile::TICKET,
         quoted.replace("\r\n", "<br>")
     )
     .into_bytes()
@@ -87,12 +88,17 @@ fn ingest_once(raw: &[u8]) -> (f64, f64) {
     std::fs::copy(example, &config).unwrap();
     let mail = dir.path().join("mail.eml");
     std::fs::write(&mail, raw).unwrap();
-    // The store and the reply-token secret exist before the measured run, as in a running
-    // installation.
+    // The store, the reply-token secret and anna's ticket, which the cases answer, exist before
+    // the measured run, as in a running installation.
     let status = Command::new(env!("CARGO_BIN_EXE_deskmail"))
+        .env(
+            "DESKMAIL__HELPDESK__TICKET_FORMAT",
+            "{prefix}-20261122-{seq:04}",
+        )
         .arg("--config")
         .arg(&config)
-        .arg("migrate")
+        .args(["ticket", "create", "--as", "anna@acme.example"])
+        .args(["--subject", "Printer on fire", "--text", "It smokes."])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -45,7 +45,7 @@ fn world() -> &'static World {
         let now: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
         let anna = Actor {
             person: settings.directory.person("anna@acme.example").unwrap(),
-            verified: true,
+            proof: workflow::Proof::Cli,
         };
         let new = NewTicket {
             reference: "SUP-20261122-0001".into(),
@@ -80,7 +80,7 @@ fuzz_target!(|raw: &[u8]| {
         return;
     };
     let actor = Actor {
-        verified: reading.sender.verified.is_some(),
+        proof: reading.sender.proof(),
         person,
     };
     // As a reply to the ticket.

@@ -42,6 +42,29 @@ impl Incoming {
     }
 }
 
+impl Incoming {
+    /// The row that keeps this mail (`raw`: its bytes, or what of them is kept).
+    fn row<'a>(
+        &'a self,
+        reading: &'a Reading,
+        key: &'a str,
+        raw: &'a [u8],
+        packed: Option<&'a [u8]>,
+        now: Timestamp,
+    ) -> NewInbound<'a> {
+        NewInbound {
+            dedupe_key: key,
+            message_id: reading.mail.message_id.as_deref(),
+            mailbox: self.mailbox.as_deref(),
+            sender: Some(&reading.sender.address),
+            subject: Some(&reading.mail.subject),
+            raw,
+            packed,
+            received_at: now,
+        }
+    }
+}
+
 /// What became of a mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -392,16 +415,7 @@ impl Desk {
         }
         let mut report = MailReport::new(reading);
         let key = dedupe_key(reading.mail.message_id.as_deref(), &mail.raw);
-        let row = NewInbound {
-            dedupe_key: &key,
-            message_id: reading.mail.message_id.as_deref(),
-            mailbox: mail.mailbox.as_deref(),
-            sender: Some(&reading.sender.address),
-            subject: Some(&reading.mail.subject),
-            raw: &mail.raw,
-            packed: mail.packed.as_deref(),
-            received_at: now,
-        };
+        let row = mail.row(reading, &key, &mail.raw, mail.packed.as_deref(), now);
         // Stored first (one statement in the common case); a mail stored before is a duplicate,
         // unless it failed then.
         // The ticket a reply token names is read (and on PostgreSQL locked) in the same round trip.
@@ -549,16 +563,7 @@ impl Desk {
         };
         let headers =
             &mail.raw[..inbound::parse::header_block_len(&mail.raw).min(KEPT_HEADER_BYTES)];
-        let row = NewInbound {
-            dedupe_key: &key,
-            message_id: reading.mail.message_id.as_deref(),
-            mailbox: mail.mailbox.as_deref(),
-            sender: Some(&reading.sender.address),
-            subject: Some(&reading.mail.subject),
-            raw: headers,
-            packed: None,
-            received_at: now,
-        };
+        let row = mail.row(reading, &key, headers, None, now);
         let outcome = InboundOutcome {
             status: Status::Refused.as_str(),
             class: Some(report.class),

@@ -168,26 +168,41 @@ fn field_line(line: &str, known: &[String]) -> Option<(&'static str, String)> {
 /// The field lines at the top of a text (fields of `known` only), and the rest.
 pub fn read_fields(text: &str, known: &[String]) -> (BTreeMap<String, String>, String) {
     let mut fields = BTreeMap::new();
-    let lines: Vec<&str> = text.lines().collect();
     let mut start = 0;
-    for (i, line) in lines.iter().enumerate() {
+    for (at, line) in top_lines(text) {
         let t = line.trim();
         if t.is_empty() && fields.is_empty() {
-            start = i + 1;
+            start = at + line.len();
             continue;
         }
         match field_line(t, known) {
             Some((field, value)) => {
                 fields.entry(field.to_string()).or_insert(value);
-                start = i + 1;
+                start = at + line.len();
             }
-            None if t.is_empty() => start = i + 1,
+            None if t.is_empty() => start = at + line.len(),
             None => break,
         }
     }
-    let rest = lines.get(start..).unwrap_or_default().join("\n");
-    (fields, rest.trim().to_string())
+    (fields, text[start..].trim().to_string())
 }
+
+/// Lines that may carry commands and fields: those at the top of a text, with their offsets.
+/// A person writes a few; at most [`MAX_TOP_LINES`] are looked at (each command line is looked
+/// up among the workflow's names), and whatever follows is the comment.
+fn top_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut at = 0;
+    text.split_inclusive('\n')
+        .take(MAX_TOP_LINES)
+        .map(move |line| {
+            let this = at;
+            at += line.len();
+            (this, line)
+        })
+}
+
+/// Lines at the top of a reply read for commands, fields and the internal marker, at most.
+const MAX_TOP_LINES: usize = 50;
 
 /// A command as written, as much of it as a notice repeats: nothing of a stranger's mail
 /// beyond that travels back out.
@@ -262,18 +277,17 @@ pub fn read(
     }
     let mut out = Commands::default();
     let known = known_fields(wf);
-    let lines: Vec<&str> = text.lines().collect();
     let mut body_start = 0;
-    for (i, line) in lines.iter().enumerate() {
+    for (at, line) in top_lines(text) {
         let t = line.trim();
-        body_start = i;
+        let next = at + line.len();
         if t.is_empty() {
-            body_start = i + 1;
+            body_start = next;
             continue;
         }
         if t.eq_ignore_ascii_case(internal_marker) {
             out.internal_marker = true;
-            body_start = i + 1;
+            body_start = next;
             continue;
         }
         if let Some(name) = t.strip_prefix('/')
@@ -298,21 +312,17 @@ pub fn read(
                     });
                 }
             }
-            body_start = i + 1;
+            body_start = next;
             continue;
         }
         if let Some((field, value)) = field_line(t, &known) {
             out.fields.entry(field.to_string()).or_insert(value);
-            body_start = i + 1;
+            body_start = next;
             continue;
         }
         break;
     }
-    if body_start >= lines.len() {
-        out.comment = String::new();
-    } else {
-        out.comment = lines[body_start..].join("\n").trim().to_string();
-    }
+    out.comment = text[body_start..].trim().to_string();
     let mut actions: Vec<String> = found.iter().map(|c| c.action.clone()).collect();
     actions.dedup();
     if actions.len() > 1 {
@@ -356,6 +366,22 @@ mod tests {
         );
         assert_eq!(c.command.unwrap().action, "To Customer");
         assert_eq!(c.comment, "Bitte prüfen.");
+    }
+
+    #[test]
+    fn only_the_top_lines_are_read_for_commands() {
+        // Found by fuzzing: 20,000 command lines were each looked up among the workflow's names.
+        let text = "/frobnicate now\n".repeat(20_000);
+        let c = read_it("Re: [SUP-1] x", &text);
+        assert!(
+            matches!(c.problem, Some(Problem::Unknown { .. })),
+            "{:?}",
+            c.problem
+        );
+        assert_eq!(c.comment.lines().count(), 20_000 - MAX_TOP_LINES);
+        let (fields, rest) = read_fields(&"Service: Email\n".repeat(1000), &["service".into()]);
+        assert_eq!(fields["service"], "Email");
+        assert_eq!(rest.lines().count(), 1000 - MAX_TOP_LINES);
     }
 
     #[test]

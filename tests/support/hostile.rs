@@ -4,13 +4,20 @@
 //! `deskmail ingest` on each, next to mail-parser's bare parse.
 //!
 //! Every case is from anna@acme.example (a customer of the demo help desk) with a Return-Path,
-//! as an MTA delivers it, so that what happens is what would happen to her mail.
+//! as an MTA delivers it, and answers her ticket [`TICKET`] by its subject: what happens is what
+//! would happen to her reply (extraction, commands, a comment, the team's notification).
+
+/// The ticket the cases answer: the first one of 2026-11-22 (the test's clock; the bench gives
+/// its store a ticket number format that makes its first ticket this one).
+pub const TICKET: &str = "SUP-20261122-0001";
 
 /// What deskmail must make of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
-    /// Taken in as a person's mail: a new ticket (`status` of the mail "applied").
+    /// Taken in as a person's mail: a comment on the ticket, or a new one.
     Applied,
+    /// Refused as empty: what the bounds let deskmail read of it holds no text.
+    Empty,
     /// Refused for its size, headers only kept (`ingest` exits 65).
     TooLarge,
     /// Kept as failed, not a mail (`ingest` exits 65).
@@ -56,7 +63,7 @@ fn headers(name: &str, content_type: &str) -> String {
         "Return-Path: <anna@acme.example>\r\n\
          From: Anna Example <anna@acme.example>\r\n\
          To: support@helpdesk.example\r\n\
-         Subject: Hostile case {name}\r\n\
+         Subject: Re: [{TICKET}] Hostile case {name}\r\n\
          Message-ID: <hostile-{name}@acme.example>\r\n\
          Date: Sun, 22 Nov 2026 10:00:00 +0100\r\n\
          MIME-Version: 1.0\r\n\
@@ -121,6 +128,13 @@ pub fn cases() -> Vec<Case> {
         what,
         make,
         expect: Expect::Applied,
+        warning,
+    };
+    let empty = |name, what, make, warning| Case {
+        name,
+        what,
+        make,
+        expect: Expect::Empty,
         warning,
     };
     let beyond = Some("text goes on beyond");
@@ -201,7 +215,7 @@ pub fn cases() -> Vec<Case> {
             expect: Expect::NotAMail,
             warning: None,
         },
-        applied(
+        empty(
             "deep-mime",
             "10,000 nested multiparts, never closed",
             || deep_mime(10_000),
@@ -243,7 +257,7 @@ pub fn cases() -> Vec<Case> {
             nested_base64_mail,
             None,
         ),
-        applied(
+        empty(
             "many-headers",
             "200,000 header lines",
             || {
@@ -302,7 +316,7 @@ pub fn cases() -> Vec<Case> {
             "a raw Latin-1 subject, a From whose name is broken UTF-8",
             || {
                 b"Return-Path: <anna@acme.example>\r\nFrom: \xff\xfe Ann\xc3\x28a <anna@acme.example>\r\n\
-To: support@helpdesk.example\r\nSubject: Gr\xfc\xdfe aus M\xfcnchen\r\n\
+To: support@helpdesk.example\r\nSubject: Re: [SUP-20261122-0001] Gr\xfc\xdfe aus M\xfcnchen\r\n\
 Message-ID: <hostile-eight-bit-headers@acme.example>\r\n\r\nHallo.\r\n"
                     .to_vec()
             },
@@ -314,7 +328,7 @@ Message-ID: <hostile-eight-bit-headers@acme.example>\r\n\r\nHallo.\r\n"
             || mail("long-line", "text/plain", "", &vec![b'a'; 20 * MIB]),
             beyond,
         ),
-        applied(
+        empty(
             "many-lines",
             "20 MiB of empty lines",
             || mail("many-lines", "text/plain", "", &b"\r\n".repeat(10 * MIB)),
