@@ -252,6 +252,27 @@ async fn forged_mail_does_not_mute_the_team_and_looks_unverified() {
             "{r:?}"
         );
     }
+    // Whatever an unverified sender's command, it is refused as unverified: how it is written
+    // is not the reason to give.
+    for command in ["/to provider", "/To Customer", "/frobnicate"] {
+        let r = take(
+            &d,
+            mail(
+                "Anna Example <anna@acme.example>",
+                "support@helpdesk.example",
+                &format!("Re: [{reference}] Printer on fire"),
+                "",
+                &format!("{command}\r\nForged command.\r\n"),
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(
+            r.decision.contains("could not verify"),
+            "{command}: {}",
+            r.decision
+        );
+    }
     // Her genuine reply, through her reply address: the team still hears of it.
     let token =
         d.outbound
@@ -279,7 +300,7 @@ async fn forged_mail_does_not_mute_the_team_and_looks_unverified() {
         .iter()
         .filter(|c| c.text.starts_with("Forged"))
         .collect();
-    assert_eq!(forged.len(), 15);
+    assert_eq!(forged.len(), 18);
     assert!(
         forged
             .iter()
@@ -309,10 +330,10 @@ async fn forged_mail_does_not_mute_the_team_and_looks_unverified() {
         .iter()
         .filter(|m| decoded(m).contains("(unverified sender: anna@acme.example)"))
         .count();
-    // Her first mail (the request, sent without a token either) and the 15 forged ones; not
+    // Her first mail (the request, sent without a token either) and the 18 forged ones; not
     // the genuine reply.
-    assert_eq!(team_mails.len(), 17);
-    assert_eq!(marked, 16, "each unverified mail's notice says so");
+    assert_eq!(team_mails.len(), 20);
+    assert_eq!(marked, 19, "each unverified mail's notice says so");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -385,4 +406,76 @@ async fn notifications_stay_within_their_size_and_say_what_they_leave_out() {
     assert!(body.contains("The comment goes on for"), "{body}");
     assert!(body.contains("trace.bin") && body.contains("too large to send by mail"));
     assert_eq!(m.attachments().count(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_mail_that_asks_for_no_automatic_answer_gets_no_acknowledgement() {
+    let d = desk().await;
+    for (extra, why) in [
+        (
+            "X-Auto-Response-Suppress: All\r\n",
+            "X-Auto-Response-Suppress",
+        ),
+        ("List-Id: <it.acme.example>\r\n", "mailing list"),
+    ] {
+        let r = take(
+            &d,
+            mail(
+                "Anna Example <anna@acme.example>",
+                "support@helpdesk.example",
+                &format!("Printer on fire ({why})"),
+                extra,
+                "It smokes.\r\n",
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, MailStatus::Applied, "{}", r.decision);
+        assert_eq!(r.mailed, ["team@helpdesk.example"], "{why}: {}", r.decision);
+        assert!(
+            r.not_mailed
+                .iter()
+                .any(|n| n.starts_with("not mailed to anna@acme.example")),
+            "{why}: {:?}",
+            r.not_mailed
+        );
+    }
+    // Without a Return-Path (no MTA recorded an envelope sender) likewise.
+    let mut raw = mail(
+        "Anna Example <anna@acme.example>",
+        "support@helpdesk.example",
+        "No envelope",
+        "",
+        "Hi.\r\n",
+    );
+    let first_line = raw.iter().position(|b| *b == b'\n').unwrap() + 1;
+    raw.drain(..first_line);
+    let r = take(&d, raw).await.unwrap();
+    assert_eq!(r.mailed, ["team@helpdesk.example"], "{}", r.decision);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_mail_refused_for_its_size_is_taken_in_once_the_limit_allows_it() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let url = format!("sqlite://{}", dir.join("s.sqlite").display());
+    let raw = mail(
+        "Anna Example <anna@acme.example>",
+        "support@helpdesk.example",
+        "Big",
+        "",
+        &"x".repeat(100_000),
+    );
+    for (limit, status) in [
+        (50_000, MailStatus::TooLarge),
+        (1 << 20, MailStatus::Applied),
+    ] {
+        let mut settings = support::demo_settings("partner-routing");
+        settings.inbound.max_message_bytes = limit;
+        settings.outbound.secret_file = dir.join("key");
+        let outbound = deskmail::outbound::Outbound::open(&settings.outbound).unwrap();
+        let store = deskmail::store::Store::open(&url).await.unwrap();
+        let d = Desk::new(settings, store, outbound);
+        let r = take(&d, raw.clone()).await.unwrap();
+        assert_eq!(r.status, status, "{}", r.decision);
+    }
 }

@@ -4,7 +4,8 @@
 ALTER TABLE inbound_messages ADD COLUMN size INTEGER;
 ALTER TABLE inbound_messages ADD COLUMN sha256 TEXT;
 -- How a comment's author was verified: `token` (a signed reply address), `dmarc` or `dkim` (a
--- trusted Authentication-Results header), `cli` (the command line), `none` (not verified);
+-- trusted Authentication-Results header), `cli` (the command line), `system` (deskmail's time
+-- rules), `none` (not verified);
 -- NULL for comments written before deskmail kept it.
 ALTER TABLE comments ADD COLUMN verified_by TEXT;
 -- Values longer than 1 MiB (a stored mail, an attachment, a notification's message) keep their

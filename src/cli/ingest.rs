@@ -13,7 +13,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::{Failure, OpenError};
-use crate::desk::{Desk, Incoming, IngestError, MailReport, MailStatus, on_disk};
+use crate::desk::{Desk, Incoming, IngestError, MailReport, MailStatus, Whole, on_disk};
 
 /// Groups taken in while earlier ones wait for the disk, at most.
 const UNSETTLED: usize = 64;
@@ -86,16 +86,43 @@ impl Input {
         }
     }
 
-    fn read(&self) -> std::io::Result<Vec<u8>> {
+    /// The mail's bytes, at most `limit + 1` of them: a larger mail is refused for its size, so
+    /// the rest is only counted and hashed, not kept (what the store keeps of such a mail).
+    fn read(&self, limit: u64) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
         match self {
-            Input::Stdin => {
-                let mut raw = Vec::new();
-                std::io::stdin().read_to_end(&mut raw)?;
-                Ok(raw)
-            }
-            Input::File(p) => std::fs::read(p),
+            Input::Stdin => read_capped(std::io::stdin().lock(), limit),
+            Input::File(p) => read_capped(std::fs::File::open(p)?, limit),
         }
     }
+}
+
+/// Reads up to `limit + 1` bytes; when there are more, the whole mail's size and digest.
+fn read_capped(input: impl Read, limit: u64) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
+    use sha2::Digest;
+    let mut input = input;
+    let mut raw = Vec::new();
+    (&mut input).take(limit + 1).read_to_end(&mut raw)?;
+    if raw.len() as u64 <= limit {
+        return Ok((raw, None));
+    }
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(&raw);
+    let mut size = raw.len() as u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((raw, Some(Whole { size, sha256 })))
 }
 
 /// The mails of a directory, in name order: a Maildir's (every file in `new` and `cur`: a
@@ -231,6 +258,7 @@ pub async fn run(
     );
     let mailbox = args.mailbox.clone();
     let dry_run = args.dry_run;
+    let max = desk.settings.inbound.max_message_bytes;
     // The helper hands over at least 64 mails at a time: each hand-over wakes a thread on the
     // other CPU, which costs more than a small group's commit.
     let per_transaction = batch * parallel;
@@ -241,9 +269,10 @@ pub async fn run(
             let group = chunk
                 .iter()
                 .map(|input| {
-                    let read = input.read().map(|raw| {
+                    let read = input.read(max).map(|(raw, whole)| {
                         let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
                         Incoming {
+                            whole,
                             // A dry run stores nothing; a mail longer than a piece is packed
                             // piece by piece as it is stored (store/pieces.rs).
                             packed: (!dry_run && raw.len() <= crate::store::PIECE)

@@ -198,7 +198,6 @@ pub async fn run(desk: Desk, cmd: TicketCommand) -> CmdResult {
                 source: "cli".into(),
                 attachments: read_attachments(&attach)?,
                 thread_root: None,
-                quiet: None,
             };
             let outcome = desk.create(&actor, req, now).await?;
             report(&desk, &actor, outcome, json).await

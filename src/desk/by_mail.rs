@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::ingest::{Decided, MailReport, Status};
 use super::notify::RefusedMail;
-use super::{Author, CreateRequest, Desk, DeskError, Mailed, NewAttachment, Outcome};
+use super::{Author, CreateRequest, Desk, DeskError, FromMail, Mailed, NewAttachment, Outcome};
 use crate::config::UnverifiedPolicy;
 use crate::inbound::{self, MatchedBy, Reading, classify::strip_prefixes};
 use crate::outbound::render::RefusalCtx;
@@ -190,8 +190,12 @@ impl Desk {
             Some((_, intent)) => intent,
             None => &comment_only,
         };
+        let from = Some(FromMail {
+            id,
+            quiet: reading.unanswerable.as_deref(),
+        });
         let mut outcome = self
-            .act_in(tx, &reference, actor, attempt, &attachments, Some(id), now)
+            .act_in(tx, &reference, actor, attempt, &attachments, from, now)
             .await?;
         if let (Outcome::Rejected(r), Some((written, _))) = (&outcome, &wanted) {
             // The command is refused: the comment still goes on the ticket.
@@ -204,7 +208,7 @@ impl Desk {
                         actor,
                         &comment_only,
                         &attachments,
-                        Some(id),
+                        from,
                         now,
                     )
                     .await?;
@@ -506,9 +510,12 @@ impl Desk {
             source: "mail".into(),
             attachments: attachments_of(reading),
             thread_root: reading.mail.message_id.clone(),
-            quiet: reading.unanswerable.clone(),
         };
-        match self.create_in(tx, actor, &req, None, Some(id), now).await? {
+        let from = Some(FromMail {
+            id,
+            quiet: reading.unanswerable.as_deref(),
+        });
+        match self.create_in(tx, actor, &req, None, from, now).await? {
             Outcome::Applied {
                 reference,
                 effects,

@@ -29,6 +29,16 @@ pub struct Incoming {
     /// What the stages before the database made of it, when a thread worked that out ahead
     /// (`inbound::read_ahead`); worked out here otherwise.
     pub reading: Option<Box<Reading>>,
+    /// The whole mail's size and digest, when `raw` holds only its beginning: a mail over the
+    /// size limit, read no further than the limit (and refused for its size).
+    pub whole: Option<Whole>,
+}
+
+/// A mail's size and SHA-256 digest (hex).
+#[derive(Debug, Clone)]
+pub struct Whole {
+    pub size: u64,
+    pub sha256: String,
 }
 
 impl Incoming {
@@ -38,6 +48,7 @@ impl Incoming {
             packed: None,
             mailbox,
             reading: None,
+            whole: None,
         }
     }
 }
@@ -549,18 +560,18 @@ impl Desk {
         now: Timestamp,
     ) -> Result<MailReport, DeskError> {
         let limit = self.settings.inbound.max_message_bytes;
-        let size = mail.raw.len();
+        let (size, digest) = match &mail.whole {
+            Some(w) => (w.size, w.sha256.clone()),
+            None => (mail.raw.len() as u64, sha256_hex(&mail.raw)),
+        };
         report.decision = format!(
             "refused: the mail is {}, more than the {} deskmail takes (inbound.max_message_bytes); only its headers are kept",
-            crate::outbound::compose::size_text(size as u64),
+            crate::outbound::compose::size_text(size),
             crate::outbound::compose::size_text(limit)
         );
         report.status = Status::TooLarge;
-        let digest = sha256_hex(&mail.raw);
-        let key = match &reading.mail.message_id {
-            Some(id) if id.len() > 2 => id.clone(),
-            _ => format!("sha256:{digest}"),
-        };
+        // A key of its own: the same mail sent again once the limit is raised is taken in.
+        let key = format!("too-large:{digest}");
         let headers =
             &mail.raw[..inbound::parse::header_block_len(&mail.raw).min(KEPT_HEADER_BYTES)];
         let row = mail.row(reading, &key, headers, None, now);
@@ -573,7 +584,7 @@ impl Desk {
             at: now,
         };
         report.inbound_id = tx
-            .insert_inbound_headers(&row, size as u64, &digest, &outcome)
+            .insert_inbound_headers(&row, size, &digest, &outcome)
             .await?;
         tracing::warn!(
             size,

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use crate::outbound::compose;
 use crate::outbound::message::{self, Mail};
 use crate::outbound::render::{MailContext, Templates};
 
@@ -21,6 +22,8 @@ pub(crate) struct Job {
     pub ctx: MailContext,
     /// Everything but the body.
     pub mail: Mail,
+    /// The largest message allowed (`outbound.max_message_bytes`).
+    pub max: u64,
     pub done: oneshot::Sender<Result<Vec<u8>, String>>,
 }
 
@@ -56,19 +59,49 @@ impl Job {
         let Job {
             event,
             locale,
-            ctx,
+            mut ctx,
             mut mail,
+            max,
             done,
         } = self;
-        let made = templates
-            .render(&event, &locale, &ctx)
-            .map_err(|e| e.to_string())
-            .and_then(|body| {
-                mail.body = body;
-                message::build(&mail).map_err(|e| e.to_string())
-            })
+        let made = make(templates, &event, &locale, &mut ctx, &mut mail, max)
             .map(|raw| crate::store::pack(&raw));
         // The transaction may be gone (dropped unfinished): nobody waits then.
         let _ = done.send(made);
     }
+}
+
+/// Renders and builds a notification within `max` bytes. The comment and the attachments were
+/// fitted to it beforehand by estimate; if the mail still comes out larger (many files with long
+/// names, a comment that HTML escaping swells), it is made again with no file attached, its
+/// list shortened and the comment cut to a tenth; if even that is too large, it is not made.
+pub(crate) fn make(
+    templates: &Templates,
+    event: &str,
+    locale: &str,
+    ctx: &mut MailContext,
+    mail: &mut Mail,
+    max: u64,
+) -> Result<Vec<u8>, String> {
+    let build = |ctx: &MailContext, mail: &mut Mail| {
+        mail.body = templates
+            .render(event, locale, ctx)
+            .map_err(|e| e.to_string())?;
+        message::build(mail).map_err(|e| e.to_string())
+    };
+    let raw = build(ctx, mail)?;
+    if raw.len() as u64 <= max {
+        return Ok(raw);
+    }
+    compose::shrink(ctx);
+    mail.attachments.clear();
+    let raw = build(ctx, mail)?;
+    if raw.len() as u64 <= max {
+        return Ok(raw);
+    }
+    Err(format!(
+        "the notification would be {}, more than outbound.max_message_bytes ({})",
+        compose::size_text(raw.len() as u64),
+        compose::size_text(max)
+    ))
 }

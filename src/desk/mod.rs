@@ -9,7 +9,8 @@ mod notify;
 mod outbox;
 
 pub use ingest::{
-    Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, dedupe_key, on_disk,
+    Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, Whole, dedupe_key,
+    on_disk,
 };
 pub use notify::Mailed;
 pub use outbox::SendReport;
@@ -88,8 +89,6 @@ pub struct CreateRequest {
     pub attachments: Vec<NewAttachment>,
     /// The Message-ID of the mail that asks for the ticket: the root of its mail thread.
     pub thread_root: Option<String>,
-    /// The requester's mail is not to be answered, and why (see [`Author::quiet`]).
-    pub quiet: Option<String>,
 }
 
 /// A file that comes with a comment.
@@ -129,6 +128,13 @@ impl<'a> Author<'a> {
     pub fn new(actor: &'a Actor) -> Author<'a> {
         Author { actor, quiet: None }
     }
+}
+
+/// The stored mail a change comes from, and why its sender is not to be answered, if so.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FromMail<'a> {
+    pub id: i64,
+    pub quiet: Option<&'a str>,
 }
 
 /// Where and by whom a change is written.
@@ -233,7 +239,7 @@ impl Desk {
         actor: &Actor,
         req: &CreateRequest,
         linked_to: Option<&str>,
-        inbound: Option<i64>,
+        mail: Option<FromMail<'_>>,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let format = &self.settings.ticket_format;
@@ -275,8 +281,11 @@ impl Desk {
                 let w = Write {
                     ticket_id: id,
                     thread_root: root,
-                    author: Author::new(actor),
-                    inbound,
+                    author: Author {
+                        actor,
+                        quiet: mail.and_then(|m| m.quiet),
+                    },
+                    inbound: mail.map(|m| m.id),
                     now,
                 };
                 let mailed = self.write(tx, &w, &effects, &req.attachments).await?;
@@ -318,14 +327,14 @@ impl Desk {
         actor: &Actor,
         intent: &Intent,
         attachments: &[NewAttachment],
-        inbound: Option<i64>,
+        mail: Option<FromMail<'_>>,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let rec = tx
             .ticket_for_update(reference.trim())
             .await?
             .ok_or_else(|| DeskError::UnknownTicket(reference.trim().to_string()))?;
-        self.act_on(tx, rec, actor, intent, attachments, inbound, now)
+        self.act_on(tx, rec, actor, intent, attachments, mail, now)
             .await
     }
 
@@ -338,9 +347,10 @@ impl Desk {
         actor: &Actor,
         intent: &Intent,
         attachments: &[NewAttachment],
-        inbound: Option<i64>,
+        mail: Option<FromMail<'_>>,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
+        let inbound = mail.map(|m| m.id);
         if !actor.can_see(&rec.ticket) {
             return Err(DeskError::NotVisible {
                 who: actor.address().to_string(),
@@ -353,7 +363,7 @@ impl Desk {
             workflow::Outcome::Decided(d) => d,
             workflow::Outcome::FollowUp => {
                 return self
-                    .follow_up(tx, &rec, actor, intent, attachments, inbound, now)
+                    .follow_up(tx, &rec, actor, intent, attachments, mail, now)
                     .await;
             }
         };
@@ -411,7 +421,10 @@ impl Desk {
         let w = Write {
             ticket_id: rec.id,
             thread_root: rec.thread_root.as_deref(),
-            author: Author::new(actor),
+            author: Author {
+                actor,
+                quiet: mail.and_then(|m| m.quiet),
+            },
             inbound,
             now,
         };
@@ -432,9 +445,10 @@ impl Desk {
         actor: &Actor,
         intent: &Intent,
         attachments: &[NewAttachment],
-        inbound: Option<i64>,
+        mail: Option<FromMail<'_>>,
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
+        let inbound = mail.map(|m| m.id);
         let text = match intent {
             Intent::Comment { text, .. } => text.clone(),
             Intent::Act { comment, .. } => comment.clone().unwrap_or_default(),
@@ -447,17 +461,9 @@ impl Desk {
             source: closed.ticket.source.clone(),
             attachments: attachments.to_vec(),
             thread_root: None,
-            quiet: None,
         };
         let outcome = self
-            .create_in(
-                tx,
-                actor,
-                &req,
-                Some(&closed.ticket.reference),
-                inbound,
-                now,
-            )
+            .create_in(tx, actor, &req, Some(&closed.ticket.reference), mail, now)
             .await?;
         let Outcome::Applied { reference, .. } = outcome else {
             return Ok(outcome);
@@ -703,7 +709,7 @@ impl Desk {
                 tx.update_ticket(rec.id, &effects.ticket).await?;
                 let system = Actor {
                     person: self.system_person(),
-                    proof: Proof::Cli,
+                    proof: Proof::System,
                 };
                 let w = Write {
                     ticket_id: rec.id,

@@ -138,8 +138,14 @@ impl Desk {
                 .get(&p.address)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            // A "not done" notice is rendered in place: the sender's report says it is queued.
-            if let Some(renderer) = self.late_renderer.as_ref().filter(|_| refusal.is_none()) {
+            // A "not done" notice is rendered in place: the sender's report says it is queued. So
+            // is a mail that carries files: its message is written a piece at a time
+            // (store/pieces.rs), which filling in a late message would not do.
+            let elsewhere = self
+                .late_renderer
+                .as_ref()
+                .filter(|_| refusal.is_none() && files.is_empty());
+            if let Some(renderer) = elsewhere {
                 let (mail, queued) = self.thread_mail(
                     &effects.ticket,
                     &p,
@@ -155,6 +161,7 @@ impl Desk {
                     locale: self.locale_of(&p).to_string(),
                     ctx,
                     mail,
+                    max: max_message,
                     done,
                 };
                 if let Err(job) = renderer.render(job) {
@@ -176,7 +183,7 @@ impl Desk {
             match self.render_mail(
                 &effects.ticket,
                 &p,
-                &ctx,
+                ctx,
                 &reply_to,
                 files,
                 &mut root,
@@ -205,18 +212,13 @@ impl Desk {
         &self,
         ticket: &Ticket,
         p: &Planned,
-        ctx: &MailContext,
+        mut ctx: MailContext,
         reply_to: &str,
         attachments: Vec<MailAttachment>,
         root: &mut Option<String>,
         earlier: &[String],
         now: Timestamp,
     ) -> Result<QueuedMail, String> {
-        let body = self
-            .outbound
-            .templates
-            .render(&p.event, self.locale_of(p), ctx)
-            .map_err(|e| e.to_string())?;
         let mut root_after = root.clone();
         let (mut mail, mut queued) = self.thread_mail(
             ticket,
@@ -227,8 +229,14 @@ impl Desk {
             earlier,
             now,
         );
-        mail.body = body;
-        queued.raw = message::build(&mail).map_err(|e| e.to_string())?;
+        queued.raw = super::late_render::make(
+            &self.outbound.templates,
+            &p.event,
+            self.locale_of(p),
+            &mut ctx,
+            &mut mail,
+            self.outbound.settings.max_message_bytes,
+        )?;
         *root = root_after;
         Ok(queued)
     }
@@ -384,7 +392,7 @@ impl Desk {
         });
         let mut root = tx.thread_root(ticket_id).await?;
         let had_root = root.is_some();
-        match self.render_mail(ticket, &p, &ctx, &reply_to, Vec::new(), &mut root, &[], now) {
+        match self.render_mail(ticket, &p, ctx, &reply_to, Vec::new(), &mut root, &[], now) {
             Ok(mail) => {
                 if !had_root && let Some(r) = &root {
                     tx.set_thread_root(ticket_id, r).await?;

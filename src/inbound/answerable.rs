@@ -24,8 +24,15 @@ const ROLE_LOCAL_PARTS: [&str; 10] = [
     "bounces",
 ];
 
-/// Spellings of "do not reply" inside a local part, once `.`, `-` and `_` are taken out.
-const NO_REPLY: [&str; 4] = ["noreply", "donotreply", "dontreply", "norespond"];
+/// "Do not reply" as local parts spell it, once their words (split at `.`, `-`, `_`) are joined:
+/// `no-reply`, `noreply`, `do_not_reply`, `DoNotReply`, `notifications-noreply`.
+const NO_REPLY: [&str; 5] = [
+    "noreply",
+    "donotreply",
+    "dontreply",
+    "norespond",
+    "noresponse",
+];
 
 /// Starts of VERP and bounce-handling sender addresses (`bounce-123-anna=acme@...`).
 const VERP_STARTS: [&str; 5] = ["bounce-", "bounces-", "bounce+", "bounces+", "return-"];
@@ -38,11 +45,14 @@ pub fn role_address(address: &str) -> Option<&'static str> {
     if ROLE_LOCAL_PARTS.contains(&base) {
         return Some("a mail system's address, which no person reads");
     }
-    let squashed: String = local
-        .chars()
-        .filter(|c| !matches!(c, '.' | '-' | '_'))
-        .collect();
-    if NO_REPLY.iter().any(|n| squashed.contains(n)) {
+    // Whole words only: `eleonore.plyer` is a person.
+    let words: Vec<&str> = base.split(['.', '-', '_']).collect();
+    let spelled = |n: usize| {
+        words
+            .windows(n)
+            .any(|w| NO_REPLY.contains(&w.concat().as_str()))
+    };
+    if (1..=3).any(spelled) {
         return Some("a no-reply address");
     }
     if VERP_STARTS.iter().any(|v| local.starts_with(v)) {
@@ -101,6 +111,8 @@ mod tests {
             "nora@acme.example",
             "returns@shop.example",
             "postmaster.anna@acme.example",
+            "eleonore.plyer@acme.example",
+            "no.name@acme.example",
         ] {
             assert_eq!(role_address(a), None, "{a}");
         }

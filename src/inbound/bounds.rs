@@ -167,6 +167,11 @@ fn memchr_nth(s: &[u8], n: usize) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// `b` cut to at most `max` bytes.
+pub fn cut_bytes(b: &[u8], max: usize) -> &[u8] {
+    &b[..b.len().min(max)]
+}
+
 /// `s` cut to at most `max` characters, with `…` where it was cut.
 pub fn cut_chars(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {

@@ -63,12 +63,21 @@ pub fn quote_start(html: &str) -> Option<usize> {
 }
 
 /// The new part of an HTML body as text, at most about `limit` bytes and `lines` lines of it;
-/// and whether it was cut there.
+/// and whether it was cut there. When the new part holds no text (a forward, a reply that only
+/// quotes), the whole body is read instead: the quote is then all the mail says.
 pub fn to_text(html: &str, limit: usize, lines: usize) -> (String, bool) {
-    let html = match quote_start(html) {
-        Some(at) => &html[..at],
-        None => html,
+    let Some(at) = quote_start(html) else {
+        return convert(html, limit, lines);
     };
+    let (text, cut) = convert(&html[..at], limit, lines);
+    if text.trim().is_empty() {
+        return convert(html, limit, lines);
+    }
+    (text, cut)
+}
+
+/// An HTML body as text, at most about `limit` bytes and `lines` lines of it.
+fn convert(html: &str, limit: usize, lines: usize) -> (String, bool) {
     let sink = TextSink {
         text: RefCell::new(Text {
             line_start: true,
@@ -150,6 +159,10 @@ struct Text {
     space: bool,
     /// Nothing written on the current line yet.
     line_start: bool,
+    /// The open lists: numbered ones with their count so far (at most [`MAX_QUOTE_PREFIX`]).
+    lists: Vec<Option<u32>>,
+    /// A list item's mark, written before its first text.
+    bullet: Option<String>,
     /// Bytes written at most, and lines; then the rest is left out.
     limit: usize,
     lines_left: usize,
@@ -196,6 +209,10 @@ impl Text {
             self.line_start = false;
             self.space = false;
         }
+        if let Some(mark) = self.bullet.take() {
+            self.out.push_str(&mark);
+            self.out.push(' ');
+        }
         if self.space {
             self.out.push(' ');
             self.space = false;
@@ -204,6 +221,11 @@ impl Text {
     }
 
     fn newline(&mut self) {
+        // Every line end counts, the ones of `<pre>` too.
+        if self.lines_left == 0 || self.out.len() >= self.limit {
+            self.cut = true;
+            return;
+        }
         let kept = self.out.trim_end_matches(' ').len();
         self.out.truncate(kept);
         if self.line_start && self.gap_quoted {
@@ -259,13 +281,25 @@ impl Text {
                     self.pre.saturating_sub(1)
                 };
             }
-            "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table" | "ul" | "ol" | "dl" | "hr" => {
-                self.want(2)
+            "ul" | "ol" => {
+                self.want(2);
+                if start && self.lists.len() < MAX_QUOTE_PREFIX {
+                    self.lists.push((name == "ol").then_some(0));
+                } else if !start {
+                    self.lists.pop();
+                }
             }
+            "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table" | "dl" | "hr" => self.want(2),
             "li" => {
                 self.want(1);
                 if start {
-                    self.bullet();
+                    self.bullet = Some(match self.lists.last_mut() {
+                        Some(Some(n)) => {
+                            *n += 1;
+                            format!("{n}.")
+                        }
+                        _ => "*".into(),
+                    });
                 }
             }
             "div" | "tr" | "dt" | "dd" | "section" | "article" | "header" | "footer" | "nav"
@@ -275,12 +309,6 @@ impl Text {
             _ => {}
         }
         TokenSinkResult::Continue
-    }
-
-    /// A list item's mark.
-    fn bullet(&mut self) {
-        self.write('*');
-        self.space = true;
     }
 
     fn finish(self) -> String {
@@ -311,6 +339,16 @@ mod tests {
         assert!(cut && text == "word\n\nword\n\nword", "{text}");
         let (_, cut) = to_text("<p>short</p>", 100, 100);
         assert!(!cut);
+        let pre = format!(
+            "<blockquote><pre>{}</pre></blockquote>",
+            "\n".repeat(100_000)
+        );
+        let (text, cut) = to_text(&pre, 1000, 50);
+        assert!(
+            cut && text.lines().count() <= 50 && text.len() <= 1000,
+            "{}",
+            text.len()
+        );
     }
 
     #[test]
@@ -331,6 +369,16 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_that_only_forwards_or_quotes_is_read_whole() {
+        let forward = r#"<div dir="ltr"><br><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">---------- Forwarded message ---------<br>From: Vendor &lt;v@x.example&gt;<br></div>The error is E42.</div></div>"#;
+        let text = text_of(forward);
+        assert!(
+            text.contains("Forwarded message") && text.contains("E42"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn outlook_web_separator_is_cut() {
         let html = r#"<div>Done.</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> Help</div><div>old</div>"#;
         assert_eq!(text_of(html).trim(), "Done.");
@@ -347,11 +395,11 @@ mod tests {
     fn blocks_breaks_entities_and_white_space() {
         let html = "<html><head><title>T</title><style>p {color: red}</style></head><body>\n\
             <p>Hello   <b>Anna</b>,</p>\n<div>line one<br>line&nbsp;two</div>\
-            <ul><li>first</li><li>second</li></ul><p>Fish &amp; chips &lt;3</p>\
+            <ul><li>first</li><li><p>second</p></li></ul><ol><li>one<li>two</ol><p>Fish &amp; chips &lt;3</p>\
             <script>alert('x')</script><pre>  keep\n   this</pre></body></html>";
         assert_eq!(
             text_of(html),
-            "Hello Anna,\n\nline one\nline two\n\n* first\n* second\n\nFish & chips <3\n\n  keep\n   this"
+            "Hello Anna,\n\nline one\nline two\n\n* first\n\n* second\n\n1. one\n2. two\n\nFish & chips <3\n\n  keep\n   this"
         );
     }
 

@@ -228,7 +228,7 @@ fn read(raw: &[u8], headers_only: bool) -> Parsed {
         // that are not UTF-8 taken as Windows-1252.
         p.warnings
             .push("8-bit header lines that are not UTF-8 read as Windows-1252".into());
-        let fixed = super::eight_bit::to_utf8(header_block);
+        let fixed = super::eight_bit::to_utf8(bounds::cut_bytes(header_block, MAX_REREAD));
         if let Some(headers) = MessageParser::default().parse_headers(fixed.as_bytes()) {
             read_headers(&headers, &mut p);
         }
@@ -303,6 +303,10 @@ fn read_headers(msg: &Message<'_>, p: &mut Parsed) {
         .date()
         .and_then(|d| Timestamp::from_second(d.to_timestamp()).ok());
 }
+
+/// Bytes of a header block read again as 8-bit text, at most: the fields deskmail reads are at
+/// the top.
+const MAX_REREAD: usize = 256 * 1024;
 
 /// Characters kept of a header value (an `Authentication-Results` header is a few hundred).
 const MAX_HEADER_VALUE: usize = 16 * 1024;

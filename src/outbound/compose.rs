@@ -207,10 +207,11 @@ pub fn comment_budget(max_message_bytes: u64) -> usize {
     usize::try_from(max_message_bytes / 8).map_or(MOST, |b| b.min(MOST))
 }
 
-/// What a notification's text takes at most besides its attachments: the comment six times
-/// over (text and HTML, quoted-printable), templates and headers.
+/// What a notification's text takes at most besides its attachments, by estimate: the comment
+/// nine times over (HTML escaping and quoted-printable in both parts), templates and headers.
+/// [`shrink`] is the remedy when a mail comes out larger all the same.
 pub fn text_bound(comment_bytes: usize) -> u64 {
-    (comment_bytes as u64) * 6 + 64 * 1024
+    (comment_bytes as u64) * 9 + 64 * 1024
 }
 
 /// Which attachments go along: each at most `max_attachment`, in their order while the mail
@@ -227,6 +228,32 @@ pub fn fitting(sizes: impl Iterator<Item = u64>, max_attachment: u64, room: u64)
             fits
         })
         .collect()
+}
+
+/// Files a shrunk notification still lists by name.
+const LISTED_WHEN_SHRUNK: usize = 20;
+
+/// A notification's context made smaller, when the mail came out too large: no file attached,
+/// only the first [`LISTED_WHEN_SHRUNK`] listed, the comment cut to a tenth.
+pub fn shrink(ctx: &mut MailContext) {
+    for a in &mut ctx.attachments {
+        a.attached = false;
+    }
+    let files = ctx.attachments.len();
+    if files > LISTED_WHEN_SHRUNK {
+        ctx.attachments.truncate(LISTED_WHEN_SHRUNK);
+        ctx.attachments.push(AttachmentCtx {
+            filename: format!("… and {} more", files - LISTED_WHEN_SHRUNK),
+            size_text: "see the ticket".into(),
+            attached: true,
+        });
+    }
+    if let Some(c) = ctx.comment.take() {
+        let kept = crate::inbound::bounds::cut_text(&c, c.len() / 10);
+        let rest = c.len() - kept.len();
+        ctx.comment_rest = Some(size_text(rest as u64));
+        ctx.comment = Some(kept.to_string());
+    }
 }
 
 /// What the template of one planned mail gets.

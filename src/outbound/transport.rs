@@ -375,9 +375,9 @@ impl Session {
             Err(_) => conn.message(raw).await,
         }
         .map_err(|e| {
-            // 552 after the data: "exceeded storage allocation", a message too large.
-            if e.status().is_some_and(|c| c.to_string() == "552") {
-                SendError::TooLarge(error_text(&e))
+            let text = error_text(&e);
+            if too_large(&e, &text) {
+                SendError::TooLarge(text)
             } else {
                 sender_or_message(e)
             }
@@ -416,6 +416,18 @@ impl fmt::Display for DataBody<'_> {
         }
         f.write_str(".\r\n")
     }
+}
+
+/// Whether a refusal of a message's data is for its size: 552 with the enhanced code 5.3.4
+/// ("message too big for system") or words to that effect; a 552 for a full mailbox (5.2.2)
+/// is not.
+fn too_large(e: &lettre::transport::smtp::Error, text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    e.status().is_some_and(|c| c.to_string() == "552")
+        && (lower.contains("5.3.4")
+            || ["size", "too big", "too large"]
+                .iter()
+                .any(|w| lower.contains(w)))
 }
 
 /// The limit of a `SIZE 10240000` line of an EHLO answer.

@@ -9,6 +9,7 @@ use sqlx::{Any, AssertSqlSafe, FromRow};
 
 use super::deferred::{Val, bind_query_as, value_rows};
 use super::late::Release;
+use super::pieces::Owner;
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -156,11 +157,17 @@ impl Tx {
         let values = rows
             .iter()
             // Packed: a notification is mostly text and HTML (~8 KB), and the write is most of
-            // what queueing one costs.
-            .map(|r| outbox_values(r, super::pack(r.raw)))
+            // what queueing one costs. A message longer than a piece keeps its first piece in
+            // its row and the rest in `pieces`.
+            .map(|r| outbox_values(r, super::pack(super::pieces::first(r.raw))))
             .collect();
         let (sql, vals) = outbox_insert(values);
-        self.defer(sql, vals).await
+        self.defer(sql, vals).await?;
+        for r in rows.iter().filter(|r| r.raw.len() > super::PIECE) {
+            self.insert_pieces(Owner::Outbox(r.message_id), r.raw)
+                .await?;
+        }
+        Ok(())
     }
 
     /// What writing a ticket's notifications needs to know, in one query: which of `addresses`
@@ -366,6 +373,8 @@ impl Store {
         for r in &mut rows {
             r.raw = super::unpack(&r.raw)
                 .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", r.id)))?;
+            self.append_pieces(Owner::Outbox(&r.message_id), &mut r.raw)
+                .await?;
         }
         Ok(rows)
     }

@@ -104,6 +104,8 @@ pub struct Actor {
 pub enum Proof {
     /// The command line: the operator vouches for them.
     Cli,
+    /// deskmail itself (time rules).
+    System,
     /// A reply address deskmail signed for them, or for a group they belong to.
     Token,
     /// A trusted `Authentication-Results` header: DMARC passed for the From domain.
@@ -118,6 +120,7 @@ impl Proof {
     pub fn as_str(self) -> &'static str {
         match self {
             Proof::Cli => "cli",
+            Proof::System => "system",
             Proof::Token => "token",
             Proof::Dmarc => "dmarc",
             Proof::Dkim => "dkim",
@@ -129,6 +132,7 @@ impl Proof {
     pub fn parse(s: &str) -> Option<Proof> {
         [
             Proof::Cli,
+            Proof::System,
             Proof::Token,
             Proof::Dmarc,
             Proof::Dkim,

@@ -246,6 +246,19 @@ pub fn cases() -> Vec<Case> {
             None,
         ),
         applied(
+            "attachments-mailed",
+            "two files of 3.4 MiB, which go along with the team's notification",
+            || {
+                let one = noise(3 * MIB + 2 * MIB / 5);
+                let two = Noise(11).bytes(3 * MIB + 2 * MIB / 5);
+                with_files(
+                    "attachments-mailed",
+                    &[("a.bin".into(), one), ("b.bin".into(), two)],
+                )
+            },
+            None,
+        ),
+        applied(
             "zero-base64",
             "an 18 MiB file of zeros in base64 (packs to almost nothing)",
             || with_files("zero-base64", &[("zeros.bin".into(), vec![0; 18 * MIB])]),
