@@ -3,16 +3,17 @@
 //! mail over the size limit excepted: only its headers); these bounds only limit what the
 //! stages read of it, and each one that applies leaves a warning.
 //!
-//! - MIME structure: at most [`MAX_PARTS`] parts and [`MAX_MULTIPARTS`] multipart containers
-//!   (which bounds the nesting), at most [`MAX_HEADER_LINES`] header lines in all. The MIME
-//!   parser is given the mail up to the point where one is exceeded: a linear scan finds it
+//! - MIME structure: at most [`MAX_PARTS`] parts, [`MAX_MULTIPARTS`] multipart containers and
+//!   [`MAX_EMBEDDED`] embedded mails (which bound the nesting), at most [`MAX_HEADER_LINES`]
+//!   header lines at the tops of the mail and its parts; no embedded mail in a transfer
+//!   encoding (which would hide its structure) and no boundary in a form not read. The MIME
+//!   parser is given the mail up to the point where one is passed: two linear scans find it
 //!   before any parsing.
 //! - Text: the first [`TEXT_LIMIT`] bytes of a mail's text are read (extraction, commands, the
 //!   comment); a note in the comment says how much more there is, and the stored mail has it.
 //! - Lists: at most [`MAX_IDS`] Message-IDs of a thread and [`MAX_ADDRESSES`] recipients per
 //!   header; a subject or a name of at most [`MAX_SUBJECT_CHARS`] characters.
 
-use std::collections::HashSet;
 use std::sync::LazyLock;
 
 /// MIME parts read, at most: more than any person attaches.
@@ -32,18 +33,31 @@ pub const MAX_ADDRESSES: usize = 500;
 /// Characters kept of a subject or a display name.
 pub const MAX_SUBJECT_CHARS: usize = 1_000;
 
-/// `boundary=` of a Content-Type, in any case, quoted or not.
-static BOUNDARY: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+/// What in a mail makes MIME structure: a boundary's declaration (`boundary=`, in any case;
+/// `boundary*=` and `boundary*0=` are RFC 2231's forms), or a part that is a whole mail of its
+/// own (`message/rfc822`, `message/global`; the parts of a `multipart/digest` are mails too).
+/// Looked for on every line, not only in header blocks: counting too many is harmless.
+static STRUCTURE: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
     regex::bytes::Regex::new(
-        r#"(?i-u)\bboundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))"#,
+        r#"(?i-u)\bboundary[ \t]*(\*[0-9]*\*?)?[ \t]*=[ \t]*(?:"([^"\r\n]*)"|([^\s;"]*))|\b(message/(?:rfc822|global)|multipart/digest)\b"#,
     )
     .expect("a valid pattern")
 });
 
-/// A Content-Type whose body is a whole mail: it starts with a header block of its own.
-static EMBEDDED_MAIL: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
-    regex::bytes::Regex::new(r"(?i-u)\bmessage/(?:rfc822|global)\b").expect("a valid pattern")
+/// A transfer encoding that hides an embedded mail from the scan (mail-parser decodes it and
+/// parses what it holds, though RFC 2046 allows neither for `message/*`).
+static ENCODED: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    regex::bytes::Regex::new(
+        r"(?i-u)content-transfer-encoding[ \t]*:[ \t]*(?:base64|quoted-printable)",
+    )
+    .expect("a valid pattern")
 });
+
+/// Mails embedded in a mail (forwarded as attachments, a digest's parts), at most.
+pub const MAX_EMBEDDED: usize = 32;
+
+/// The longest boundary read (RFC 2046 allows 70 characters).
+const MAX_BOUNDARY: usize = 200;
 
 /// How much of a mail the MIME parser is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,64 +68,162 @@ pub struct Readable {
     pub warning: Option<String>,
 }
 
-/// Finds where a mail exceeds a structural bound: one pass over its lines, each looked at
-/// once (a delimiter line is looked up among the boundaries declared so far).
+impl Readable {
+    fn cut(len: usize, warning: String) -> Readable {
+        Readable {
+            len,
+            warning: Some(format!("{warning}: the rest of the mail is not read")),
+        }
+    }
+}
+
+/// Finds where a mail passes a structural bound, in two linear passes before any parsing: the
+/// declarations (boundaries, embedded mails), then the parts their delimiters start (found as
+/// mail-parser finds them: `--boundary` anywhere in a line) and the header lines at their tops.
 pub fn readable(raw: &[u8]) -> Readable {
-    let mut boundaries: HashSet<&[u8]> = HashSet::new();
-    let (mut parts, mut header_lines) = (0usize, 0usize);
-    // The top of the mail is a header block; so is the top of each part, and of a mail
-    // embedded in one.
-    let mut in_headers = true;
-    let mut embedded = false;
-    let mut at = 0;
-    for line in raw.split_inclusive(|&b| b == b'\n') {
-        let start = at;
-        at += line.len();
-        let content = trim_line_end(line);
-        let cut = |warning: String| Readable {
-            len: start,
-            warning: Some(warning),
-        };
-        if in_headers {
-            if content.is_empty() {
-                in_headers = std::mem::take(&mut embedded);
-                continue;
+    let (boundaries, declared) = declarations(raw);
+    let limit = declared.as_ref().map_or(raw.len(), |r| r.len);
+    let parts = parts(&raw[..limit], &boundaries);
+    match (declared, parts) {
+        (_, Some(cut)) => cut,
+        (Some(cut), None) => cut,
+        (None, None) => Readable {
+            len: raw.len(),
+            warning: None,
+        },
+    }
+}
+
+/// The boundaries a mail declares, and where a declaration passes a bound (if one does).
+fn declarations(raw: &[u8]) -> (Vec<&[u8]>, Option<Readable>) {
+    let mut boundaries: Vec<&[u8]> = Vec::new();
+    let mut embedded = 0;
+    for caps in STRUCTURE.captures_iter(raw) {
+        let at = line_start(raw, caps.get(0).map_or(0, |m| m.start()));
+        if caps.get(4).is_some() {
+            embedded += 1;
+            if embedded > MAX_EMBEDDED {
+                let cut = format!("more than {MAX_EMBEDDED} mails embedded in the mail");
+                return (boundaries, Some(Readable::cut(at, cut)));
             }
-            embedded |= EMBEDDED_MAIL.is_match(content);
+            if encoded_block(raw, at) {
+                let cut = "an embedded mail in base64 or quoted-printable".to_string();
+                return (boundaries, Some(Readable::cut(at, cut)));
+            }
+            continue;
+        }
+        let value = caps.get(2).or_else(|| caps.get(3)).map(|m| m.as_bytes());
+        let value = match value {
+            Some(v) if caps.get(1).is_none() && !v.is_empty() && v.len() <= MAX_BOUNDARY => v,
+            _ => {
+                let cut = "a MIME boundary in a form deskmail does not read".to_string();
+                return (boundaries, Some(Readable::cut(at, cut)));
+            }
+        };
+        if !boundaries.contains(&value) {
+            if boundaries.len() == MAX_MULTIPARTS {
+                let cut = format!("more than {MAX_MULTIPARTS} multipart containers");
+                return (boundaries, Some(Readable::cut(at, cut)));
+            }
+            boundaries.push(value);
+        }
+    }
+    (boundaries, None)
+}
+
+/// Whether the header block around `at` sets a transfer encoding (it is looked for in at most
+/// 8 KiB either side, up to the blank lines that end the block).
+fn encoded_block(raw: &[u8], at: usize) -> bool {
+    const NEAR: usize = 8 * 1024;
+    let from = at.saturating_sub(NEAR);
+    let to = (at + NEAR).min(raw.len());
+    let before = &raw[from..at];
+    let start = find_last(before, b"\n\r\n")
+        .or_else(|| find_last(before, b"\n\n"))
+        .map_or(from, |i| from + i);
+    let after = &raw[at..to];
+    let end = find_first(after, b"\n\r\n")
+        .or_else(|| find_first(after, b"\n\n"))
+        .map_or(to, |i| at + i);
+    ENCODED.is_match(&raw[start..end])
+}
+
+fn find_first(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Where the line holding byte `at` starts.
+fn line_start(raw: &[u8], at: usize) -> usize {
+    raw[..at]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1)
+}
+
+/// Where the parts the delimiters start, or the header lines at the tops of the mail and of
+/// its parts, pass a bound (if they do).
+fn parts(raw: &[u8], boundaries: &[&[u8]]) -> Option<Readable> {
+    let mut header_lines = 0;
+    let mut headers = |from: usize, until: usize| -> Option<Readable> {
+        // The header block that starts at `from`, up to its blank line (or `until`).
+        let mut at = from;
+        for line in raw[from..until].split_inclusive(|b| *b == b'\n') {
+            if trim_line_end(line).is_empty() {
+                return None;
+            }
             header_lines += 1;
             if header_lines > MAX_HEADER_LINES {
-                return cut(format!(
-                    "more than {MAX_HEADER_LINES} header lines: the rest of the mail is not read"
+                return Some(Readable::cut(
+                    at,
+                    format!("more than {MAX_HEADER_LINES} header lines"),
                 ));
             }
-            if let Some(b) = declared_boundary(content) {
-                if boundaries.len() == MAX_MULTIPARTS && !boundaries.contains(b) {
-                    return cut(format!(
-                        "more than {MAX_MULTIPARTS} multipart containers: the rest of the mail is not read"
-                    ));
-                }
-                boundaries.insert(b);
-            }
-            continue;
+            at += line.len();
         }
-        let Some(rest) = content.strip_prefix(b"--") else {
-            continue;
-        };
-        if boundaries.contains(rest) {
-            parts += 1;
-            if parts > MAX_PARTS {
-                return cut(format!(
-                    "more than {MAX_PARTS} MIME parts: the rest of the mail is not read"
-                ));
-            }
-            in_headers = true;
+        None
+    };
+    if boundaries.is_empty() {
+        return headers(0, raw.len());
+    }
+    let alternatives: Vec<String> = boundaries.iter().map(|b| escape_bytes(b)).collect();
+    let delimiters = regex::bytes::RegexBuilder::new(&format!("--(?:{})", alternatives.join("|")))
+        .unicode(false)
+        .build()
+        .ok()?;
+    let starts: Vec<usize> = delimiters.find_iter(raw).map(|m| m.start()).collect();
+    let mut block_from = 0;
+    for (n, &delimiter) in starts.iter().enumerate() {
+        if let Some(cut) = headers(block_from, delimiter) {
+            return Some(cut);
         }
-        // A closing delimiter (`--b--`) is followed by the parent's text, not by headers.
+        if n + 1 > MAX_PARTS {
+            return Some(Readable::cut(
+                line_start(raw, delimiter),
+                format!("more than {MAX_PARTS} MIME parts"),
+            ));
+        }
+        // The part's headers start on the line after its delimiter.
+        block_from = raw[delimiter..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(raw.len(), |i| delimiter + i + 1);
+        block_from = block_from.max(delimiter);
     }
-    Readable {
-        len: raw.len(),
-        warning: None,
-    }
+    headers(block_from.min(raw.len()), raw.len())
+}
+
+/// A byte string as a pattern that matches exactly it (bytes, not characters).
+fn escape_bytes(b: &[u8]) -> String {
+    b.iter()
+        .map(|c| match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => char::from(*c).to_string(),
+            _ => format!("\\x{c:02x}"),
+        })
+        .collect()
 }
 
 /// A line without its line end and trailing white space.
@@ -121,16 +233,6 @@ fn trim_line_end(line: &[u8]) -> &[u8] {
         .rposition(|b| !matches!(b, b'\n' | b'\r' | b' ' | b'\t'))
         .map_or(0, |i| i + 1);
     &line[..end]
-}
-
-/// The boundary a header line declares, if it does.
-fn declared_boundary(line: &[u8]) -> Option<&[u8]> {
-    // Cheap test first: most header lines have no `=` at all.
-    if !line.contains(&b'=') {
-        return None;
-    }
-    let caps = BOUNDARY.captures(line)?;
-    caps.get(1).or_else(|| caps.get(2)).map(|m| m.as_bytes())
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, preferably at the end of a line.
@@ -236,6 +338,62 @@ mod tests {
         let r = readable(&m);
         assert!(r.len < m.len());
         assert!(r.warning.unwrap().contains("multipart containers"));
+    }
+
+    fn warning_of(raw: &[u8]) -> String {
+        readable(raw).warning.unwrap_or_default()
+    }
+
+    #[test]
+    fn delimiters_count_wherever_mail_parser_finds_them() {
+        // `--b` in the middle of a line starts a part for mail-parser, too.
+        let mut m = String::from("Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+        for i in 0..MAX_PARTS + 5 {
+            m.push_str(&format!(
+                "x--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"
+            ));
+        }
+        assert!(
+            warning_of(m.as_bytes()).contains("MIME parts"),
+            "{:?}",
+            readable(m.as_bytes())
+        );
+    }
+
+    #[test]
+    fn boundaries_not_read_and_encoded_embedded_mails_are_cut() {
+        let long = format!(
+            "Content-Type: multipart/mixed; boundary=\"{}\"\r\n\r\n",
+            "b".repeat(250)
+        );
+        assert!(warning_of(long.as_bytes()).contains("does not read"));
+        let rfc2231 = "Content-Type: multipart/mixed; boundary*0=\"ab\"; boundary*1=\"cd\"\r\n\r\n";
+        assert!(warning_of(rfc2231.as_bytes()).contains("does not read"));
+        let encoded = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+            Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nRnJvbTogYQ==\r\n--b--\r\n";
+        let r = readable(encoded.as_bytes());
+        assert!(r.warning.unwrap().contains("base64"));
+        assert!(
+            encoded[..r.len].ends_with("--b\r\n"),
+            "{}",
+            &encoded[..r.len]
+        );
+        // Unencoded, it is read.
+        let plain = encoded.replace("Content-Transfer-Encoding: base64\r\n", "");
+        assert_eq!(readable(plain.as_bytes()).warning, None);
+    }
+
+    #[test]
+    fn nested_digests_and_mails_are_bounded() {
+        let mut m = String::new();
+        for i in 0..100 {
+            m.push_str(&format!(
+                "Content-Type: multipart/digest; boundary=d{i}\r\n\r\n--d{i}\r\n"
+            ));
+        }
+        assert!(!warning_of(m.as_bytes()).is_empty());
+        let chain = "Content-Type: message/rfc822\r\n\r\n".repeat(100);
+        assert!(warning_of(chain.as_bytes()).contains("embedded"));
     }
 
     #[test]

@@ -268,7 +268,53 @@ pub fn cases() -> Vec<Case> {
             "nested-base64-mail",
             "a mail in a mail in a mail, each base64-encoded, 16 MiB in all",
             nested_base64_mail,
-            None,
+            Some("base64 or quoted-printable"),
+        ),
+        applied(
+            "mid-line-delimiters",
+            "50,000 parts whose delimiters stand in the middle of a line",
+            || {
+                let parts = "x--b\r\nContent-Type: text/plain\r\n\r\npart\r\n".repeat(50_000);
+                let body = format!("--b\r\nContent-Type: text/plain\r\n\r\nHello.\r\n{parts}");
+                mail(
+                    "mid-line-delimiters",
+                    "multipart/mixed; boundary=b",
+                    "",
+                    body.as_bytes(),
+                )
+            },
+            Some("MIME parts"),
+        ),
+        empty(
+            "long-boundary",
+            "50,000 parts with a boundary of 250 characters",
+            || {
+                let b = "b".repeat(250);
+                let parts = format!("--{b}\r\nContent-Type: text/plain\r\n\r\npart\r\n");
+                let body = format!("Hello.\r\n{}", parts.repeat(50_000));
+                let ct = format!("multipart/mixed; boundary=\"{b}\"");
+                mail("long-boundary", &ct, "", body.as_bytes())
+            },
+            Some("does not read"),
+        ),
+        empty(
+            "nested-digests",
+            "40,000 nested multipart/digest (a stack overflow in the MIME parser)",
+            || {
+                let mut body = String::from("--d0\r\n");
+                for i in 1..40_000 {
+                    body.push_str(&format!(
+                        "Content-Type: multipart/digest; boundary=d{i}\r\n\r\n--d{i}\r\n"
+                    ));
+                }
+                mail(
+                    "nested-digests",
+                    "multipart/digest; boundary=d0",
+                    "",
+                    body.as_bytes(),
+                )
+            },
+            Some("embedded in the mail"),
         ),
         empty(
             "many-headers",
