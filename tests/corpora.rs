@@ -1,6 +1,6 @@
-//! deskmail's reply extraction and classification against public corpora of other projects
-//! (`fixtures/corpora/`, see its README): scores per source, printed, with a floor each so that a
-//! regression fails.
+//! deskmail's reply extraction, classification and bounce recognition against public corpora of
+//! other projects (`fixtures/corpora/`, see its README): scores per source, printed, with a floor
+//! each so that a regression fails.
 //!
 //! `cargo test --test corpora -- --nocapture` prints the scores and every miss.
 
@@ -124,4 +124,143 @@ fn classification_scores() {
         println!("  {label}: {k}/{n}");
     }
     assert!(ok >= 45, "classification {ok}/{all} below its floor");
+}
+
+/// The format family of a `labels.tsv` format note: the words before any `(`, `,` or `"`
+/// ("qmail text, given up after 4.2.2" and "qmail text (GoDaddy)" are both "qmail text").
+fn format_family(note: &str) -> &str {
+    note.split(['(', ',', '"']).next().unwrap_or(note).trim()
+}
+
+/// One row of `fixtures/corpora/bounces/labels.tsv`.
+struct BounceCase<'a> {
+    file: &'a str,
+    class: &'a str,
+    source: &'a str,
+    format: &'a str,
+    /// `failure`, `delay` (a bounce that is still retried) or `-` (not a bounce).
+    kind: &'a str,
+    /// The failed recipients the mail names, lower-case; empty when it names none.
+    recipients: Vec<&'a str>,
+}
+
+fn bounce_cases(labels: &str) -> Vec<BounceCase<'_>> {
+    labels
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            BounceCase {
+                file: cols[0],
+                class: cols[1],
+                source: cols[2],
+                format: cols[3],
+                kind: cols[4],
+                recipients: cols[5].split(',').filter(|r| !r.is_empty()).collect(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn bounce_corpus_scores() {
+    let dir = corpora().join("bounces");
+    let labels = std::fs::read_to_string(dir.join("labels.tsv")).unwrap();
+    let own = Own {
+        address: "support@helpdesk.example",
+        domain: "helpdesk.example",
+    };
+    let mut per_source: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut per_format: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let (mut ok, mut all) = (0, 0);
+    // Of the bounces classed right: how many name an expected recipient, and how many say
+    // rightly whether the failure is for good or a delay.
+    let (mut named, mut nameable, mut lasting, mut bounces) = (0, 0, 0, 0);
+    let mut people_caught = 0;
+    let mut misses = Vec::new();
+    for case in bounce_cases(&labels) {
+        let raw = std::fs::read(dir.join("mails").join(case.file)).unwrap();
+        let c = classify(&parse::parse(&raw), &own);
+        let right = c.class.as_str() == case.class;
+        all += 1;
+        ok += usize::from(right);
+        for (map, key) in [
+            (&mut per_source, case.source),
+            (&mut per_format, format_family(case.format)),
+        ] {
+            let e = map.entry(key.to_string()).or_default();
+            e.0 += usize::from(right);
+            e.1 += 1;
+        }
+        if case.class == "person" && c.class.as_str() != "person" {
+            people_caught += 1;
+        }
+        if !right {
+            misses.push(format!(
+                "miss {} ({}): expected {}, got {} ({})",
+                case.file,
+                case.format,
+                case.class,
+                c.class.as_str(),
+                c.reason
+            ));
+            continue;
+        }
+        let Some(b) = c.bounce.as_ref().filter(|_| case.class == "bounce") else {
+            continue;
+        };
+        bounces += 1;
+        if (b.permanent && case.kind == "failure") || (!b.permanent && case.kind == "delay") {
+            lasting += 1;
+        } else {
+            misses.push(format!(
+                "detail {}: expected a {}, got permanent={} (status {})",
+                case.file, case.kind, b.permanent, b.status
+            ));
+        }
+        if !case.recipients.is_empty() {
+            nameable += 1;
+            if b.recipient
+                .as_deref()
+                .is_some_and(|r| case.recipients.contains(&r))
+            {
+                named += 1;
+            } else {
+                misses.push(format!(
+                    "detail {}: recipient {:?}, expected one of {:?}",
+                    case.file, b.recipient, case.recipients
+                ));
+            }
+        }
+    }
+    for m in &misses {
+        println!("{m}");
+    }
+    println!("bounce corpus: {ok}/{all}");
+    println!("  per source:");
+    for (source, (k, n)) in &per_source {
+        println!("    {source}: {k}/{n}");
+    }
+    println!("  per format:");
+    for (format, (k, n)) in &per_format {
+        println!("    {format}: {k}/{n}");
+    }
+    println!("  bounces with the expected recipient: {named}/{nameable}");
+    println!("  bounces rightly permanent or delayed: {lasting}/{bounces}");
+    println!("  person mails taken for automatic ones: {people_caught}");
+    assert_eq!(
+        people_caught, 0,
+        "a person's mail was taken for an automatic one"
+    );
+    // Floors: what deskmail reaches today, so that a change that loses cases fails here.
+    assert!(ok >= 154, "bounce corpus {ok}/{all} below its floor");
+    assert!(
+        named >= 128,
+        "recipients {named}/{nameable} below their floor"
+    );
+    assert!(
+        lasting >= 141,
+        "permanence {lasting}/{bounces} below its floor"
+    );
 }
