@@ -6,7 +6,8 @@
 //! often also says `Auto-Submitted`); then, from the opening of the text
 //! ([`notice::Opening`]), a mail service's JSON notification and a delivery failure written
 //! as text by an automatic sender (a gateway, a virus scanner, a carrier, a list server);
-//! then auto-replies by their headers, structure or subject; mailing lists; else a person.
+//! then auto-replies by their headers or subject; an absence notice that says so in its first
+//! lines; mailing lists; else a person.
 //!
 //! The text tests read only a bounded opening of the text and only for mails the headers left
 //! undecided; a failure phrase counts only in a mail whose sender is automatic
@@ -271,6 +272,12 @@ pub fn classify(mail: &Parsed, own: &Own<'_>) -> Classification {
     }
     if let Some(c) = auto_reply(mail) {
         return c;
+    }
+    if let Some(notice) = opening.absence_notice() {
+        return decided(
+            Class::AutoReply,
+            format!("the mail opens with an absence notice: {notice}"),
+        );
     }
     if let Some(c) = list(mail) {
         return c;
@@ -877,5 +884,107 @@ mod tests {
             let c = class_of(&reply(body));
             assert_eq!(c.class, Class::Person, "{body}: {c:?}");
         }
+    }
+
+    #[test]
+    fn a_german_absence_notice_without_auto_headers_is_an_auto_reply() {
+        let c = class_of(&reply(
+            "Vielen Dank für Ihre Nachricht.\n\n\
+             Ich bin bis einschließlich 5. Dezember nicht im Büro und habe keinen Zugriff auf \
+             meine E-Mails.\nIn dringenden Fällen wenden Sie sich bitte an Ben Fischer \
+             (ben@acme.example, +49 30 1234-56).\n\nMit freundlichen Grüßen\nAnna Berger\n",
+        ));
+        assert_eq!(c.class, Class::AutoReply, "{c:?}");
+        assert!(c.reason.contains("nicht im büro"), "{}", c.reason);
+        for body in [
+            "Ich bin derzeit nicht erreichbar und ab dem 8.12. wieder im Büro. \
+             Ihre Nachricht wird nicht weitergeleitet.\n",
+            "Guten Tag,\n\nvom 1. bis 12. Dezember bin ich im Urlaub. Ihre E-Mail wird nicht \
+             weitergeleitet; in dringenden Fällen erreichen Sie meine Vertretung unter \
+             it@acme.example.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::AutoReply, "{body}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn absence_notices_in_many_languages_are_auto_replies() {
+        for body in [
+            "Thank you for your email. I am currently out of the office with limited access \
+             to email and will return on 5 December.\n\nBest regards\nAnna\n",
+            "I am on annual leave until Monday 8 December. For urgent matters please contact \
+             helpdesk@acme.example.\n",
+            "Bonjour,\n\nJe suis absente du bureau jusqu'au 5 décembre. En cas d'urgence, \
+             merci de contacter Paul Martin.\n",
+            "Estoy fuera de la oficina hasta el 5 de diciembre. Para asuntos urgentes, \
+             contacte con soporte@acme.example.\n",
+            "Sono fuori ufficio fino al 5 dicembre con accesso limitato alla posta. Per \
+             questioni urgenti contattare Marco.\n",
+            "Ik ben afwezig tot en met 5 december. Voor dringende zaken kunt u contact \
+             opnemen met Jan.\n",
+            "Estou fora do escritório até 5 de dezembro. Para assuntos urgentes, contatar \
+             a Maria.\n",
+            "Jestem na urlopie do dnia 5 grudnia. W sprawach pilnych proszę o kontakt z Anną.\n",
+            "Jag är på semester till och med den 5 december. Vid brådskande ärenden, kontakta \
+             Erik.\n",
+            "Jeg er på ferie til og med 5. december. Haster det, så kontakt Lars.\n",
+            "Jeg er fraværende til og med 5. desember og har begrenset tilgang til e-post. \
+             Haster det, kontakt Kari.\n",
+            "Olen lomalla 5.12. asti. Kiireellisissä asioissa ota yhteyttä Mattiin.\n",
+            "Я в отпуске до 5 декабря. По срочным вопросам обращайтесь к Ивану.\n",
+            "Я у відпустці до 5 грудня. З термінових питань звертайтеся до Олени.\n",
+            "Jsem na dovolené do 5. prosince. V naléhavých případech kontaktujte Petra.\n",
+            "5 Aralık tarihine kadar izindeyim. Acil durumlarda lütfen Ayşe ile iletişime geçin.\n",
+            "現在、休暇中です。12月5日まで不在にしております。お急ぎの場合は田中までご連絡ください。\n",
+            "我正在休假，12月5日之前不在办公室。如有紧急事宜，请联系王先生。\n",
+            "This is an automatic reply. I have received your message.\n",
+            "Dies ist eine automatische Antwort. Ich bin bis 5.12. nicht erreichbar.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::AutoReply, "{body}: {c:?}");
+            assert!(c.reason.contains("absence notice"), "{}", c.reason);
+        }
+    }
+
+    #[test]
+    fn people_who_mention_an_absence_stay_persons() {
+        for body in [
+            "Thanks — I'll be out of office next week, please close it.\n",
+            "I'll be out of office next week, so no hurry.\n\nAnna\n",
+            "I'm on vacation from tomorrow until 5 December. Ben will test the printer; \
+             please contact him if you need anything.\n",
+            "I am out of the office today but the printer is still on fire, please call me \
+             at +49 30 1234-56.\n",
+            "I was on holiday until yesterday, sorry for the late reply. The printer works \
+             again, thanks!\n",
+            "Back from leave: the issue is still there after the update.\n",
+            "Hi,\n\nmy colleague is on parental leave until March, so please send further \
+             updates to me.\n\nAnna\n",
+            "I am away until Monday. Can you keep the ticket open until then?\n",
+            "Ich bin nächste Woche im Urlaub, bitte schließen Sie das Ticket.\n",
+            "Ich bin bis Freitag nicht im Büro, das Problem ist aber dringend: der Drucker \
+             brennt noch. Bitte rufen Sie Ben an.\n\nWas soll ich tun?\n",
+            "Je suis en congé demain, merci de fermer le ticket.\n",
+            "Estoy de vacaciones hasta el lunes, ¿pueden llamarme después?\n",
+            "Ik ben afwezig tot maandag; het ticket mag gesloten worden.\n",
+            "Vielen Dank für die schnelle Hilfe! Ich bin ab morgen im Urlaub und melde mich \
+             danach.\n",
+            "Auto-replies from your system reach me even on holiday; I am away until Friday \
+             and will answer then.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::Person, "{body}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_mail_that_opens_with_an_absence_is_a_persons() {
+        let body = format!(
+            "I am out of the office until 5 December, for urgent matters contact Ben.\n\n{}",
+            "Here is the log you asked for:\nline of log output\n".repeat(60)
+        );
+        let c = class_of(&reply(&body));
+        assert_eq!(c.class, Class::Person, "{c:?}");
     }
 }
