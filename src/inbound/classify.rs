@@ -2,12 +2,27 @@
 //! are recorded and never answered. The classifier says why it decided (which header, which
 //! phrase), for `ingest --dry-run` and the logs.
 //!
-//! Order: deskmail's own mail, then delivery reports (a bounce often also says
-//! `Auto-Submitted`), then auto-replies, then mailing lists, else a person.
+//! Order: deskmail's own mail; delivery reports known by their headers or structure (a bounce
+//! often also says `Auto-Submitted`); then, from the opening of the text
+//! ([`notice::Opening`]), a mail service's JSON notification and a delivery failure written
+//! as text by an automatic sender (a gateway, a virus scanner, a carrier, a list server);
+//! then auto-replies by their headers or subject; an absence notice that says so in its first
+//! lines; mailing lists; else a person.
+//!
+//! The text tests read only a bounded opening of the text and only for mails the headers left
+//! undecided; a failure phrase counts only in a mail whose sender is automatic
+//! ([`automatic_sender`]), which no person's mail is.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 
 use super::parse::{Parsed, ReportRecipient, bare_address};
+
+mod notice;
+mod service;
+
+use notice::Opening;
 
 /// The kinds of mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,7 +53,9 @@ pub struct Bounce {
     pub recipient: Option<String>,
     /// `5.1.1`; `5.0.0` or `4.0.0` when the report gives none.
     pub status: String,
-    /// 5.x.x: the address fails for good. 4.x.x: a delay, only recorded.
+    /// The mail will not arrive: a failed report, a 5.x.x status, or a server that says it gave
+    /// up (qmail does, with a 4.x.x). False for a delay notice (the mail is still retried),
+    /// which is only recorded.
     pub permanent: bool,
     pub diagnostic: String,
     /// The Message-ID of the returned mail, to link the bounce to the notification.
@@ -72,7 +89,7 @@ fn decided(class: Class, reason: impl Into<String>) -> Classification {
 }
 
 /// Subjects of delivery failures, lower-case, as they start.
-const BOUNCE_SUBJECTS: [&str; 24] = [
+const BOUNCE_SUBJECTS: &[&str] = &[
     "undeliverable",
     "undelivered mail",
     "undelivered message",
@@ -83,6 +100,19 @@ const BOUNCE_SUBJECTS: [&str; 24] = [
     "mail delivery failed",
     "mail delivery failure",
     "mail delivery problem",
+    "mail delivery warning",
+    "mail could not be delivered",
+    "message could not be delivered",
+    "message delivery failure",
+    "message delivery has failed",
+    "permanent delivery failure",
+    "mail not delivered",
+    "failed mail",
+    "non-delivery",
+    "nondelivery",
+    "mail system error",
+    "there was an error sending your mail",
+    "automatically rejected mail",
     "returned mail",
     "failure notice",
     "could not send message",
@@ -98,6 +128,31 @@ const BOUNCE_SUBJECTS: [&str; 24] = [
     "onbestelbaar",
     "não entregue",
 ];
+
+/// Local parts of the addresses mail systems send their failure notices from.
+const DAEMON_LOCALS: &[&str] = &["mailer-daemon", "mailerdaemon", "mail-daemon", "mdaemon"];
+
+/// Local parts of senders that take no answer: their mails are automatic.
+const NO_REPLY_LOCALS: &[&str] = &[
+    "no-reply",
+    "noreply",
+    "do-not-reply",
+    "donotreply",
+    "post_master",
+];
+
+/// Display names of mail systems' own senders, lower-case.
+const DAEMON_NAMES: &[&str] = &[
+    "mail delivery",
+    "delivery subsystem",
+    "delivery system",
+    "mailer-daemon",
+    "mailer daemon",
+];
+
+/// Comments of `Auto-Submitted` that mark a delivery report (`auto-generated (failure)` of
+/// sendmail, `auto-replied (rejected)` of Dovecot's Sieve reject).
+const AUTO_SUBMITTED_FAILURES: &[&str] = &["(failure)", "(rejected)", "(warning", "(delayed"];
 
 /// Subjects of auto-replies and out-of-office notes, lower-case, as they start (after any
 /// `Re:`), or in brackets.
@@ -199,11 +254,30 @@ pub fn classify(mail: &Parsed, own: &Own<'_>) -> Classification {
     if let Some(c) = own_mail(mail, own) {
         return c;
     }
-    if let Some(c) = bounce(mail) {
+    let opening = Opening::of(&mail.text);
+    if let Some(c) = bounce(mail, &opening) {
         return c;
+    }
+    let headers = automatic_headers(mail);
+    if let Some(automatic) = automatic_sender(mail).or_else(|| headers.clone()) {
+        if let Some(c) = service_notice(&opening, &automatic) {
+            return c;
+        }
+        if let Some(c) = bounce_in_text(mail, &opening, &automatic) {
+            return c;
+        }
+    }
+    if let Some(reason) = headers {
+        return decided(Class::AutoReply, reason);
     }
     if let Some(c) = auto_reply(mail) {
         return c;
+    }
+    if let Some(notice) = opening.absence_notice() {
+        return decided(
+            Class::AutoReply,
+            format!("the mail opens with an absence notice: {notice}"),
+        );
     }
     if let Some(c) = list(mail) {
         return c;
@@ -231,18 +305,29 @@ fn own_mail(mail: &Parsed, own: &Own<'_>) -> Option<Classification> {
         .then(|| decided(Class::Own, format!("Message-ID {id} is one of deskmail's")))
 }
 
-fn bounce(mail: &Parsed) -> Option<Classification> {
+/// A delivery report known by its headers or structure.
+fn bounce(mail: &Parsed, opening: &Opening<'_>) -> Option<Classification> {
+    let reason = bounce_by_headers(mail)?;
+    Some(Classification {
+        class: Class::Bounce,
+        reason,
+        bounce: Some(bounce_details(mail, opening)),
+    })
+}
+
+fn bounce_by_headers(mail: &Parsed) -> Option<String> {
     let subject = strip_prefixes(&mail.subject).to_lowercase();
-    let from = mail
-        .from
-        .as_ref()
-        .map(|f| f.address.clone())
-        .unwrap_or_default();
-    let from_local = from.split('@').next().unwrap_or_default();
+    let from = from_address(mail);
+    let from_local = local_part(&from);
     let from_name = mail
         .from
         .as_ref()
         .map(|f| f.name.to_lowercase())
+        .unwrap_or_default();
+    let return_path = mail.return_path.as_deref().unwrap_or_default();
+    let auto_submitted = mail
+        .header("auto-submitted")
+        .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     let reason = if mail.content_type == "multipart/report"
         && mail
@@ -255,9 +340,17 @@ fn bounce(mail: &Parsed) -> Option<Classification> {
         "Content-Type: message/delivery-status".to_string()
     } else if let Some(v) = mail.header("x-failed-recipients") {
         format!("X-Failed-Recipients: {v}")
-    } else if ["mailer-daemon", "mailerdaemon", "mail-daemon"].contains(&from_local) {
+    } else if DAEMON_LOCALS.contains(&from_local) {
         format!("From: {from}")
-    } else if let Some(p) = starts_with_any(&subject, &BOUNCE_SUBJECTS) {
+    } else if DAEMON_LOCALS.contains(&local_part(return_path)) {
+        // The envelope sender of a mail system's own notices; a person's mail never has it.
+        format!("Return-Path: <{return_path}>")
+    } else if let Some(c) = AUTO_SUBMITTED_FAILURES
+        .iter()
+        .find(|c| auto_submitted.contains(**c))
+    {
+        format!("Auto-Submitted: {c}")
+    } else if let Some(p) = starts_with_any(&subject, BOUNCE_SUBJECTS) {
         format!("subject starts with \"{p}\"")
     } else if (from_local == "postmaster" || from_name.starts_with("mail delivery"))
         && mail.return_path.as_deref() == Some("")
@@ -266,76 +359,244 @@ fn bounce(mail: &Parsed) -> Option<Classification> {
     } else {
         return None;
     };
+    Some(reason)
+}
+
+/// The sender's address: From's, or the bare value of the header when it has no domain
+/// (`From: mailer-daemon`) or none at all (`From: "Mail System" <>`: empty).
+fn from_address(mail: &Parsed) -> Cow<'_, str> {
+    match &mail.from {
+        Some(f) => Cow::Borrowed(&f.address),
+        None => Cow::Owned(mail.header("from").map(bare_address).unwrap_or_default()),
+    }
+}
+
+/// The part of an address before `@` and before any `+tag`.
+fn local_part(address: &str) -> &str {
+    let local = address.split('@').next().unwrap_or_default();
+    local.split('+').next().unwrap_or_default()
+}
+
+/// Why the sender is a program rather than a person, if it is: an empty return path, a mail
+/// system's or no-reply address, an empty From, a mail system's name. With the headers of an
+/// automatic mail ([`automatic_headers`]) these are what no person's mail carries, so the text
+/// tests may trust plain words in a mail that does.
+fn automatic_sender(mail: &Parsed) -> Option<String> {
+    let from = from_address(mail);
+    let from_local = local_part(&from);
+    let return_path = mail.return_path.as_deref();
+    if return_path == Some("") {
+        return Some("empty return path".into());
+    }
+    if let Some(rp) = return_path
+        && DAEMON_LOCALS.contains(&local_part(rp))
+    {
+        return Some(format!("Return-Path: <{rp}>"));
+    }
+    if mail.header("from").is_some() && from.is_empty() {
+        return Some("From: without an address".into());
+    }
+    if DAEMON_LOCALS.contains(&from_local) || NO_REPLY_LOCALS.contains(&from_local) {
+        return Some(format!("From: {from}"));
+    }
+    if let Some(f) = mail.from.as_ref().filter(|f| !f.name.is_empty()) {
+        let name = f.name.to_lowercase();
+        if let Some(n) = DAEMON_NAMES.iter().find(|n| name.contains(**n)) {
+            return Some(format!("From: \"{}\" ({n})", f.name));
+        }
+    }
+    None
+}
+
+/// The headers that mark an automatic answer: `Auto-Submitted` (other than `no`), one of
+/// [`AUTO_HEADERS`], `Precedence: bulk|junk|auto_reply`.
+fn automatic_headers(mail: &Parsed) -> Option<String> {
+    if let Some(v) = mail.header("auto-submitted")
+        && !v.trim().eq_ignore_ascii_case("no")
+    {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    for h in AUTO_HEADERS {
+        if let Some(v) = mail.header(h) {
+            return Some(format!("{h}: {v}"));
+        }
+    }
+    for h in ["precedence", "x-precedence"] {
+        if let Some(v) = mail.header(h) {
+            let v = v.trim().to_ascii_lowercase();
+            if ["bulk", "junk", "auto_reply", "auto-reply"].contains(&v.as_str()) {
+                return Some(format!("{h}: {v}"));
+            }
+        }
+    }
+    None
+}
+
+/// A mail service's JSON notification (Amazon SES): a bounce, or an automatic mail for any
+/// other event (a complaint, a delivery notice).
+fn service_notice(opening: &Opening<'_>, automatic: &str) -> Option<Classification> {
+    if !opening.opens_json() {
+        return None;
+    }
+    let (event, notice) = service::notification(opening.text().0)?;
+    let reason = format!("a mail service's JSON notification ({event}; {automatic})");
+    Some(match notice {
+        service::Notice::Bounce(b) => Classification {
+            class: Class::Bounce,
+            reason,
+            bounce: Some(b),
+        },
+        service::Notice::Other => decided(Class::AutoReply, reason),
+    })
+}
+
+/// A delivery failure that an automatic sender wrote as text: a gateway's, a virus scanner's,
+/// a carrier's, a list server's.
+fn bounce_in_text(mail: &Parsed, opening: &Opening<'_>, automatic: &str) -> Option<Classification> {
+    let phrase = opening.bounce_phrase()?;
     Some(Classification {
         class: Class::Bounce,
-        reason,
-        bounce: Some(bounce_details(mail)),
+        reason: format!("the text opens with \"{phrase}\" ({automatic})"),
+        bounce: Some(bounce_details(mail, opening)),
     })
 }
 
 /// The failed recipient, the status and the returned mail, from the report or the text.
-fn bounce_details(mail: &Parsed) -> Bounce {
+fn bounce_details(mail: &Parsed, opening: &Opening<'_>) -> Bounce {
+    let (text, _) = opening.text();
     let report = mail.report.clone().unwrap_or_default();
     let first: Option<&ReportRecipient> = report
         .recipients
         .iter()
         .find(|r| r.action == "failed")
         .or_else(|| report.recipients.first());
-    let mut recipient = first.map(|r| r.address.clone()).filter(|a| !a.is_empty());
-    if recipient.is_none() {
-        recipient = mail
-            .header("x-failed-recipients")
-            .and_then(|v| v.split(',').next())
-            .map(bare_address);
-    }
-    if recipient.is_none() {
-        recipient = address_in_text(&mail.text);
-    }
-    let mut status = first.map(|r| r.status.clone()).unwrap_or_default();
-    if !is_status(&status) {
-        status = status_in_text(&mail.text).unwrap_or_else(|| {
-            let lower = mail.text.to_lowercase();
-            let delayed = first.is_some_and(|r| r.action == "delayed")
-                || ["delayed", "still being retried", "will retry", "temporar"]
-                    .iter()
-                    .any(|w| lower.contains(w) || mail.subject.to_lowercase().contains(w));
-            if delayed { "4.0.0" } else { "5.0.0" }.to_string()
-        });
-    }
+    // An X.400 (`/S=anna/O=acme/`) or local (`anna@mailhost`) recipient of a report is no
+    // address deskmail wrote to: the header or the text may name it better.
+    let recipient = first
+        .map(|r| r.address.clone())
+        .filter(|a| plausible_address(a))
+        .or_else(|| {
+            mail.header("x-failed-recipients")
+                .and_then(|v| v.split(',').next())
+                .map(bare_address)
+        })
+        .or_else(|| address_in_text(text));
+    let status = first
+        .map(|r| r.status.clone())
+        .filter(|s| is_status(s))
+        .or_else(|| status_in_text(text));
+    let permanent = lasting(
+        first.map(|r| r.action.as_str()),
+        status.as_deref(),
+        text,
+        &mail.subject,
+    );
+    let status = status.unwrap_or_else(|| if permanent { "5.0.0" } else { "4.0.0" }.to_string());
     let mut original = report.original_message_id.clone();
     if original.is_none() {
         // A bounce written as text (Exim, qmail) carries a copy of the mail below its note.
         let mut r = super::parse::Report::default();
-        super::parse::read_original_headers(&mail.text, &mut r);
+        let copy = &mail.text[..mail.text.floor_char_boundary(RETURNED_HEADERS_BYTES)];
+        super::parse::read_original_headers(copy, &mut r);
         original = r.original_message_id;
     }
     Bounce {
         recipient,
-        permanent: status.starts_with('5'),
+        permanent,
         status,
         diagnostic: first.map(|r| r.diagnostic.clone()).unwrap_or_default(),
         original_message_id: original,
     }
 }
 
-/// The first address in a bounce written as text that is not a mail system's own.
+/// How far into a bounce's text the copy of the returned mail's headers is looked for.
+const RETURNED_HEADERS_BYTES: usize = 64 * 1024;
+
+/// Whether a bounce is final: the report's action says so (`failed`, `delayed`); else a 5.x.x
+/// status; else the text's words (qmail's "permanent error; I've given up" after a 4.x.x, a
+/// warning's "still being retried"); else a 4.x.x status is a delay; else final unless the
+/// subject says "delay".
+fn lasting(action: Option<&str>, status: Option<&str>, text: &str, subject: &str) -> bool {
+    match action {
+        Some("failed") => return true,
+        Some("delayed") => return false,
+        _ => {}
+    }
+    if status.is_some_and(|s| s.starts_with('5')) {
+        return true;
+    }
+    if let Some(permanent) = notice::says_permanent(text) {
+        return permanent;
+    }
+    if status.is_some_and(|s| s.starts_with('4')) {
+        return false;
+    }
+    !subject.to_lowercase().contains("delay")
+}
+
+/// Lines of a bounce's text that quote the returned mail's headers (`To:`, `From:`,
+/// `Subject:` ...) or name its sender (sendmail's "from anna@..."), lower-case, as they start:
+/// their addresses are not the failed recipient.
+const HEADER_LINES: &[&str] = &[
+    "from:",
+    "to:",
+    "cc:",
+    "sender:",
+    "reply-to:",
+    "return-path:",
+    "message-id:",
+    "in-reply-to:",
+    "references:",
+    "subject:",
+    "date:",
+    "received:",
+    "mail from:",
+    "from ",
+    "original sender:",
+    "envelope-from",
+];
+
+/// The first address in a bounce written as text that is neither a mail system's own nor one
+/// of the returned mail's header lines. Exchange writes it `SMTP:anna@...` or
+/// `dda:smtp=anna@...`.
 fn address_in_text(text: &str) -> Option<String> {
-    text.split(|c: char| {
-        c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | '"' | ',' | ';' | '[' | ']')
-    })
-    .map(|w| w.trim_matches(|c: char| c == '.' || c == ':' || c == '\''))
-    .filter(|w| {
-        let Some((local, domain)) = w.split_once('@') else {
-            return false;
-        };
-        !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !["postmaster", "mailer-daemon", "mail-daemon"]
-                .contains(&local.to_ascii_lowercase().as_str())
-    })
-    .map(|w| w.to_lowercase())
-    .next()
+    text.lines()
+        .filter(|line| {
+            let lower = line.trim_start().to_ascii_lowercase();
+            !HEADER_LINES.iter().any(|h| lower.starts_with(h))
+        })
+        .flat_map(|line| {
+            line.split(|c: char| {
+                c.is_whitespace()
+                    || matches!(c, '<' | '>' | '(' | ')' | '"' | ',' | ';' | '[' | ']')
+            })
+        })
+        .map(|w| {
+            let w = w.trim_matches(|c: char| c == '.' || c == ':' || c == '\'');
+            let lower = w.to_ascii_lowercase();
+            match lower.rfind("smtp=").or_else(|| lower.rfind("smtp:")) {
+                Some(i) => &w[i + 5..],
+                None => w,
+            }
+        })
+        .find(|w| {
+            plausible_address(w)
+                && !["postmaster", "mailer-daemon", "mail-daemon"]
+                    .contains(&local_part(&w.to_ascii_lowercase()))
+        })
+        .map(str::to_lowercase)
+}
+
+/// An address mail can be sent to: `local@domain.tld`, without spaces or X.400 slashes.
+fn plausible_address(a: &str) -> bool {
+    let Some((local, domain)) = a.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.contains('@')
+        && !a.contains(|c: char| c.is_whitespace() || c == '/')
 }
 
 fn is_status(s: &str) -> bool {
@@ -347,32 +608,39 @@ fn is_status(s: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The first enhanced status code (`5.1.1`) in a bounce's text.
+/// The first enhanced status code (`5.1.1`) in a bounce's text, standing alone or after `#`,
+/// `-`, `(`, `<`, `[` or `:`: a version number (`v4.6.1`) is none.
 fn status_in_text(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map(|w| w.trim_matches('.'))
-        .find(|w| is_status(w) && !w.starts_with('2'))
-        .map(str::to_string)
-}
-
-fn auto_reply(mail: &Parsed) -> Option<Classification> {
-    if let Some(v) = mail.header("auto-submitted")
-        && !v.trim().eq_ignore_ascii_case("no")
-    {
-        return Some(decided(Class::AutoReply, format!("Auto-Submitted: {v}")));
-    }
-    for h in AUTO_HEADERS {
-        if let Some(v) = mail.header(h) {
-            return Some(decided(Class::AutoReply, format!("{h}: {v}")));
-        }
-    }
-    for h in ["precedence", "x-precedence"] {
-        if let Some(v) = mail.header(h) {
-            let v = v.trim().to_ascii_lowercase();
-            if ["bulk", "junk", "auto_reply", "auto-reply"].contains(&v.as_str()) {
-                return Some(decided(Class::AutoReply, format!("{h}: {v}")));
+    let mut before = ' ';
+    let mut start: Option<(usize, char)> = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        if c.is_ascii_digit() || c == '.' {
+            start.get_or_insert((i, before));
+        } else if let Some((s, b)) = start.take() {
+            let w = text[s..i].trim_matches('.');
+            let alone = b.is_whitespace() || matches!(b, '#' | '-' | '(' | '<' | '[' | ':');
+            if alone && is_status(w) && !w.starts_with('2') {
+                return Some(w.to_string());
             }
         }
+        before = c;
+    }
+    None
+}
+
+/// An auto-reply known by its structure or subject (its headers were read before).
+fn auto_reply(mail: &Parsed) -> Option<Classification> {
+    if mail.content_type == "multipart/report"
+        && mail
+            .report_type
+            .as_deref()
+            .is_some_and(|t| t.contains("feedback-report"))
+    {
+        // An abuse or DMARC failure report (ARF, RFC 5965): it reports on a mail, returns none.
+        return Some(decided(
+            Class::AutoReply,
+            "a feedback report (multipart/report; report-type=feedback-report)",
+        ));
     }
     if mail.content_type == "multipart/report"
         && mail
@@ -474,5 +742,249 @@ mod tests {
         let b = c.bounce.unwrap();
         assert_eq!(b.status, "5.1.1");
         assert!(b.permanent);
+    }
+
+    /// A reply to ticket SUP-20261122-0001 from anna, as her client writes it: `Re:` subject,
+    /// a reply address, her own return path, no automatic header.
+    fn reply(body: &str) -> String {
+        format!(
+            "Return-Path: <anna@acme.example>\nFrom: Anna Berger <anna@acme.example>\n\
+             To: Help Desk <support+r-sup-1@helpdesk.example>\n\
+             Subject: Re: [SUP-20261122-0001] Printer on fire\n\
+             Message-ID: <a1@acme.example>\nIn-Reply-To: <n1@helpdesk.example>\n\
+             Content-Type: text/plain; charset=utf-8\n\n{body}"
+        )
+    }
+
+    #[test]
+    fn a_gateway_notice_written_as_text_is_a_bounce() {
+        let c = class_of(
+            "Return-Path: <>\nFrom: Mail Gateway <gw@acme.example>\nSubject: Notice\n\n\
+             ****** Message from InterScan Messaging Security Suite ******\n\n\
+             Sent <<< RCPT TO:<anna@acme.example>\nReceived >>> 550 5.1.1 unknown user.\n\n\
+             Unable to deliver message to <anna@acme.example>.\n\n\
+             --- Original message follows.\n\nMessage-ID: <n1@helpdesk.example>\nSubject: x\n\n",
+        );
+        assert_eq!(c.class, Class::Bounce, "{c:?}");
+        assert!(c.reason.contains("empty return path"), "{}", c.reason);
+        let b = c.bounce.unwrap();
+        assert_eq!(b.recipient.as_deref(), Some("anna@acme.example"));
+        assert_eq!(b.status, "5.1.1");
+        assert!(b.permanent);
+        assert_eq!(
+            b.original_message_id.as_deref(),
+            Some("<n1@helpdesk.example>")
+        );
+    }
+
+    #[test]
+    fn a_carrier_notice_from_a_no_reply_address_is_a_bounce() {
+        let c = class_of(
+            "From: no-reply@ezweb.example\nSubject: Mail\n\n\
+             Your mail sent on: Thu, 29 Apr 2013 00:00:00 +0900\n\
+             \x20    Could not be delivered to: <kiji@ezweb.example>\n\
+             \x20    As their mailbox is full.\n",
+        );
+        assert_eq!(c.class, Class::Bounce, "{c:?}");
+        assert_eq!(
+            c.bounce.unwrap().recipient.as_deref(),
+            Some("kiji@ezweb.example")
+        );
+    }
+
+    #[test]
+    fn qmail_giving_up_after_a_4xx_is_permanent_and_a_warning_is_a_delay() {
+        let c = class_of(
+            "From: MAILER-DAEMON@mx.example\nSubject: failure notice\n\n\
+             Hi. This is the qmail-send program at mx.example.\n\
+             This is a permanent error; I've given up. Sorry it didn't work out.\n\n\
+             <anna@acme.example>:\nSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n",
+        );
+        let b = c.bounce.unwrap();
+        assert_eq!(b.status, "4.4.1");
+        assert!(b.permanent);
+        let c = class_of(
+            "From: Mail Delivery System <Mailer-Daemon@mx.example>\n\
+             Subject: Warning: message 1abc delayed 24 hours\n\n\
+             This message was created automatically by mail delivery software.\n\
+             A message that you sent has not yet been delivered to one or more of its\n\
+             recipients after more than 24 hours on the queue on mx.example.\n\n  anna@acme.example\n",
+        );
+        let b = c.bounce.unwrap();
+        assert!(!b.permanent, "{b:?}");
+        assert_eq!(b.status, "4.0.0");
+    }
+
+    #[test]
+    fn a_version_number_is_no_status() {
+        assert_eq!(status_in_text("Lotus SMTP MTA v4.6.1 said"), None);
+        assert_eq!(
+            status_in_text("550-5.7.1 blocked").as_deref(),
+            Some("5.7.1")
+        );
+        assert_eq!(status_in_text("(#5.5.0)").as_deref(), Some("5.5.0"));
+    }
+
+    #[test]
+    fn exchange_addresses_and_quoted_headers_are_read_right() {
+        assert_eq!(
+            address_in_text("  To: bob@x.example\n  dda:SMTP=anna@acme.example on Thu\n")
+                .as_deref(),
+            Some("anna@acme.example")
+        );
+        assert_eq!(
+            address_in_text("Recipient: [SMTP:Anna@Acme.example]\n").as_deref(),
+            Some("anna@acme.example")
+        );
+    }
+
+    const SES_BOUNCE: &str = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":[{"emailAddress":"anna@acme.example","action":"failed","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]},"mail":{"source":"support@helpdesk.example"}}"#;
+
+    #[test]
+    fn a_mail_services_json_notification_is_read() {
+        let c = class_of(&format!(
+            "From: SES <no-reply@sns.amazonaws.com>\nSubject: AWS Notification Message\n\n{SES_BOUNCE}\n"
+        ));
+        assert_eq!(c.class, Class::Bounce, "{c:?}");
+        let b = c.bounce.unwrap();
+        assert_eq!(b.recipient.as_deref(), Some("anna@acme.example"));
+        assert_eq!(b.status, "5.1.1");
+        assert!(b.permanent);
+        let c = class_of(
+            "From: SES <no-reply@sns.amazonaws.com>\nSubject: AWS Notification Message\n\n\
+             {\"notificationType\":\"Complaint\",\"complaint\":{}}\n",
+        );
+        assert_eq!(c.class, Class::AutoReply, "{c:?}");
+        // The same JSON in a person's mail (a developer asking about it) is theirs.
+        let c = class_of(&reply(&format!("{SES_BOUNCE}\n")));
+        assert_eq!(c.class, Class::Person, "{c:?}");
+    }
+
+    #[test]
+    fn a_feedback_report_is_an_automatic_mail() {
+        let c = class_of(
+            "From: <abuse@126.example>\nSubject: DMARC test\nContent-Type: multipart/report; \
+             report-type=\"feedback-report\"; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\n\
+             This is an authentication-failure report.\n--b\nContent-Type: message/feedback-report\n\n\
+             Feedback-Type: auth-failure\n--b--\n",
+        );
+        assert_eq!(c.class, Class::AutoReply, "{c:?}");
+    }
+
+    #[test]
+    fn a_person_who_pastes_a_delivery_error_stays_a_person() {
+        for body in [
+            "Delivery has failed to these recipients or distribution lists:\n\
+             ben@acme.example\n550 5.1.1 User unknown\n\nWhat does this mean?\n",
+            "Hi, your notification could not be delivered to my colleague ben@acme.example.\n\
+             550 5.1.1 <ben@acme.example>: Recipient address rejected\nAnna\n",
+            "Undeliverable: the printer's scan-to-mail says 'Unable to deliver message to \
+             scans@acme.example'. This is a permanent error for us.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::Person, "{body}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_german_absence_notice_without_auto_headers_is_an_auto_reply() {
+        let c = class_of(&reply(
+            "Vielen Dank für Ihre Nachricht.\n\n\
+             Ich bin bis einschließlich 5. Dezember nicht im Büro und habe keinen Zugriff auf \
+             meine E-Mails.\nIn dringenden Fällen wenden Sie sich bitte an Ben Fischer \
+             (ben@acme.example, +49 30 1234-56).\n\nMit freundlichen Grüßen\nAnna Berger\n",
+        ));
+        assert_eq!(c.class, Class::AutoReply, "{c:?}");
+        assert!(c.reason.contains("nicht im büro"), "{}", c.reason);
+        for body in [
+            "Ich bin derzeit nicht erreichbar und ab dem 8.12. wieder im Büro. \
+             Ihre Nachricht wird nicht weitergeleitet.\n",
+            "Guten Tag,\n\nvom 1. bis 12. Dezember bin ich im Urlaub. Ihre E-Mail wird nicht \
+             weitergeleitet; in dringenden Fällen erreichen Sie meine Vertretung unter \
+             it@acme.example.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::AutoReply, "{body}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn absence_notices_in_many_languages_are_auto_replies() {
+        for body in [
+            "Thank you for your email. I am currently out of the office with limited access \
+             to email and will return on 5 December.\n\nBest regards\nAnna\n",
+            "I am on annual leave until Monday 8 December. For urgent matters please contact \
+             helpdesk@acme.example.\n",
+            "Bonjour,\n\nJe suis absente du bureau jusqu'au 5 décembre. En cas d'urgence, \
+             merci de contacter Paul Martin.\n",
+            "Estoy fuera de la oficina hasta el 5 de diciembre. Para asuntos urgentes, \
+             contacte con soporte@acme.example.\n",
+            "Sono fuori ufficio fino al 5 dicembre con accesso limitato alla posta. Per \
+             questioni urgenti contattare Marco.\n",
+            "Ik ben afwezig tot en met 5 december. Voor dringende zaken kunt u contact \
+             opnemen met Jan.\n",
+            "Estou fora do escritório até 5 de dezembro. Para assuntos urgentes, contatar \
+             a Maria.\n",
+            "Jestem na urlopie do dnia 5 grudnia. W sprawach pilnych proszę o kontakt z Anną.\n",
+            "Jag är på semester till och med den 5 december. Vid brådskande ärenden, kontakta \
+             Erik.\n",
+            "Jeg er på ferie til og med 5. december. Haster det, så kontakt Lars.\n",
+            "Jeg er fraværende til og med 5. desember og har begrenset tilgang til e-post. \
+             Haster det, kontakt Kari.\n",
+            "Olen lomalla 5.12. asti. Kiireellisissä asioissa ota yhteyttä Mattiin.\n",
+            "Я в отпуске до 5 декабря. По срочным вопросам обращайтесь к Ивану.\n",
+            "Я у відпустці до 5 грудня. З термінових питань звертайтеся до Олени.\n",
+            "Jsem na dovolené do 5. prosince. V naléhavých případech kontaktujte Petra.\n",
+            "5 Aralık tarihine kadar izindeyim. Acil durumlarda lütfen Ayşe ile iletişime geçin.\n",
+            "現在、休暇中です。12月5日まで不在にしております。お急ぎの場合は田中までご連絡ください。\n",
+            "我正在休假，12月5日之前不在办公室。如有紧急事宜，请联系王先生。\n",
+            "This is an automatic reply. I have received your message.\n",
+            "Dies ist eine automatische Antwort. Ich bin bis 5.12. nicht erreichbar.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::AutoReply, "{body}: {c:?}");
+            assert!(c.reason.contains("absence notice"), "{}", c.reason);
+        }
+    }
+
+    #[test]
+    fn people_who_mention_an_absence_stay_persons() {
+        for body in [
+            "Thanks — I'll be out of office next week, please close it.\n",
+            "I'll be out of office next week, so no hurry.\n\nAnna\n",
+            "I'm on vacation from tomorrow until 5 December. Ben will test the printer; \
+             please contact him if you need anything.\n",
+            "I am out of the office today but the printer is still on fire, please call me \
+             at +49 30 1234-56.\n",
+            "I was on holiday until yesterday, sorry for the late reply. The printer works \
+             again, thanks!\n",
+            "Back from leave: the issue is still there after the update.\n",
+            "Hi,\n\nmy colleague is on parental leave until March, so please send further \
+             updates to me.\n\nAnna\n",
+            "I am away until Monday. Can you keep the ticket open until then?\n",
+            "Ich bin nächste Woche im Urlaub, bitte schließen Sie das Ticket.\n",
+            "Ich bin bis Freitag nicht im Büro, das Problem ist aber dringend: der Drucker \
+             brennt noch. Bitte rufen Sie Ben an.\n\nWas soll ich tun?\n",
+            "Je suis en congé demain, merci de fermer le ticket.\n",
+            "Estoy de vacaciones hasta el lunes, ¿pueden llamarme después?\n",
+            "Ik ben afwezig tot maandag; het ticket mag gesloten worden.\n",
+            "Vielen Dank für die schnelle Hilfe! Ich bin ab morgen im Urlaub und melde mich \
+             danach.\n",
+            "Auto-replies from your system reach me even on holiday; I am away until Friday \
+             and will answer then.\n",
+        ] {
+            let c = class_of(&reply(body));
+            assert_eq!(c.class, Class::Person, "{body}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_mail_that_opens_with_an_absence_is_a_persons() {
+        let body = format!(
+            "I am out of the office until 5 December, for urgent matters contact Ben.\n\n{}",
+            "Here is the log you asked for:\nline of log output\n".repeat(60)
+        );
+        let c = class_of(&reply(&body));
+        assert_eq!(c.class, Class::Person, "{c:?}");
     }
 }
