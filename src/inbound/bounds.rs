@@ -38,10 +38,8 @@ pub const MAX_SUBJECT_CHARS: usize = 1_000;
 /// own (`message/rfc822`, `message/global`; the parts of a `multipart/digest` are mails too).
 /// Looked for on every line, not only in header blocks: counting too many is harmless.
 static STRUCTURE: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
-    regex::bytes::Regex::new(
-        r#"(?i-u)\bboundary[ \t]*(\*[0-9]*\*?)?[ \t]*=[ \t]*(?:"([^"\r\n]*)"|([^\s;"]*))|\b(message/(?:rfc822|global)|multipart/digest)\b"#,
-    )
-    .expect("a valid pattern")
+    regex::bytes::Regex::new(r"(?i-u)boundary|message/(?:rfc822|global)|multipart/digest")
+        .expect("a valid pattern")
 });
 
 /// A transfer encoding that hides an embedded mail from the scan (mail-parser decodes it and
@@ -98,9 +96,13 @@ pub fn readable(raw: &[u8]) -> Readable {
 fn declarations(raw: &[u8]) -> (Vec<&[u8]>, Option<Readable>) {
     let mut boundaries: Vec<&[u8]> = Vec::new();
     let mut embedded = 0;
-    for caps in STRUCTURE.captures_iter(raw) {
-        let at = line_start(raw, caps.get(0).map_or(0, |m| m.start()));
-        if caps.get(4).is_some() {
+    for m in STRUCTURE.find_iter(raw) {
+        // A word of its own: `xboundary=` is another parameter.
+        if m.start() > 0 && is_word_byte(raw[m.start() - 1]) {
+            continue;
+        }
+        let at = line_start(raw, m.start());
+        if !m.as_bytes()[0].eq_ignore_ascii_case(&b'b') {
             embedded += 1;
             if embedded > MAX_EMBEDDED {
                 let cut = format!("more than {MAX_EMBEDDED} mails embedded in the mail");
@@ -112,10 +114,10 @@ fn declarations(raw: &[u8]) -> (Vec<&[u8]>, Option<Readable>) {
             }
             continue;
         }
-        let value = caps.get(2).or_else(|| caps.get(3)).map(|m| m.as_bytes());
-        let value = match value {
-            Some(v) if caps.get(1).is_none() && !v.is_empty() && v.len() <= MAX_BOUNDARY => v,
-            _ => {
+        let value = match boundary_value(&raw[m.end()..]) {
+            Declared::Not => continue,
+            Declared::Value(v) => v,
+            Declared::Unread => {
                 let cut = "a MIME boundary in a form deskmail does not read".to_string();
                 return (boundaries, Some(Readable::cut(at, cut)));
             }
@@ -129,6 +131,55 @@ fn declarations(raw: &[u8]) -> (Vec<&[u8]>, Option<Readable>) {
         }
     }
     (boundaries, None)
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// What follows the word `boundary`.
+enum Declared<'a> {
+    /// No `=`: the word in a sentence.
+    Not,
+    Value(&'a [u8]),
+    /// RFC 2231's `boundary*=`, an empty value, or one longer than [`MAX_BOUNDARY`].
+    Unread,
+}
+
+/// Reads `[ \t]* = [ \t]* ("value" | value)` at the start of `rest`.
+fn boundary_value(rest: &[u8]) -> Declared<'_> {
+    let blank = |r: &[u8]| r.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    let rest = &rest[blank(rest)..];
+    match rest.first() {
+        Some(b'*') => return Declared::Unread,
+        Some(b'=') => {}
+        _ => return Declared::Not,
+    }
+    let rest = &rest[1..];
+    let rest = &rest[blank(rest)..];
+    let value = match rest.strip_prefix(b"\"") {
+        Some(quoted) => {
+            let len = quoted
+                .iter()
+                .take(MAX_BOUNDARY + 1)
+                .take_while(|b| !matches!(b, b'"' | b'\r' | b'\n'))
+                .count();
+            &quoted[..len]
+        }
+        None => {
+            let len = rest
+                .iter()
+                .take(MAX_BOUNDARY + 1)
+                .take_while(|b| !b.is_ascii_whitespace() && !matches!(b, b';' | b'"'))
+                .count();
+            &rest[..len]
+        }
+    };
+    if value.is_empty() || value.len() > MAX_BOUNDARY {
+        Declared::Unread
+    } else {
+        Declared::Value(value)
+    }
 }
 
 /// Whether the header block around `at` sets a transfer encoding (it is looked for in at most
@@ -170,31 +221,36 @@ fn parts(raw: &[u8], boundaries: &[&[u8]]) -> Option<Readable> {
     let mut header_lines = 0;
     let mut headers = |from: usize, until: usize| -> Option<Readable> {
         // The header block that starts at `from`, up to its blank line (or `until`).
-        let mut at = from;
-        for line in raw[from..until].split_inclusive(|b| *b == b'\n') {
-            if trim_line_end(line).is_empty() {
+        let block = &raw[from..until];
+        let mut at = 0;
+        while at < block.len() {
+            let end = memchr::memchr(b'\n', &block[at..]).map_or(block.len(), |i| at + i + 1);
+            if trim_line_end(&block[at..end]).is_empty() {
                 return None;
             }
             header_lines += 1;
             if header_lines > MAX_HEADER_LINES {
                 return Some(Readable::cut(
-                    at,
+                    from + at,
                     format!("more than {MAX_HEADER_LINES} header lines"),
                 ));
             }
-            at += line.len();
+            at = end;
         }
         None
     };
     if boundaries.is_empty() {
         return headers(0, raw.len());
     }
-    let alternatives: Vec<String> = boundaries.iter().map(|b| escape_bytes(b)).collect();
-    let delimiters = regex::bytes::RegexBuilder::new(&format!("--(?:{})", alternatives.join("|")))
-        .unicode(false)
-        .build()
-        .ok()?;
-    let starts: Vec<usize> = delimiters.find_iter(raw).map(|m| m.start()).collect();
+    // Where a part starts: `--boundary`, anywhere in a line. Of each boundary's delimiters the
+    // first MAX_PARTS + 1 are enough to find where the parts, all boundaries together, pass it.
+    let mut starts: Vec<usize> = Vec::new();
+    for b in boundaries {
+        let needle = [b"--".as_slice(), b].concat();
+        starts.extend(memchr::memmem::find_iter(raw, &needle).take(MAX_PARTS + 1));
+    }
+    starts.sort_unstable();
+    starts.dedup();
     let mut block_from = 0;
     for (n, &delimiter) in starts.iter().enumerate() {
         if let Some(cut) = headers(block_from, delimiter) {
@@ -214,16 +270,6 @@ fn parts(raw: &[u8], boundaries: &[&[u8]]) -> Option<Readable> {
         block_from = block_from.max(delimiter);
     }
     headers(block_from.min(raw.len()), raw.len())
-}
-
-/// A byte string as a pattern that matches exactly it (bytes, not characters).
-fn escape_bytes(b: &[u8]) -> String {
-    b.iter()
-        .map(|c| match c {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => char::from(*c).to_string(),
-            _ => format!("\\x{c:02x}"),
-        })
-        .collect()
 }
 
 /// A line without its line end and trailing white space.

@@ -184,14 +184,18 @@ pub fn parse_headers(raw: &[u8]) -> Parsed {
 
 /// The length of a mail's header block, its blank line included (the whole mail if none).
 pub fn header_block_len(raw: &[u8]) -> usize {
-    let mut at = 0;
-    for line in raw.split_inclusive(|&b| b == b'\n') {
-        at += line.len();
-        if line == b"\n" || line == b"\r\n" {
-            return at;
-        }
+    if raw.starts_with(b"\n") {
+        return 1;
     }
-    raw.len()
+    if raw.starts_with(b"\r\n") {
+        return 2;
+    }
+    let lf = memchr::memmem::find(raw, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::find(raw, b"\n\r\n").map(|i| i + 3);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(raw.len()),
+    }
 }
 
 fn read(raw: &[u8], headers_only: bool) -> Parsed {
