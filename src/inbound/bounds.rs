@@ -54,6 +54,11 @@ static ENCODED: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
 /// Mails embedded in a mail (forwarded as attachments, a digest's parts), at most.
 pub const MAX_EMBEDDED: usize = 32;
 
+/// A mail this small is read whole: whatever its shape, it costs little (some thousand parts or
+/// header lines, nesting a MIME parser's stack takes in its stride), and most mail is this
+/// small, so that the scans cost it nothing (7 % of the stages' time on 6 KB replies).
+pub const SMALL: usize = 64 * 1024;
+
 /// The longest boundary read (RFC 2046 allows 70 characters).
 const MAX_BOUNDARY: usize = 200;
 
@@ -79,6 +84,12 @@ impl Readable {
 /// declarations (boundaries, embedded mails), then the parts their delimiters start (found as
 /// mail-parser finds them: `--boundary` anywhere in a line) and the header lines at their tops.
 pub fn readable(raw: &[u8]) -> Readable {
+    if raw.len() <= SMALL {
+        return Readable {
+            len: raw.len(),
+            warning: None,
+        };
+    }
     let (boundaries, declared) = declarations(raw);
     let limit = declared.as_ref().map_or(raw.len(), |r| r.len);
     let parts = parts(&raw[..limit], &boundaries);
@@ -308,11 +319,7 @@ fn memchr_nth(s: &[u8], n: usize) -> Option<usize> {
     if n == 0 {
         return Some(0);
     }
-    s.iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(n - 1)
-        .map(|(i, _)| i)
+    memchr::memchr_iter(b'\n', s).nth(n - 1)
 }
 
 /// `b` cut to at most `max` bytes.
@@ -368,7 +375,7 @@ mod tests {
     fn too_many_parts_are_cut_before_the_first_one_over() {
         // The first part is the text, then `part 0`, `part 1`, ...
         let m = mail(MAX_PARTS + 10, 1);
-        let r = readable(&m);
+        let r = scan(&m);
         let read = String::from_utf8_lossy(&m[..r.len]);
         assert!(
             read.contains(&format!("part {}\r\n", MAX_PARTS - 2)),
@@ -381,13 +388,32 @@ mod tests {
     #[test]
     fn deep_nesting_is_cut() {
         let m = mail(1, MAX_MULTIPARTS + 5);
-        let r = readable(&m);
+        let r = scan(&m);
         assert!(r.len < m.len());
         assert!(r.warning.unwrap().contains("multipart containers"));
     }
 
     fn warning_of(raw: &[u8]) -> String {
-        readable(raw).warning.unwrap_or_default()
+        scan(raw).warning.unwrap_or_default()
+    }
+
+    /// [`readable`] of `raw` made large enough to be scanned.
+    fn scan(raw: &[u8]) -> Readable {
+        readable(&padded(raw))
+    }
+
+    /// `raw` made larger than [`SMALL`] with text at its end, so that it is scanned.
+    fn padded(raw: &[u8]) -> Vec<u8> {
+        let mut out = raw.to_vec();
+        out.extend(std::iter::repeat_n(b'x', SMALL));
+        out
+    }
+
+    #[test]
+    fn a_small_mail_is_read_whole() {
+        let m = mail(MAX_PARTS + 10, 1);
+        assert!(m.len() < SMALL);
+        assert_eq!(readable(&m).warning, None);
     }
 
     #[test]
@@ -402,7 +428,7 @@ mod tests {
         assert!(
             warning_of(m.as_bytes()).contains("MIME parts"),
             "{:?}",
-            readable(m.as_bytes())
+            scan(m.as_bytes())
         );
     }
 
@@ -417,7 +443,7 @@ mod tests {
         assert!(warning_of(rfc2231.as_bytes()).contains("does not read"));
         let encoded = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
             Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nRnJvbTogYQ==\r\n--b--\r\n";
-        let r = readable(encoded.as_bytes());
+        let r = scan(encoded.as_bytes());
         assert!(r.warning.unwrap().contains("base64"));
         assert!(
             encoded[..r.len].ends_with("--b\r\n"),
@@ -426,7 +452,7 @@ mod tests {
         );
         // Unencoded, it is read.
         let plain = encoded.replace("Content-Transfer-Encoding: base64\r\n", "");
-        assert_eq!(readable(plain.as_bytes()).warning, None);
+        assert_eq!(scan(plain.as_bytes()).warning, None);
     }
 
     #[test]
@@ -449,7 +475,7 @@ mod tests {
             m.push_str(&format!("X-H: {i}\n"));
         }
         m.push_str("\nbody\n");
-        let r = readable(m.as_bytes());
+        let r = scan(m.as_bytes());
         assert!(r.len < m.len() && r.warning.unwrap().contains("header lines"));
     }
 

@@ -409,7 +409,7 @@ fn body(msg: &Message<'_>, p: &mut Parsed) {
                 let room = TEXT_LIMIT.saturating_sub(text.len());
                 let kept = bounds::cut_text_lines(t, room, TEXT_LINES.saturating_sub(lines));
                 p.text_cut |= kept.len() < t.len();
-                lines += kept.bytes().filter(|b| *b == b'\n').count() + 1;
+                lines += memchr::memchr_iter(b'\n', kept.as_bytes()).count() + 1;
                 text.push_str(kept);
             }
             PartType::Html(h) if html_only.is_none() => html_only = Some(h.as_ref()),
