@@ -76,6 +76,8 @@ async fn every_hostile_case_gets_its_outcome() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+const ANNA: &str = "Anna Example <anna@acme.example>";
+
 /// A mail as an MTA delivers it: the envelope sender in Return-Path.
 fn mail(from: &str, to: &str, subject: &str, extra: &str, body: &str) -> Vec<u8> {
     let address = from.rsplit('<').next().unwrap().trim_end_matches('>');
@@ -233,19 +235,13 @@ async fn forged_mail_does_not_mute_the_team_and_looks_unverified() {
     let d = desk().await;
     let reference = annas_ticket(&d).await;
     // Fifteen mails in anna's name, no reply token, no authentication: each a comment.
+    let forged = |body: String| {
+        let subject = format!("Re: [{reference}] Printer on fire");
+        let raw = mail(ANNA, "support@helpdesk.example", &subject, "", &body);
+        take(&d, raw)
+    };
     for i in 0..15 {
-        let r = take(
-            &d,
-            mail(
-                "Anna Example <anna@acme.example>",
-                "support@helpdesk.example",
-                &format!("Re: [{reference}] Printer on fire"),
-                "",
-                &format!("Forged {i}.\r\n"),
-            ),
-        )
-        .await
-        .unwrap();
+        let r = forged(format!("Forged {i}.\r\n")).await.unwrap();
         assert!(!r.sender.verified);
         assert!(
             r.mailed.contains(&"team@helpdesk.example".to_string()),
@@ -255,18 +251,9 @@ async fn forged_mail_does_not_mute_the_team_and_looks_unverified() {
     // Whatever an unverified sender's command, it is refused as unverified: how it is written
     // is not the reason to give.
     for command in ["/to provider", "/To Customer", "/frobnicate"] {
-        let r = take(
-            &d,
-            mail(
-                "Anna Example <anna@acme.example>",
-                "support@helpdesk.example",
-                &format!("Re: [{reference}] Printer on fire"),
-                "",
-                &format!("{command}\r\nForged command.\r\n"),
-            ),
-        )
-        .await
-        .unwrap();
+        let r = forged(format!("{command}\r\nForged command.\r\n"))
+            .await
+            .unwrap();
         assert!(
             r.decision.contains("could not verify"),
             "{command}: {}",
