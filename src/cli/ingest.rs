@@ -18,6 +18,10 @@ use crate::desk::{Desk, Incoming, IngestError, MailReport, MailStatus, Whole, on
 /// Groups taken in while earlier ones wait for the disk, at most.
 const UNSETTLED: usize = 64;
 
+/// The bytes of mail a block read ahead holds, at most (a single larger mail excepted), and
+/// of mail waiting for the lanes.
+const BLOCK_BYTES: usize = 8 << 20;
+
 /// sysexits.h: the input data was incorrect.
 pub const EX_DATAERR: u8 = 65;
 /// sysexits.h: a temporary failure; the sender should try again later.
@@ -250,7 +254,9 @@ pub async fn run(
     // A helper thread reads the files and does the work that needs no database (parsing,
     // classifying, extracting, packing the bytes to store) a group ahead, on the CPUs the
     // database work does not use.
-    let (send, blocks) = tokio::sync::mpsc::channel::<Block>(2);
+    // One block waits while the next is read: enough to keep the database busy (no slower than
+    // two, side by side), and less mail in memory when mails are large.
+    let (send, blocks) = tokio::sync::mpsc::channel::<Block>(1);
     let (reader, dir, key) = (
         desk.reader.clone(),
         desk.settings.directory.clone(),
@@ -265,29 +271,35 @@ pub async fn run(
     let block = per_transaction * 64usize.div_ceil(per_transaction);
     let helper = std::thread::spawn(move || {
         crate::affinity::leave_the_pinned_cpu();
-        for chunk in inputs.chunks(block) {
-            let group = chunk
-                .iter()
-                .map(|input| {
-                    let read = input.read(max).map(|(raw, whole)| {
-                        let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
-                        Incoming {
-                            whole,
-                            // A dry run stores nothing; a mail longer than a piece is packed
-                            // piece by piece as it is stored (store/pieces.rs).
-                            packed: (!dry_run && raw.len() <= crate::store::PIECE)
-                                .then(|| crate::store::pack(&raw)),
-                            raw,
-                            mailbox: mailbox.clone(),
-                            reading: Some(Box::new(reading)),
-                        }
-                    });
-                    (input.name(), read.map_err(|e| e.to_string()))
-                })
-                .collect();
-            if send.blocking_send(group).is_err() {
-                return;
+        let mut group: Block = Vec::new();
+        let mut bytes = 0;
+        for input in &inputs {
+            let read = input.read(max).map(|(raw, whole)| {
+                let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
+                Incoming {
+                    whole,
+                    // A dry run stores nothing; a mail longer than a piece is packed
+                    // piece by piece as it is stored (store/pieces.rs).
+                    packed: (!dry_run && raw.len() <= crate::store::PIECE)
+                        .then(|| crate::store::pack(&raw)),
+                    raw,
+                    mailbox: mailbox.clone(),
+                    reading: Some(Box::new(reading)),
+                }
+            });
+            bytes += read.as_ref().map_or(0, |m| m.raw.len());
+            group.push((input.name(), read.map_err(|e| e.to_string())));
+            // Large mails go in small blocks: what is read ahead stays within a few blocks of
+            // BLOCK_BYTES, whatever the mails' sizes.
+            if group.len() == block || bytes >= BLOCK_BYTES {
+                if send.blocking_send(std::mem::take(&mut group)).is_err() {
+                    return;
+                }
+                bytes = 0;
             }
+        }
+        if !group.is_empty() {
+            let _ = send.blocking_send(group);
         }
     });
     let worst = if parallel == 1 {
@@ -402,9 +414,13 @@ async fn in_lanes(
             break;
         }
         let waiting: usize = lanes.iter().map(VecDeque::len).sum();
+        let waiting_bytes: usize = lanes
+            .iter()
+            .flat_map(|l| l.iter().map(|(_, m)| m.raw.len()))
+            .sum();
         tokio::select! {
             biased;
-            block = blocks.recv(), if open && waiting < n * batch => match block {
+            block = blocks.recv(), if open && waiting < n * batch && waiting_bytes < 4 * BLOCK_BYTES => match block {
                 Some(block) => {
                     for (name, mail) in readable(block, &mut worst) {
                         let key = match &mail.reading {
