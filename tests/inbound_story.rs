@@ -811,3 +811,36 @@ fn a_group_renders_its_notifications_on_another_thread_and_notes_one_that_fails(
         team_before + 2
     );
 }
+
+#[test]
+fn a_long_mail_is_cut_in_its_comment_and_kept_whole() {
+    let env = TestEnv::new();
+    // 2 MiB of text: the comment holds the first MiB, the stored mail (in pieces) all of it.
+    let lines: String = (0..40_000)
+        .map(|i| format!("Line {i} of the log, with some words to make it longer.\n"))
+        .collect();
+    let raw = format!(
+        "Return-Path: <anna@acme.example>\nFrom: Anna Example <anna@acme.example>\n\
+         To: support@helpdesk.example\nSubject: A long log\nMessage-ID: <long@acme.example>\n\n{lines}"
+    );
+    let (code, err) = ingest_as_is(&env, &raw, &[]);
+    assert_eq!(code, 0, "{err}");
+    let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+    let id = stored[0]["id"].as_i64().unwrap();
+    let reference = stored[0]["ticket"].as_str().unwrap().to_string();
+    let comment = env.show(&reference)["comments"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(comment.starts_with("Line 0 of the log"));
+    assert!(
+        comment.ends_with(&format!("the whole mail is kept as inbound mail #{id}.]")),
+        "{}",
+        &comment[comment.len() - 200..]
+    );
+    assert!(comment.len() < raw.len() / 2);
+    let out = env.run(&["inbound", "show", &id.to_string()]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), raw.len());
+    assert!(out.stdout == raw.as_bytes(), "the stored mail is the mail");
+}

@@ -22,6 +22,12 @@ pub enum InboundCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a stored mail as it was received (RFC 5322) on stdout: the whole mail a comment
+    /// points to, or only its headers for a mail kept as headers (over the size limit)
+    Show {
+        /// The mail's id (see `inbound list`)
+        id: i64,
+    },
     /// Apply a stored mail again (after fixing what made it fail)
     Retry {
         /// The mail's id (see `inbound list`)
@@ -69,6 +75,20 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
                     r.reason.as_deref().unwrap_or("")
                 );
             }
+            Ok(())
+        }
+        InboundCommand::Show { id } => {
+            use std::io::Write as _;
+            let Some(stored) = desk.store.stored_mail(id).await? else {
+                return Err(Failure(format!("no stored mail {id}")));
+            };
+            if stored.headers_only {
+                eprintln!("mail {id} was over the size limit: only its headers were kept");
+            }
+            let mut out = std::io::stdout().lock();
+            out.write_all(&stored.raw)
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure(format!("stdout: {e}")))?;
             Ok(())
         }
         InboundCommand::Retry { id } => match desk.retry_inbound(id, Timestamp::now()).await? {
