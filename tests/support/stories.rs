@@ -1,4 +1,4 @@
-//! The stories of `../shared/stories.md`, one per preset, as data. The core tests and the CLI
+//! The stories of `docs/presets.md`, one per preset, as data. The core tests and the CLI
 //! tests play the same tables, so the two paths must give the same states.
 
 /// What a step does.
