@@ -1,11 +1,12 @@
 //! Taking mail in, on SQLite and on PostgreSQL alike: matching by References and by the
 //! thread's root, a group with a bad mail in it, agents' internal notes and commands by mail,
-//! watchers from Cc, a reply to a closed ticket, plus-addresses.
+//! watchers from Cc, a reply to a closed ticket, plus-addresses, values stored in pieces.
 
 mod support;
 
 use deskmail::desk::{Desk, Incoming, MailReport, MailStatus};
 use jiff::{SignedDuration, Timestamp};
+use mail_parser::MimeHeaders;
 use support::pg::PgDb;
 
 fn t0() -> Timestamp {
@@ -231,6 +232,71 @@ async fn suite(url: &str) {
     let new = d.store.ticket(&follow).await.unwrap().unwrap();
     assert_eq!(new.ticket.linked_to.as_deref(), Some(reference.as_str()));
     assert_eq!(new.ticket.status, "New");
+}
+
+/// Values over a piece (1 MiB) are stored in pieces and read back whole: a 3.4 MiB mail and
+/// the 3.4 MiB notification that carries its attachment to the support team.
+async fn large_values(url: &str) {
+    let d = support::demo_desk(url, "partner-routing").await;
+    let log = support::hostile::noise(2_500_000);
+    let b = "b1";
+    let mut raw = format!(
+        "From: Anna Example <anna@acme.example>\r\nTo: support@helpdesk.example\r\n\
+         Subject: The whole log\r\nMessage-ID: <log@acme.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n\
+         --{b}\r\nContent-Type: text/plain\r\n\r\nThe log is attached.\r\n\
+         --{b}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename=\"app.log\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    raw.extend_from_slice(&support::hostile::base64_lines(&log));
+    raw.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+    let r = take(&d, Incoming::new(raw.clone(), None), 0).await;
+    assert_eq!(r.status, MailStatus::Applied, "{r:?}");
+
+    let stored = d.store.inbound(None, 10).await.unwrap();
+    let kept = d.store.stored_mail(stored[0].id).await.unwrap().unwrap();
+    assert_eq!(kept.raw.len(), raw.len());
+    assert!(kept.raw == raw, "the stored mail is the mail");
+
+    let now = t0() + SignedDuration::from_mins(1);
+    let claimed = d
+        .store
+        .claim_due(now, now + SignedDuration::from_mins(5), 100)
+        .await
+        .unwrap();
+    let team = claimed
+        .iter()
+        .find(|c| c.recipient == "team@helpdesk.example")
+        .expect("the team's notification");
+    assert!(team.raw.len() > 3 * (1 << 20), "{}", team.raw.len());
+    let message = mail_parser::MessageParser::default()
+        .parse(&team.raw)
+        .unwrap();
+    let sent = message
+        .attachments()
+        .find(|a| a.attachment_name() == Some("app.log"))
+        .expect("the log goes to the team");
+    assert!(sent.contents() == log, "the attachment arrives whole");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn large_values_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    large_values(&format!(
+        "sqlite://{}",
+        dir.path().join("t.sqlite").display()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn large_values_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    large_values(&db.url).await;
 }
 
 #[tokio::test(flavor = "current_thread")]

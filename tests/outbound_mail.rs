@@ -372,6 +372,112 @@ fn a_permanent_rejection_is_recorded_reported_and_the_address_skipped() {
     );
 }
 
+/// The failed rows of the outbox, each checked to have failed for its size.
+fn failed_as_too_large(env: &TestEnv) -> Vec<Value> {
+    let failed: Vec<Value> = outbox(env)
+        .into_iter()
+        .filter(|m| m["status"] == "failed")
+        .collect();
+    assert!(!failed.is_empty(), "{:?}", outbox(env));
+    for row in &failed {
+        let error = row["last_error"].as_str().unwrap();
+        assert!(error.starts_with("too large for the mail server"), "{row}");
+    }
+    failed
+}
+
+#[test]
+fn a_notification_larger_than_the_server_takes_fails_for_its_size_and_no_address_is_blamed() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    // Postfix takes at most 200 kB and says so in its EHLO answer (SIZE).
+    stack.reconfigure_postfix(&["message_size_limit=200000"]);
+    let env = env_for(&stack);
+    // 300 kB that do not compress: the notifications carrying it are about 400 kB.
+    std::fs::write(env.path("photo.jpg"), support::hostile::noise(300_000)).unwrap();
+    let photo_path = env.path("photo.jpg");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Broken screen",
+        "--text",
+        "See the photo.",
+        "--attach",
+        photo_path.to_str().unwrap(),
+    ]);
+    let r = r.trim();
+    env.ok(&["outbox", "send"]);
+    // Refused before the transfer, on the server's word.
+    let failed = failed_as_too_large(&env);
+    for row in &failed {
+        let error = row["last_error"].as_str().unwrap();
+        assert!(
+            error.contains("the server takes at most 195.3 KiB (SIZE)"),
+            "{row}"
+        );
+    }
+    // The team hears of it in a short notice that the server takes.
+    let team = stack.wait_for("team@helpdesk.example", 1);
+    assert!(
+        team.iter()
+            .any(|m| text_part(m).contains("could not be delivered to")
+                && text_part(m).contains("too large for the mail server")),
+        "{team:?}"
+    );
+    // The message was too large, not the address: the next mail to the same people arrives.
+    let blamed: Vec<&str> = failed
+        .iter()
+        .map(|m| m["recipient"].as_str().unwrap())
+        .collect();
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "To Customer",
+        "--comment",
+        "Which model is it?",
+    ]);
+    env.ok(&["outbox", "send"]);
+    let v = env.show(r);
+    assert!(
+        !v["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["detail"].as_str().unwrap().contains("the address fails")),
+        "{v}"
+    );
+    assert!(blamed.contains(&"anna@acme.example"), "{blamed:?}");
+    let anna = stack.wait_for("anna@acme.example", 1);
+    assert!(
+        anna.iter()
+            .any(|m| text_part(m).contains("Which model is it?")),
+        "{anna:?}"
+    );
+
+    // A server that does not announce its limit refuses the data (552 5.3.4): the same outcome.
+    stack.reconfigure_postfix(&["smtpd_discard_ehlo_keywords=size"]);
+    let id = failed[0]["id"].as_i64().unwrap().to_string();
+    env.ok(&["outbox", "retry", &id]);
+    env.ok(&["outbox", "send"]);
+    let again = failed_as_too_large(&env);
+    let retried = again
+        .iter()
+        .find(|m| m["id"] == failed[0]["id"])
+        .expect("the retried notification failed again");
+    assert!(
+        retried["last_error"].as_str().unwrap().contains("5.3.4"),
+        "{retried}"
+    );
+}
+
 /// Creates one ticket through a config with this `[outbound.smtp]` section and runs the sender;
 /// the outbox rows afterwards.
 fn create_and_send(smtp: &str) -> Vec<Value> {

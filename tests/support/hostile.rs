@@ -38,7 +38,7 @@ pub struct Case {
 struct Noise(u64);
 
 /// Random-looking bytes, the same every time.
-fn noise(n: usize) -> Vec<u8> {
+pub fn noise(n: usize) -> Vec<u8> {
     Noise(0x9e37_79b9_7f4a_7c15).bytes(n)
 }
 
@@ -84,7 +84,7 @@ fn html(name: &str, body: String) -> Vec<u8> {
 }
 
 /// Base64 in lines of 76 characters, as mail carries it.
-fn base64_lines(data: &[u8]) -> Vec<u8> {
+pub fn base64_lines(data: &[u8]) -> Vec<u8> {
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(data);
     let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 38);

@@ -218,6 +218,39 @@ impl MailStack {
         );
     }
 
+    /// Restarts Postfix with these settings changed (`postconf -e`, e.g.
+    /// `message_size_limit=200000`).
+    pub fn reconfigure_postfix(&self, settings: &[&str]) {
+        self.stop_postfix();
+        let etc = self.dir.join("postfix/etc");
+        let out = Command::new("postconf")
+            .arg("-c")
+            .arg(&etc)
+            .arg("-e")
+            .args(settings)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "postconf: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Postfix waits two seconds before it reads a main.cf changed this very second (see
+        // start.sh); dated back, it is read at once.
+        let back = std::time::SystemTime::now() - Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(etc.join("main.cf"))
+            .and_then(|f| f.set_modified(back))
+            .unwrap();
+        self.start_postfix();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.smtp_port)).is_err() {
+            assert!(Instant::now() < deadline, "Postfix did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The `[outbound.smtp]` section that points deskmail at this stack.
     pub fn smtp_config(&self, connections: usize) -> String {
         if self.tls {
