@@ -307,7 +307,7 @@ fn settle() {
 /// resident memory in MB.
 fn run_measured(args: &[&std::ffi::OsStr]) -> (bool, f64) {
     let report = tempfile::NamedTempFile::new().unwrap();
-    let status = Command::new("/usr/bin/time")
+    let status = without_deskmail_env(&mut Command::new("/usr/bin/time"))
         .arg("-f")
         .arg("%M")
         .arg("-o")
@@ -498,7 +498,7 @@ async fn pipe_mode() -> f64 {
     for m in mails.iter().take(PIPE_MAILS) {
         use std::io::Write;
         let start = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_deskmail"))
+        let mut child = without_deskmail_env(&mut Command::new(env!("CARGO_BIN_EXE_deskmail")))
             .arg("--config")
             .arg(&cfg)
             .arg("ingest")
@@ -663,4 +663,15 @@ async fn main() {
         "pipe mode (one process per mail, {PIPE_MAILS} mails, SQLite): median {:.1} ms per mail",
         per_mail * 1000.0
     );
+}
+
+/// Leaves the shell's `DESKMAIL*` variables out of a child's environment: the benchmark
+/// measures the config it writes, not the caller's overrides.
+fn without_deskmail_env(c: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DESKMAIL") {
+            c.env_remove(k);
+        }
+    }
+    c
 }

@@ -929,13 +929,17 @@ async fn migrate_and_check_config_mask_a_password_parameter_of_a_live_database()
     shows_no_secret("check-config", &all);
 
     // An error of the server's (no such database) does not carry the URL either.
-    env.set(
-        "DESKMAIL__STORE__URL",
-        "postgres://postgres:pw-user-1@127.0.0.1:5432/deskmail_no_such_db?password=pw-query-2",
-    );
+    let (server, _) = db.url.rsplit_once('/').unwrap();
+    let missing =
+        format!("{server}/deskmail_no_such_db?password=pw-query-2").replacen('@', ":pw-user-1@", 1);
+    env.set("DESKMAIL__STORE__URL", &missing);
     let out = env.run(&["migrate"]);
     let all = printed(&out);
     assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("database \"deskmail_no_such_db\" does not exist"),
+        "the server's answer: {all}"
+    );
     shows_no_secret("migrate", &all);
 }
 

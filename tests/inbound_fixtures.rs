@@ -103,15 +103,14 @@ fn at(t: &str) -> Timestamp {
 
 /// The demo help desk with the fixtures' ticket, its notifications in the outbox.
 async fn world(dir: &Path, given: &Given) -> Desk {
-    let mut settings = support::demo_settings(&given.preset);
-    settings.inbound.trusted_authserv_ids = vec!["mx.helpdesk.example".into()];
     std::fs::write(dir.join("reply.key"), SECRET).unwrap();
-    settings.outbound.secret_file = dir.join("reply.key");
-    settings.outbound.spool_dir = dir.join("spool");
-    let outbound = deskmail::outbound::Outbound::open(&settings.outbound).unwrap();
     let url = format!("sqlite://{}", dir.join("fixtures.sqlite").display());
-    let store = deskmail::store::Store::open(&url).await.unwrap();
-    let desk = Desk::new(settings, store, outbound);
+    let desk = support::demo_desk_with(&url, &given.preset, |s| {
+        s.inbound.trusted_authserv_ids = vec!["mx.helpdesk.example".into()];
+        s.outbound.secret_file = dir.join("reply.key");
+        s.outbound.spool_dir = dir.join("spool");
+    })
+    .await;
     let actor = |a: &str| Actor {
         person: desk.person(a).unwrap(),
         proof: deskmail::workflow::Proof::Cli,

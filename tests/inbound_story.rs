@@ -13,9 +13,9 @@ use mail_parser::MessageParser;
 use serde_json::Value;
 use support::TestEnv;
 
-/// Runs `deskmail ingest ARGS` with `raw` on stdin; exit code and stderr.
-/// Takes a mail in as an MTA's pipe hands it over: with the envelope sender in a Return-Path
-/// header (Postfix's `flags=R`), here the From address, unless the mail has one.
+/// Runs `deskmail ingest ARGS` with `raw` on stdin as an MTA's pipe hands it over: with the
+/// envelope sender in a Return-Path header (Postfix's `flags=R`), here the From address, unless
+/// the mail has one. The exit code and stderr.
 fn ingest(env: &TestEnv, raw: &str, args: &[&str]) -> (i32, String) {
     let has_return_path = raw
         .lines()
@@ -110,12 +110,6 @@ fn status(env: &TestEnv, reference: &str) -> String {
     env.show(reference)["status"].as_str().unwrap().to_string()
 }
 
-fn outbox(env: &TestEnv) -> Vec<Value> {
-    let v: Value =
-        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "500"])).unwrap();
-    v.as_array().unwrap().clone()
-}
-
 /// Anna opens the ticket by mail; alice sends it to the IT provider; the reference.
 fn opened(env: &TestEnv) -> String {
     let (code, err) = ingest(
@@ -190,7 +184,7 @@ fn the_seed_000_story_plays_by_mail() {
 
     // anna asks for a partner the ticket does not involve: refused, the comment kept, the
     // "not done" notice with what she can do instead is in the outbox.
-    let before = outbox(&env).len();
+    let before = env.outbox().len();
     let (code, err) = ingest(
         &env,
         &reply(
@@ -215,7 +209,7 @@ fn the_seed_000_story_plays_by_mail() {
         comments.last().unwrap()["text"],
         "Maybe the web people know?"
     );
-    let rows = outbox(&env);
+    let rows = env.outbox();
     let notice = rows[..rows.len() - before]
         .iter()
         .find(|m| m["event"] == "not_done")
@@ -320,7 +314,7 @@ fn auto_replies_get_no_answer_and_bounces_silence_an_address() {
     let env = TestEnv::new();
     let r = opened(&env);
     let (token, parent, subject) = last_mail_to(&env, "anna@acme.example");
-    let rows_before = outbox(&env).len();
+    let rows_before = env.outbox().len();
     let oof = format!(
         "From: anna@acme.example\nTo: {token}\nSubject: Automatic reply: {subject}\nAuto-Submitted: auto-replied\n\
          Message-ID: <oof-1@acme.example>\nIn-Reply-To: {parent}\n\nI am out of the office.\n"
@@ -328,7 +322,7 @@ fn auto_replies_get_no_answer_and_bounces_silence_an_address() {
     let (code, err) = ingest(&env, &oof, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("auto-reply"), "{err}");
-    assert_eq!(outbox(&env).len(), rows_before, "nothing is answered");
+    assert_eq!(env.outbox().len(), rows_before, "nothing is answered");
     assert_eq!(status(&env, &r), "On Partner");
 
     // A permanent bounce of that notification marks anna's address as failing.
@@ -358,7 +352,7 @@ fn auto_replies_get_no_answer_and_bounces_silence_an_address() {
         "--comment",
         "Anna?",
     ]);
-    let rows = outbox(&env);
+    let rows = env.outbox();
     let last_to_anna = rows
         .iter()
         .filter(|m| m["recipient"] == "anna@acme.example")
@@ -392,12 +386,12 @@ fn the_same_mail_twice_changes_nothing_and_garbage_never_stops_the_pipeline() {
     );
     assert_eq!(ingest(&env, &mail, &[]).0, 0);
     let t1 = env.show(&r);
-    let rows1 = outbox(&env).len();
+    let rows1 = env.outbox().len();
     let (code, err) = ingest(&env, &mail, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("duplicate"), "{err}");
     assert_eq!(env.show(&r), t1);
-    assert_eq!(outbox(&env).len(), rows1);
+    assert_eq!(env.outbox().len(), rows1);
 
     // A directory with garbage between two good mails: all are handled, the garbage is kept as
     // failed, the exit code says 65.
@@ -619,14 +613,14 @@ fn on_postgresql_mails_go_in_parallel_and_each_ticket_keeps_its_order() {
         .unwrap()
         .map(|f| f.unwrap().metadata().unwrap().len())
         .collect();
-    assert_eq!(sizes.len(), outbox(&env).len());
+    assert_eq!(sizes.len(), env.outbox().len());
     assert!(
         sizes.len() >= 24 && sizes.iter().all(|&n| n > 1000),
         "{sizes:?}"
     );
     // A ticket's notifications to the team thread: each one's References name the one before
     // it, written earlier in the same run (and perhaps the same transaction).
-    let mut rows = outbox(&env);
+    let mut rows = env.outbox();
     rows.sort_by_key(|m| m["id"].as_i64().unwrap());
     for r in &refs {
         let ids: Vec<String> = rows
@@ -658,7 +652,7 @@ fn a_refused_mail_can_be_applied_again_once_its_sender_is_known() {
     let (code, err) = ingest(&env, mail, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("refused"), "{err}");
-    let rows = outbox(&env);
+    let rows = env.outbox();
     assert!(
         rows.iter()
             .any(|m| m["event"] == "refused" && m["recipient"] == "sam@newcustomer.example"),
@@ -706,7 +700,7 @@ fn an_oversized_mail_is_refused_for_its_size_and_only_its_headers_kept() {
     assert!(err.contains("only its headers are kept"), "{err}");
     let stored: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
     assert_eq!(stored[0]["status"], "refused");
-    assert!(outbox(&env).is_empty(), "{:?}", outbox(&env));
+    assert!(env.outbox().is_empty(), "{:?}", env.outbox());
     let id = stored[0]["id"].as_i64().unwrap().to_string();
     let err = env.fails(&["inbound", "retry", &id]);
     assert!(err.contains("only the headers"), "{err}");

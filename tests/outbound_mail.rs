@@ -19,12 +19,6 @@ fn env_for(stack: &MailStack) -> TestEnv {
     env
 }
 
-fn outbox(env: &TestEnv) -> Vec<Value> {
-    let v: Value =
-        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "500"])).unwrap();
-    v.as_array().unwrap().clone()
-}
-
 fn key(env: &TestEnv) -> TokenKey {
     TokenKey::new(
         std::fs::read_to_string(env.path("data/reply-token.key"))
@@ -97,9 +91,9 @@ fn the_seed_000_story_reaches_the_right_mailboxes_threaded_and_in_their_language
     let rb = rb.trim();
     env.ok(&["outbox", "send"]);
     assert!(
-        outbox(&env).iter().all(|m| m["status"] == "sent"),
+        env.outbox().iter().all(|m| m["status"] == "sent"),
         "{:?}",
-        outbox(&env)
+        env.outbox()
     );
 
     // Who got what: anna (acknowledgement, to customer), the team (two new tickets, the comment),
@@ -236,7 +230,7 @@ fn with_postfix_down_notifications_wait_and_then_arrive_exactly_once() {
         "c",
     ]);
     env.ok(&["outbox", "send"]);
-    let rows = outbox(&env);
+    let rows = env.outbox();
     assert_eq!(rows.len(), 3);
     for row in &rows {
         assert_eq!(row["status"], "queued", "{row}");
@@ -250,12 +244,12 @@ fn with_postfix_down_notifications_wait_and_then_arrive_exactly_once() {
     }
     // Not due yet: a second run does not hammer the server.
     env.ok(&["outbox", "send"]);
-    assert!(outbox(&env).iter().all(|m| m["attempts"] == 1));
+    assert!(env.outbox().iter().all(|m| m["attempts"] == 1));
     stack.start_postfix();
     let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(5)).to_string();
     env.ok(&["outbox", "send", "--now", &later]);
     env.ok(&["outbox", "send", "--now", &later]);
-    assert!(outbox(&env).iter().all(|m| m["status"] == "sent"));
+    assert!(env.outbox().iter().all(|m| m["status"] == "sent"));
     assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
     assert_eq!(stack.wait_for("team@helpdesk.example", 1).len(), 1);
     assert_eq!(stack.wait_for("support@itprov.example", 1).len(), 1);
@@ -307,11 +301,12 @@ fn a_permanent_rejection_is_recorded_reported_and_the_address_skipped() {
         "c",
     ]);
     env.ok(&["outbox", "send"]);
-    let failed: Vec<Value> = outbox(&env)
+    let failed: Vec<Value> = env
+        .outbox()
         .into_iter()
         .filter(|m| m["status"] == "failed")
         .collect();
-    assert_eq!(failed.len(), 1, "{:?}", outbox(&env));
+    assert_eq!(failed.len(), 1, "{:?}", env.outbox());
     assert_eq!(failed[0]["recipient"], "hcms@oshcms.example");
     assert!(
         failed[0]["last_error"].as_str().unwrap().contains("550"),
@@ -361,7 +356,7 @@ fn a_permanent_rejection_is_recorded_reported_and_the_address_skipped() {
     let id = failed[0]["id"].as_i64().unwrap().to_string();
     env.ok(&["outbox", "retry", &id]);
     assert!(
-        outbox(&env)
+        env.outbox()
             .iter()
             .any(|m| m["id"].as_i64() == failed[0]["id"].as_i64() && m["status"] == "queued")
     );
@@ -374,11 +369,12 @@ fn a_permanent_rejection_is_recorded_reported_and_the_address_skipped() {
 
 /// The failed rows of the outbox, each checked to have failed for its size.
 fn failed_as_too_large(env: &TestEnv) -> Vec<Value> {
-    let failed: Vec<Value> = outbox(env)
+    let failed: Vec<Value> = env
+        .outbox()
         .into_iter()
         .filter(|m| m["status"] == "failed")
         .collect();
-    assert!(!failed.is_empty(), "{:?}", outbox(env));
+    assert!(!failed.is_empty(), "{:?}", env.outbox());
     for row in &failed {
         let error = row["last_error"].as_str().unwrap();
         assert!(error.starts_with("too large for the mail server"), "{row}");
@@ -494,7 +490,7 @@ fn create_and_send(smtp: &str) -> Vec<Value> {
         "t",
     ]);
     env.ok(&["outbox", "send"]);
-    outbox(&env)
+    env.outbox()
 }
 
 #[test]
@@ -632,7 +628,7 @@ async fn two_senders_on_one_postgresql_deliver_each_mail_once() {
         );
         reports.push(String::from_utf8_lossy(&out.stderr).to_string());
     }
-    let rows = outbox(&env);
+    let rows = env.outbox();
     assert_eq!(rows.len(), 2 * tickets);
     assert!(rows.iter().all(|m| m["status"] == "sent"), "{rows:?}");
     let anna = stack.wait_for("anna@acme.example", tickets);

@@ -97,6 +97,20 @@ pub struct StoredMail {
     pub received_at: Timestamp,
 }
 
+/// Binds a mail's first seven values in the order the inserts name them: key, Message-ID,
+/// mailbox, sender, subject, packed bytes, time received.
+macro_rules! bind_mail {
+    ($q:expr, $m:expr, $packed:expr) => {
+        $q.bind($m.dedupe_key)
+            .bind($m.message_id)
+            .bind($m.mailbox)
+            .bind($m.sender)
+            .bind($m.subject)
+            .bind($packed)
+            .bind(ms($m.received_at))
+    };
+}
+
 /// Keeps a mail (binds: key, Message-ID, mailbox, sender, subject, packed bytes, time); no id
 /// when it is stored already. SQLite collects a `RETURNING` clause's rows in a temporary B-tree, set
 /// up and torn down per statement; the id of the row just inserted is at hand without it.
@@ -155,14 +169,8 @@ impl Tx {
             .prepare_read_of(insert_inbound_sql(self.dialect), &[])
             .await?;
         let packed = m.packed();
-        bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending)
-            .bind(m.dedupe_key)
-            .bind(m.message_id)
-            .bind(m.mailbox)
-            .bind(m.sender)
-            .bind(m.subject)
-            .bind(&*packed)
-            .bind(ms(m.received_at))
+        let q = bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending);
+        bind_mail!(q, m, &*packed)
             // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
             // first write's.
             .fetch_all(&mut *self.inner)
@@ -190,14 +198,8 @@ impl Tx {
             insert_inbound_sql(Dialect::Sqlite)
         ));
         let packed = m.packed();
-        let rows = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
-            .bind(m.dedupe_key)
-            .bind(m.message_id)
-            .bind(m.mailbox)
-            .bind(m.sender)
-            .bind(m.subject)
-            .bind(&*packed)
-            .bind(ms(m.received_at))
+        let q = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending);
+        let rows = bind_mail!(q, m, &*packed)
             .bind(reference)
             .fetch_all(&mut *self.inner)
             .await
@@ -311,29 +313,23 @@ impl Tx {
         o: &InboundOutcome<'_>,
     ) -> Result<Option<i64>, StoreError> {
         let packed = m.packed();
-        sqlx::query_scalar::<Any, i64>(
+        let q = sqlx::query_scalar::<Any, i64>(
             "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, \
              raw_lz4, received_at, status, class, reason, detail, processed_at, attempts, size, \
              sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14) \
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind(m.dedupe_key)
-        .bind(m.message_id)
-        .bind(m.mailbox)
-        .bind(m.sender)
-        .bind(m.subject)
-        .bind(&*packed)
-        .bind(ms(m.received_at))
-        .bind(o.status)
-        .bind(o.class)
-        .bind(o.reason)
-        .bind(o.detail)
-        .bind(ms(o.at))
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(sha256)
-        .fetch_optional(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))
+        );
+        bind_mail!(q, m, &*packed)
+            .bind(o.status)
+            .bind(o.class)
+            .bind(o.reason)
+            .bind(o.detail)
+            .bind(ms(o.at))
+            .bind(i64::try_from(size).unwrap_or(i64::MAX))
+            .bind(sha256)
+            .fetch_optional(self.conn().await?)
+            .await
+            .map_err(|e| self.error(e))
     }
 
     /// Marks a stored mail as being applied again (a retry).

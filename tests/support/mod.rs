@@ -34,10 +34,21 @@ pub fn demo_settings(preset: &str) -> deskmail::config::Settings {
 /// A desk on the demo settings and the store at `url`; the reply-token secret and the spool live
 /// in a temporary directory that lives as long as the process.
 pub async fn demo_desk(url: &str, preset: &str) -> deskmail::desk::Desk {
+    demo_desk_with(url, preset, |_| {}).await
+}
+
+/// [`demo_desk`] with settings changed by `adjust` (which may also put the secret and the
+/// spool elsewhere).
+pub async fn demo_desk_with(
+    url: &str,
+    preset: &str,
+    adjust: impl FnOnce(&mut deskmail::config::Settings),
+) -> deskmail::desk::Desk {
     let mut settings = demo_settings(preset);
     let dir = tempfile::tempdir().unwrap().keep();
     settings.outbound.secret_file = dir.join("reply.key");
     settings.outbound.spool_dir = dir.join("spool");
+    adjust(&mut settings);
     let outbound = deskmail::outbound::Outbound::open(&settings.outbound).unwrap();
     let store = deskmail::store::Store::open(url).await.unwrap();
     deskmail::desk::Desk::new(settings, store, outbound)
@@ -128,6 +139,14 @@ impl TestEnv {
     /// `ticket show REF --json` as a JSON value.
     pub fn show(&self, reference: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["ticket", "show", reference, "--json"])).unwrap()
+    }
+
+    /// `outbox list --json` (up to 500 rows), newest first.
+    pub fn outbox(&self) -> Vec<serde_json::Value> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["outbox", "list", "--json", "--limit", "500"]))
+                .unwrap();
+        v.as_array().unwrap().clone()
     }
 
     /// How many lines of a ticket's history have a detail starting with `prefix`.
