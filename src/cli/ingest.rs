@@ -94,17 +94,27 @@ impl Input {
     /// the rest is only counted and hashed, not kept (what the store keeps of such a mail).
     fn read(&self, limit: u64) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
         match self {
-            Input::Stdin => read_capped(std::io::stdin().lock(), limit),
-            Input::File(p) => read_capped(std::fs::File::open(p)?, limit),
+            Input::Stdin => read_capped(std::io::stdin().lock(), limit, 0),
+            Input::File(p) => {
+                let file = std::fs::File::open(p)?;
+                let size = file.metadata().map_or(0, |m| m.len());
+                read_capped(file, limit, size)
+            }
         }
     }
 }
 
-/// Reads up to `limit + 1` bytes; when there are more, the whole mail's size and digest.
-fn read_capped(input: impl Read, limit: u64) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
+/// Reads up to `limit + 1` bytes; when there are more, the whole mail's size and digest. `size`
+/// is how long the input says it is (0 when it cannot say): the buffer is made that large at
+/// once, not doubled up to it.
+fn read_capped(
+    input: impl Read,
+    limit: u64,
+    size: u64,
+) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
     use sha2::Digest;
     let mut input = input;
-    let mut raw = Vec::new();
+    let mut raw = Vec::with_capacity(usize::try_from(size.min(limit + 1)).unwrap_or(0));
     (&mut input).take(limit + 1).read_to_end(&mut raw)?;
     if raw.len() as u64 <= limit {
         return Ok((raw, None));
@@ -121,11 +131,7 @@ fn read_capped(input: impl Read, limit: u64) -> std::io::Result<(Vec<u8>, Option
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    let sha256 = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::hex::hex(&hasher.finalize());
     Ok((raw, Some(Whole { size, sha256 })))
 }
 
@@ -307,7 +313,14 @@ pub async fn run(
     } else {
         in_lanes(&desk, blocks, parallel, batch, now, &args).await
     };
-    let _ = helper.join();
+    if helper.join().is_err() {
+        // A fault of deskmail's own while reading ahead: the mails after the last one reported
+        // were not taken in. The MTA keeps them and tries again; a Maildir keeps its files.
+        tracing::error!(
+            "cannot take mail in: reading the mails ahead failed (a fault of deskmail's)"
+        );
+        return Ok(worse(worst?, EX_TEMPFAIL));
+    }
     worst
 }
 

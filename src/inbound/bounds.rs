@@ -112,16 +112,17 @@ fn declarations(raw: &[u8]) -> (Vec<&[u8]>, Option<Readable>) {
         if m.start() > 0 && is_word_byte(raw[m.start() - 1]) {
             continue;
         }
-        let at = line_start(raw, m.start());
+        // Where a cut would go; found only for a cut, as a long line may hold many matches.
+        let at = || line_start(raw, m.start());
         if !m.as_bytes()[0].eq_ignore_ascii_case(&b'b') {
             embedded += 1;
             if embedded > MAX_EMBEDDED {
                 let cut = format!("more than {MAX_EMBEDDED} mails embedded in the mail");
-                return (boundaries, Some(Readable::cut(at, cut)));
+                return (boundaries, Some(Readable::cut(at(), cut)));
             }
-            if encoded_block(raw, at) {
+            if encoded_block(raw, at()) {
                 let cut = "an embedded mail in base64 or quoted-printable".to_string();
-                return (boundaries, Some(Readable::cut(at, cut)));
+                return (boundaries, Some(Readable::cut(at(), cut)));
             }
             continue;
         }
@@ -130,13 +131,13 @@ fn declarations(raw: &[u8]) -> (Vec<&[u8]>, Option<Readable>) {
             Declared::Value(v) => v,
             Declared::Unread => {
                 let cut = "a MIME boundary in a form deskmail does not read".to_string();
-                return (boundaries, Some(Readable::cut(at, cut)));
+                return (boundaries, Some(Readable::cut(at(), cut)));
             }
         };
         if !boundaries.contains(&value) {
             if boundaries.len() == MAX_MULTIPARTS {
                 let cut = format!("more than {MAX_MULTIPARTS} multipart containers");
-                return (boundaries, Some(Readable::cut(at, cut)));
+                return (boundaries, Some(Readable::cut(at(), cut)));
             }
             boundaries.push(value);
         }
@@ -220,10 +221,7 @@ fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Where the line holding byte `at` starts.
 fn line_start(raw: &[u8], at: usize) -> usize {
-    raw[..at]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1)
+    memchr::memrchr(b'\n', &raw[..at]).map_or(0, |i| i + 1)
 }
 
 /// Where the parts the delimiters start, or the header lines at the tops of the mail and of
@@ -264,7 +262,9 @@ fn parts(raw: &[u8], boundaries: &[&[u8]]) -> Option<Readable> {
     starts.dedup();
     let mut block_from = 0;
     for (n, &delimiter) in starts.iter().enumerate() {
-        if let Some(cut) = headers(block_from, delimiter) {
+        // A delimiter on the line of the one before starts no header block of its own.
+        let on_a_new_line = delimiter >= block_from;
+        if on_a_new_line && let Some(cut) = headers(block_from, delimiter) {
             return Some(cut);
         }
         if n + 1 > MAX_PARTS {
@@ -273,12 +273,12 @@ fn parts(raw: &[u8], boundaries: &[&[u8]]) -> Option<Readable> {
                 format!("more than {MAX_PARTS} MIME parts"),
             ));
         }
+        if !on_a_new_line {
+            continue;
+        }
         // The part's headers start on the line after its delimiter.
-        block_from = raw[delimiter..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(raw.len(), |i| delimiter + i + 1);
-        block_from = block_from.max(delimiter);
+        block_from =
+            memchr::memchr(b'\n', &raw[delimiter..]).map_or(raw.len(), |i| delimiter + i + 1);
     }
     headers(block_from.min(raw.len()), raw.len())
 }

@@ -163,22 +163,40 @@ const ENVELOPE_TO: [&str; 5] = [
 
 /// Parses a mail. Never fails; what could not be read is said in `warnings`.
 pub fn parse(raw: &[u8]) -> Parsed {
-    let readable = bounds::readable(raw);
-    let mut p = read(&raw[..readable.len], false);
-    p.size = raw.len();
-    p.warnings.extend(readable.warning);
-    p
+    guarded(raw, || {
+        let readable = bounds::readable(raw);
+        let mut p = read(&raw[..readable.len], false);
+        p.warnings.extend(readable.warning);
+        p
+    })
 }
 
 /// Reads only a mail's headers: for a mail over the size limit, which is refused for its size
 /// whatever it holds.
 pub fn parse_headers(raw: &[u8]) -> Parsed {
-    let header_end = header_block_len(raw);
-    let readable = bounds::readable(&raw[..header_end]);
-    let mut p = read(&raw[..readable.len], true);
-    p.size = raw.len();
+    let mut p = guarded(raw, || {
+        let header_end = header_block_len(raw);
+        let readable = bounds::readable(&raw[..header_end]);
+        let mut p = read(&raw[..readable.len], true);
+        p.warnings.extend(readable.warning);
+        p
+    });
     p.headers_only = true;
-    p.warnings.extend(readable.warning);
+    p
+}
+
+/// Runs a parse of `raw`. mail-parser 0.11 panics on some malformed multiparts (found by
+/// fuzzing, see fixtures/fuzz/), and a panic of any part of parsing must not take the process
+/// down: such a mail is not read (no header), and the caller keeps it as failed.
+fn guarded(raw: &[u8], parse: impl FnOnce() -> Parsed) -> Parsed {
+    let mut p =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).unwrap_or_else(|_| {
+            let mut p = Parsed::default();
+            p.warnings
+                .push("the mail could not be parsed (the MIME parser failed on it)".into());
+            p
+        });
+    p.size = raw.len();
     p
 }
 
@@ -200,27 +218,15 @@ pub fn header_block_len(raw: &[u8]) -> usize {
 
 fn read(raw: &[u8], headers_only: bool) -> Parsed {
     let mut p = Parsed::default();
-    // mail-parser 0.11 panics on some malformed multiparts (found by fuzzing, see
-    // fixtures/fuzz/): such a mail is not read, and the caller keeps it as failed.
-    let parsed = std::panic::catch_unwind(|| {
-        let parser = MessageParser::default();
-        if headers_only {
-            parser.parse_headers(raw)
-        } else {
-            parser.parse(raw)
-        }
-    });
-    let mut msg = match parsed {
-        Ok(Some(msg)) => msg,
-        Ok(None) => {
-            p.warnings.push("no header could be read".into());
-            return p;
-        }
-        Err(_) => {
-            p.warnings
-                .push("the mail could not be parsed (the MIME parser failed on it)".into());
-            return p;
-        }
+    let parser = MessageParser::default();
+    let parsed = if headers_only {
+        parser.parse_headers(raw)
+    } else {
+        parser.parse(raw)
+    };
+    let Some(mut msg) = parsed else {
+        p.warnings.push("no header could be read".into());
+        return p;
     };
     if msg.headers().is_empty() {
         p.warnings.push("the mail has no headers".into());

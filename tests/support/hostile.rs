@@ -95,6 +95,12 @@ pub fn base64_lines(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A multipart/mixed mail (boundary `b`) of one text part.
+fn multipart_text(name: &str, text: &str) -> Vec<u8> {
+    let body = format!("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--b--\r\n");
+    mail(name, "multipart/mixed; boundary=b", "", body.as_bytes())
+}
+
 /// A multipart/mixed mail: a short text, then these files.
 fn with_files(name: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let b = "hostile-boundary";
@@ -171,6 +177,15 @@ pub fn cases() -> Vec<Case> {
             None,
         ),
         applied(
+            "html-many-attributes",
+            "HTML only: one tag of 2,000,000 attributes, each named anew",
+            || {
+                let attributes: String = (0..2_000_000).map(|i| format!(" a{i}=v")).collect();
+                html("html-many-attributes", format!("<p{attributes}>x</p>"))
+            },
+            None,
+        ),
+        applied(
             "html-paragraphs-4mib",
             "HTML only: <p>x</p> repeated to 4 MiB",
             || html("html-paragraphs-4mib", "<p>x</p>".repeat(4 * MIB / 8)),
@@ -184,6 +199,24 @@ pub fn cases() -> Vec<Case> {
                 html("html-flat-20mib", p.repeat(20 * MIB / p.len()))
             },
             beyond,
+        ),
+        applied(
+            "boundary-words",
+            "a line of 2,000,000 words \"boundary\" in a multipart",
+            || {
+                let line = "boundary ".repeat(2_000_000);
+                multipart_text("boundary-words", &line)
+            },
+            None,
+        ),
+        applied(
+            "delimiters-mid-line",
+            "a multipart of 100 KB whose text names its boundary twice on one line",
+            || {
+                let text = format!("See --b and --b here.\r\n{}", "x".repeat(100_000));
+                multipart_text("delimiters-mid-line", &text)
+            },
+            None,
         ),
         Case {
             name: "random-30mb",
