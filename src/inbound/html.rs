@@ -2,20 +2,17 @@
 //! container starts, and the rest turned into text. Plain quotes (`<blockquote>`) come out as
 //! `> ` lines, which the extractor removes like any quote.
 //!
-//! The text is written straight from html5ever's tokenizer, without building a document tree:
+//! The text is written straight from the tokens ([`tokens`]), without building a document tree:
 //! time and memory grow with the HTML's length, whatever its shape. (A tree builder checks the
 //! open elements for every tag, so 100,000 nested `<div>` cost minutes, and a DOM takes
 //! hundreds of times the HTML's size.) What a tree would add, such as closing a paragraph that
 //! a list starts, does not change the text a person reads.
 
-use std::cell::RefCell;
+mod tokens;
+
 use std::sync::LazyLock;
 
-use html5ever::tendril::StrTendril;
-use html5ever::tokenizer::states::RawKind;
-use html5ever::tokenizer::{
-    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
-};
+use tokens::{Token, Tokens};
 
 /// Markers of the containers mail clients put the quoted mail in, and the separators before
 /// them, by client. The HTML is cut at the tag holding the first one found.
@@ -78,64 +75,27 @@ pub fn to_text(html: &str, limit: usize, lines: usize) -> (String, bool) {
 
 /// An HTML body as text, at most about `limit` bytes and `lines` lines of it.
 fn convert(html: &str, limit: usize, lines: usize) -> (String, bool) {
-    let sink = TextSink {
-        text: RefCell::new(Text {
-            line_start: true,
-            limit,
-            lines_left: lines,
-            ..Text::default()
-        }),
+    let mut text = Text {
+        line_start: true,
+        limit,
+        lines_left: lines,
+        ..Text::default()
     };
-    let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
-    let input = BufferQueue::default();
-    // Fed in pieces: the tokenizer copies what it is given.
-    for piece in pieces(html, 64 * 1024) {
-        input.push_back(StrTendril::from_slice(piece));
-        let _ = tokenizer.feed(&input);
-        if tokenizer.sink.text.borrow().cut {
-            break;
+    let mut tokens = Tokens::new(html);
+    while !text.cut {
+        match tokens.next() {
+            None => break,
+            Some(Token::Text(t)) if !text.hidden => tokens::decode(t, |run| text.chars(run)),
+            Some(Token::Text(_)) => {}
+            Some(Token::Tag(tag)) => {
+                if text.tag(tag.name(), !tag.end, tag.self_closing) {
+                    tokens.skip_raw_text(tag.name());
+                }
+            }
         }
     }
-    tokenizer.end();
-    let text = tokenizer.sink.text.into_inner();
     let cut = text.cut;
     (text.finish(), cut)
-}
-
-/// `s` in pieces of about `size` bytes, cut at character boundaries.
-fn pieces(s: &str, size: usize) -> impl Iterator<Item = &str> {
-    let mut rest = s;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut cut = rest.len().min(size);
-        while !rest.is_char_boundary(cut) {
-            cut += 1;
-        }
-        let (piece, tail) = rest.split_at(cut);
-        rest = tail;
-        Some(piece)
-    })
-}
-
-/// Receives the tokens and writes the text.
-struct TextSink {
-    text: RefCell<Text>,
-}
-
-impl TokenSink for TextSink {
-    type Handle = ();
-
-    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
-        let mut text = self.text.borrow_mut();
-        match token {
-            Token::CharacterTokens(chars) => text.chars(&chars),
-            Token::TagToken(tag) => return text.tag(&tag),
-            _ => {}
-        }
-        TokenSinkResult::Continue
-    }
 }
 
 /// Quote levels written as `> ` at most; deeper ones are written as this many.
@@ -245,22 +205,14 @@ impl Text {
         self.space = false;
     }
 
-    fn tag(&mut self, tag: &Tag) -> TokenSinkResult<()> {
-        let start = tag.kind == TagKind::StartTag;
-        let name: &str = &tag.name;
+    /// A start or end tag: the line breaks and marks it asks for. True for the start of a
+    /// `<script>`, `<style>` or the like, whose content is no HTML and not shown.
+    fn tag(&mut self, name: &str, start: bool, self_closing: bool) -> bool {
         match name {
             "script" | "style" | "title" | "textarea" | "xmp" | "iframe" | "noembed"
             | "noframes" | "noscript" | "template" => {
-                self.hidden = start;
-                if start && !tag.self_closing {
-                    let kind = match name {
-                        "script" => RawKind::ScriptData,
-                        "title" | "textarea" => RawKind::Rcdata,
-                        _ => RawKind::Rawtext,
-                    };
-                    return TokenSinkResult::RawData(kind);
-                }
-                self.hidden = false;
+                self.hidden = start && !self_closing;
+                return self.hidden;
             }
             // Each <br> ends a line; more than one in a row make one blank line.
             "br" => self.want(self.breaks + 1),
@@ -308,7 +260,7 @@ impl Text {
             "td" | "th" => self.space = !self.line_start,
             _ => {}
         }
-        TokenSinkResult::Continue
+        false
     }
 
     fn finish(self) -> String {
@@ -414,10 +366,23 @@ mod tests {
     }
 
     #[test]
-    fn pieces_keep_characters_whole() {
-        let s = "äöü€".repeat(10);
-        let joined: String = pieces(&s, 3).collect();
-        assert_eq!(joined, s);
-        assert!(pieces(&s, 3).all(|p| !p.is_empty()));
+    fn a_tag_of_many_attributes_costs_its_length() {
+        // One tag of 200,000 attributes, each one new: a tokenizer that checks each attribute
+        // against the tag's others takes minutes on it.
+        let attributes: String = (0..200_000).map(|i| format!(" a{i}=\"v\"")).collect();
+        let html = format!("<p{attributes}>Hello</p><p title=\"x>y\" class=gmail_x>Anna</p>");
+        assert_eq!(text_of(&html), "Hello\n\nAnna");
+    }
+
+    #[test]
+    fn raw_text_ends_at_its_own_end_tag_only() {
+        let html = "<script>if (a < b) { x = '</p>'; }</script><p>Text</p>\
+            <TITLE>T</TITLE><textarea>&lt;kept out&gt;</textarea><p>More &amp; more</p>\
+            <style/><p>after a self-closed style</p><!-- <p>a comment</p> --><!---->\
+            <p>&#x41;&#66;&eacute;&bogus; &amp &#xZZ; AT&T 3 < 4</p>";
+        assert_eq!(
+            text_of(html),
+            "Text\n\nMore & more\n\nafter a self-closed style\n\nABé&bogus; &amp &#xZZ; AT&T 3 < 4"
+        );
     }
 }
