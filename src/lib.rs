@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod desk;
 pub mod directory;
+pub mod hex;
 pub mod inbound;
 pub mod outbound;
 pub mod recipients;

@@ -142,7 +142,6 @@ impl Desk {
         let wf = self.workflow_for(&rec.ticket)?;
         let reply = inbound::reply(reading, &self.reader, &wf, dir);
         let cmds = &reply.commands;
-        report.text = Some(cmds.comment.clone());
         report.commands = cmds.command.iter().map(|c| c.action.clone()).collect();
         report.command_problem = cmds.problem.as_ref().map(|p| p.refusal().to_string());
         report.fields = cmds.fields.clone();

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::{Desk, DeskError};
@@ -240,7 +239,7 @@ impl DeskError {
 pub fn dedupe_key(message_id: Option<&str>, raw: &[u8]) -> String {
     match message_id {
         Some(id) if id.len() > 2 => id.to_string(),
-        _ => format!("sha256:{}", sha256_hex(raw)),
+        _ => format!("sha256:{}", crate::hex::sha256_hex(raw)),
     }
 }
 
@@ -562,7 +561,7 @@ impl Desk {
         let limit = self.settings.inbound.max_message_bytes;
         let (size, digest) = match &mail.whole {
             Some(w) => (w.size, w.sha256.clone()),
-            None => (mail.raw.len() as u64, sha256_hex(&mail.raw)),
+            None => (mail.raw.len() as u64, crate::hex::sha256_hex(&mail.raw)),
         };
         report.decision = format!(
             "refused: the mail is {}, more than the {} deskmail takes (inbound.max_message_bytes); only its headers are kept",
@@ -597,13 +596,6 @@ impl Desk {
 
 /// Bytes of a too large mail's header block kept, at most.
 const KEPT_HEADER_BYTES: usize = 256 * 1024;
-
-fn sha256_hex(raw: &[u8]) -> String {
-    Sha256::digest(raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Every mail of a group deferred: try again later.
 fn temporary(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<MailReport, IngestError>> {

@@ -67,11 +67,15 @@ impl Desk {
         let max_message = out.settings.max_message_bytes;
         let comment_budget = compose::comment_budget(max_message);
         let comment_len = effects.comment.as_ref().map_or(0, |c| c.text.len());
+        let text_bound = compose::text_bound(comment_len.min(comment_budget));
         let going = compose::fitting(
             attachments.iter().map(|a| a.content.len() as u64),
             out.settings.max_attachment_bytes,
-            max_message.saturating_sub(compose::text_bound(comment_len.min(comment_budget))),
+            max_message.saturating_sub(text_bound),
         );
+        // A message that may outgrow one piece is written a piece at a time (store/pieces.rs),
+        // which filling in a late message would not do: it is rendered in place.
+        let fits_a_piece = text_bound <= crate::store::PIECE as u64;
         let mut notes = Vec::new();
         let mut rows: Vec<QueuedMail> = Vec::new();
         let mut late: Vec<LateMessage> = Vec::new();
@@ -118,7 +122,7 @@ impl Desk {
                 effects,
                 planned: &p,
                 actor: author,
-                unverified: !actor.verified(),
+                unverified,
                 comment_budget,
                 allowed: &allowed,
                 reply_to: &reply_to,
@@ -139,12 +143,11 @@ impl Desk {
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
             // A "not done" notice is rendered in place: the sender's report says it is queued. So
-            // is a mail that carries files: its message is written a piece at a time
-            // (store/pieces.rs), which filling in a late message would not do.
+            // is a mail that carries files or may outgrow a piece.
             let elsewhere = self
                 .late_renderer
                 .as_ref()
-                .filter(|_| refusal.is_none() && files.is_empty());
+                .filter(|_| refusal.is_none() && files.is_empty() && fits_a_piece);
             if let Some(renderer) = elsewhere {
                 let (mail, queued) = self.thread_mail(
                     &effects.ticket,

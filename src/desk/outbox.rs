@@ -165,14 +165,14 @@ impl Desk {
     ) -> Result<(), DeskError> {
         match error {
             SendError::Rejected(e) => {
-                self.give_up(c, &e, true, now).await?;
+                self.give_up(c, &e, Failure::Refused, now).await?;
                 report.failed += 1;
             }
             SendError::Temporary(e) => {
                 let age = now.as_millisecond() - c.created_at;
                 if age > self.outbound.settings.retry_for_secs * 1000 {
                     let why = format!("gave up after {} attempts: {e}", c.attempts);
-                    self.give_up(c, &why, false, now).await?;
+                    self.give_up(c, &why, Failure::Other, now).await?;
                     report.failed += 1;
                 } else {
                     let next = now + backoff(c.attempts);
@@ -184,12 +184,12 @@ impl Desk {
                 }
             }
             SendError::Permanent(e) => {
-                self.give_up(c, &e, false, now).await?;
+                self.give_up(c, &e, Failure::Other, now).await?;
                 report.failed += 1;
             }
             SendError::TooLarge(e) => {
                 let why = format!("too large for the mail server: {e}");
-                self.give_up(c, &why, false, now).await?;
+                self.give_up(c, &why, Failure::TooLarge, now).await?;
                 report.failed += 1;
             }
         }
@@ -202,13 +202,13 @@ impl Desk {
         &self,
         c: &Claimed,
         why: &str,
-        permanent: bool,
+        failure: Failure,
         now: Timestamp,
     ) -> Result<(), DeskError> {
         tracing::error!(id = c.id, to = %c.recipient, error = %why, "delivery failed");
         self.store.mark_failed(c.id, c.claimed_until, why).await?;
         let mut tx = self.store.begin().await?;
-        if permanent {
+        if failure == Failure::Refused {
             tx.mark_failing(&c.recipient, why, now).await?;
         }
         if let Some(ticket_id) = c.ticket_id
@@ -230,7 +230,7 @@ impl Desk {
             // notice of that goes through.
             let team = &self.settings.directory.helpdesk.team_address;
             if c.event != "delivery_failed"
-                && (c.recipient != *team || why.starts_with("too large"))
+                && (c.recipient != *team || failure == Failure::TooLarge)
             {
                 self.enqueue_failure(&mut tx, ticket_id, &rec.ticket, &c.recipient, why, now)
                     .await?;
@@ -239,6 +239,17 @@ impl Desk {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Why a notification was given up, as far as what follows depends on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The server refused the recipient: later notifications skip the address.
+    Refused,
+    /// The message was too large: even the team's own notification failing is reported.
+    TooLarge,
+    /// Anything else.
+    Other,
 }
 
 #[cfg(test)]

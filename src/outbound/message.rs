@@ -222,11 +222,7 @@ pub fn new_message_id(reference: &str, domain: &str) -> String {
             let mut h = Sha256::new();
             h.update(std::process::id().to_le_bytes());
             h.update(Timestamp::now().as_nanosecond().to_le_bytes());
-            h.finalize()
-                .iter()
-                .take(6)
-                .map(|b| format!("{b:02x}"))
-                .collect()
+            crate::hex::hex(&h.finalize()[..6])
         })
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -78,8 +78,13 @@ pub fn inspect(path: &Path) -> Result<KeyFile, KeyError> {
     match read_secret(path) {
         Ok(secret) => {
             let mode = std::fs::metadata(path)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0);
+                .map_err(|source| KeyError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .permissions()
+                .mode()
+                & 0o7777;
             Ok(KeyFile::Present {
                 len: secret.len(),
                 mode,
@@ -261,7 +266,7 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = vec![0u8; n];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::hex(&bytes))
 }
 
 /// Writes a new file with mode 0600, complete or not at all: a temporary file is written and

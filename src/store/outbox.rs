@@ -163,7 +163,7 @@ impl Tx {
             .collect();
         let (sql, vals) = outbox_insert(values);
         self.defer(sql, vals).await?;
-        for r in rows.iter().filter(|r| r.raw.len() > super::PIECE) {
+        for r in rows {
             self.insert_pieces(Owner::Outbox(r.message_id), r.raw)
                 .await?;
         }

@@ -7,8 +7,9 @@
 //!
 //! A value's first piece being exactly [`PIECE`] bytes long is what says that more may follow.
 
-use sqlx::Any;
+use sqlx::{Any, AssertSqlSafe};
 
+use super::deferred::bind_query;
 use super::{Store, StoreError, Tx};
 
 /// The most bytes of a value one statement carries.
@@ -47,19 +48,30 @@ pub fn may_go_on(first: &[u8]) -> bool {
 
 impl Tx {
     /// Writes what follows a value's first piece (`value[PIECE..]`), a piece per statement.
+    /// Nothing in the transaction reads `pieces`: the writes kept back go along or wait, and
+    /// the outbox rows held back stay held.
     pub async fn insert_pieces(
         &mut self,
         owner: Owner<'_>,
         value: &[u8],
     ) -> Result<(), StoreError> {
+        if value.len() <= PIECE {
+            return Ok(());
+        }
         let key = owner.key();
         for (seq, piece) in value.chunks(PIECE).enumerate().skip(1) {
             let packed = super::pack(piece);
-            sqlx::query::<Any>("INSERT INTO pieces (owner, seq, data) VALUES ($1, $2, $3)")
+            let (sql, pending) = self
+                .prepare_read_of(
+                    "INSERT INTO pieces (owner, seq, data) VALUES ($1, $2, $3)",
+                    &[],
+                )
+                .await?;
+            bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
                 .bind(&key)
                 .bind(seq as i64)
                 .bind(&packed[..])
-                .execute(self.conn().await?)
+                .execute(&mut *self.inner)
                 .await
                 .map_err(|e| self.error(e))?;
         }
@@ -85,6 +97,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.error(e))?;
+        value.reserve_exact(packed.len() * PIECE);
         for p in packed {
             let piece = super::unpack(&p)
                 .map_err(|e| StoreError::Corrupt(format!("a piece of {key}: {e}")))?;

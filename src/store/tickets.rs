@@ -235,11 +235,7 @@ impl Tx {
         content: &[u8],
         at: Timestamp,
     ) -> Result<i64, StoreError> {
-        use sha2::Digest;
-        let digest: String = sha2::Sha256::digest(content)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::hex::sha256_hex(content);
         let id = sqlx::query_scalar::<Any, i64>(
             "INSERT INTO attachments (ticket_id, comment_id, filename, content_type, size, sha256, \
              content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",

@@ -98,9 +98,9 @@ pub struct Actor {
     pub proof: Proof,
 }
 
-/// How an actor was shown to be who they say (recorded with their comment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// How an actor was shown to be who they say (recorded with their comment, as
+/// [`Proof::as_str`] names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {
     /// The command line: the operator vouches for them.
     Cli,
@@ -126,20 +126,6 @@ impl Proof {
             Proof::Dkim => "dkim",
             Proof::Unverified => "none",
         }
-    }
-
-    /// The value [`Proof::as_str`] gives.
-    pub fn parse(s: &str) -> Option<Proof> {
-        [
-            Proof::Cli,
-            Proof::System,
-            Proof::Token,
-            Proof::Dmarc,
-            Proof::Dkim,
-            Proof::Unverified,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
     }
 }
 
