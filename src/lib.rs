@@ -11,6 +11,7 @@ pub mod desk;
 pub mod directory;
 pub mod hex;
 pub mod inbound;
+pub mod intake;
 pub mod outbound;
 pub mod recipients;
 pub mod store;

@@ -12,15 +12,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use jiff::Timestamp;
 
+use std::sync::{Arc, Mutex};
+
 use super::{Failure, OpenError};
-use crate::desk::{Desk, Incoming, IngestError, MailReport, MailStatus, Whole, on_disk};
-
-/// Groups taken in while earlier ones wait for the disk, at most.
-const UNSETTLED: usize = 64;
-
-/// The bytes of mail a block read ahead holds, at most (a single larger mail excepted), and
-/// of mail waiting for the lanes.
-const BLOCK_BYTES: usize = 8 << 20;
+use crate::desk::{Desk, IngestError, MailReport, MailStatus, Whole};
+use crate::intake;
 
 /// sysexits.h: the input data was incorrect.
 pub const EX_DATAERR: u8 = 65;
@@ -246,282 +242,143 @@ pub async fn run(
         None => Timestamp::now(),
     };
     let postgres = desk.store.dialect() == crate::store::Dialect::Postgres;
-    let parallel = args.parallel.unwrap_or(if postgres { 8 } else { 1 }).max(1);
-    let batch = args.batch.max(1);
+    let options = intake::Options {
+        batch: args.batch.max(1),
+        parallel: args.parallel.unwrap_or(if postgres { 8 } else { 1 }).max(1),
+        dry_run: args.dry_run,
+        now: Some(now),
+    };
     // With several mails per transaction, notifications are rendered on a thread of their
     // own while the group goes on (when ingest stays on one CPU, on the others). With one mail
     // per transaction the commit would only wait for it.
-    if batch > 1 && inputs.len() > 1 && !args.dry_run {
+    if options.batch > 1 && inputs.len() > 1 && !args.dry_run {
         match desk.render_elsewhere() {
             Ok(()) => tracing::debug!("rendering notifications on another CPU"),
             Err(e) => tracing::warn!(error = %e, "no rendering thread; rendering in place"),
         }
     }
-    // A helper thread reads the files and does the work that needs no database (parsing,
-    // classifying, extracting, packing the bytes to store) a group ahead, on the CPUs the
-    // database work does not use.
-    // One block waits while the next is read: enough to keep the database busy (no slower than
-    // two, side by side), and less mail in memory when mails are large.
-    let (send, blocks) = tokio::sync::mpsc::channel::<Block>(1);
-    let (reader, dir, key) = (
-        desk.reader.clone(),
-        desk.settings.directory.clone(),
-        desk.outbound.key.clone(),
+    let printer = Arc::new(Mutex::new(Printer {
+        worst: 0,
+        json: args.json,
+        dry_run: args.dry_run,
+        failure: None,
+    }));
+    let arrivals = arrivals(
+        inputs,
+        desk.settings.inbound.max_message_bytes,
+        args.mailbox.clone(),
+        &printer,
     );
-    let mailbox = args.mailbox.clone();
-    let dry_run = args.dry_run;
-    let max = desk.settings.inbound.max_message_bytes;
-    // The helper hands over at least 64 mails at a time: each hand-over wakes a thread on the
-    // other CPU, which costs more than a small group's commit.
-    let per_transaction = batch * parallel;
-    let block = per_transaction * 64usize.div_ceil(per_transaction);
-    let helper = std::thread::spawn(move || {
-        crate::affinity::leave_the_pinned_cpu();
-        let mut group: Block = Vec::new();
-        let mut bytes = 0;
-        for input in &inputs {
-            let read = input.read(max).map(|(raw, whole)| {
-                let reading = crate::inbound::read_ahead(&raw, &reader, &dir, &key);
-                Incoming {
-                    whole,
-                    // A dry run stores nothing; a mail longer than a piece is packed
-                    // piece by piece as it is stored (store/pieces.rs).
-                    packed: (!dry_run && raw.len() <= crate::store::PIECE)
-                        .then(|| crate::store::pack(&raw)),
-                    raw,
-                    mailbox: mailbox.clone(),
-                    reading: Some(Box::new(reading)),
-                }
-            });
-            bytes += read.as_ref().map_or(0, |m| m.raw.len());
-            group.push((input.name(), read.map_err(|e| e.to_string())));
-            // Large mails go in small blocks: what is read ahead stays within a few blocks of
-            // BLOCK_BYTES, whatever the mails' sizes.
-            if group.len() == block || bytes >= BLOCK_BYTES {
-                if send.blocking_send(std::mem::take(&mut group)).is_err() {
-                    return;
-                }
-                bytes = 0;
-            }
-        }
-        if !group.is_empty() {
-            let _ = send.blocking_send(group);
-        }
-    });
-    let worst = if parallel == 1 {
-        in_turn(&desk, blocks, batch, now, &args).await
-    } else {
-        in_lanes(&desk, blocks, parallel, batch, now, &args).await
-    };
-    if helper.join().is_err() {
-        // A fault of deskmail's own while reading ahead: the mails after the last one reported
-        // were not taken in. The MTA keeps them and tries again; a Maildir keeps its files.
-        tracing::error!(
-            "cannot take mail in: reading the mails ahead failed (a fault of deskmail's)"
-        );
-        return Ok(worse(worst?, EX_TEMPFAIL));
+    let taken = intake::run(
+        &desk,
+        intake::Arrivals::Listed(Box::new(arrivals)),
+        &options,
+    )
+    .await;
+    let printer = std::mem::take(&mut *lock(&printer));
+    if let Some(failure) = printer.failure {
+        return Err(failure);
     }
-    worst
+    if let Err(e) = taken {
+        // The mails after the last one reported were not taken in. The MTA keeps them and
+        // tries again; a Maildir keeps its files.
+        tracing::error!("cannot take mail in: {e}");
+        return Ok(worse(printer.worst, EX_TEMPFAIL));
+    }
+    Ok(printer.worst)
 }
 
-/// Mails as the helper thread hands them over: each with its name, or why it could not be read.
-type Block = Vec<(String, Result<Incoming, String>)>;
-
-/// The mails that could be read, with their names; those that could not are reported (the MTA
-/// retries them: a file that cannot be read now may be readable later).
-fn readable(block: Block, worst: &mut u8) -> Vec<(String, Incoming)> {
-    let mut out = Vec::with_capacity(block.len());
-    for (name, read) in block {
-        match read {
-            Ok(mail) => out.push((name, mail)),
+/// The inputs as the intake takes them, each read when the intake gets to it; one that cannot
+/// be read is reported (the MTA retries it: a file that cannot be read now may be readable
+/// later) and left out.
+fn arrivals(
+    inputs: Vec<Input>,
+    limit: u64,
+    mailbox: Option<String>,
+    printer: &Arc<Mutex<Printer>>,
+) -> impl Iterator<Item = intake::Arrival> + Send + 'static {
+    let printer = Arc::clone(printer);
+    inputs.into_iter().filter_map(move |input| {
+        let name = input.name();
+        match input.read(limit) {
+            Ok((raw, whole)) => {
+                let printer = Arc::clone(&printer);
+                Some(intake::Arrival {
+                    raw,
+                    whole,
+                    mailbox: mailbox.clone(),
+                    ack: Box::new(move |result| lock(&printer).report(&name, result)),
+                })
+            }
             Err(e) => {
                 eprintln!("{name}: cannot read it: {e}");
-                *worst = worse(*worst, EX_TEMPFAIL);
+                let mut p = lock(&printer);
+                p.worst = worse(p.worst, EX_TEMPFAIL);
+                None
             }
         }
-    }
-    out
+    })
 }
 
-/// One transaction at a time, `batch` mails each. A group is reported once its commit is on
-/// disk; the next groups are taken in meanwhile (a bounded number of them).
-async fn in_turn(
-    desk: &Desk,
-    mut blocks: tokio::sync::mpsc::Receiver<Block>,
-    batch: usize,
-    now: Timestamp,
-    args: &IngestArgs,
-) -> Result<u8, Failure> {
-    let mut worst = 0u8;
-    let mut unsettled = std::collections::VecDeque::new();
-    while let Some(block) = blocks.recv().await {
-        let mut block = readable(block, &mut worst).into_iter();
-        loop {
-            let (names, mails): (Vec<String>, Vec<Incoming>) = block.by_ref().take(batch).unzip();
-            if mails.is_empty() {
-                break;
-            }
-            let (results, durable) = desk.ingest_unsynced(&mails, now, args.dry_run).await;
-            unsettled.push_back((names, results, durable));
-            while let Some((_, _, durable)) = unsettled.front()
-                && (durable.is_settled() || unsettled.len() > UNSETTLED)
-            {
-                let (names, results, durable) = unsettled.pop_front().expect("a front");
-                let results = on_disk(results, durable.wait().await);
-                worst = worse(worst, report(&names, results, args)?);
-            }
-        }
-    }
-    for (names, results, durable) in unsettled {
-        let results = on_disk(results, durable.wait().await);
-        worst = worse(worst, report(&names, results, args)?);
-    }
-    Ok(worst)
+fn lock(printer: &Mutex<Printer>) -> std::sync::MutexGuard<'_, Printer> {
+    printer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// `n` transactions at a time, in lanes: the mails of one ticket (see
-/// `inbound::partition_key`) always go to the same lane, which takes them in order, so two
-/// transactions never wait for each other's ticket. A lane starts its next transaction, with
-/// up to `batch` of the mails waiting for it, as soon as its last one is committed: no lane
-/// waits for the slowest. Mails are reported in their order, each once it is committed.
-async fn in_lanes(
-    desk: &Desk,
-    mut blocks: tokio::sync::mpsc::Receiver<Block>,
-    n: usize,
-    batch: usize,
-    now: Timestamp,
-    args: &IngestArgs,
-) -> Result<u8, Failure> {
-    use std::collections::VecDeque;
-    use std::hash::{Hash, Hasher};
-
-    use futures_util::StreamExt;
-
-    type Done = Vec<Result<MailReport, IngestError>>;
-    let dry_run = args.dry_run;
-    let mut worst = 0u8;
-    // Mails waiting, by lane, each with its place in the input.
-    let mut lanes: Vec<VecDeque<(usize, Incoming)>> = (0..n).map(|_| VecDeque::new()).collect();
-    let mut busy = vec![false; n];
-    // From the first mail not reported on: names, and results as they come.
-    let mut names: VecDeque<String> = VecDeque::new();
-    let mut results: VecDeque<Option<Result<MailReport, IngestError>>> = VecDeque::new();
-    let (mut first, mut next) = (0usize, 0usize);
-    let mut running = futures_util::stream::FuturesUnordered::new();
-    let mut open = true;
-    loop {
-        for (k, lane) in lanes.iter_mut().enumerate() {
-            if busy[k] || lane.is_empty() {
-                continue;
-            }
-            let take = lane.len().min(batch);
-            let (places, mails): (Vec<usize>, Vec<Incoming>) = lane.drain(..take).unzip();
-            busy[k] = true;
-            running.push(async move {
-                let done: Done = desk.ingest(&mails, now, dry_run).await;
-                (k, places, done)
-            });
-        }
-        if running.is_empty() && !open {
-            // Every lane is idle, so every lane is empty.
-            break;
-        }
-        let waiting: usize = lanes.iter().map(VecDeque::len).sum();
-        let waiting_bytes: usize = lanes
-            .iter()
-            .flat_map(|l| l.iter().map(|(_, m)| m.raw.len()))
-            .sum();
-        tokio::select! {
-            biased;
-            block = blocks.recv(), if open && waiting < n * batch && waiting_bytes < 4 * BLOCK_BYTES => match block {
-                Some(block) => {
-                    for (name, mail) in readable(block, &mut worst) {
-                        let key = match &mail.reading {
-                            Some(r) => crate::inbound::partition_key(r),
-                            None => crate::inbound::partition_key(&crate::inbound::read(
-                                &mail.raw,
-                                &desk.reader,
-                                &desk.settings.directory,
-                                &desk.outbound.key,
-                            )),
-                        };
-                        let mut h = std::collections::hash_map::DefaultHasher::new();
-                        key.hash(&mut h);
-                        lanes[(h.finish() % n as u64) as usize].push_back((next, mail));
-                        names.push_back(name);
-                        results.push_back(None);
-                        next += 1;
-                    }
-                }
-                None => open = false,
-            },
-            Some((k, places, done)) = running.next(), if !running.is_empty() => {
-                busy[k] = false;
-                for (place, result) in places.into_iter().zip(done) {
-                    results[place - first] = Some(result);
-                }
-                let ready = results.iter().take_while(|r| r.is_some()).count();
-                let ready_names: Vec<String> = names.drain(..ready).collect();
-                let ready_results: Done = results.drain(..ready).flatten().collect();
-                first += ready;
-                worst = worse(worst, report(&ready_names, ready_results, args)?);
-            }
-        }
-    }
-    Ok(worst)
+/// Says what happened to each mail (a line on stderr, JSON on stdout with `--json`) and keeps
+/// the worst exit code.
+#[derive(Default)]
+struct Printer {
+    worst: u8,
+    json: bool,
+    dry_run: bool,
+    /// Writing to stdout failed: the mails go on (they are taken in already), the run fails.
+    failure: Option<Failure>,
 }
 
-/// Prints what happened to each mail of a group (one line each on stderr, JSON on stdout with
-/// `--json`), in one write to each; returns the group's worst exit code.
-fn report(
-    names: &[String],
-    results: Vec<Result<MailReport, IngestError>>,
-    args: &IngestArgs,
-) -> Result<u8, Failure> {
-    use std::fmt::Write as _;
-    use std::io::Write as _;
-    let mut worst = 0;
-    let (mut lines, mut json) = (String::new(), String::new());
-    for (name, result) in names.iter().zip(results) {
-        let code = match &result {
+impl Printer {
+    fn report(&mut self, name: &str, result: &Result<MailReport, IngestError>) {
+        use std::io::Write as _;
+        let code = match result {
             Ok(r) if r.status == MailStatus::TooLarge => EX_DATAERR,
             Ok(_) => 0,
             Err(IngestError::Failed { .. }) => EX_DATAERR,
             Err(IngestError::Temporary(_)) => EX_TEMPFAIL,
         };
-        worst = worse(worst, code);
-        match result {
+        self.worst = worse(self.worst, code);
+        let (line, json) = match result {
             Ok(report) => {
-                let dry = if args.dry_run { "dry run: " } else { "" };
-                let _ = writeln!(lines, "{name}: {dry}{}", report.line());
-                if args.json {
-                    json.push_str(&serde_json::to_string(&report)?);
-                    json.push('\n');
-                }
+                let dry = if self.dry_run { "dry run: " } else { "" };
+                let json = self.json.then(|| serde_json::to_string(report));
+                (format!("{name}: {dry}{}\n", report.line()), json)
             }
             Err(e) => {
-                let _ = writeln!(lines, "{name}: {e}");
-                if args.json {
-                    let status = if code == EX_TEMPFAIL {
-                        "temporary"
-                    } else {
-                        "failed"
-                    };
-                    let v = serde_json::json!({ "status": status, "error": e.to_string() });
-                    let _ = writeln!(json, "{v}");
-                }
+                let status = if code == EX_TEMPFAIL {
+                    "temporary"
+                } else {
+                    "failed"
+                };
+                let json = self.json.then(|| {
+                    Ok(serde_json::json!({ "status": status, "error": e.to_string() }).to_string())
+                });
+                (format!("{name}: {e}\n"), json)
             }
+        };
+        // A failed write to stderr does not stop the mails: they are taken in already.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let Some(json) = json else { return };
+        let written = json.map_err(Failure::from).and_then(|mut json| {
+            json.push('\n');
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure(format!("stdout: {e}")))
+        });
+        if let Err(e) = written {
+            self.failure.get_or_insert(e);
         }
     }
-    // Neither write failing stops the mails: they are taken in already.
-    let _ = std::io::stderr().lock().write_all(lines.as_bytes());
-    if !json.is_empty() {
-        let mut out = std::io::stdout().lock();
-        out.write_all(json.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| Failure(format!("stdout: {e}")))?;
-    }
-    Ok(worst)
 }
 
 /// 75 over 65 over 0.

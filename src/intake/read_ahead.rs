@@ -1,0 +1,90 @@
+//! The thread that reads mails ahead: it does the work that needs no database (parsing,
+//! classifying, extracting, packing the bytes to store) a group ahead of the commits, on the
+//! CPUs the database work does not use, and hands the mails over in blocks.
+
+use tokio::sync::mpsc;
+
+use super::{Ack, Arrival, Arrivals, BLOCK_BYTES};
+use crate::desk::{Desk, Incoming};
+
+/// Mails handed over together, each with its acknowledgement.
+pub(super) type Block = Vec<(Incoming, Ack)>;
+
+/// Starts the thread. One block waits while the next is read: enough to keep the database
+/// busy (no slower than two, side by side), and less mail in memory when mails are large.
+pub(super) fn start(
+    desk: &Desk,
+    arrivals: Arrivals,
+    block: usize,
+    dry_run: bool,
+) -> (mpsc::Receiver<Block>, std::thread::JoinHandle<()>) {
+    let (send, blocks) = mpsc::channel::<Block>(1);
+    let (reader, dir, key) = (
+        desk.reader.clone(),
+        desk.settings.directory.clone(),
+        desk.outbound.key.clone(),
+    );
+    let helper = std::thread::spawn(move || {
+        crate::affinity::leave_the_pinned_cpu();
+        let mut arrivals = arrivals;
+        let mut group: Block = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = pull(&mut arrivals, group.is_empty()) {
+            let arrival = match next {
+                Pulled::Mail(a) => a,
+                Pulled::NoneYet => {
+                    // Nothing more has arrived: what is read goes on now.
+                    if send.blocking_send(std::mem::take(&mut group)).is_err() {
+                        return;
+                    }
+                    bytes = 0;
+                    continue;
+                }
+            };
+            let reading = crate::inbound::read_ahead(&arrival.raw, &reader, &dir, &key);
+            bytes += arrival.raw.len();
+            let incoming = Incoming {
+                whole: arrival.whole,
+                // A dry run stores nothing; a mail longer than a piece is packed piece by
+                // piece as it is stored (store/pieces.rs).
+                packed: (!dry_run && arrival.raw.len() <= crate::store::PIECE)
+                    .then(|| crate::store::pack(&arrival.raw)),
+                raw: arrival.raw,
+                mailbox: arrival.mailbox,
+                reading: Some(Box::new(reading)),
+            };
+            group.push((incoming, arrival.ack));
+            // Large mails go in small blocks: what is read ahead stays within a few blocks of
+            // BLOCK_BYTES, whatever the mails' sizes.
+            if group.len() == block || bytes >= BLOCK_BYTES {
+                if send.blocking_send(std::mem::take(&mut group)).is_err() {
+                    return;
+                }
+                bytes = 0;
+            }
+        }
+        if !group.is_empty() {
+            let _ = send.blocking_send(group);
+        }
+    });
+    (blocks, helper)
+}
+
+enum Pulled {
+    Mail(Arrival),
+    /// No mail is waiting now (only said while some are read and not handed over).
+    NoneYet,
+}
+
+/// The next mail; `None` at the end.
+fn pull(arrivals: &mut Arrivals, nothing_held: bool) -> Option<Pulled> {
+    match arrivals {
+        Arrivals::Listed(list) => list.next().map(Pulled::Mail),
+        Arrivals::Streamed(stream) => match stream.try_recv() {
+            Ok(a) => Some(Pulled::Mail(a)),
+            Err(mpsc::error::TryRecvError::Empty) if !nothing_held => Some(Pulled::NoneYet),
+            Err(mpsc::error::TryRecvError::Empty) => stream.blocking_recv().map(Pulled::Mail),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        },
+    }
+}
