@@ -7,6 +7,7 @@
 mod affinity;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod desk;
 pub mod directory;
 pub mod hex;

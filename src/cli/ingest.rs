@@ -6,7 +6,6 @@
 //! the MTA should try again later (the database busy or down, or a configuration fault such as a
 //! reply-token secret that cannot be read, logged at ERROR); with several mails, the worst.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -90,45 +89,14 @@ impl Input {
     /// the rest is only counted and hashed, not kept (what the store keeps of such a mail).
     fn read(&self, limit: u64) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
         match self {
-            Input::Stdin => read_capped(std::io::stdin().lock(), limit, 0),
+            Input::Stdin => intake::read_capped(std::io::stdin().lock(), limit, 0),
             Input::File(p) => {
                 let file = std::fs::File::open(p)?;
                 let size = file.metadata().map_or(0, |m| m.len());
-                read_capped(file, limit, size)
+                intake::read_capped(file, limit, size)
             }
         }
     }
-}
-
-/// Reads up to `limit + 1` bytes; when there are more, the whole mail's size and digest. `size`
-/// is how long the input says it is (0 when it cannot say): the buffer is made that large at
-/// once, not doubled up to it.
-fn read_capped(
-    input: impl Read,
-    limit: u64,
-    size: u64,
-) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
-    use sha2::Digest;
-    let mut input = input;
-    let mut raw = Vec::with_capacity(usize::try_from(size.min(limit + 1)).unwrap_or(0));
-    (&mut input).take(limit + 1).read_to_end(&mut raw)?;
-    if raw.len() as u64 <= limit {
-        return Ok((raw, None));
-    }
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(&raw);
-    let mut size = raw.len() as u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    let sha256 = crate::hex::hex(&hasher.finalize());
-    Ok((raw, Some(Whole { size, sha256 })))
 }
 
 /// The mails of a directory, in name order: a Maildir's (every file in `new` and `cur`: a
@@ -269,8 +237,9 @@ pub async fn run(
         args.mailbox.clone(),
         &printer,
     );
+    let desks = intake::fixed(desk);
     let taken = intake::run(
-        &desk,
+        &desks,
         intake::Arrivals::Listed(Box::new(arrivals)),
         &options,
     )

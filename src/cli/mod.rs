@@ -6,6 +6,7 @@ mod check_config;
 mod inbound;
 mod ingest;
 mod outbox;
+mod run;
 mod ticket;
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Settings};
+use crate::config::{self, LogFormat, Settings};
 use crate::desk::Desk;
 use crate::outbound::{Outbound, OutboundError};
 use crate::store::{Store, StoreError};
@@ -56,6 +57,9 @@ pub enum Command {
     /// List the mails taken in, and apply a failed one again
     #[command(subcommand)]
     Inbound(inbound::InboundCommand),
+    /// Run as a service: watch the mailboxes, send notifications, apply the time rules (stop
+    /// with SIGTERM, reload the settings with SIGHUP)
+    Run,
     /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
     Sweep {
         /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
@@ -107,7 +111,15 @@ pub type CmdResult = Result<(), Failure>;
 /// usage error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    if let Command::Run = cli.command {
+        return run::main(cli.config.as_deref(), cli.verbose);
+    }
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    init_logging(level, LogFormat::Text);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,12 +139,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
+/// Logs to stderr at `default` (RUST_LOG overrides it), as text or JSON lines.
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
         // sqlx logs the values of URL parameters it does not know (libpq's `sslpassword`) and
@@ -143,11 +151,13 @@ fn init_logging(verbose: u8) {
                 .parse()
                 .expect("a valid directive"),
         );
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => fmt.with_ansi(colour()).try_init(),
+        LogFormat::Json => fmt.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Colours only for a person at a terminal: stderr may be a log file, or the pipe an MTA reads
@@ -202,6 +212,7 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
         Command::Outbox(cmd) => outbox::run(open(path).await?, cmd).await,
         Command::Inbound(cmd) => inbound::run(open(path).await?, cmd).await,
         Command::Ingest(_) => Err(Failure("ingest runs through `run`".into())),
+        Command::Run => Err(Failure("the daemon runs through `run::main`".into())),
         Command::Sweep { now } => {
             let desk = open(path).await?;
             let now = match now {

@@ -19,12 +19,16 @@ use crate::directory::{
 };
 use crate::ticket_number::TicketFormat;
 
+mod daemon;
 mod inbound;
 mod outbound;
+mod sources;
 mod urls;
 use crate::workflow::{self, Workflow};
+pub use daemon::DaemonSettings;
 pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
+pub use sources::{ImapSettings, ImapTls, MaildirSettings, Source, Start};
 pub use urls::{ignored_params, redact_url, redact_urls_in};
 
 /// The locales deskmail has templates for.
@@ -113,8 +117,8 @@ impl fmt::Display for WorkflowSource {
     }
 }
 
-/// A mailbox deskmail serves (how it is read comes with the daemon).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A mailbox deskmail serves.
+#[derive(Debug, Clone)]
 pub struct Mailbox {
     pub name: String,
     pub address: String,
@@ -122,6 +126,8 @@ pub struct Mailbox {
     pub queue: Option<String>,
     /// Plus-parts of the address (`support+bug@`) that pick their own request type and queue.
     pub plus: std::collections::BTreeMap<String, PlusFields>,
+    /// Where `deskmail run` fetches the mailbox's mail; `None`: it comes by the MTA's pipe.
+    pub source: Option<Source>,
 }
 
 /// What a plus-part of a mailbox's address sets on a new ticket.
@@ -142,8 +148,10 @@ pub struct Settings {
     pub mailboxes: Vec<Mailbox>,
     pub ticket_format: TicketFormat,
     pub log_level: String,
+    pub log_format: LogFormat,
     pub outbound: OutboundSettings,
     pub inbound: InboundSettings,
+    pub daemon: DaemonSettings,
     /// What works but deserves the admin's eye (`check-config` prints these; other commands
     /// log them as warnings).
     pub warnings: Vec<Problem>,
@@ -201,6 +209,8 @@ struct RawMailbox {
     queue: Option<String>,
     #[serde(default)]
     plus: std::collections::BTreeMap<String, RawPlus>,
+    imap: Option<sources::RawImap>,
+    maildir: Option<sources::RawMaildir>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,9 +305,20 @@ struct RawPartner {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     level: Option<String>,
+    format: Option<String>,
 }
 
-const SECTIONS: [&str; 10] = [
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line (for a log collector).
+    Json,
+}
+
+const SECTIONS: [&str; 11] = [
     "helpdesk",
     "store",
     "workflow",
@@ -308,6 +329,7 @@ const SECTIONS: [&str; 10] = [
     "log",
     "outbound",
     "inbound",
+    "daemon",
 ];
 
 // ----- loading -----------------------------------------------------------------------------------
@@ -520,6 +542,19 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let outbound = outbound::resolve(&mut l, outbound);
     let inbound: inbound::RawInbound = l.section(&cfg, "inbound").unwrap_or_default();
     let inbound = inbound::resolve(&mut l, inbound);
+    let daemon: daemon::RawDaemon = l.section(&cfg, "daemon").unwrap_or_default();
+    let daemon = daemon::resolve(&mut l, daemon);
+    let log_format = match log.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            l.problem(
+                "log.format",
+                format!("\"{other}\" is not one of text, json"),
+            );
+            LogFormat::Text
+        }
+    };
     let log_level = log.level.unwrap_or_else(|| "info".into());
     if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
         l.problem(
@@ -556,8 +591,10 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         mailboxes,
         ticket_format: ticket_format.expect("no problems means a ticket format"),
         log_level,
+        log_format,
         outbound,
         inbound,
+        daemon,
         warnings: l.warnings,
     })
 }
@@ -875,12 +912,14 @@ fn build_mailboxes(l: &mut Loader, raw: Vec<RawMailbox>, dir: &Directory) -> Vec
                 )
             })
             .collect();
+        let source = sources::resolve(l, &key, m.imap, m.maildir);
         out.push(Mailbox {
             name: m.name,
             address,
             request_type: m.request_type,
             queue: m.queue,
             plus,
+            source,
         });
     }
     out

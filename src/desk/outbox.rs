@@ -31,6 +31,9 @@ pub struct SendReport {
     pub sent: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// How long each notification sent had waited since it was queued.
+    #[serde(skip)]
+    pub waited: Vec<std::time::Duration>,
 }
 
 /// The wait before the next attempt: 30 s doubling, at most an hour.
@@ -48,7 +51,7 @@ impl Desk {
     pub async fn send_outbox(
         &self,
         transport: &Transport,
-        now: &dyn Fn() -> Timestamp,
+        now: &(dyn Fn() -> Timestamp + Sync),
     ) -> Result<SendReport, DeskError> {
         let mut report = SendReport::default();
         let width = transport.parallelism().max(1);
@@ -106,6 +109,10 @@ impl Desk {
                         Ok(()) => {
                             tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
                             sent.push((c.id, c.claimed_until));
+                            let queued_for = now().as_millisecond() - c.created_at;
+                            report.waited.push(std::time::Duration::from_millis(
+                                u64::try_from(queued_for).unwrap_or(0),
+                            ));
                             if sent.len() >= FLUSH_EVERY {
                                 self.flush_sent(&mut sent, now(), &mut report).await?;
                             }

@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::read_ahead::Block;
-use super::{Ack, Options};
-use crate::desk::{Desk, Incoming, IngestError, MailReport, on_disk};
+use super::{Ack, Desks, Options};
+use crate::desk::{Incoming, IngestError, MailReport, on_disk};
 
 /// Groups committed while earlier ones wait for the disk, at most.
 const UNSETTLED: usize = 64;
@@ -23,7 +23,7 @@ fn acknowledge(acks: Vec<Ack>, results: Results) {
 
 /// One transaction at a time, `batch` mails each. A group is acknowledged once its commit is
 /// on disk; the next groups are committed meanwhile (a bounded number of them).
-pub(super) async fn in_turn(desk: &Desk, mut blocks: mpsc::Receiver<Block>, options: &Options) {
+pub(super) async fn in_turn(desks: &Desks, mut blocks: mpsc::Receiver<Block>, options: &Options) {
     let mut unsettled = futures_util::stream::FuturesOrdered::new();
     loop {
         tokio::select! {
@@ -33,6 +33,7 @@ pub(super) async fn in_turn(desk: &Desk, mut blocks: mpsc::Receiver<Block>, opti
             }
             block = blocks.recv(), if unsettled.len() < UNSETTLED => {
                 let Some(block) = block else { break };
+                let desk = desks.borrow().clone();
                 let mut block = block.into_iter();
                 loop {
                     let (mails, acks): (Vec<Incoming>, Vec<Ack>) =
@@ -61,7 +62,7 @@ pub(super) async fn in_turn(desk: &Desk, mut blocks: mpsc::Receiver<Block>, opti
 /// transactions never wait for each other's ticket. A lane starts its next transaction, with
 /// up to `batch` of the mails waiting for it, as soon as its last one is committed: no lane
 /// waits for the slowest. Mails are acknowledged in their order, each once it is committed.
-pub(super) async fn in_lanes(desk: &Desk, mut blocks: mpsc::Receiver<Block>, options: &Options) {
+pub(super) async fn in_lanes(desks: &Desks, mut blocks: mpsc::Receiver<Block>, options: &Options) {
     use std::hash::{Hash, Hasher};
 
     let (n, batch) = (options.parallel, options.batch);
@@ -82,6 +83,7 @@ pub(super) async fn in_lanes(desk: &Desk, mut blocks: mpsc::Receiver<Block>, opt
             let take = lane.len().min(batch);
             let (places, mails): (Vec<usize>, Vec<Incoming>) = lane.drain(..take).unzip();
             busy[k] = true;
+            let desk = desks.borrow().clone();
             running.push(async move {
                 let done = desk.ingest(&mails, options.now(), options.dry_run).await;
                 (k, places, done)
@@ -100,6 +102,7 @@ pub(super) async fn in_lanes(desk: &Desk, mut blocks: mpsc::Receiver<Block>, opt
             biased;
             block = blocks.recv(), if open && waiting < n * batch && waiting_bytes < 4 * super::BLOCK_BYTES => match block {
                 Some(block) => {
+                    let desk = desks.borrow().clone();
                     for (mail, ack) in block {
                         let key = match &mail.reading {
                             Some(r) => crate::inbound::partition_key(r),

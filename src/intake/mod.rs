@@ -8,8 +8,10 @@
 mod commit;
 mod read_ahead;
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::desk::{Desk, IngestError, MailReport, Whole};
 
@@ -60,6 +62,15 @@ impl Options {
     }
 }
 
+/// The desk mails are taken into: the daemon puts a new one in place when it reloads its
+/// settings, and each group is committed on the one in place when the group starts.
+pub type Desks = watch::Receiver<Arc<Desk>>;
+
+/// A desk that stays (`deskmail ingest`).
+pub fn fixed(desk: Desk) -> Desks {
+    watch::channel(Arc::new(desk)).1
+}
+
 /// Why the intake stopped before every mail was acknowledged.
 #[derive(Debug, thiserror::Error)]
 #[error("reading the mails ahead failed (a fault of deskmail's)")]
@@ -69,7 +80,7 @@ pub struct ReadAheadFailed;
 /// acknowledged; an error when the read-ahead thread failed, so that mails after the last one
 /// acknowledged were not taken in (their sources keep them).
 pub async fn run(
-    desk: &Desk,
+    desks: &Desks,
     arrivals: Arrivals,
     options: &Options,
 ) -> Result<(), ReadAheadFailed> {
@@ -82,11 +93,43 @@ pub async fn run(
     // hand-over wakes a thread on the other CPU, which costs more than a small group's commit.
     let per_transaction = options.batch * options.parallel;
     let block = per_transaction * 64usize.div_ceil(per_transaction);
-    let (blocks, helper) = read_ahead::start(desk, arrivals, block, options.dry_run);
+    let (blocks, helper) = read_ahead::start(desks.clone(), arrivals, block, options.dry_run);
     if options.parallel == 1 {
-        commit::in_turn(desk, blocks, &options).await;
+        commit::in_turn(desks, blocks, &options).await;
     } else {
-        commit::in_lanes(desk, blocks, &options).await;
+        commit::in_lanes(desks, blocks, &options).await;
     }
     helper.join().map_err(|_| ReadAheadFailed)
+}
+
+/// Reads up to `limit + 1` bytes; when there are more, the whole mail's size and digest. `size`
+/// is how long the input says it is (0 when it cannot say): the buffer is made that large at
+/// once, not doubled up to it.
+pub fn read_capped(
+    input: impl std::io::Read,
+    limit: u64,
+    size: u64,
+) -> std::io::Result<(Vec<u8>, Option<Whole>)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut input = input;
+    let mut raw = Vec::with_capacity(usize::try_from(size.min(limit + 1)).unwrap_or(0));
+    (&mut input).take(limit + 1).read_to_end(&mut raw)?;
+    if raw.len() as u64 <= limit {
+        return Ok((raw, None));
+    }
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(&raw);
+    let mut size = raw.len() as u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let sha256 = crate::hex::hex(&hasher.finalize());
+    Ok((raw, Some(Whole { size, sha256 })))
 }

@@ -4,8 +4,8 @@
 
 use tokio::sync::mpsc;
 
-use super::{Ack, Arrival, Arrivals, BLOCK_BYTES};
-use crate::desk::{Desk, Incoming};
+use super::{Ack, Arrival, Arrivals, BLOCK_BYTES, Desks};
+use crate::desk::Incoming;
 
 /// Mails handed over together, each with its acknowledgement.
 pub(super) type Block = Vec<(Incoming, Ack)>;
@@ -13,17 +13,12 @@ pub(super) type Block = Vec<(Incoming, Ack)>;
 /// Starts the thread. One block waits while the next is read: enough to keep the database
 /// busy (no slower than two, side by side), and less mail in memory when mails are large.
 pub(super) fn start(
-    desk: &Desk,
+    desks: Desks,
     arrivals: Arrivals,
     block: usize,
     dry_run: bool,
 ) -> (mpsc::Receiver<Block>, std::thread::JoinHandle<()>) {
     let (send, blocks) = mpsc::channel::<Block>(1);
-    let (reader, dir, key) = (
-        desk.reader.clone(),
-        desk.settings.directory.clone(),
-        desk.outbound.key.clone(),
-    );
     let helper = std::thread::spawn(move || {
         crate::affinity::leave_the_pinned_cpu();
         let mut arrivals = arrivals;
@@ -41,7 +36,13 @@ pub(super) fn start(
                     continue;
                 }
             };
-            let reading = crate::inbound::read_ahead(&arrival.raw, &reader, &dir, &key);
+            let desk = desks.borrow().clone();
+            let reading = crate::inbound::read_ahead(
+                &arrival.raw,
+                &desk.reader,
+                &desk.settings.directory,
+                &desk.outbound.key,
+            );
             bytes += arrival.raw.len();
             let incoming = Incoming {
                 whole: arrival.whole,

@@ -333,6 +333,15 @@ impl Store {
         &self.pool
     }
 
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
     pub(crate) fn bookkeeping_pool(&self) -> &AnyPool {
         &self.bookkeeping
     }

@@ -466,6 +466,18 @@ impl Store {
         Ok(true)
     }
 
+    /// How many notifications wait to be sent (queued, or being sent), and when the oldest of
+    /// them was queued.
+    pub async fn outbox_depth(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
+        let (n, oldest): (i64, Option<i64>) = sqlx::query_as::<Any, (i64, Option<i64>)>(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('queued', 'sending')",
+        )
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok((n, oldest.map(ts).transpose()?))
+    }
+
     /// Notifications, newest first, optionally of one status.
     pub async fn outbox(
         &self,

@@ -296,6 +296,50 @@ impl MailStack {
         }
     }
 
+    /// Submits a mail over SMTP (no authentication: the stack takes mail for its own domains
+    /// from 127.0.0.1), as a customer's mail client would hand it to its provider.
+    pub fn send(&self, from: &str, to: &str, raw: &str) {
+        let stream = TcpStream::connect(("127.0.0.1", self.smtp_port)).expect("connect to SMTP");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let expect = |code: &str, r: &mut BufReader<TcpStream>| loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "SMTP: expected {code}, got {line}");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        };
+        expect("220", &mut r);
+        let mut say = |cmd: &str, code: &str, r: &mut BufReader<TcpStream>| {
+            write!(w, "{cmd}\r\n").unwrap();
+            expect(code, r);
+        };
+        say("EHLO client.example", "250", &mut r);
+        say(&format!("MAIL FROM:<{from}>"), "250", &mut r);
+        say(&format!("RCPT TO:<{to}>"), "250", &mut r);
+        say("DATA", "354", &mut r);
+        let mut body = String::new();
+        for line in raw.replace("\r\n", "\n").lines() {
+            if line.starts_with('.') {
+                body.push('.');
+            }
+            body.push_str(line);
+            body.push_str("\r\n");
+        }
+        body.push('.');
+        say(&body, "250", &mut r);
+        say("QUIT", "221", &mut r);
+    }
+
+    /// The Maildir Dovecot keeps a user's INBOX in.
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.dir.join("mail").join(user).join("Maildir")
+    }
+
     /// The Postfix log, for assertion messages.
     pub fn postfix_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log/postfix.log")).unwrap_or_default()

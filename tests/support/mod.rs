@@ -2,6 +2,7 @@
 //! PostgreSQL database per test, and the seed stories.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod hostile;
 pub mod mailstack;
 pub mod pg;

@@ -1,0 +1,36 @@
+//! The time rules, every `daemon.sweep_every_secs`: in a task of their own, so that a long
+//! sweep never holds up mail.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::Shared;
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.clone();
+    loop {
+        let every = shared.desk().settings.daemon.sweep_every;
+        tokio::select! {
+            _ = super::stopped(&mut stopping) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let desk = shared.desk();
+        match desk.sweep(Timestamp::now()).await {
+            Ok(report) => {
+                for (reference, rule) in &report.changed {
+                    tracing::info!(ticket = %reference, rule = %rule, "time rule applied");
+                }
+                if !report.changed.is_empty() {
+                    shared.outbox_wake.notify_one();
+                }
+                tracing::debug!(
+                    checked = report.checked,
+                    changed = report.changed.len(),
+                    "sweep"
+                );
+            }
+            Err(e) => tracing::error!("the time rules could not run: {e}"),
+        }
+    }
+}

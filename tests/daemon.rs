@@ -1,0 +1,193 @@
+//! `deskmail run` as a child process: mail delivered by a real Postfix into a watched Maildir,
+//! notifications out through the same Postfix, read back over IMAP; signals; the endpoint.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::TestEnv;
+use support::daemon::{Daemon, wait_until};
+use support::mailstack::MailStack;
+
+/// The example config with the support mailbox read from `maildir` and `tables` appended.
+fn config_with_maildir(maildir: &std::path::Path, tables: &str) -> String {
+    let config = support::example_config("", tables);
+    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
+    assert!(config.contains(support));
+    config.replacen(
+        support,
+        &format!(
+            "{support}[mailboxes.maildir]\npath = \"{}\"\n",
+            maildir.display()
+        ),
+        1,
+    )
+}
+
+fn tickets(env: &TestEnv) -> Vec<Value> {
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    list.as_array().unwrap().clone()
+}
+
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+fn request(from: &str, subject: &str, id: &str, text: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: support@helpdesk.example\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}>\r\nDate: Sun, 06 Dec 2026 09:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+    )
+}
+
+#[test]
+fn mail_delivered_into_a_watched_maildir_is_applied_moved_and_answered() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    // A request waits in the mailbox before the daemon starts.
+    stack.send(
+        "anna@acme.example",
+        "support@helpdesk.example",
+        &request(
+            "Anna <anna@acme.example>",
+            "Printer on fire",
+            "req-1@acme.example",
+            "Smoke everywhere.",
+        ),
+    );
+    let maildir = stack.maildir("support@helpdesk.example");
+    wait_until("Dovecot's delivery", Duration::from_secs(30), || {
+        files_in(&maildir.join("new")) == 1
+    });
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config(),
+        config_with_maildir(&maildir, &stack.smtp_config(2)),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&env);
+
+    // Taken in, moved out of the way, and the customer's acknowledgement sent without anyone
+    // running `outbox send`.
+    let processed = maildir.join(".deskmail.processed/cur");
+    wait_until("the request processed", Duration::from_secs(30), || {
+        files_in(&processed) == 1
+    });
+    let list = tickets(&env);
+    assert_eq!(list.len(), 1, "{}", daemon.log());
+    assert_eq!(list[0]["subject"], "Printer on fire");
+    let reference = list[0]["ref"].as_str().unwrap().to_string();
+    let anna = stack.wait_for("anna@acme.example", 1);
+    assert_eq!(anna.len(), 1, "{}\n{}", daemon.log(), stack.postfix_log());
+    assert!(anna[0].contains(&reference));
+
+    // A reply while the daemon runs: seen at once (inotify), the support team is told.
+    stack.send(
+        "anna@acme.example",
+        "support@helpdesk.example",
+        &request(
+            "Anna <anna@acme.example>",
+            &format!("Re: [{reference}] Printer on fire"),
+            "reply-1@acme.example",
+            "It is out now.",
+        ),
+    );
+    wait_until("the reply processed", Duration::from_secs(30), || {
+        files_in(&processed) == 2
+    });
+    let shown = env.show(&reference);
+    let comments = shown["comments"].as_array().unwrap();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c["text"].as_str().unwrap().contains("It is out now.")),
+        "{shown}"
+    );
+    stack.wait_for("team@helpdesk.example", 2);
+    assert_eq!(files_in(&maildir.join("new")), 0);
+    assert_eq!(files_in(&maildir.join("cur")), 0);
+
+    // What the endpoint says.
+    assert_eq!(
+        daemon.metric("deskmail_mails_total{mailbox=\"support\",outcome=\"applied\"}"),
+        2.0
+    );
+    assert!(daemon.metric("deskmail_notifications_total{outcome=\"sent\"}") >= 3.0);
+    assert_eq!(
+        daemon.metric("deskmail_mailbox_connected{mailbox=\"support\"}"),
+        1.0
+    );
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("support: connected"), "{body}");
+    assert_eq!(daemon.get("/healthz").0, 200);
+    assert_eq!(daemon.get("/nothing").0, 404);
+
+    let (status, took, log) = daemon.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn a_reload_with_a_broken_workflow_keeps_the_running_one() {
+    let env = TestEnv::new();
+    let maildir = env.path("Maildir");
+    let workflow = env.path("workflow.toml");
+    std::fs::copy(
+        support::root().join("fixtures/workflows/escalation.toml"),
+        &workflow,
+    )
+    .unwrap();
+    let config = config_with_maildir(&maildir, "").replacen(
+        "preset = \"partner-routing\"",
+        &format!("file = \"{}\"", workflow.display()),
+        1,
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let daemon = Daemon::start(&env);
+
+    std::fs::write(
+        &workflow,
+        "[[states]]\nname = \"Open\"\nkind = \"nonsense\"\n",
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    wait_until(
+        "the reload's failure logged",
+        Duration::from_secs(10),
+        || daemon.log().contains("reload failed"),
+    );
+    // Still running, on the workflow it had: a mail is taken in by it.
+    std::fs::write(
+        maildir.join("new/1.eml"),
+        request(
+            "Anna <anna@acme.example>",
+            "Printer on fire",
+            "req-2@acme.example",
+            "Smoke.",
+        ),
+    )
+    .unwrap();
+    wait_until("the mail processed", Duration::from_secs(30), || {
+        files_in(&maildir.join(".deskmail.processed/cur")) == 1
+    });
+    // The command line reads the file as it is: mended first.
+    std::fs::copy(
+        support::root().join("fixtures/workflows/escalation.toml"),
+        &workflow,
+    )
+    .unwrap();
+    let list = tickets(&env);
+    assert_eq!(list.len(), 1, "{}", daemon.log());
+    let shown = env.show(list[0]["ref"].as_str().unwrap());
+    assert_eq!(shown["workflow"], "escalation", "{shown}");
+    assert_eq!(shown["status"], "Open", "{shown}");
+
+    let (status, took, log) = daemon.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
