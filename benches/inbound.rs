@@ -254,7 +254,13 @@ fn stages(desk: &Desk, mails: &[Vec<u8>]) -> f64 {
     let start = Instant::now();
     let mut total = 0usize;
     for m in mails {
-        let reading = deskmail::inbound::read(m, &desk.reader, dir, &desk.outbound.key);
+        let reading = deskmail::inbound::read(
+            m,
+            deskmail::inbound::Extent::Whole,
+            &desk.reader,
+            dir,
+            &desk.outbound.key,
+        );
         let reply = deskmail::inbound::reply(&reading, &desk.reader, wf, dir);
         total += reply.commands.comment.len() + usize::from(reading.sender.verified.is_some());
     }

@@ -25,6 +25,36 @@ fn config_with_maildir(maildir: &std::path::Path, tables: &str) -> String {
     )
 }
 
+/// The example config with the support and billing mailboxes read over IMAP from the stack
+/// (billing with `billing_password`), notifications through its Postfix.
+fn config_with_imap(stack: &MailStack, env: &TestEnv, billing_password: &str) -> String {
+    let good = env.path("support.pass");
+    let bad = env.path("billing.pass");
+    std::fs::write(&good, "secret\n").unwrap();
+    std::fs::write(&bad, format!("{billing_password}\n")).unwrap();
+    let config = support::example_config("", &stack.smtp_config(2));
+    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
+    let billing = "name = \"billing\"\naddress = \"billing@helpdesk.example\"\nrequest_type = \"Sales/Billing enquiry\"\nqueue = \"Billing\"\n";
+    assert!(config.contains(support) && config.contains(billing));
+    config
+        .replacen(
+            support,
+            &format!(
+                "{support}{}",
+                stack.imap_config("support@helpdesk.example", &good)
+            ),
+            1,
+        )
+        .replacen(
+            billing,
+            &format!(
+                "{billing}{}",
+                stack.imap_config("billing@helpdesk.example", &bad)
+            ),
+            1,
+        )
+}
+
 fn tickets(env: &TestEnv) -> Vec<Value> {
     let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
     list.as_array().unwrap().clone()
@@ -186,6 +216,129 @@ fn a_reload_with_a_broken_workflow_keeps_the_running_one() {
     let shown = env.show(list[0]["ref"].as_str().unwrap());
     assert_eq!(shown["workflow"], "escalation", "{shown}");
     assert_eq!(shown["status"], "Open", "{shown}");
+
+    let (status, took, log) = daemon.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn an_imap_mailbox_is_read_by_uid_moved_out_and_a_bad_password_elsewhere_holds_nothing_up() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let support = "support@helpdesk.example";
+    // Mail that was there before deskmail first looked is left alone (start = "new").
+    stack.append(
+        support,
+        "INBOX",
+        "",
+        &request(
+            "Old <old@acme.example>",
+            "Old news",
+            "old-1@acme.example",
+            "Old.",
+        ),
+    );
+    let env = TestEnv::new();
+    std::fs::write(env.config(), config_with_imap(&stack, &env, "wrong")).unwrap();
+    let daemon = Daemon::start(&env);
+    daemon.wait_until("support connected", Duration::from_secs(30), || {
+        daemon.get("/readyz").1.contains("support: connected")
+    });
+
+    // A request over SMTP, and a reply a person already read (\Seen) in another client.
+    stack.send(
+        "anna@acme.example",
+        support,
+        &request(
+            "Anna <anna@acme.example>",
+            "Printer on fire",
+            "req-3@acme.example",
+            "Smoke.",
+        ),
+    );
+    let stack = &stack;
+    let processed = |n: usize| move || stack.folder(support, "deskmail/processed").len() == n;
+    daemon.wait_until(
+        "the request processed",
+        Duration::from_secs(30),
+        processed(1),
+    );
+    let list = tickets(&env);
+    assert_eq!(list.len(), 1, "{}", daemon.log());
+    let reference = list[0]["ref"].as_str().unwrap().to_string();
+    stack.append(
+        support,
+        "INBOX",
+        "\\Seen",
+        &request(
+            "Anna <anna@acme.example>",
+            &format!("Re: [{reference}] Printer on fire"),
+            "reply-3@acme.example",
+            "Read already, still a reply.",
+        ),
+    );
+    daemon.wait_until(
+        "the read reply processed",
+        Duration::from_secs(30),
+        processed(2),
+    );
+    assert!(
+        env.show(&reference)["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["text"].as_str().unwrap().contains("still a reply")),
+        "{}",
+        daemon.log()
+    );
+
+    // A poison mail goes to the failed folder; the next mail is taken all the same.
+    stack.append(support, "INBOX", "", "this is not a mail at all\r\n");
+    stack.send(
+        "ben@acme.example",
+        support,
+        &request(
+            "Ben <ben@acme.example>",
+            "Drucker",
+            "req-4@acme.example",
+            "Kaputt.",
+        ),
+    );
+    daemon.wait_until("the poison mail set aside", Duration::from_secs(30), || {
+        stack.folder(support, "deskmail/failed").len() == 1
+    });
+    daemon.wait_until(
+        "the next request processed",
+        Duration::from_secs(30),
+        processed(3),
+    );
+    assert_eq!(tickets(&env).len(), 2);
+    // Only the old mail is left where it was.
+    let inbox = stack.inbox(support);
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].contains("Old news"));
+    // The customers were answered.
+    assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
+    assert_eq!(stack.wait_for("ben@acme.example", 1).len(), 1);
+
+    // Billing's password is wrong: it is failing, support is not, and /readyz says which.
+    daemon.wait_until("billing failing", Duration::from_secs(30), || {
+        daemon.get("/readyz").1.contains("billing: failing")
+    });
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("support: connected"), "{body}");
+    assert!(body.contains("refused the login"), "{body}");
+    assert_eq!(
+        daemon.metric("deskmail_mailbox_connected{mailbox=\"billing\"}"),
+        0.0
+    );
+    assert_eq!(
+        daemon.metric("deskmail_mailbox_idle{mailbox=\"support\"}"),
+        1.0
+    );
 
     let (status, took, log) = daemon.stop();
     assert!(status.success(), "{status}\n{log}");

@@ -73,7 +73,7 @@ fuzz_target!(|raw: &[u8]| {
     let dir = &w.settings.directory;
     let wf = &w.settings.workflow;
     let now: jiff::Timestamp = "2026-11-22T11:00:00Z".parse().unwrap();
-    let reading = inbound::read(raw, &w.reader, dir, &w.key);
+    let reading = inbound::read(raw, inbound::Extent::Whole, &w.reader, dir, &w.key);
     let _ = dedupe_key(reading.mail.message_id.as_deref(), raw);
     let _ = inbound::matching::footer(&reading.mail, &w.reader.finder);
     let Some(person) = reading.sender.person.clone() else {

@@ -276,6 +276,7 @@ fn arrivals(
                     raw,
                     whole,
                     mailbox: mailbox.clone(),
+                    origin: None,
                     ack: Box::new(move |result| lock(&printer).report(&name, result)),
                 })
             }

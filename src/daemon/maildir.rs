@@ -159,6 +159,7 @@ async fn scan(
             raw,
             whole,
             mailbox: Some(mailbox.to_string()),
+            origin: None,
             ack: shared.ack(mailbox, arrived, done),
         };
         let mut stopping = shared.stopping.clone();

@@ -9,6 +9,7 @@
 
 mod health;
 mod http;
+mod imap;
 mod maildir;
 pub mod metrics;
 mod outbox;
@@ -180,8 +181,8 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
             Source::Maildir(m) => {
                 sources.spawn(maildir::run(name, m, shared, arrive));
             }
-            Source::Imap(_) => {
-                tracing::error!(mailbox = %name, "IMAP mailboxes are not read yet");
+            Source::Imap(settings) => {
+                sources.spawn(imap::run(name, settings, shared, arrive));
             }
         }
     }
@@ -296,7 +297,9 @@ fn load_again(path: &Path, running: &Settings, desk: &Desk) -> Result<Desk, Stri
 /// every source's loop goes round.
 async fn watchdog(shared: Arc<Shared>) {
     let watchdog = systemd::watchdog_interval();
-    let every = watchdog.map_or(Duration::from_secs(15), |w| (w / 2).min(Duration::from_secs(15)));
+    let every = watchdog.map_or(Duration::from_secs(15), |w| {
+        (w / 2).min(Duration::from_secs(15))
+    });
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -314,7 +317,10 @@ async fn watchdog(shared: Arc<Shared>) {
         if stuck.is_empty() {
             systemd::alive();
         } else {
-            tracing::error!("not telling the watchdog: {} stopped going round", stuck.join(", "));
+            tracing::error!(
+                "not telling the watchdog: {} stopped going round",
+                stuck.join(", ")
+            );
         }
     }
 }

@@ -29,15 +29,35 @@ pub struct Incoming {
     /// (`inbound::read_ahead`); worked out here otherwise.
     pub reading: Option<Box<Reading>>,
     /// The whole mail's size and digest, when `raw` holds only its beginning: a mail over the
-    /// size limit, read no further than the limit (and refused for its size).
+    /// size limit, read no further than the limit, or only its header (and refused for its
+    /// size).
     pub whole: Option<Whole>,
+    /// Where the mail was read in an IMAP folder, and where it goes from there.
+    pub origin: Option<Origin>,
 }
 
-/// A mail's size and SHA-256 digest (hex).
+/// The size of a mail of which only the beginning was read, and a SHA-256 digest (hex) that
+/// names it: of all its bytes where they passed by (a file, stdin), of its header where only
+/// that was fetched (IMAP).
 #[derive(Debug, Clone)]
 pub struct Whole {
     pub size: u64,
     pub sha256: String,
+}
+
+/// Where a mail was read in an IMAP folder. Where it goes from there is noted in the mail's
+/// own transaction (`Tx::note_move`), so that a crash after the commit repeats the move, never
+/// the mail.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    /// Where a mail goes that was taken in (applied, refused, recorded, a duplicate); `None`:
+    /// it stays.
+    pub processed: Option<String>,
+    /// Where a mail goes that was kept as failed or was over the size limit.
+    pub failed: Option<String>,
 }
 
 impl Incoming {
@@ -48,6 +68,16 @@ impl Incoming {
             mailbox,
             reading: None,
             whole: None,
+            origin: None,
+        }
+    }
+
+    /// How much of the mail `raw` holds.
+    pub fn extent(&self) -> inbound::Extent {
+        if self.whole.is_some() {
+            inbound::Extent::Beginning
+        } else {
+            inbound::Extent::Whole
         }
     }
 }
@@ -314,6 +344,10 @@ impl Desk {
                     if savepoints && let Err(e) = tx.release_savepoint().await {
                         return failed(&e);
                     }
+                    let gone = report.status == Status::TooLarge;
+                    if let Err(e) = note_move(&mut tx, mail, gone).await {
+                        return failed(&e);
+                    }
                     out.push(Ok(report));
                 }
                 Err(e) if e.is_temporary() => return failed(&e),
@@ -337,6 +371,9 @@ impl Desk {
                     match self.keep_failed(&mut tx, mail, &reason, now).await {
                         Ok(id) => out.push(Err(IngestError::Failed { id, reason })),
                         Err(e) => return failed(&e),
+                    }
+                    if let Err(e) = note_move(&mut tx, mail, true).await {
+                        return failed(&e);
                     }
                 }
             }
@@ -381,7 +418,13 @@ impl Desk {
         let reading = match &mail.reading {
             Some(r) => r.as_ref(),
             None => {
-                read_here = inbound::read(&mail.raw, &self.reader, dir, &self.outbound.key);
+                read_here = inbound::read(
+                    &mail.raw,
+                    mail.extent(),
+                    &self.reader,
+                    dir,
+                    &self.outbound.key,
+                );
                 &read_here
             }
         };
@@ -591,6 +634,20 @@ impl Desk {
             "mail over the size limit: refused, headers kept"
         );
         Ok(report)
+    }
+}
+
+/// Notes where a mail read in an IMAP folder goes once the transaction is committed: to the
+/// failed folder when it `failed` (kept as failed, or over the size limit), else to the
+/// processed one.
+async fn note_move(tx: &mut Tx, mail: &Incoming, failed: bool) -> Result<(), StoreError> {
+    let Some(o) = &mail.origin else {
+        return Ok(());
+    };
+    let folder = if failed { &o.failed } else { &o.processed };
+    match folder {
+        Some(f) => tx.note_move(&o.mailbox, o.uidvalidity, o.uid, f).await,
+        None => Ok(()),
     }
 }
 

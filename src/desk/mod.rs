@@ -9,8 +9,8 @@ mod notify;
 mod outbox;
 
 pub use ingest::{
-    Incoming, IngestError, MailReport, SenderReport, Status as MailStatus, Whole, dedupe_key,
-    on_disk,
+    Incoming, IngestError, MailReport, Origin, SenderReport, Status as MailStatus, Whole,
+    dedupe_key, on_disk,
 };
 pub use notify::Mailed;
 pub use outbox::SendReport;

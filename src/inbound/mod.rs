@@ -114,10 +114,25 @@ pub struct Reading {
     pub unanswerable: Option<String>,
 }
 
+/// How much of a mail a source read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// All of it.
+    Whole,
+    /// Its beginning only (at least its header): the mail is over the size limit.
+    Beginning,
+}
+
 /// Parses, classifies and identifies a mail and finds what may name its ticket. A mail over the
 /// size limit is read for its headers only: it is refused for its size whatever it holds.
-pub fn read(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Reading {
-    let mail = if raw.len() as u64 > reader.max_message_bytes {
+pub fn read(
+    raw: &[u8],
+    extent: Extent,
+    reader: &Reader,
+    dir: &Directory,
+    key: &TokenKey,
+) -> Reading {
+    let mail = if extent == Extent::Beginning || raw.len() as u64 > reader.max_message_bytes {
         parse::parse_headers(raw)
     } else {
         parse::parse(raw)
@@ -192,8 +207,14 @@ pub fn read(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Rea
 
 /// [`read`], and the new text of the mail as a reply worked out too: all that does not need
 /// the database, for a thread that prepares mails while another applies them.
-pub fn read_ahead(raw: &[u8], reader: &Reader, dir: &Directory, key: &TokenKey) -> Reading {
-    let mut reading = read(raw, reader, dir, key);
+pub fn read_ahead(
+    raw: &[u8],
+    extent: Extent,
+    reader: &Reader,
+    dir: &Directory,
+    key: &TokenKey,
+) -> Reading {
+    let mut reading = read(raw, extent, reader, dir, key);
     if reading.class.class == Class::Person {
         reading.extracted = Some(extract::extract(&reading.mail.text));
     }

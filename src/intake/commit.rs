@@ -108,6 +108,7 @@ pub(super) async fn in_lanes(desks: &Desks, mut blocks: mpsc::Receiver<Block>, o
                             Some(r) => crate::inbound::partition_key(r),
                             None => crate::inbound::partition_key(&crate::inbound::read(
                                 &mail.raw,
+                                mail.extent(),
                                 &desk.reader,
                                 &desk.settings.directory,
                                 &desk.outbound.key,

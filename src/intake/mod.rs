@@ -27,6 +27,8 @@ pub struct Arrival {
     pub whole: Option<Whole>,
     /// The mailbox (by name) it came in at, when known.
     pub mailbox: Option<String>,
+    /// Where it was read in an IMAP folder.
+    pub origin: Option<crate::desk::Origin>,
     /// Called with what became of the mail once that is on disk (or, for a temporary failure,
     /// once nothing of it is kept).
     pub ack: Ack,

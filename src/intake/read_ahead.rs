@@ -37,8 +37,14 @@ pub(super) fn start(
                 }
             };
             let desk = desks.borrow().clone();
+            let extent = if arrival.whole.is_some() {
+                crate::inbound::Extent::Beginning
+            } else {
+                crate::inbound::Extent::Whole
+            };
             let reading = crate::inbound::read_ahead(
                 &arrival.raw,
+                extent,
                 &desk.reader,
                 &desk.settings.directory,
                 &desk.outbound.key,
@@ -52,6 +58,7 @@ pub(super) fn start(
                     .then(|| crate::store::pack(&arrival.raw)),
                 raw: arrival.raw,
                 mailbox: arrival.mailbox,
+                origin: arrival.origin,
                 reading: Some(Box::new(reading)),
             };
             group.push((incoming, arrival.ack));

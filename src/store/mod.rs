@@ -7,6 +7,7 @@
 mod deferred;
 mod inbound;
 mod late;
+mod mailboxes;
 mod outbox;
 mod pieces;
 mod rows;
@@ -24,6 +25,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
+pub use mailboxes::{Cursor, Move};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, count_key};
 pub use pieces::{Owner, PIECE};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};

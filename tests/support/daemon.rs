@@ -52,6 +52,19 @@ impl Daemon {
         daemon
     }
 
+    /// [`wait_until`], saying the daemon's log when it does not happen.
+    pub fn wait_until(&self, what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "waited {within:?} for {what}; the daemon's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

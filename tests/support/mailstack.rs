@@ -335,6 +335,28 @@ impl MailStack {
         say("QUIT", "221", &mut r);
     }
 
+    /// Every message in one of a user's folders, oldest first (none without such a folder).
+    pub fn folder(&self, user: &str, folder: &str) -> Vec<String> {
+        imap_folder(self.imap_port, user, folder)
+            .into_iter()
+            .map(|m| String::from_utf8_lossy(&m).to_string())
+            .collect()
+    }
+
+    /// Puts a message into a user's folder with these IMAP flags, as a mail client would.
+    pub fn append(&self, user: &str, folder: &str, flags: &str, raw: &str) {
+        imap_append(self.imap_port, user, folder, flags, raw.as_bytes());
+    }
+
+    /// The `[mailboxes.imap]` table that reads a user's INBOX on this stack.
+    pub fn imap_config(&self, user: &str, password_file: &Path) -> String {
+        format!(
+            "[mailboxes.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user}\"\npassword_file = \"{}\"\n",
+            self.imap_port,
+            password_file.display()
+        )
+    }
+
     /// The Maildir Dovecot keeps a user's INBOX in.
     pub fn maildir(&self, user: &str) -> PathBuf {
         self.dir.join("mail").join(user).join("Maildir")
@@ -355,6 +377,11 @@ impl Drop for MailStack {
 
 /// A minimal IMAP client: LOGIN, SELECT INBOX, UID FETCH 1:* BODY.PEEK[], LOGOUT.
 fn imap_fetch_all(port: u16, user: &str) -> Vec<Vec<u8>> {
+    imap_folder(port, user, "INBOX")
+}
+
+/// Every message in one of a user's folders (none when there is no such folder).
+fn imap_folder(port: u16, user: &str, folder: &str) -> Vec<Vec<u8>> {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -364,7 +391,8 @@ fn imap_fetch_all(port: u16, user: &str) -> Vec<Vec<u8>> {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     assert!(line.starts_with("* OK"), "IMAP greeting: {line}");
-    let mut command = |tag: &str, cmd: &str, r: &mut BufReader<TcpStream>| -> Vec<Vec<u8>> {
+    // The command's literals, and whether it succeeded.
+    let mut command = |tag: &str, cmd: &str| -> (bool, Vec<Vec<u8>>) {
         write!(w, "{tag} {cmd}\r\n").unwrap();
         let mut literals = Vec::new();
         loop {
@@ -383,16 +411,55 @@ fn imap_fetch_all(port: u16, user: &str) -> Vec<Vec<u8>> {
                 continue;
             }
             if text.starts_with(&format!("{tag} ")) {
-                assert!(text.starts_with(&format!("{tag} OK")), "IMAP {cmd}: {text}");
-                return literals;
+                return (text.starts_with(&format!("{tag} OK")), literals);
             }
         }
     };
-    command("a1", &format!("LOGIN {user} secret"), &mut r);
-    command("a2", "SELECT INBOX", &mut r);
-    let msgs = command("a3", "UID FETCH 1:* (BODY.PEEK[])", &mut r);
-    command("a4", "LOGOUT", &mut r);
+    assert!(
+        command("a1", &format!("LOGIN {user} secret")).0,
+        "IMAP LOGIN"
+    );
+    // EXAMINE: reading changes nothing (no \Recent taken, no flag set).
+    let msgs = if command("a2", &format!("EXAMINE \"{folder}\"")).0 {
+        let (ok, msgs) = command("a3", "UID FETCH 1:* (BODY.PEEK[])");
+        assert!(ok, "IMAP FETCH");
+        msgs
+    } else {
+        Vec::new()
+    };
+    command("a4", "LOGOUT");
     msgs
+}
+
+/// Puts a message into a user's folder over IMAP with these flags (e.g. `\\Seen`), as
+/// another mail client would.
+fn imap_append(port: u16, user: &str, folder: &str, flags: &str, raw: &[u8]) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    let until = |tag: &str, r: &mut BufReader<TcpStream>| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with(tag) || line.starts_with('+') {
+            return line;
+        }
+    };
+    r.read_line(&mut line).unwrap();
+    write!(w, "a1 LOGIN {user} secret\r\n").unwrap();
+    let ok = until("a1 ", &mut r);
+    assert!(ok.starts_with("a1 OK"), "{ok}");
+    write!(w, "a2 APPEND \"{folder}\" ({flags}) {{{}}}\r\n", raw.len()).unwrap();
+    let go = until("a2 ", &mut r);
+    assert!(go.starts_with('+'), "APPEND: {go}");
+    w.write_all(raw).unwrap();
+    w.write_all(b"\r\n").unwrap();
+    let ok = until("a2 ", &mut r);
+    assert!(ok.starts_with("a2 OK"), "APPEND: {ok}");
+    write!(w, "a3 LOGOUT\r\n").unwrap();
 }
 
 /// A header's value (unfolded) from a raw message.

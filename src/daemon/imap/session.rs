@@ -1,0 +1,488 @@
+//! One connection to an IMAP server, as the mailbox's loop uses it: connect (implicit TLS,
+//! STARTTLS, or plain to a loopback address), log in, find the folders, fetch by UID, move, and
+//! wait with IDLE. async-imap has no timeouts of its own: every step here has one, and any
+//! error or timeout leaves the session unusable (the loop drops it and connects again).
+//!
+//! Two of async-imap's habits are kept in mind: some commands (SEARCH, FETCH, STORE, EXPUNGE,
+//! LIST, NOOP) do not report a server's NO or BAD, so an empty answer is never read as a
+//! confirmation; and `UID N:*` names the highest UID even when it is below N.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::error::Error as ImapError;
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
+use async_imap::{Authenticator, Client, Session};
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use crate::config::{ImapSettings, ImapTls};
+
+/// How long any one step may take (a fetched mail's next piece included).
+const STEP: Duration = Duration::from_secs(60);
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> Io for T {}
+type Stream = Box<dyn Io>;
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapFailure {
+    #[error("{0}: no answer within {secs} s", secs = STEP.as_secs())]
+    Timeout(&'static str),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Imap {
+        what: &'static str,
+        source: ImapError,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("the server refused the login: {0}")]
+    Login(ImapError),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("folder {0}: the server gives no UIDVALIDITY")]
+    NoUidValidity(String),
+}
+
+trait Step<T> {
+    fn step(self, what: &'static str) -> Result<T, ImapFailure>;
+}
+
+impl<T> Step<T> for Result<T, ImapError> {
+    fn step(self, what: &'static str) -> Result<T, ImapFailure> {
+        self.map_err(|source| ImapFailure::Imap { what, source })
+    }
+}
+
+impl<T> Step<T> for std::io::Result<T> {
+    fn step(self, what: &'static str) -> Result<T, ImapFailure> {
+        self.map_err(|source| ImapFailure::Io { what, source })
+    }
+}
+
+/// Runs a step within [`STEP`].
+async fn timed<T, X: Step<T>>(
+    what: &'static str,
+    f: impl Future<Output = X>,
+) -> Result<T, ImapFailure> {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(r) => r.step(what),
+        Err(_) => Err(ImapFailure::Timeout(what)),
+    }
+}
+
+/// What the server offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    pub idle: bool,
+    pub moves: bool,
+    pub uidplus: bool,
+}
+
+/// What the folder said when it was selected.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+}
+
+/// How an IDLE ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The server said something (new mail, most likely).
+    News,
+    /// Time to issue IDLE again.
+    Timeout,
+    /// The daemon stops.
+    Stopping,
+}
+
+pub struct Connection {
+    session: Session<Stream>,
+    pub capabilities: Capabilities,
+    /// The server's hierarchy delimiter (`/` in a folder name of the config is replaced by it).
+    delimiter: String,
+}
+
+struct Plain<'a> {
+    user: &'a str,
+    password: &'a str,
+}
+
+impl Authenticator for Plain<'_> {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        format!("\0{}\0{}", self.user, self.password).into_bytes()
+    }
+}
+
+fn tls(settings: &ImapSettings) -> Result<TlsConnector, ImapFailure> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = &settings.ca_file {
+        let certs = CertificateDer::pem_file_iter(ca)
+            .map_err(|e| ImapFailure::Tls(format!("{}: {e}", ca.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| ImapFailure::Tls(format!("{}: {e}", ca.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| ImapFailure::Tls(format!("{}: {e}", ca.display())))?;
+        }
+    }
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+async fn tls_over(
+    settings: &ImapSettings,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapFailure> {
+    let name = ServerName::try_from(settings.host.clone())
+        .map_err(|e| ImapFailure::Tls(format!("{}: {e}", settings.host)))?;
+    timed("TLS handshake", tls(settings)?.connect(name, tcp)).await
+}
+
+/// Reads the server's greeting.
+async fn greeting<T: Io>(client: &mut Client<T>) -> Result<(), ImapFailure> {
+    match timed("greeting", client.read_response()).await? {
+        Some(_) => Ok(()),
+        None => Err(ImapFailure::Closed),
+    }
+}
+
+impl Connection {
+    /// Connects and logs in (AUTHENTICATE PLAIN, else LOGIN).
+    pub async fn open(settings: &ImapSettings) -> Result<Connection, ImapFailure> {
+        let address = (settings.host.as_str(), settings.port);
+        let tcp = timed("connect", TcpStream::connect(address)).await?;
+        tcp.set_nodelay(true).step("connect")?;
+        // Written through a buffer: async-imap writes a command in four pieces.
+        let client: Client<Stream> = match settings.tls {
+            ImapTls::Implicit => {
+                let tls = tls_over(settings, tcp).await?;
+                let mut c = Client::new(Box::new(BufWriter::new(tls)) as Stream);
+                greeting(&mut c).await?;
+                c
+            }
+            ImapTls::None => {
+                let mut c = Client::new(Box::new(BufWriter::new(tcp)) as Stream);
+                greeting(&mut c).await?;
+                c
+            }
+            ImapTls::Starttls => {
+                let mut plain = Client::new(BufWriter::new(tcp));
+                greeting(&mut plain).await?;
+                timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await?;
+                let tcp = plain.into_inner().into_inner();
+                let tls = tls_over(settings, tcp).await?;
+                // No second greeting after STARTTLS.
+                Client::new(Box::new(BufWriter::new(tls)) as Stream)
+            }
+        };
+        let (user, password) = (settings.username.as_str(), settings.password.expose());
+        // AUTHENTICATE PLAIN carries any password as it is; a server that refuses it is asked
+        // with LOGIN.
+        let login = async {
+            match client.authenticate("PLAIN", Plain { user, password }).await {
+                Ok(s) => Ok(s),
+                Err((ImapError::No(_) | ImapError::Bad(_), client)) => {
+                    client.login(user, password).await.map_err(|(e, _)| e)
+                }
+                Err((e, _)) => Err(e),
+            }
+        };
+        let mut session = match tokio::time::timeout(STEP, login).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e @ (ImapError::No(_) | ImapError::Bad(_)))) => {
+                return Err(ImapFailure::Login(e));
+            }
+            Ok(Err(source)) => {
+                return Err(ImapFailure::Imap {
+                    what: "login",
+                    source,
+                });
+            }
+            Err(_) => return Err(ImapFailure::Timeout("login")),
+        };
+        // Asked again: servers offer more once logged in (MOVE, UIDPLUS).
+        let caps = timed("CAPABILITY", session.capabilities()).await?;
+        let capabilities = Capabilities {
+            idle: caps.has_str("IDLE"),
+            moves: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        };
+        let names: Vec<async_imap::types::Name> = timed("LIST", async {
+            session.list(Some(""), None).await?.try_collect().await
+        })
+        .await?;
+        let delimiter = names
+            .first()
+            .and_then(|n| n.delimiter())
+            .unwrap_or("/")
+            .to_string();
+        Ok(Connection {
+            session,
+            capabilities,
+            delimiter,
+        })
+    }
+
+    /// A folder's name as the config writes it (`/` between levels) in the server's terms.
+    pub fn folder_name(&self, configured: &str) -> String {
+        configured.replace('/', &self.delimiter)
+    }
+
+    /// Creates the folder unless it is there.
+    pub async fn ensure_folder(&mut self, name: &str) -> Result<(), ImapFailure> {
+        let session = &mut self.session;
+        let found: Vec<async_imap::types::Name> = timed("LIST", async {
+            session
+                .list(Some(""), Some(name))
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        if found.iter().any(|n| n.name() == name) {
+            return Ok(());
+        }
+        match timed("CREATE", self.session.create(name)).await {
+            Err(ImapFailure::Imap {
+                source: ImapError::No(m),
+                ..
+            }) if m.to_ascii_uppercase().contains("ALREADYEXISTS") => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn select(&mut self, folder: &str) -> Result<Selected, ImapFailure> {
+        let mailbox = timed("SELECT", self.session.select(folder)).await?;
+        let uidvalidity = mailbox
+            .uid_validity
+            .ok_or_else(|| ImapFailure::NoUidValidity(folder.to_string()))?;
+        Ok(Selected {
+            uidvalidity,
+            uidnext: mailbox.uid_next.unwrap_or(1),
+        })
+    }
+
+    /// The UIDs above `last`, ascending, with their sizes.
+    pub async fn after(&mut self, last: u32) -> Result<Vec<(u32, u32)>, ImapFailure> {
+        let query = format!("{}:*", last.saturating_add(1));
+        let session = &mut self.session;
+        let fetched: Vec<async_imap::types::Fetch> = timed("UID FETCH", async {
+            session
+                .uid_fetch(query, "(UID RFC822.SIZE)")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        let mut found: Vec<(u32, u32)> = fetched
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.size.unwrap_or(0))))
+            .filter(|(uid, _)| *uid > last)
+            .collect();
+        found.sort_unstable();
+        found.dedup_by_key(|(uid, _)| *uid);
+        Ok(found)
+    }
+
+    /// The mails at these UIDs: whole, or only the header where `header_only`. Each as it
+    /// arrives goes to `each`, in the server's order.
+    pub async fn fetch(
+        &mut self,
+        uids: &[u32],
+        header_only: bool,
+        mut each: impl FnMut(u32, Vec<u8>),
+    ) -> Result<(), ImapFailure> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        let query = if header_only {
+            "(UID BODY.PEEK[HEADER])"
+        } else {
+            "(UID BODY.PEEK[])"
+        };
+        let mut stream = timed("UID FETCH", self.session.uid_fetch(set, query)).await?;
+        // Read to the end, each piece within its own time: a large mail may take long in all.
+        while let Some(f) = timed("UID FETCH", stream.try_next()).await? {
+            let Some(uid) = f.uid.filter(|u| uids.contains(u)) else {
+                continue;
+            };
+            let bytes = if header_only { f.header() } else { f.body() };
+            if let Some(bytes) = bytes {
+                each(uid, bytes.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves mails to a folder: MOVE where offered, else COPY, \Deleted and UID EXPUNGE (or,
+    /// without UIDPLUS, EXPUNGE).
+    pub async fn move_to(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapFailure> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        if self.capabilities.moves {
+            return timed("UID MOVE", self.session.uid_mv(&set, folder)).await;
+        }
+        timed("UID COPY", self.session.uid_copy(&set, folder)).await?;
+        let session = &mut self.session;
+        let _: Vec<async_imap::types::Fetch> = timed("UID STORE", async {
+            session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        let uidplus = self.capabilities.uidplus;
+        let session = &mut self.session;
+        let _: Vec<u32> = timed("EXPUNGE", async {
+            if uidplus {
+                session.uid_expunge(&set).await?.try_collect().await
+            } else {
+                session.expunge().await?.try_collect().await
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the server told of new mail since it was last asked.
+    pub fn news(&mut self) -> bool {
+        let mut news = false;
+        while let Ok(r) = self.session.unsolicited_responses.try_recv() {
+            news |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        news
+    }
+
+    pub async fn noop(&mut self) -> Result<(), ImapFailure> {
+        timed("NOOP", self.session.noop()).await
+    }
+
+    /// Waits with IDLE until the server says something, `cap` passes, or `stop` resolves;
+    /// `tick` is called every 30 seconds meanwhile.
+    pub async fn idle(
+        self,
+        cap: Duration,
+        stop: impl Future<Output = ()>,
+        mut tick: impl FnMut(),
+    ) -> Result<(Connection, Woken), ImapFailure> {
+        let Connection {
+            session,
+            capabilities,
+            delimiter,
+        } = self;
+        let mut handle = session.idle();
+        timed("IDLE", handle.init()).await?;
+        let woken = {
+            // A silence of 5 minutes ends it too (Dovecot says "still here" every 2).
+            let (wait, interrupt) = handle.wait_with_timeout(Duration::from_secs(5 * 60));
+            let mut interrupt = Some(interrupt);
+            let mut woken = None;
+            tokio::pin!(wait, stop);
+            let capped = tokio::time::sleep(cap);
+            tokio::pin!(capped);
+            let mut ticks = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    r = &mut wait => {
+                        let r = r.step("IDLE")?;
+                        break woken.unwrap_or(match r {
+                            IdleResponse::NewData(_) => Woken::News,
+                            IdleResponse::Timeout => Woken::Timeout,
+                            // Also what a connection closed by the server looks like: DONE
+                            // then fails, and the loop connects again.
+                            IdleResponse::ManualInterrupt => Woken::News,
+                        });
+                    }
+                    () = &mut stop, if woken.is_none() => {
+                        woken = Some(Woken::Stopping);
+                        interrupt.take();
+                    }
+                    () = &mut capped, if woken.is_none() => {
+                        woken = Some(Woken::Timeout);
+                        interrupt.take();
+                    }
+                    _ = ticks.tick() => tick(),
+                }
+            }
+        };
+        let session = timed("DONE", handle.done()).await?;
+        Ok((
+            Connection {
+                session,
+                capabilities,
+                delimiter,
+            },
+            woken,
+        ))
+    }
+
+    /// Logs out, briefly: the daemon is stopping or giving up on the connection.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.session.logout()).await;
+    }
+}
+
+/// A UID set: ranges of consecutive UIDs (`1:5,9,12:13`).
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_join_consecutive_uids_into_ranges() {
+        assert_eq!(uid_set(&[5, 1, 2, 3, 9, 12, 13, 2]), "1:3,5,9,12:13");
+        assert_eq!(uid_set(&[7]), "7");
+    }
+}
