@@ -400,9 +400,9 @@ mod tests {
         let found: Vec<(u32, u32)> = (1..=120).map(|u| (u, 1000)).collect();
         let sizes: Vec<usize> = chunks(&found).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [50, 50, 20]);
-        let found = [(1, 5 << 20), (2, 5 << 20), (3, 20 << 20), (4, 10)];
+        let found = [(1, 3 << 20), (2, 3 << 20), (3, 20 << 20), (4, 10), (5, 10)];
         let sizes: Vec<usize> = chunks(&found).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [1, 1, 2]);
+        assert_eq!(sizes, [2, 1, 2]);
     }
 
     #[test]
