@@ -217,6 +217,13 @@ fn a_reload_with_a_broken_workflow_keeps_the_running_one() {
     assert_eq!(shown["workflow"], "escalation", "{shown}");
     assert_eq!(shown["status"], "Open", "{shown}");
 
+    // A good file is taken, and the daemon goes on (and stops) after it.
+    daemon.signal("HUP");
+    daemon.wait_until("the reload", Duration::from_secs(10), || {
+        daemon.log().contains("reloaded:")
+    });
+    assert_eq!(daemon.get("/healthz").0, 200);
+
     let (status, took, log) = daemon.stop();
     assert!(status.success(), "{status}\n{log}");
     assert!(took < Duration::from_secs(10), "{took:?}");
@@ -343,4 +350,77 @@ fn an_imap_mailbox_is_read_by_uid_moved_out_and_a_bad_password_elsewhere_holds_n
     let (status, took, log) = daemon.stop();
     assert!(status.success(), "{status}\n{log}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn a_restarted_imap_server_and_a_stopped_smtp_server_lose_nothing_and_send_once() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let support = "support@helpdesk.example";
+    let env = TestEnv::new();
+    std::fs::write(env.config(), config_with_imap(&stack, &env, "secret")).unwrap();
+    let daemon = Daemon::start(&env);
+    daemon.wait_until("support connected", Duration::from_secs(30), || {
+        daemon.get("/readyz").1.contains("support: connected")
+    });
+
+    // Dovecot restarts while deskmail idles; a mail arrives before it is back in IDLE.
+    stack.restart_dovecot();
+    stack.send(
+        "anna@acme.example",
+        support,
+        &request(
+            "Anna <anna@acme.example>",
+            "While away",
+            "away-1@acme.example",
+            "Hello?",
+        ),
+    );
+    daemon.wait_until(
+        "the mail taken after reconnecting",
+        Duration::from_secs(60),
+        || stack.count(support, "deskmail/processed") == 1,
+    );
+    let dovecot = std::fs::read_to_string(stack.dir.join("log/dovecot.log")).unwrap_or_default();
+    let tail: Vec<&str> = dovecot.lines().rev().take(40).collect();
+    assert!(
+        daemon.log().contains("connecting again"),
+        "{}\n{}",
+        daemon.log(),
+        tail.join("\n")
+    );
+    assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
+
+    // Postfix stops: the acknowledgement waits in the outbox, then arrives once.
+    stack.stop_postfix();
+    stack.append(
+        support,
+        "INBOX",
+        "",
+        &format!(
+            "Return-Path: <anna@acme.example>\r\n{}",
+            request(
+                "Anna <anna@acme.example>",
+                "While down",
+                "down-1@acme.example",
+                "Hi."
+            )
+        ),
+    );
+    daemon.wait_until("the second mail taken", Duration::from_secs(30), || {
+        stack.count(support, "deskmail/processed") == 2
+    });
+    daemon.wait_until("the delivery deferred", Duration::from_secs(30), || {
+        daemon.metric("deskmail_notifications_total{outcome=\"retrying\"}") >= 1.0
+    });
+    assert!(daemon.metric("deskmail_outbox_depth") >= 1.0);
+    stack.start_postfix();
+    // The retry comes after the backoff (30 s), picked up by the outbox's timer.
+    let anna = stack.wait_for("anna@acme.example", 2);
+    assert_eq!(anna.len(), 2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stack.inbox("anna@acme.example").len(), 2, "sent once");
+    let (status, _, log) = daemon.stop();
+    assert!(status.success(), "{log}");
 }

@@ -141,6 +141,7 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
         tracing::warn!(error = %e, "no rendering thread; rendering in place");
     }
     let options = intake_options(&desk);
+    release_claims(&desk).await;
     let (put_desk, desks) = watch::channel(Arc::new(desk));
     let (stop, stopping) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -230,6 +231,19 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
     Ok(0)
 }
 
+/// On SQLite only this daemon sends: notifications a killed run had in hand go out now, not
+/// when their claims run out (on PostgreSQL another daemon may be sending them).
+async fn release_claims(desk: &Desk) {
+    if desk.store.dialect() != crate::store::Dialect::Sqlite {
+        return;
+    }
+    match desk.store.release_claims(jiff::Timestamp::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} notification(s) an earlier run had in hand are sent again"),
+        Err(e) => tracing::warn!("cannot release earlier claims: {e}"),
+    }
+}
+
 /// One transaction at a time on SQLite (one writer); several on PostgreSQL.
 fn intake_options(desk: &Desk) -> intake::Options {
     let postgres = desk.store.dialect() == crate::store::Dialect::Postgres;
@@ -266,7 +280,10 @@ async fn wait_for_stop(path: &Path, settings: &Settings, put_desk: &watch::Sende
 async fn reload(path: &Path, running: &Settings, put_desk: &watch::Sender<Arc<Desk>>) {
     systemd::reloading();
     tracing::info!(config = %path.display(), "reloading the settings");
-    match load_again(path, running, &put_desk.borrow()) {
+    // The desk in place is borrowed only while the new one is made: `send` waits for every
+    // borrow to end.
+    let loaded = load_again(path, running, &put_desk.borrow());
+    match loaded {
         Ok(desk) => {
             let _ = put_desk.send(Arc::new(desk));
             tracing::info!("reloaded: directory, workflow and templates are the file's now");
