@@ -466,6 +466,20 @@ impl Store {
         Ok(true)
     }
 
+    /// Puts every notification being sent back in the queue, due now: for a process that
+    /// knows no other sender runs (the daemon on SQLite, at its start), so that what a killed
+    /// run had in hand goes out at once, not when its claim runs out. Returns how many.
+    pub async fn release_claims(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query::<Any>(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1 WHERE status = 'sending'",
+        )
+        .bind(ms(now))
+        .execute(self.pool())
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(done.rows_affected())
+    }
+
     /// How many notifications wait to be sent (queued, or being sent), and when the oldest of
     /// them was queued.
     pub async fn outbox_depth(&self) -> Result<(i64, Option<Timestamp>), StoreError> {

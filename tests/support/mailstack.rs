@@ -218,6 +218,42 @@ impl MailStack {
         );
     }
 
+    /// Restarts Dovecot (every IMAP connection is cut) and waits until it answers again.
+    pub fn restart_dovecot(&self) {
+        let conf = self.dir.join("dovecot/dovecot.conf");
+        // The master's stop leaves logged-in IMAP processes running: they are cut first.
+        let _ = Command::new("doveadm")
+            .arg("-c")
+            .arg(&conf)
+            .args(["kick", "*"])
+            .output();
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(&conf)
+            .arg("stop")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "doveadm stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("log/dovecot.restart.stderr")).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "dovecot did not start again");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.imap_port)).is_err() {
+            assert!(Instant::now() < deadline, "Dovecot did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Restarts Postfix with these settings changed (`postconf -e`, e.g.
     /// `message_size_limit=200000`).
     pub fn reconfigure_postfix(&self, settings: &[&str]) {
@@ -348,6 +384,17 @@ impl MailStack {
         imap_append(self.imap_port, user, folder, flags, raw.as_bytes());
     }
 
+    /// Puts messages into a user's folder over one connection.
+    pub fn append_all(&self, user: &str, folder: &str, raws: &[String]) {
+        let raws: Vec<&[u8]> = raws.iter().map(|r| r.as_bytes()).collect();
+        imap_append_all(self.imap_port, user, folder, "", &raws);
+    }
+
+    /// How many messages one of a user's folders holds.
+    pub fn count(&self, user: &str, folder: &str) -> usize {
+        imap_count(self.imap_port, user, folder)
+    }
+
     /// The `[mailboxes.imap]` table that reads a user's INBOX on this stack.
     pub fn imap_config(&self, user: &str, password_file: &Path) -> String {
         format!(
@@ -434,6 +481,41 @@ fn imap_folder(port: u16, user: &str, folder: &str) -> Vec<Vec<u8>> {
 /// Puts a message into a user's folder over IMAP with these flags (e.g. `\\Seen`), as
 /// another mail client would.
 fn imap_append(port: u16, user: &str, folder: &str, flags: &str, raw: &[u8]) {
+    imap_append_all(port, user, folder, flags, &[raw]);
+}
+
+/// How many messages a user's folder holds (STATUS), 0 without such a folder.
+fn imap_count(port: u16, user: &str, folder: &str) -> usize {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    write!(
+        w,
+        "a1 LOGIN {user} secret\r\na2 STATUS \"{folder}\" (MESSAGES)\r\na3 LOGOUT\r\n"
+    )
+    .unwrap();
+    let mut count = 0;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return count;
+        }
+        if let Some(rest) = line.split("(MESSAGES ").nth(1) {
+            count = rest.trim_end().trim_end_matches(')').parse().unwrap_or(0);
+        }
+        if line.starts_with("a3 ") {
+            return count;
+        }
+    }
+}
+
+/// Puts messages into a user's folder over one IMAP connection.
+fn imap_append_all(port: u16, user: &str, folder: &str, flags: &str, raws: &[&[u8]]) {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -452,13 +534,15 @@ fn imap_append(port: u16, user: &str, folder: &str, flags: &str, raw: &[u8]) {
     write!(w, "a1 LOGIN {user} secret\r\n").unwrap();
     let ok = until("a1 ", &mut r);
     assert!(ok.starts_with("a1 OK"), "{ok}");
-    write!(w, "a2 APPEND \"{folder}\" ({flags}) {{{}}}\r\n", raw.len()).unwrap();
-    let go = until("a2 ", &mut r);
-    assert!(go.starts_with('+'), "APPEND: {go}");
-    w.write_all(raw).unwrap();
-    w.write_all(b"\r\n").unwrap();
-    let ok = until("a2 ", &mut r);
-    assert!(ok.starts_with("a2 OK"), "APPEND: {ok}");
+    for raw in raws {
+        write!(w, "a2 APPEND \"{folder}\" ({flags}) {{{}}}\r\n", raw.len()).unwrap();
+        let go = until("a2 ", &mut r);
+        assert!(go.starts_with('+'), "APPEND: {go}");
+        w.write_all(raw).unwrap();
+        w.write_all(b"\r\n").unwrap();
+        let ok = until("a2 ", &mut r);
+        assert!(ok.starts_with("a2 OK"), "APPEND: {ok}");
+    }
     write!(w, "a3 LOGOUT\r\n").unwrap();
 }
 
