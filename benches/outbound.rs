@@ -239,7 +239,7 @@ async fn deliver(stack: &MailStack, connections: usize, sample: &std::path::Path
         // The baseline sends exactly these messages.
         for (i, row) in d
             .store
-            .claim_due(Timestamp::now(), Timestamp::now(), 1_000_000)
+            .claim_due(Timestamp::now(), Timestamp::now(), 1_000_000, None)
             .await
             .unwrap()
             .iter()

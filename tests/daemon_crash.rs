@@ -35,16 +35,8 @@ fn by_message_id(mails: &[String]) -> HashMap<String, usize> {
     seen
 }
 
-#[test]
-fn a_backlog_killed_three_times_is_applied_and_moved_once_and_everyone_is_told() {
-    let Some(stack) = MailStack::start(false) else {
-        return;
-    };
-    stack.append_all(
-        SUPPORT,
-        "INBOX",
-        &(0..MAILS).map(request).collect::<Vec<_>>(),
-    );
+/// An environment whose support mailbox is the stack's INBOX, read from its first mail.
+fn backlog_env(stack: &MailStack) -> TestEnv {
     let env = TestEnv::new();
     let password = env.path("support.pass");
     std::fs::write(&password, "secret\n").unwrap();
@@ -63,7 +55,73 @@ fn a_backlog_killed_three_times_is_applied_and_moved_once_and_everyone_is_told()
         1,
     );
     std::fs::write(env.config(), config).unwrap();
+    env
+}
 
+/// The outbox's rows, oldest first.
+fn outbox(env: &TestEnv) -> Vec<Value> {
+    let rows: Value =
+        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "10000"])).unwrap();
+    let mut rows = rows.as_array().unwrap().clone();
+    rows.reverse();
+    rows
+}
+
+/// Every mail of the backlog applied once, moved once, and each of its notifications in its
+/// recipient's mailbox; `kills` daemons were killed on the way.
+fn everything_once(stack: &MailStack, env: &TestEnv, daemon: &Daemon, mails: usize, kills: usize) {
+    daemon.wait_until("the backlog processed", Duration::from_secs(180), || {
+        stack.count(SUPPORT, "deskmail/processed") == mails && stack.count(SUPPORT, "INBOX") == 0
+    });
+    daemon.wait_until("every notification sent", Duration::from_secs(180), || {
+        let rows = outbox(env);
+        rows.len() == 2 * mails && rows.iter().all(|m| m["status"] == "sent")
+    });
+
+    // Applied once: a ticket per mail.
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let subjects: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap())
+        .collect();
+    let distinct: BTreeSet<&str> = subjects.iter().copied().collect();
+    assert_eq!(subjects.len(), mails, "{}", daemon.log());
+    assert_eq!(distinct.len(), mails);
+
+    // Moved once, none left behind.
+    let moved = stack.folder(SUPPORT, "deskmail/processed");
+    assert_eq!(moved.len(), mails);
+    assert_eq!(by_message_id(&moved).len(), mails);
+
+    // Told: every notification is in its mailbox; one sent again after a kill keeps its
+    // Message-ID, so each recipient has every Message-ID at least once and few twice.
+    let rows = outbox(env);
+    for user in ["anna@acme.example", "team@helpdesk.example"] {
+        let sent = rows.iter().filter(|m| m["recipient"] == user).count();
+        assert_eq!(sent, mails, "{user}: one notification per request");
+        let got = stack.wait_for(user, sent);
+        let ids = by_message_id(&got);
+        assert_eq!(ids.len(), sent, "{user}: every notification arrived");
+        let again: usize = ids.values().map(|n| n - 1).sum();
+        eprintln!("{user}: {sent} notifications, {again} of them twice");
+        // At most what was in flight or sent and not yet recorded at each kill.
+        assert!(again <= kills * 16, "{user}: {again} sent twice");
+    }
+}
+
+#[test]
+fn a_backlog_killed_three_times_is_applied_and_moved_once_and_everyone_is_told() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    stack.append_all(
+        SUPPORT,
+        "INBOX",
+        &(0..MAILS).map(request).collect::<Vec<_>>(),
+    );
+    let env = backlog_env(&stack);
     let processed = || stack.count(SUPPORT, "deskmail/processed");
     for at in [100, 400, 700] {
         let daemon = Daemon::start(&env);
@@ -75,46 +133,49 @@ fn a_backlog_killed_three_times_is_applied_and_moved_once_and_everyone_is_told()
         daemon.kill();
     }
     let daemon = Daemon::start(&env);
-    daemon.wait_until("the backlog processed", Duration::from_secs(180), || {
-        processed() == MAILS && stack.count(SUPPORT, "INBOX") == 0
-    });
-    daemon.wait_until("the outbox empty", Duration::from_secs(180), || {
-        daemon.metric("deskmail_outbox_depth") == 0.0
-    });
-
-    // Applied once: a ticket per mail, a stored mail per Message-ID.
-    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
-    let subjects: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["subject"].as_str().unwrap())
-        .collect();
-    let distinct: BTreeSet<&str> = subjects.iter().copied().collect();
-    assert_eq!(subjects.len(), MAILS, "{}", daemon.log());
-    assert_eq!(distinct.len(), MAILS);
-
-    // Moved once, none left behind.
-    let moved = stack.folder(SUPPORT, "deskmail/processed");
-    assert_eq!(moved.len(), MAILS);
-    assert_eq!(by_message_id(&moved).len(), MAILS);
-
-    // Told: every notification is in its mailbox; one sent again after a kill keeps its
-    // Message-ID, so each recipient has every Message-ID at least once and few twice.
-    let outbox: Value =
-        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "5000"])).unwrap();
-    let outbox = outbox.as_array().unwrap();
-    assert!(outbox.iter().all(|m| m["status"] == "sent"), "{outbox:?}");
-    for user in ["anna@acme.example", "team@helpdesk.example"] {
-        let rows = outbox.iter().filter(|m| m["recipient"] == user).count();
-        assert_eq!(rows, MAILS, "{user}: one notification per request");
-        let mails = stack.wait_for(user, rows);
-        let ids = by_message_id(&mails);
-        assert_eq!(ids.len(), rows, "{user}: every notification arrived");
-        let again: usize = ids.values().map(|n| n - 1).sum();
-        // At most what was in flight or sent and not yet recorded at each of three kills.
-        assert!(again <= 3 * 16, "{user}: {again} sent twice");
-    }
+    everything_once(&stack, &env, &daemon, MAILS, 3);
     let (status, _, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test]
+async fn two_daemons_on_one_postgresql_watch_a_mailbox_once_and_one_takes_over_from_the_other() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let Some(db) = support::pg::PgDb::create().await else {
+        return;
+    };
+    let mails = 300;
+    stack.append_all(
+        SUPPORT,
+        "INBOX",
+        &(0..mails).map(request).collect::<Vec<_>>(),
+    );
+    let mut env = backlog_env(&stack);
+    env.set("DESKMAIL__STORE__URL", &db.url);
+    env.set("DESKMAIL__DAEMON__LEASE_SECS", "5");
+    let lease = "deskmail_mailbox_lease_held{mailbox=\"support\"}";
+    let first = Daemon::start(&env);
+    first.wait_until("the first daemon's lease", Duration::from_secs(30), || {
+        first.metric(lease) == 1.0
+    });
+    let second = Daemon::start(&env);
+    second.wait_until(
+        "the second daemon standing by",
+        Duration::from_secs(30),
+        || second.get("/readyz").1.contains("support: standing by"),
+    );
+    assert_eq!(second.metric(lease), 0.0);
+    first.wait_until("a third of the backlog", Duration::from_secs(120), || {
+        stack.count(SUPPORT, "deskmail/processed") >= mails / 3
+    });
+    first.kill();
+    // The second takes over once the first's lease has run out (5 s).
+    second.wait_until("the takeover", Duration::from_secs(30), || {
+        second.metric(lease) == 1.0
+    });
+    everything_once(&stack, &env, &second, mails, 1);
+    let (status, _, log) = second.stop();
     assert!(status.success(), "{log}");
 }

@@ -263,7 +263,7 @@ async fn large_values(url: &str) {
     let now = t0() + SignedDuration::from_mins(1);
     let claimed = d
         .store
-        .claim_due(now, now + SignedDuration::from_mins(5), 100)
+        .claim_due(now, now + SignedDuration::from_mins(5), 100, None)
         .await
         .unwrap();
     let team = claimed

@@ -292,7 +292,7 @@ async fn claims(url: &str) {
     create(&d, "anna@acme.example", "Claims", t0()).await;
     let first = d
         .store
-        .claim_due(t0(), t0() + SignedDuration::from_secs(60), 10)
+        .claim_due(t0(), t0() + SignedDuration::from_secs(60), 10, None)
         .await
         .unwrap();
     assert_eq!(first.len(), 2, "the acknowledgement and the team's notice");
@@ -303,6 +303,7 @@ async fn claims(url: &str) {
             t0() + SignedDuration::from_secs(30),
             t0() + SignedDuration::from_secs(90),
             10,
+            None,
         )
         .await
         .unwrap();
@@ -311,7 +312,7 @@ async fn claims(url: &str) {
     let later = t0() + SignedDuration::from_secs(120);
     let second = d
         .store
-        .claim_due(later, later + SignedDuration::from_secs(60), 10)
+        .claim_due(later, later + SignedDuration::from_secs(60), 10, None)
         .await
         .unwrap();
     assert_eq!(second.len(), 2);

@@ -277,6 +277,7 @@ fn arrivals(
                     whole,
                     mailbox: mailbox.clone(),
                     origin: None,
+                    fence: None,
                     ack: Box::new(move |result| lock(&printer).report(&name, result)),
                 })
             }

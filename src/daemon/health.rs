@@ -15,6 +15,8 @@ const FAILURES_TOLERATED: u32 = 1;
 #[derive(Debug, Clone)]
 struct MailboxHealth {
     connected: bool,
+    /// Another daemon watches it.
+    standby: bool,
     /// Consecutive failures to connect or read, and the last one's reason.
     failures: u32,
     error: Option<String>,
@@ -42,6 +44,7 @@ impl Health {
                 mailbox.to_string(),
                 MailboxHealth {
                     connected: false,
+                    standby: false,
                     failures: 0,
                     error: None,
                     round: Instant::now(),
@@ -67,6 +70,17 @@ impl Health {
     pub fn connected(&self, mailbox: &str) {
         self.update(mailbox, |h| {
             h.connected = true;
+            h.standby = false;
+            h.failures = 0;
+            h.error = None;
+        });
+    }
+
+    /// Another daemon watches the mailbox: this one waits, which is no failure.
+    pub fn standby(&self, mailbox: &str) {
+        self.update(mailbox, |h| {
+            h.connected = false;
+            h.standby = true;
             h.failures = 0;
             h.error = None;
         });
@@ -75,6 +89,7 @@ impl Health {
     pub fn failed(&self, mailbox: &str, error: &str) {
         self.update(mailbox, |h| {
             h.connected = false;
+            h.standby = false;
             h.failures += 1;
             h.error = Some(error.to_string());
         });
@@ -89,6 +104,8 @@ impl Health {
                 .map(|(name, h)| {
                     if h.connected {
                         format!("{name}: connected")
+                    } else if h.standby {
+                        format!("{name}: standing by (another daemon watches it)")
                     } else {
                         let failing = h.failures > FAILURES_TOLERATED;
                         ready &= !failing;

@@ -17,6 +17,7 @@ use super::Shared;
 use crate::config::MaildirSettings;
 use crate::desk::{IngestError, MailReport, MailStatus};
 use crate::intake::Arrival;
+use crate::store::Fence;
 
 const RESCAN: Duration = Duration::from_secs(30);
 
@@ -31,6 +32,7 @@ pub(super) async fn run(
     settings: MaildirSettings,
     shared: Arc<Shared>,
     arrive: mpsc::Sender<Arrival>,
+    fence: Fence,
 ) {
     let root = settings.path;
     let folders = Arc::new(Folders {
@@ -57,7 +59,11 @@ pub(super) async fn run(
         };
         loop {
             shared.health.round(&mailbox);
-            if let Err(e) = scan(&root, &mailbox, &folders, &shared, &in_flight, &arrive).await {
+            let to = Intake {
+                arrive: &arrive,
+                fence: &fence,
+            };
+            if let Err(e) = scan(&root, &mailbox, &folders, &shared, &in_flight, &to).await {
                 if shared.is_stopping() {
                     return;
                 }
@@ -76,6 +82,12 @@ pub(super) async fn run(
 }
 
 type Events = inotify::EventStream<Vec<u8>>;
+
+/// Where mails go, and the lease they are read under.
+struct Intake<'a> {
+    arrive: &'a mpsc::Sender<Arrival>,
+    fence: &'a Fence,
+}
 
 /// Makes the folders that are missing and starts watching `new/` and `cur/`.
 fn prepare(root: &Path, folders: &Folders) -> std::io::Result<Events> {
@@ -99,7 +111,7 @@ async fn scan(
     folders: &Arc<Folders>,
     shared: &Arc<Shared>,
     in_flight: &Arc<Mutex<HashSet<PathBuf>>>,
-    arrive: &mpsc::Sender<Arrival>,
+    to: &Intake<'_>,
 ) -> std::io::Result<()> {
     let mut files = Vec::new();
     for sub in ["new", "cur"] {
@@ -160,12 +172,13 @@ async fn scan(
             whole,
             mailbox: Some(mailbox.to_string()),
             origin: None,
+            fence: Some(to.fence.clone()),
             ack: shared.ack(mailbox, arrived, done),
         };
         let mut stopping = shared.stopping.clone();
         tokio::select! {
             _ = super::stopped(&mut stopping) => return Err(std::io::Error::other("stopping")),
-            sent = arrive.send(arrival) => if sent.is_err() {
+            sent = to.arrive.send(arrival) => if sent.is_err() {
                 return Err(std::io::Error::other("the intake has stopped"));
             },
         }

@@ -10,6 +10,7 @@
 mod health;
 mod http;
 mod imap;
+mod lease;
 mod maildir;
 pub mod metrics;
 mod outbox;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub outbox_wake: Notify,
     /// Turns true when the daemon stops.
     pub stopping: watch::Receiver<bool>,
+    /// This daemon's name in the leases.
+    pub holder: String,
 }
 
 impl Shared {
@@ -137,6 +140,8 @@ pub async fn stopped(stopping: &mut watch::Receiver<bool>) {
 /// Runs the service until SIGTERM or SIGINT; the exit code.
 pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, StartError> {
     let mut desk = desk;
+    let holder = lease::holder();
+    desk.claims_as = Some(holder.clone());
     if let Err(e) = desk.render_elsewhere() {
         tracing::warn!(error = %e, "no rendering thread; rendering in place");
     }
@@ -150,6 +155,7 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
         health: Health::default(),
         outbox_wake: Notify::new(),
         stopping,
+        holder,
     });
     let listener = match settings.daemon.listen {
         Some(addr) => Some(
@@ -177,18 +183,25 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
             continue;
         };
         shared.health.watch(&mailbox.name);
-        let (shared, arrive, name) = (Arc::clone(&shared), arrive.clone(), mailbox.name.clone());
-        match source.clone() {
-            Source::Maildir(m) => {
-                sources.spawn(maildir::run(name, m, shared, arrive));
+        let (source, name, arrive) = (source.clone(), mailbox.name.clone(), arrive.clone());
+        let work = {
+            let (shared, name) = (Arc::clone(&shared), name.clone());
+            move |fence| {
+                let (shared, name, arrive) = (Arc::clone(&shared), name.clone(), arrive.clone());
+                let source = source.clone();
+                async move {
+                    match source {
+                        Source::Maildir(m) => maildir::run(name, m, shared, arrive, fence).await,
+                        Source::Imap(s) => imap::run(name, s, shared, arrive, fence).await,
+                    }
+                }
             }
-            Source::Imap(settings) => {
-                sources.spawn(imap::run(name, settings, shared, arrive));
-            }
-        }
+        };
+        sources.spawn(lease::run(Arc::clone(&shared), name, work));
     }
     drop(arrive);
     let mut others = JoinSet::new();
+    others.spawn(lease::alive(Arc::clone(&shared)));
     others.spawn(outbox::run(Arc::clone(&shared)));
     others.spawn(sweep::run(Arc::clone(&shared)));
     if let Some(listener) = listener {
@@ -303,7 +316,9 @@ fn load_again(path: &Path, running: &Settings, desk: &Desk) -> Result<Desk, Stri
     }
     let outbound =
         crate::outbound::Outbound::open(&settings.outbound).map_err(|e| e.to_string())?;
+    let claims_as = desk.claims_as.clone();
     let mut desk = Desk::new(settings, desk.store.clone(), outbound);
+    desk.claims_as = claims_as;
     if let Err(e) = desk.render_elsewhere() {
         tracing::warn!(error = %e, "no rendering thread; rendering in place");
     }

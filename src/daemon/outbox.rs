@@ -38,6 +38,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 async fn send(shared: &Shared, desk: &Desk, transport: &Transport) {
+    match desk.store.release_dead_claims(Timestamp::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} notification(s) a stopped daemon had in hand are sent again"),
+        Err(e) => tracing::warn!("cannot look for notifications stopped daemons had in hand: {e}"),
+    }
     match desk.send_outbox(transport, &Timestamp::now).await {
         Ok(report) => {
             let m = &shared.metrics;

@@ -16,6 +16,17 @@ pub(super) async fn run(shared: Arc<Shared>) {
             _ = tokio::time::sleep(every) => {}
         }
         let desk = shared.desk();
+        // One daemon sweeps at a time: the lease lasts two rounds, so it passes on when its
+        // holder stops.
+        let lease = (every * 2).as_secs();
+        match desk.store.take_lease("sweep", &shared.holder, lease).await {
+            Ok(Some(_)) => {}
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!("cannot take the time rules' lease: {e}");
+                continue;
+            }
+        }
         match desk.sweep(Timestamp::now()).await {
             Ok(report) => {
                 for (reference, rule) in &report.changed {

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::{Desk, DeskError};
 use crate::inbound::{self, Class, Reading, Verification};
-use crate::store::{Durable, InboundOutcome, NewInbound, Owner, StoreError, Tx};
+use crate::store::{Durable, Fence, InboundOutcome, NewInbound, Owner, StoreError, Tx};
 
 /// A mail to take in.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct Incoming {
     pub whole: Option<Whole>,
     /// Where the mail was read in an IMAP folder, and where it goes from there.
     pub origin: Option<Origin>,
+    /// The lease its source read it under: the mail is committed only while it is held.
+    pub fence: Option<Fence>,
 }
 
 /// The size of a mail of which only the beginning was read, and a SHA-256 digest (hex) that
@@ -69,6 +71,7 @@ impl Incoming {
             reading: None,
             whole: None,
             origin: None,
+            fence: None,
         }
     }
 
@@ -382,6 +385,9 @@ impl Desk {
             drop(tx);
             return Some((out, Durable::already()));
         }
+        if let Err(e) = still_held(&mut tx, mails).await {
+            return failed(&e);
+        }
         match tx.commit_unsynced().await {
             Ok(durable) => Some((out, durable)),
             Err(e) => failed(&e),
@@ -635,6 +641,26 @@ impl Desk {
         );
         Ok(report)
     }
+}
+
+/// Why a group is not committed: its source lost the lease it read the mails under.
+#[derive(Debug, thiserror::Error)]
+#[error("another daemon has taken over {0}; the mails are left to it")]
+struct LeaseLost(String);
+
+/// Checks, in the group's transaction, every lease its mails were read under.
+async fn still_held(tx: &mut Tx, mails: &[Incoming]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut checked: Vec<&Fence> = Vec::new();
+    for fence in mails.iter().filter_map(|m| m.fence.as_ref()) {
+        if checked.contains(&fence) {
+            continue;
+        }
+        if !tx.holds(fence).await? {
+            return Err(LeaseLost(fence.name.clone()).into());
+        }
+        checked.push(fence);
+    }
+    Ok(())
 }
 
 /// Notes where a mail read in an IMAP folder goes once the transaction is committed: to the

@@ -157,6 +157,9 @@ pub struct Desk {
     pub reader: crate::inbound::Reader,
     /// Renders notifications on another thread (see `late_render`); `None`: in place.
     late_renderer: Option<late_render::LateRenderer>,
+    /// The daemon's name in the leases, written with each notification it claims, so that
+    /// another daemon may take them over once this one's lease runs out.
+    pub claims_as: Option<String>,
 }
 
 impl Desk {
@@ -167,6 +170,7 @@ impl Desk {
             store,
             outbound,
             late_renderer: None,
+            claims_as: None,
         }
     }
 

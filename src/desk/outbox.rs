@@ -66,7 +66,12 @@ impl Desk {
         let claim_next = || {
             let store = self.store.clone();
             let t = now();
-            tokio::spawn(async move { store.claim_due(t, t + claim, per_batch).await })
+            let by = self.claims_as.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_due(t, t + claim, per_batch, by.as_deref())
+                    .await
+            })
         };
         let transport = Arc::new(transport.clone());
         let mut running: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();

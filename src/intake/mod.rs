@@ -29,6 +29,8 @@ pub struct Arrival {
     pub mailbox: Option<String>,
     /// Where it was read in an IMAP folder.
     pub origin: Option<crate::desk::Origin>,
+    /// The lease its source read it under.
+    pub fence: Option<crate::store::Fence>,
     /// Called with what became of the mail once that is on disk (or, for a temporary failure,
     /// once nothing of it is kept).
     pub ack: Ack,

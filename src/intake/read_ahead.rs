@@ -26,7 +26,7 @@ pub(super) fn start(
         let mut bytes = 0;
         while let Some(next) = pull(&mut arrivals, group.is_empty()) {
             let arrival = match next {
-                Pulled::Mail(a) => a,
+                Pulled::Mail(a) => *a,
                 Pulled::NoneYet => {
                     // Nothing more has arrived: what is read goes on now.
                     if send.blocking_send(std::mem::take(&mut group)).is_err() {
@@ -59,6 +59,7 @@ pub(super) fn start(
                 raw: arrival.raw,
                 mailbox: arrival.mailbox,
                 origin: arrival.origin,
+                fence: arrival.fence,
                 reading: Some(Box::new(reading)),
             };
             group.push((incoming, arrival.ack));
@@ -79,7 +80,7 @@ pub(super) fn start(
 }
 
 enum Pulled {
-    Mail(Arrival),
+    Mail(Box<Arrival>),
     /// No mail is waiting now (only said while some are read and not handed over).
     NoneYet,
 }
@@ -87,11 +88,13 @@ enum Pulled {
 /// The next mail; `None` at the end.
 fn pull(arrivals: &mut Arrivals, nothing_held: bool) -> Option<Pulled> {
     match arrivals {
-        Arrivals::Listed(list) => list.next().map(Pulled::Mail),
+        Arrivals::Listed(list) => list.next().map(|a| Pulled::Mail(Box::new(a))),
         Arrivals::Streamed(stream) => match stream.try_recv() {
-            Ok(a) => Some(Pulled::Mail(a)),
+            Ok(a) => Some(Pulled::Mail(Box::new(a))),
             Err(mpsc::error::TryRecvError::Empty) if !nothing_held => Some(Pulled::NoneYet),
-            Err(mpsc::error::TryRecvError::Empty) => stream.blocking_recv().map(Pulled::Mail),
+            Err(mpsc::error::TryRecvError::Empty) => {
+                stream.blocking_recv().map(|a| Pulled::Mail(Box::new(a)))
+            }
             Err(mpsc::error::TryRecvError::Disconnected) => None,
         },
     }

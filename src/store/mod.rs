@@ -7,6 +7,7 @@
 mod deferred;
 mod inbound;
 mod late;
+mod leases;
 mod mailboxes;
 mod outbox;
 mod pieces;
@@ -25,6 +26,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
+pub use leases::Fence;
 pub use mailboxes::{Cursor, Move};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, count_key};
 pub use pieces::{Owner, PIECE};

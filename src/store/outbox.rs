@@ -348,13 +348,15 @@ impl Store {
         now: Timestamp,
         until: Timestamp,
         limit: i64,
+        by: Option<&str>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let skip = match self.dialect() {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
         let sql = format!(
-            "UPDATE outbox SET status = 'sending', claimed_until = $1, attempts = attempts + 1 \
+            "UPDATE outbox SET status = 'sending', claimed_until = $1, attempts = attempts + 1, \
+             claimed_by = $4 \
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND next_attempt_at <= $2) \
              OR (status = 'sending' AND claimed_until < $2) ORDER BY id LIMIT $3{skip}) \
              RETURNING id, claimed_until, ticket_id, event, recipient, envelope_from, message_id, \
@@ -365,6 +367,7 @@ impl Store {
             .bind(ms(until))
             .bind(ms(now))
             .bind(limit)
+            .bind(by)
             .fetch_all(tx.conn().await?)
             .await
             .map_err(|e| tx.error(e))?;
@@ -477,6 +480,23 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(|e| self.error(e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Puts back in the queue the notifications claimed by daemons whose own lease
+    /// (`daemon:<holder>`) has run out: they stopped without finishing. Returns how many.
+    pub async fn release_dead_claims(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1 WHERE status = 'sending' \
+             AND claimed_by IN (SELECT holder FROM leases WHERE name = 'daemon:' || holder \
+             AND expires_at < {})",
+            super::leases::now_ms(self.dialect())
+        );
+        let done = sqlx::query::<Any>(AssertSqlSafe(sql))
+            .bind(ms(now))
+            .execute(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(done.rows_affected())
     }
 

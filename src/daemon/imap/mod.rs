@@ -17,7 +17,7 @@ use super::Shared;
 use crate::config::{ImapSettings, Start};
 use crate::desk::{IngestError, Origin, Whole};
 use crate::intake::Arrival;
-use crate::store::{Cursor, StoreError};
+use crate::store::{Cursor, Fence, StoreError};
 pub use session::ImapFailure;
 use session::{Connection, Woken};
 
@@ -49,6 +49,8 @@ struct State {
     settings: ImapSettings,
     shared: Arc<Shared>,
     arrive: mpsc::Sender<Arrival>,
+    /// The lease the mailbox is read under.
+    fence: Fence,
     /// UIDs the server listed but did not hand over, and how often.
     misses: HashMap<u32, u32>,
 }
@@ -58,12 +60,14 @@ pub(super) async fn run(
     settings: ImapSettings,
     shared: Arc<Shared>,
     arrive: mpsc::Sender<Arrival>,
+    fence: Fence,
 ) {
     let mut state = State {
         name,
         settings,
         shared,
         arrive,
+        fence,
         misses: HashMap::new(),
     };
     let mut stopping = state.shared.stopping.clone();
@@ -237,6 +241,7 @@ async fn read_new(
                     processed: processed.clone(),
                     failed: failed.clone(),
                 }),
+                fence: Some(state.fence.clone()),
                 ack,
             }
         };
