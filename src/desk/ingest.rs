@@ -436,8 +436,11 @@ impl Desk {
         };
         let span = tracing::info_span!(
             "mail",
+            mailbox = mail.mailbox.as_deref().unwrap_or("-"),
+            uid = mail.origin.as_ref().map(|o| o.uid),
             message_id = reading.mail.message_id.as_deref().unwrap_or("-"),
             from = %reading.sender.address,
+            ticket = tracing::field::Empty,
         );
         self.take_read(tx, mail, reading, now)
             .instrument(span)
@@ -524,6 +527,9 @@ impl Desk {
             }
         };
         report.status = decided.status;
+        if let Some(ticket) = &report.ticket {
+            tracing::Span::current().record("ticket", ticket.as_str());
+        }
         tracing::info!(status = decided.status.as_str(), decision = %report.decision, "mail taken in");
         // The report explains a mail that did not change a ticket; an applied one is explained
         // by the ticket's comment and history.

@@ -37,7 +37,10 @@ impl Daemon {
         command
             .arg("run")
             .env("DESKMAIL__DAEMON__LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("DESKMAIL_TEST_DAEMON_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());

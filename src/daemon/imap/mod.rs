@@ -26,7 +26,7 @@ const IDLE_CAP: Duration = Duration::from_secs(25 * 60);
 /// Without IDLE, how often the folder is looked at.
 const POLL: Duration = Duration::from_secs(30);
 /// Mails fetched and handed over together, at most, and their bytes.
-const CHUNK_MAILS: usize = 50;
+const CHUNK_MAILS: usize = 500;
 const CHUNK_BYTES: u64 = 8 << 20;
 /// A mail the server lists but does not hand over is asked for this many times, then passed
 /// over (and said so in the log).
@@ -144,7 +144,7 @@ async fn connected(state: &mut State, failures: &mut u32) -> Result<(), SourceEr
         .await?;
     state.misses.clear();
     // Moves a crash left undone.
-    carry_out_moves(&mut conn, state, cursor.uidvalidity).await?;
+    carry_out_moves(&mut conn, state, cursor.uidvalidity, None).await?;
     state.shared.connected(&state.name);
     *failures = 0;
     let labels = super::Metrics::mailbox(&state.name);
@@ -209,9 +209,10 @@ async fn connected(state: &mut State, failures: &mut u32) -> Result<(), SourceEr
     }
 }
 
-/// Reads every mail above the cursor, a chunk at a time: hands the chunk over, waits until each
-/// mail's outcome is on disk, moves them out and advances the cursor. False when a mail was
-/// deferred (it is read again later).
+/// Reads every mail above the cursor, a chunk at a time: hands a chunk over, and while the
+/// intake works on it, settles the chunk before (waits until each of its mails' outcome is on
+/// disk, advances the cursor, moves them out). False when a mail was deferred (it is read
+/// again later).
 async fn read_new(
     conn: &mut Connection,
     state: &mut State,
@@ -219,91 +220,150 @@ async fn read_new(
     processed: &Option<String>,
     failed: &Option<String>,
 ) -> Result<bool, SourceError> {
-    let limit = state.shared.desk().settings.inbound.max_message_bytes;
     let found = conn.after(cursor.last_uid).await?;
+    let folders = (processed, failed);
+    let mut previous: Option<InFlight> = None;
     for chunk in chunks(&found) {
-        let (acks, mut settled) = mpsc::unbounded_channel::<(u32, bool)>();
-        let mut arrivals: Vec<(u32, Arrival)> = Vec::with_capacity(chunk.len());
-        let arrived = Instant::now();
-        let make = |uid: u32, raw: Vec<u8>, whole: Option<Whole>| {
-            let acks = acks.clone();
-            let ack = state.shared.ack(&state.name, arrived, move |result| {
-                let _ = acks.send((uid, !matches!(result, Err(IngestError::Temporary(_)))));
-            });
-            Arrival {
-                raw,
-                whole,
-                mailbox: Some(state.name.clone()),
-                origin: Some(Origin {
-                    mailbox: state.name.clone(),
-                    uidvalidity: cursor.uidvalidity,
-                    uid,
-                    processed: processed.clone(),
-                    failed: failed.clone(),
-                }),
-                fence: Some(state.fence.clone()),
-                ack,
-            }
-        };
-        let whole: Vec<u32> = chunk
-            .iter()
-            .filter(|(_, s)| u64::from(*s) <= limit)
-            .map(|(u, _)| *u)
-            .collect();
-        let large: HashMap<u32, u32> = chunk
-            .iter()
-            .filter(|(_, s)| u64::from(*s) > limit)
-            .copied()
-            .collect();
-        conn.fetch(&whole, false, |uid, raw| {
-            arrivals.push((uid, make(uid, raw, None)))
-        })
-        .await?;
-        // Over the size limit: only the header is fetched; the mail is refused for its size.
-        let large_uids: Vec<u32> = large.keys().copied().collect();
-        conn.fetch(&large_uids, true, |uid, header| {
-            let size = u64::from(large.get(&uid).copied().unwrap_or(0));
-            let sha256 = crate::hex::sha256_hex(&header);
-            arrivals.push((uid, make(uid, header, Some(Whole { size, sha256 }))));
-        })
-        .await?;
-        drop(acks);
-        arrivals.sort_by_key(|(uid, _)| *uid);
-        let handed: Vec<u32> = arrivals.iter().map(|(uid, _)| *uid).collect();
+        let current = hand_over(conn, state, cursor.uidvalidity, chunk, folders).await?;
+        if let Some(before) = previous.take()
+            && !settle(conn, state, cursor, before).await?
+        {
+            // Its mails are with the intake already: they are settled before reading again.
+            settle(conn, state, cursor, current).await?;
+            return Ok(false);
+        }
+        previous = Some(current);
+    }
+    match previous {
+        Some(last) => settle(conn, state, cursor, last).await,
+        None => Ok(true),
+    }
+}
+
+/// A chunk handed over to the intake.
+struct InFlight {
+    chunk: Vec<(u32, u32)>,
+    /// Each mail's UID once its outcome is settled, and whether it is on disk (false: deferred).
+    settled: mpsc::UnboundedReceiver<(u32, bool)>,
+    /// The task handing the mails over.
+    sending: tokio::task::JoinHandle<Result<(), SourceError>>,
+}
+
+/// Fetches a chunk and hands its mails to the intake, in UID order, from a task of its own.
+async fn hand_over(
+    conn: &mut Connection,
+    state: &State,
+    uidvalidity: u32,
+    chunk: &[(u32, u32)],
+    (processed, failed): (&Option<String>, &Option<String>),
+) -> Result<InFlight, SourceError> {
+    let limit = state.shared.desk().settings.inbound.max_message_bytes;
+    let (acks, settled) = mpsc::unbounded_channel::<(u32, bool)>();
+    let mut arrivals: Vec<(u32, Arrival)> = Vec::with_capacity(chunk.len());
+    let arrived = Instant::now();
+    let make = |uid: u32, raw: Vec<u8>, whole: Option<Whole>| {
+        let acks = acks.clone();
+        let ack = state.shared.ack(&state.name, arrived, move |result| {
+            let _ = acks.send((uid, !matches!(result, Err(IngestError::Temporary(_)))));
+        });
+        Arrival {
+            raw,
+            whole,
+            mailbox: Some(state.name.clone()),
+            origin: Some(Origin {
+                mailbox: state.name.clone(),
+                uidvalidity,
+                uid,
+                processed: processed.clone(),
+                failed: failed.clone(),
+            }),
+            fence: Some(state.fence.clone()),
+            ack,
+        }
+    };
+    let whole: Vec<u32> = chunk
+        .iter()
+        .filter(|(_, s)| u64::from(*s) <= limit)
+        .map(|(u, _)| *u)
+        .collect();
+    let large: HashMap<u32, u32> = chunk
+        .iter()
+        .filter(|(_, s)| u64::from(*s) > limit)
+        .copied()
+        .collect();
+    conn.fetch(&whole, false, |uid, raw| {
+        arrivals.push((uid, make(uid, raw, None)))
+    })
+    .await?;
+    // Over the size limit: only the header is fetched; the mail is refused for its size.
+    let large_uids: Vec<u32> = large.keys().copied().collect();
+    conn.fetch(&large_uids, true, |uid, header| {
+        let size = u64::from(large.get(&uid).copied().unwrap_or(0));
+        let sha256 = crate::hex::sha256_hex(&header);
+        arrivals.push((uid, make(uid, header, Some(Whole { size, sha256 }))));
+    })
+    .await?;
+    arrivals.sort_by_key(|(uid, _)| *uid);
+    let arrive = state.arrive.clone();
+    // Mails in hand are handed over even when the daemon stops: the intake finishes them.
+    let sending = tokio::spawn(async move {
         for (_, arrival) in arrivals {
-            // Mails in hand are handed over even when the daemon stops: the intake finishes them.
-            state
-                .arrive
+            arrive
                 .send(arrival)
                 .await
                 .map_err(|_| SourceError::IntakeGone)?;
         }
-        let mut outcomes: HashMap<u32, bool> = HashMap::with_capacity(handed.len());
-        while let Some((uid, done)) = settled.recv().await {
-            outcomes.insert(uid, done);
-        }
-        tracing::debug!(mailbox = %state.name, ?handed, ?outcomes, "chunk settled");
-        let advanced = advance(
-            cursor.last_uid,
-            chunk,
-            &outcomes,
-            &mut state.misses,
-            &state.name,
-        );
-        let all_settled = advanced.settled;
-        if advanced.last_uid > cursor.last_uid {
-            cursor.last_uid = advanced.last_uid;
-            let store = state.shared.desk().store.clone();
-            store
-                .set_cursor(&state.name, *cursor, jiff::Timestamp::now())
-                .await?;
-        }
-        carry_out_moves(conn, state, cursor.uidvalidity).await?;
-        if !all_settled {
-            return Ok(false);
-        }
+        Ok(())
+    });
+    Ok(InFlight {
+        chunk: chunk.to_vec(),
+        settled,
+        sending,
+    })
+}
+
+/// Waits until every mail of a chunk has its outcome, advances the cursor past those on disk
+/// and moves them out of the folder. False when one was deferred.
+async fn settle(
+    conn: &mut Connection,
+    state: &mut State,
+    cursor: &mut Cursor,
+    flight: InFlight,
+) -> Result<bool, SourceError> {
+    let InFlight {
+        chunk,
+        mut settled,
+        sending,
+    } = flight;
+    sending.await.map_err(|_| SourceError::IntakeGone)??;
+    let mut outcomes: HashMap<u32, bool> = HashMap::with_capacity(chunk.len());
+    while let Some((uid, done)) = settled.recv().await {
+        outcomes.insert(uid, done);
     }
-    Ok(true)
+    tracing::debug!(mailbox = %state.name, mails = chunk.len(), "chunk settled");
+    let advanced = advance(
+        cursor.last_uid,
+        &chunk,
+        &outcomes,
+        &mut state.misses,
+        &state.name,
+    );
+    if advanced.last_uid > cursor.last_uid {
+        cursor.last_uid = advanced.last_uid;
+        let store = state.shared.desk().store.clone();
+        store
+            .set_cursor(&state.name, *cursor, jiff::Timestamp::now())
+            .await?;
+    }
+    // Only mails whose outcome is on disk are moved: a later chunk's may be committed and not
+    // yet durable.
+    let on_disk: Vec<u32> = outcomes
+        .iter()
+        .filter(|(_, done)| **done)
+        .map(|(uid, _)| *uid)
+        .collect();
+    carry_out_moves(conn, state, cursor.uidvalidity, Some(&on_disk)).await?;
+    Ok(advanced.settled)
 }
 
 /// The listed mails in chunks of at most [`CHUNK_MAILS`] and [`CHUNK_BYTES`] (a single larger
@@ -373,14 +433,19 @@ fn advance(
     Advanced { last_uid, settled }
 }
 
-/// Makes the moves noted in the mails' transactions, and forgets them.
+/// Makes the moves noted in the mails' transactions (of these UIDs only, when given), and
+/// forgets them.
 async fn carry_out_moves(
     conn: &mut Connection,
     state: &State,
     uidvalidity: u32,
+    only: Option<&[u32]>,
 ) -> Result<(), SourceError> {
     let store = state.shared.desk().store.clone();
-    let moves = store.pending_moves(&state.name, uidvalidity).await?;
+    let mut moves = store.pending_moves(&state.name, uidvalidity).await?;
+    if let Some(uids) = only {
+        moves.retain(|m| uids.contains(&m.uid));
+    }
     if moves.is_empty() {
         return Ok(());
     }
