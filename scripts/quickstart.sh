@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --locked -q
+echo "Building deskmail (the first build takes several minutes; cargo shows its progress)..."
+cargo build --locked
 deskmail() { ./target/debug/deskmail --config deskmail.example.toml "$@"; }
 say() { printf '\n$ deskmail %s\n' "$*"; }
 mkdir -p data/inbox
