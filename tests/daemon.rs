@@ -424,3 +424,46 @@ fn a_restarted_imap_server_and_a_stopped_smtp_server_lose_nothing_and_send_once(
     let (status, _, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn the_log_can_be_json_lines_naming_each_mails_mailbox_and_ticket() {
+    let mut env = TestEnv::new();
+    let maildir = env.path("Maildir");
+    std::fs::write(env.config(), config_with_maildir(&maildir, "")).unwrap();
+    env.set("DESKMAIL__LOG__FORMAT", "json");
+    let daemon = Daemon::start(&env);
+    std::fs::write(
+        maildir.join("new/1.eml"),
+        request(
+            "Anna <anna@acme.example>",
+            "Printer on fire",
+            "req-json@acme.example",
+            "Smoke.",
+        ),
+    )
+    .unwrap();
+    daemon.wait_until("the mail processed", Duration::from_secs(30), || {
+        files_in(&maildir.join(".deskmail.processed/cur")) == 1
+    });
+    let (status, _, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        // The one line written before logging starts: the reply-token secret was created.
+        .filter(|l| !l.starts_with("deskmail: created the reply-token secret"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let taken = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "mail taken in")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(taken["span"]["mailbox"], "support", "{taken}");
+    assert!(
+        taken["span"]["ticket"]
+            .as_str()
+            .unwrap()
+            .starts_with("SUP-"),
+        "{taken}"
+    );
+    assert_eq!(taken["fields"]["status"], "applied");
+}
