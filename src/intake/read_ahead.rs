@@ -37,20 +37,8 @@ pub(super) fn start(
                 }
             };
             let desk = desks.borrow().clone();
-            let extent = if arrival.whole.is_some() {
-                crate::inbound::Extent::Beginning
-            } else {
-                crate::inbound::Extent::Whole
-            };
-            let reading = crate::inbound::read_ahead(
-                &arrival.raw,
-                extent,
-                &desk.reader,
-                &desk.settings.directory,
-                &desk.outbound.key,
-            );
             bytes += arrival.raw.len();
-            let incoming = Incoming {
+            let mut incoming = Incoming {
                 whole: arrival.whole,
                 // A dry run stores nothing; a mail longer than a piece is packed piece by
                 // piece as it is stored (store/pieces.rs).
@@ -60,8 +48,15 @@ pub(super) fn start(
                 mailbox: arrival.mailbox,
                 origin: arrival.origin,
                 fence: arrival.fence,
-                reading: Some(Box::new(reading)),
+                reading: None,
             };
+            incoming.reading = Some(Box::new(crate::inbound::read_ahead(
+                &incoming.raw,
+                incoming.extent(),
+                &desk.reader,
+                &desk.settings.directory,
+                &desk.outbound.key,
+            )));
             group.push((incoming, arrival.ack));
             // Large mails go in small blocks: what is read ahead stays within a few blocks of
             // BLOCK_BYTES, whatever the mails' sizes.
