@@ -1241,3 +1241,78 @@ fn a_syntax_error_on_the_store_url_line_does_not_show_its_password() {
     );
     shows_no_secret("check-config", &err);
 }
+
+#[test]
+fn a_reply_to_a_closed_itil_portal_ticket_opens_a_follow_up_with_its_fields() {
+    let mut env = TestEnv::new();
+    env.set("DESKMAIL__WORKFLOW__PRESET", "itil-portal");
+    let r = env.ok(&[
+        "ticket",
+        "create",
+        "--as",
+        "anna@acme.example",
+        "--subject",
+        "Mailbox full",
+        "--text",
+        "Full.",
+        "--field",
+        "service=Email",
+        "--field",
+        "sub_category=Mailbox",
+        "--field",
+        "impact=medium",
+        "--field",
+        "urgency=high",
+    ]);
+    let r = r.trim();
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "alice@helpdesk.example",
+        "--action",
+        "Resolve",
+        "--comment",
+        "Done.",
+    ]);
+    env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "Close",
+        "--comment",
+        "Thanks.",
+        "--field",
+        "satisfaction=4",
+    ]);
+    let out = env.ok(&[
+        "ticket",
+        "act",
+        r,
+        "--as",
+        "anna@acme.example",
+        "--action",
+        "comment",
+        "--comment",
+        "Again?",
+    ]);
+    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let new = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ref"].as_str().unwrap().to_string())
+        .find(|t| t != r)
+        .unwrap_or_else(|| panic!("no follow-up: {out}"));
+    let shown = env.show(&new);
+    assert_eq!(shown["linked_to"], r);
+    assert_eq!(shown["comments"][0]["text"], "Again?");
+    // The fields a new ticket takes come along; satisfaction (given when closing) does not.
+    assert_eq!(shown["fields"]["service"], "Email");
+    assert_eq!(shown["fields"]["urgency"], "high");
+    assert!(shown["fields"].get("satisfaction").is_none(), "{shown}");
+}

@@ -453,14 +453,28 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let inbound = mail.map(|m| m.id);
-        let text = match intent {
-            Intent::Comment { text, .. } => text.clone(),
-            Intent::Act { comment, .. } => comment.clone().unwrap_or_default(),
+        let (text, given) = match intent {
+            Intent::Comment { text, .. } => (text.clone(), None),
+            Intent::Act {
+                comment, fields, ..
+            } => (comment.clone().unwrap_or_default(), Some(fields)),
         };
+        // The follow-up carries the closed ticket's values of the fields a new ticket takes (a
+        // workflow may require them: the itil-portal's service and impact), or those the reply
+        // gives.
+        let wanted = &self.settings.workflow.create.fields;
+        let fields: BTreeMap<String, String> = closed
+            .ticket
+            .fields
+            .iter()
+            .chain(given.into_iter().flatten())
+            .filter(|(name, _)| wanted.contains(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         let req = CreateRequest {
             subject: closed.ticket.subject.clone(),
             text,
-            fields: BTreeMap::new(),
+            fields,
             to_address: closed.ticket.system.clone(),
             source: closed.ticket.source.clone(),
             attachments: attachments.to_vec(),
