@@ -7,17 +7,6 @@ use serde_json::Value;
 use support::TestEnv;
 use support::stories::{self, Expect, Story, What};
 
-/// What a refusal with this code says on stderr.
-fn reason_text(code: &str) -> &'static str {
-    match code {
-        "partner_not_involved" => "is not involved in this ticket",
-        "comment_required" => "needs a comment",
-        "final" => "which is final",
-        "invalid_field" => "is not allowed; allowed:",
-        other => panic!("no text known for refusal code {other}"),
-    }
-}
-
 fn history_len(v: &Value) -> usize {
     v["history"].as_array().unwrap().len()
 }
@@ -139,7 +128,10 @@ fn play(story: &Story) {
                     "{at}: expected a refusal, got {stdout}"
                 );
                 assert!(stderr.contains("refused:"), "{at}: {stderr}");
-                assert!(stderr.contains(reason_text(code)), "{at}: {stderr}");
+                assert!(
+                    stderr.contains(stories::reason_text(code)),
+                    "{at}: {stderr}"
+                );
                 if let Expect::RefusedAllowing(_, allowed) = &step.expect {
                     assert!(
                         stderr.contains(&format!("allowed actions: {}", allowed.join(", "))),

@@ -422,6 +422,20 @@ impl Drop for MailStack {
     }
 }
 
+/// A connection to the stack's IMAP server, its greeting read: the writing and the reading half.
+pub fn imap_connect(port: u16) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("* OK"), "IMAP greeting: {line}");
+    (w, r)
+}
+
 /// A minimal IMAP client: LOGIN, SELECT INBOX, UID FETCH 1:* BODY.PEEK[], LOGOUT.
 fn imap_fetch_all(port: u16, user: &str) -> Vec<Vec<u8>> {
     imap_folder(port, user, "INBOX")
@@ -429,15 +443,7 @@ fn imap_fetch_all(port: u16, user: &str) -> Vec<Vec<u8>> {
 
 /// Every message in one of a user's folders (none when there is no such folder).
 fn imap_folder(port: u16, user: &str, folder: &str) -> Vec<Vec<u8>> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert!(line.starts_with("* OK"), "IMAP greeting: {line}");
+    let (mut w, mut r) = imap_connect(port);
     // The command's literals, and whether it succeeded.
     let mut command = |tag: &str, cmd: &str| -> (bool, Vec<Vec<u8>>) {
         write!(w, "{tag} {cmd}\r\n").unwrap();
@@ -486,14 +492,7 @@ fn imap_append(port: u16, user: &str, folder: &str, flags: &str, raw: &[u8]) {
 
 /// How many messages a user's folder holds (STATUS), 0 without such a folder.
 fn imap_count(port: u16, user: &str, folder: &str) -> usize {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
+    let (mut w, mut r) = imap_connect(port);
     write!(
         w,
         "a1 LOGIN {user} secret\r\na2 STATUS \"{folder}\" (MESSAGES)\r\na3 LOGOUT\r\n"
@@ -516,13 +515,7 @@ fn imap_count(port: u16, user: &str, folder: &str) -> usize {
 
 /// Puts messages into a user's folder over one IMAP connection.
 fn imap_append_all(port: u16, user: &str, folder: &str, flags: &str, raws: &[&[u8]]) {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to IMAP");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
+    let (mut w, mut r) = imap_connect(port);
     let until = |tag: &str, r: &mut BufReader<TcpStream>| loop {
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
@@ -530,7 +523,6 @@ fn imap_append_all(port: u16, user: &str, folder: &str, flags: &str, raws: &[&[u
             return line;
         }
     };
-    r.read_line(&mut line).unwrap();
     write!(w, "a1 LOGIN {user} secret\r\n").unwrap();
     let ok = until("a1 ", &mut r);
     assert!(ok.starts_with("a1 OK"), "{ok}");

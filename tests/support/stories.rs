@@ -371,3 +371,14 @@ pub fn all() -> Vec<Story> {
         co_managed(),
     ]
 }
+
+/// What a refusal with this code says: on stderr, in a "not done" notice or a refusal mail.
+pub fn reason_text(code: &str) -> &'static str {
+    match code {
+        "partner_not_involved" => "is not involved in this ticket",
+        "comment_required" => "needs a comment",
+        "final" => "which is final",
+        "invalid_field" => "is not allowed; allowed:",
+        other => panic!("no text known for refusal code {other}"),
+    }
+}
