@@ -467,3 +467,73 @@ fn the_log_can_be_json_lines_naming_each_mails_mailbox_and_ticket() {
     );
     assert_eq!(taken["fields"]["status"], "applied");
 }
+
+#[test]
+fn a_folder_whose_uidvalidity_changed_is_read_again_and_nothing_is_applied_twice() {
+    let Some(stack) = MailStack::start(false) else {
+        return;
+    };
+    let support = "support@helpdesk.example";
+    stack.recreate_folder(support, "Support");
+    let env = TestEnv::new();
+    // Mail stays in its folder ("" processed folder), as with a shared mailbox people read.
+    let config = config_with_imap(&stack, &env, "secret").replacen(
+        "username = \"support@helpdesk.example\"\n",
+        "username = \"support@helpdesk.example\"\nfolder = \"Support\"\nprocessed_folder = \"\"\n",
+        1,
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let daemon = Daemon::start(&env);
+    daemon.wait_until("support connected", Duration::from_secs(30), || {
+        daemon.get("/readyz").1.contains("support: connected")
+    });
+    let first = request(
+        "Anna <anna@acme.example>",
+        "Printer on fire",
+        "uv-1@acme.example",
+        "Smoke.",
+    );
+    stack.append(support, "Support", "", &first);
+    daemon.wait_until("the first mail applied", Duration::from_secs(30), || {
+        tickets(&env).len() == 1
+    });
+
+    // The folder is made anew (a new UIDVALIDITY) with the same mail and a new one in it, as
+    // when a mail store is rebuilt.
+    stack.recreate_folder(support, "Support");
+    stack.append(support, "Support", "", &first);
+    stack.append(
+        support,
+        "Support",
+        "",
+        &request(
+            "Ben <ben@acme.example>",
+            "Drucker",
+            "uv-2@acme.example",
+            "Kaputt.",
+        ),
+    );
+    // The server restarts: the daemon selects the folder anew and sees its UIDVALIDITY.
+    stack.restart_dovecot();
+    daemon.wait_until("the new mail applied", Duration::from_secs(60), || {
+        tickets(&env).len() == 2
+    });
+    daemon.wait_until("the old mail seen again", Duration::from_secs(30), || {
+        daemon.metric("deskmail_mails_total{mailbox=\"support\",outcome=\"duplicate\"}") >= 1.0
+    });
+    assert!(
+        daemon.log().contains("UIDVALIDITY changed"),
+        "{}",
+        daemon.log()
+    );
+    let subjects: Vec<String> = tickets(&env)
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        subjects.iter().filter(|s| *s == "Printer on fire").count(),
+        1
+    );
+    let (status, _, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}

@@ -155,6 +155,10 @@ fn pool_options(max: u32, timeout: Duration, synchronous: &'static str) -> AnyPo
             Box::pin(async move {
                 if conn.backend_name() == "SQLite" {
                     setup_sqlite(conn, synchronous).await?;
+                    // Readers and the sender's bookkeeping keep 1 MiB of pages each: what they
+                    // read passes through once, and a daemon keeps up to five of them open. The
+                    // writer (writer.rs) keeps its 4 MiB.
+                    conn.execute("PRAGMA cache_size = -1024").await?;
                 }
                 Ok(())
             })

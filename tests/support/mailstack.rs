@@ -384,6 +384,30 @@ impl MailStack {
         imap_append(self.imap_port, user, folder, flags, raw.as_bytes());
     }
 
+    /// Deletes one of a user's folders and creates it again: its mails are gone and its
+    /// UIDVALIDITY is new, as after a server's mail store was rebuilt.
+    pub fn recreate_folder(&self, user: &str, folder: &str) {
+        let (mut w, mut r) = imap_connect(self.imap_port);
+        for (tag, cmd) in [
+            ("a1", format!("LOGIN {user} secret")),
+            ("a2", format!("DELETE \"{folder}\"")),
+            ("a3", format!("CREATE \"{folder}\"")),
+            ("a4", "LOGOUT".to_string()),
+        ] {
+            write!(w, "{tag} {cmd}\r\n").unwrap();
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line.starts_with(&format!("{tag} ")) {
+                    // A folder that is not there yet cannot be deleted: that is fine.
+                    let ok = line.starts_with(&format!("{tag} OK")) || tag == "a2";
+                    assert!(ok, "IMAP {cmd}: {line}");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Puts messages into a user's folder over one connection.
     pub fn append_all(&self, user: &str, folder: &str, raws: &[String]) {
         let raws: Vec<&[u8]> = raws.iter().map(|r| r.as_bytes()).collect();
