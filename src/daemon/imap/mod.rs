@@ -466,10 +466,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_hold_at_most_fifty_mails_and_eight_mib_but_a_large_mail_goes_alone() {
-        let found: Vec<(u32, u32)> = (1..=120).map(|u| (u, 1000)).collect();
+    fn chunks_hold_at_most_their_mails_and_eight_mib_but_a_large_mail_goes_alone() {
+        let found: Vec<(u32, u32)> = (1..=(2 * CHUNK_MAILS as u32 + 20))
+            .map(|u| (u, 1000))
+            .collect();
         let sizes: Vec<usize> = chunks(&found).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [50, 50, 20]);
+        assert_eq!(sizes, [CHUNK_MAILS, CHUNK_MAILS, 20]);
         let found = [(1, 3 << 20), (2, 3 << 20), (3, 20 << 20), (4, 10), (5, 10)];
         let sizes: Vec<usize> = chunks(&found).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [2, 1, 2]);
