@@ -89,9 +89,10 @@ impl Shared {
             if result.as_ref().is_ok_and(|r| !r.mailed.is_empty()) {
                 shared.outbox_wake.notify_one();
             }
-            match result {
-                Ok(r) => tracing::info!(mailbox = %mailbox, "{}", r.line()),
-                Err(e) => tracing::warn!(mailbox = %mailbox, "{e}"),
+            // The desk logs each mail taken in and each kept as failed, in the mail's span;
+            // a deferred one only here.
+            if let Err(e @ IngestError::Temporary(_)) = result {
+                tracing::warn!(mailbox = %mailbox, "{e}");
             }
             then(result)
         })

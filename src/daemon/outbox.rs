@@ -14,8 +14,14 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut stopping = shared.stopping.clone();
     // The transport of the desk in place, made again when a reload puts another.
     let mut made: Option<(Arc<Desk>, Transport)> = None;
+    let mut released: Option<std::time::Instant> = None;
     loop {
         let desk = shared.desk();
+        let every = desk.settings.daemon.outbox_every;
+        if released.is_none_or(|at| at.elapsed() >= every) {
+            release_dead_claims(&desk).await;
+            released = Some(std::time::Instant::now());
+        }
         if made.as_ref().is_none_or(|(d, _)| !Arc::ptr_eq(d, &desk)) {
             match Transport::from_settings(&desk.settings.outbound) {
                 Ok(t) => made = Some((Arc::clone(&desk), t)),
@@ -28,7 +34,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if shared.is_stopping() {
             return;
         }
-        let every = desk.settings.daemon.outbox_every;
         tokio::select! {
             _ = super::stopped(&mut stopping) => return,
             _ = shared.outbox_wake.notified() => {}
@@ -37,12 +42,17 @@ pub(super) async fn run(shared: Arc<Shared>) {
     }
 }
 
-async fn send(shared: &Shared, desk: &Desk, transport: &Transport) {
+/// Puts back in the queue what stopped daemons had claimed: on the timer, not on every commit's
+/// wake (it writes).
+async fn release_dead_claims(desk: &Desk) {
     match desk.store.release_dead_claims(Timestamp::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} notification(s) a stopped daemon had in hand are sent again"),
         Err(e) => tracing::warn!("cannot look for notifications stopped daemons had in hand: {e}"),
     }
+}
+
+async fn send(shared: &Shared, desk: &Desk, transport: &Transport) {
     match desk.send_outbox(transport, &Timestamp::now).await {
         Ok(report) => {
             let m = &shared.metrics;
