@@ -86,19 +86,28 @@ impl Store {
         Ok(())
     }
 
-    /// The moves still to be made in the mailbox's folder of this UIDVALIDITY, by UID. Those
-    /// of an earlier UIDVALIDITY are dropped: their UIDs name nothing any more.
-    pub async fn pending_moves(
+    /// Drops the moves noted under another UIDVALIDITY than the folder's: their UIDs name
+    /// nothing any more.
+    pub async fn drop_stale_moves(
         &self,
         mailbox: &str,
         uidvalidity: u32,
-    ) -> Result<Vec<Move>, StoreError> {
+    ) -> Result<(), StoreError> {
         sqlx::query::<Any>("DELETE FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity <> $2")
             .bind(mailbox)
             .bind(i64::from(uidvalidity))
             .execute(self.pool())
             .await
             .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// The moves still to be made in the mailbox's folder of this UIDVALIDITY, by UID.
+    pub async fn pending_moves(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+    ) -> Result<Vec<Move>, StoreError> {
         let rows: Vec<(i64, String)> = sqlx::query_as::<Any, (i64, String)>(
             "SELECT uid, folder FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity = $2 \
              ORDER BY uid",

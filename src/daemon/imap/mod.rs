@@ -143,6 +143,9 @@ async fn connected(state: &mut State, failures: &mut u32) -> Result<(), SourceEr
         .set_cursor(&state.name, cursor, jiff::Timestamp::now())
         .await?;
     state.misses.clear();
+    store
+        .drop_stale_moves(&state.name, cursor.uidvalidity)
+        .await?;
     // Moves a crash left undone.
     carry_out_moves(&mut conn, state, cursor.uidvalidity, None).await?;
     state.shared.connected(&state.name);
