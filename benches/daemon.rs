@@ -27,6 +27,8 @@ use support::daemon::Daemon;
 use support::mailstack::MailStack;
 
 const SUPPORT: &str = "support@helpdesk.example";
+/// Where each reply's notification goes.
+const TEAM: &str = "team@helpdesk.example";
 
 fn count(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -242,24 +244,77 @@ fn rss_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("RssAnon:"))
 }
 
-struct Drain {
-    /// Mails per second.
-    daemon: f64,
-    ingest: f64,
-    fetch: f64,
-    /// MB.
+/// CPU time used so far, in seconds: by one process, and by the whole machine (busy and idle).
+struct Cpu {
+    process: f64,
+    busy: f64,
+    idle: f64,
+}
+
+impl Cpu {
+    fn now(pid: u32) -> Cpu {
+        let tick = 100.0; // USER_HZ
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command's name, which ends with the last ')'.
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        let process = (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / tick;
+        let all = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let cpu: Vec<f64> = all
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        let idle = (cpu.get(3).unwrap_or(&0.0) + cpu.get(4).unwrap_or(&0.0)) / tick;
+        let busy = cpu.iter().take(8).sum::<f64>() / tick - idle;
+        Cpu {
+            process,
+            busy,
+            idle,
+        }
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            process: self.process - before.process,
+            busy: self.busy - before.busy,
+            idle: self.idle - before.idle,
+        }
+    }
+}
+
+/// One `deskmail run` draining the INBOX.
+struct Run {
+    /// Mails per second, from the daemon's start until every mail is moved out.
+    rate: f64,
+    /// CPU while draining.
+    cpu: Cpu,
+    /// MB: the resident set's peak while draining and sending, its anonymous part, and idle.
     peak: f64,
-    /// The anonymous part of the peak.
     peak_anon: f64,
     idle: f64,
 }
 
-/// One round of the drain: the mails appended, fetched by a plain client, taken in offline
-/// from a Maildir, then by the daemon.
-fn drain(mails: usize) -> Drain {
-    let stack = MailStack::start(false).expect("a mail stack (run as root)");
-    // The offline run first: its own store, the same mails as files.
-    let (offline, reference) = environment(&stack, "start = \"all\"\n");
+/// A round: the rates of the plain client and of the offline ingest, and the daemon's runs,
+/// its notifications delivered into Dovecot (`delivered`) and discarded by Postfix (`relayed`).
+struct Drain {
+    fetch: f64,
+    ingest: f64,
+    delivered: Run,
+    relayed: Run,
+}
+
+/// The replies to the environment's ticket, and `deskmail ingest`'s rate on them, taken in
+/// from a Maildir into a store of its own.
+fn offline(stack: &MailStack, mails: usize) -> (Vec<String>, f64) {
+    let (offline, reference) = environment(stack, "start = \"all\"\n");
     let corpus: Vec<String> = (0..mails).map(|i| reply(i, &reference)).collect();
     let maildir = offline.path("Maildir");
     std::fs::create_dir_all(maildir.join("new")).unwrap();
@@ -271,24 +326,24 @@ fn drain(mails: usize) -> Drain {
     unsafe { libc::sync() };
     let t = Instant::now();
     let out = offline.run(&["ingest", maildir.to_str().unwrap()]);
-    let ingest = mails as f64 / t.elapsed().as_secs_f64();
+    let rate = mails as f64 / t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (corpus, rate)
+}
 
-    stack.append_all(SUPPORT, "INBOX", &corpus);
-    let t = Instant::now();
-    let fetched = stack.folder(SUPPORT, "INBOX").len();
-    let fetch = fetched as f64 / t.elapsed().as_secs_f64();
-    assert_eq!(fetched, mails);
-
+/// A fresh `deskmail run` (start = "all") drains the stack's INBOX until every mail is moved
+/// out (or, without moves, applied), then sends every notification.
+fn run_daemon(stack: &MailStack, mails: usize) -> Run {
     // DESKMAIL_BENCH_DRAIN_IMAP adds lines to the drained mailbox's [mailboxes.imap] table:
     // `processed_folder = ""` drains without moving (the mails are counted as committed).
     let extra = std::env::var("DESKMAIL_BENCH_DRAIN_IMAP").unwrap_or_default();
     let moves = !extra.contains("processed_folder");
-    let (env, _) = environment(&stack, &format!("start = \"all\"\n{extra}\n"));
+    let (env, _) = environment(stack, &format!("start = \"all\"\n{extra}\n"));
+    // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     let t = Instant::now();
     let daemon = Daemon::start(&env);
@@ -300,16 +355,24 @@ fn drain(mails: usize) -> Drain {
             peak = now;
         }
     };
+    let cpu = Cpu::now(pid);
+    // The daemon's own count, read over HTTP: a look at the server every 50 ms would cost
+    // Dovecot a login each time. The server's count is checked once it is done.
     daemon.wait_until("the drain", Duration::from_secs(600), || {
         sample();
         if moves {
-            stack.count(SUPPORT, "deskmail/processed") == mails
+            daemon.metric("deskmail_mails_moved_total{mailbox=\"support\"}") >= mails as f64
         } else {
             daemon.metric("deskmail_mails_total{mailbox=\"support\",outcome=\"applied\"}")
                 >= mails as f64
         }
     });
     let rate = mails as f64 / t.elapsed().as_secs_f64();
+    let cpu = Cpu::now(pid).since(&cpu);
+    if moves {
+        assert_eq!(stack.count(SUPPORT, "deskmail/processed"), mails);
+        assert_eq!(stack.count(SUPPORT, "INBOX"), 0);
+    }
     daemon.wait_until("every notification sent", Duration::from_secs(600), || {
         sample();
         daemon.metric("deskmail_outbox_depth") == 0.0
@@ -321,13 +384,45 @@ fn drain(mails: usize) -> Drain {
         eprintln!("{}", daemon.log());
     }
     let _ = daemon.stop();
-    Drain {
-        daemon: rate,
-        ingest,
-        fetch,
+    Run {
+        rate,
+        cpu,
         peak: peak.0,
         peak_anon: peak.1,
         idle,
+    }
+}
+
+/// One round: the offline ingest, then the two daemon runs (in turn first), each on a mail
+/// stack of its own with the mails appended to its INBOX; the plain client fetches the first.
+fn drain(mails: usize, round: usize) -> Drain {
+    let (corpus, ingest) = offline(
+        &MailStack::start(false).expect("a mail stack (run as root)"),
+        mails,
+    );
+    let mut fetch = 0.0;
+    let mut runs = [None, None];
+    let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+    for (i, which) in order.into_iter().enumerate() {
+        let stack = MailStack::start(false).expect("a mail stack (run as root)");
+        if which == 1 {
+            stack.discard(TEAM);
+        }
+        stack.append_all(SUPPORT, "INBOX", &corpus);
+        if i == 0 {
+            let t = Instant::now();
+            let fetched = stack.folder(SUPPORT, "INBOX").len();
+            fetch = fetched as f64 / t.elapsed().as_secs_f64();
+            assert_eq!(fetched, mails);
+        }
+        runs[which] = Some(run_daemon(&stack, mails));
+    }
+    let [delivered, relayed] = runs.map(Option::unwrap);
+    Drain {
+        fetch,
+        ingest,
+        delivered,
+        relayed,
     }
 }
 
@@ -342,9 +437,80 @@ fn main() {
     let drains: Vec<Drain> = (0..rounds)
         .map(|r| {
             eprintln!("daemon bench: drain round {} of {rounds}", r + 1);
-            drain(drain_mails)
+            drain(drain_mails, r)
         })
         .collect();
+    if latency_mails > 0 {
+        latency_table(latency_mails);
+    }
+    let med = |f: &dyn Fn(&Drain) -> f64| median(&drains.iter().map(f).collect::<Vec<_>>());
+    println!("\n## Drain: {drain_mails} replies waiting, medians of {rounds} rounds\n");
+    println!("| | mails/s | ratio to ingest (median of rounds) |");
+    println!("|---|---|---|");
+    let ingest = med(&|d| d.ingest);
+    type Of = fn(&Drain) -> &Run;
+    let runs: [(&str, Of); 2] = [
+        (
+            "`deskmail run` draining the INBOX, notifications delivered into Dovecot",
+            |d| &d.delivered,
+        ),
+        (
+            "`deskmail run` draining the INBOX, notifications accepted by Postfix and discarded",
+            |d| &d.relayed,
+        ),
+    ];
+    println!(
+        "| plain IMAP client: UID FETCH 1:* of the INBOX | {:.0} | {:.2} |",
+        med(&|d| d.fetch),
+        med(&|d| d.fetch / d.ingest)
+    );
+    println!(
+        "| `deskmail ingest` of the same mails from a Maildir (SQLite) | {ingest:.0} | 1.00 |"
+    );
+    for (what, of) in runs {
+        println!(
+            "| {what} | {:.0} | {:.2} |",
+            med(&|d| of(d).rate),
+            med(&|d| of(d).rate / d.ingest)
+        );
+    }
+    for (what, of) in runs {
+        let ratios: Vec<f64> = drains.iter().map(|d| of(d).rate / d.ingest).collect();
+        println!("\nPer round, {what} / ingest: {ratios:.2?}");
+    }
+    println!("\nCPU while `deskmail run` drains, seconds of both cores (medians of rounds):\n");
+    println!("| | `deskmail run` | everything else (Dovecot, Postfix, the bench) | idle |");
+    println!("|---|---|---|---|");
+    for (what, of) in runs {
+        println!(
+            "| {what} | {:.1} s | {:.1} s | {:.1} s |",
+            med(&|d| of(d).cpu.process),
+            med(&|d| of(d).cpu.busy - of(d).cpu.process),
+            med(&|d| of(d).cpu.idle)
+        );
+    }
+    println!("\n## Memory of `deskmail run`\n");
+    println!("| | resident set (median of runs) | largest |");
+    println!("|---|---|---|");
+    let all: Vec<&Run> = drains
+        .iter()
+        .flat_map(|d| [&d.delivered, &d.relayed])
+        .collect();
+    let med_run = |f: fn(&Run) -> f64| median(&all.iter().map(|r| f(r)).collect::<Vec<_>>());
+    let largest = |f: fn(&Run) -> f64| all.iter().map(|r| f(r)).fold(0.0, f64::max);
+    for (what, f) in [
+        (
+            "while draining and sending (peak of 50 ms samples)",
+            (|r| r.peak) as fn(&Run) -> f64,
+        ),
+        ("of which anonymous (heap, stacks)", |r| r.peak_anon),
+        ("idle, after the drain", |r| r.idle),
+    ] {
+        println!("| {what} | {:.0} MiB | {:.0} MiB |", med_run(f), largest(f));
+    }
+}
+
+fn latency_table(latency_mails: usize) {
     let (deskmail, plain) = latency(latency_mails);
     let over: Vec<f64> = deskmail.iter().zip(&plain).map(|(d, p)| d - p).collect();
 
@@ -364,46 +530,4 @@ fn main() {
             percentile(v, 1.0)
         );
     }
-    let med = |f: fn(&Drain) -> f64| median(&drains.iter().map(f).collect::<Vec<_>>());
-    println!("\n## Drain: {drain_mails} replies waiting, medians of {rounds} rounds\n");
-    println!("| | mails/s | ratio to ingest |");
-    println!("|---|---|---|");
-    let ingest = med(|d| d.ingest);
-    for (what, rate) in [
-        (
-            "plain IMAP client: UID FETCH 1:* of the INBOX",
-            med(|d| d.fetch),
-        ),
-        (
-            "`deskmail ingest` of the same mails from a Maildir (SQLite)",
-            ingest,
-        ),
-        (
-            "`deskmail run` draining the INBOX (SQLite)",
-            med(|d| d.daemon),
-        ),
-    ] {
-        println!("| {what} | {rate:.0} | {:.2} |", rate / ingest);
-    }
-    let ratios: Vec<f64> = drains.iter().map(|d| d.daemon / d.ingest).collect();
-    println!("\nPer round, daemon / ingest: {ratios:.2?}");
-    println!("\n## Memory of `deskmail run`\n");
-    println!("| | resident set (median of rounds) | largest |");
-    println!("|---|---|---|");
-    let largest = |f: fn(&Drain) -> f64| drains.iter().map(f).fold(0.0, f64::max);
-    println!(
-        "| while draining (peak of 50 ms samples) | {:.0} MiB | {:.0} MiB |",
-        med(|d| d.peak),
-        largest(|d| d.peak)
-    );
-    println!(
-        "| of which anonymous (heap, stacks) | {:.0} MiB | {:.0} MiB |",
-        med(|d| d.peak_anon),
-        largest(|d| d.peak_anon)
-    );
-    println!(
-        "| idle, after the drain | {:.0} MiB | {:.0} MiB |",
-        med(|d| d.idle),
-        largest(|d| d.idle)
-    );
 }

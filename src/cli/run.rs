@@ -36,6 +36,13 @@ pub fn main(config: Option<&Path>, verbose: u8) -> ExitCode {
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
+    // On SQLite, the runtime and the database's worker threads stay on one CPU and the work
+    // that needs no database goes to the others, as for `deskmail ingest` (see
+    // `crate::affinity`); PostgreSQL takes mails over several connections.
+    let postgres = settings.store_url.expose().starts_with("postgres");
+    if !postgres && crate::affinity::stay_on_this_cpu().is_some() {
+        tracing::debug!("the daemon's runtime stays on one CPU");
+    }
     // Two workers: a long sweep or a large mail's commit never holds up the other tasks.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -31,7 +31,7 @@ pub(super) async fn run(
     mailbox: String,
     settings: MaildirSettings,
     shared: Arc<Shared>,
-    arrive: mpsc::Sender<Arrival>,
+    arrive: mpsc::Sender<Vec<Arrival>>,
     fence: Fence,
 ) {
     let root = settings.path;
@@ -85,7 +85,7 @@ type Events = inotify::EventStream<Vec<u8>>;
 
 /// Where mails go, and the lease they are read under.
 struct Intake<'a> {
-    arrive: &'a mpsc::Sender<Arrival>,
+    arrive: &'a mpsc::Sender<Vec<Arrival>>,
     fence: &'a Fence,
 }
 
@@ -160,10 +160,17 @@ async fn scan(
             }
         };
         let done = {
-            let (path, folders, in_flight) =
-                (path.clone(), Arc::clone(folders), Arc::clone(in_flight));
+            let (path, folders, in_flight, shared, mailbox) = (
+                path.clone(),
+                Arc::clone(folders),
+                Arc::clone(in_flight),
+                Arc::clone(shared),
+                mailbox.to_string(),
+            );
             move |result: &Result<MailReport, IngestError>| {
-                settle(&path, &folders, result);
+                if settle(&path, &folders, result) {
+                    shared.moved(&mailbox, 1);
+                }
                 lock(&in_flight).remove(&path);
             }
         };
@@ -178,7 +185,7 @@ async fn scan(
         let mut stopping = shared.stopping.clone();
         tokio::select! {
             _ = super::stopped(&mut stopping) => return Err(std::io::Error::other("stopping")),
-            sent = to.arrive.send(arrival) => if sent.is_err() {
+            sent = to.arrive.send(vec![arrival]) => if sent.is_err() {
                 return Err(std::io::Error::other("the intake has stopped"));
             },
         }
@@ -186,16 +193,17 @@ async fn scan(
     Ok(())
 }
 
-/// Moves a mail whose outcome is on disk out of the way; a temporary failure leaves it.
-fn settle(path: &Path, folders: &Folders, result: &Result<MailReport, IngestError>) {
+/// Moves a mail whose outcome is on disk out of the way (true once moved); a temporary
+/// failure leaves it.
+fn settle(path: &Path, folders: &Folders, result: &Result<MailReport, IngestError>) -> bool {
     let to = match result {
         Ok(r) if r.status == MailStatus::TooLarge => &folders.failed,
         Ok(_) => &folders.processed,
         Err(IngestError::Failed { .. }) => &folders.failed,
-        Err(IngestError::Temporary(_)) => return,
+        Err(IngestError::Temporary(_)) => return false,
     };
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return;
+        return false;
     };
     // In cur/, a Maildir file's name carries its flags after ":2,".
     let name = if name.contains(":2,") {
@@ -203,8 +211,12 @@ fn settle(path: &Path, folders: &Folders, result: &Result<MailReport, IngestErro
     } else {
         format!("{name}:2,")
     };
-    if let Err(e) = std::fs::rename(path, to.join("cur").join(name)) {
-        tracing::error!(file = %path.display(), "taken in, but cannot be moved: {e}");
+    match std::fs::rename(path, to.join("cur").join(name)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(file = %path.display(), "taken in, but cannot be moved: {e}");
+            false
+        }
     }
 }
 

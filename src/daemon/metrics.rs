@@ -1,6 +1,6 @@
 //! What `/metrics` shows (OpenMetrics text, which Prometheus reads): mails by mailbox and
 //! outcome, notifications by outcome, the outbox's depth and its oldest row's age, each
-//! mailbox's connection, and how long a mail takes from its arrival to its commit on disk and
+//! mailbox's connection and the mails moved out of it, and how long a mail takes from its arrival to its commit on disk and
 //! to its notifications accepted.
 
 use std::sync::atomic::AtomicU64;
@@ -45,6 +45,7 @@ pub struct Metrics {
     pub idle: Family<MailboxLabels, Gauge>,
     pub last_sync: Family<MailboxLabels, FloatGauge>,
     pub lease_held: Family<MailboxLabels, Gauge>,
+    pub moved: Family<MailboxLabels, Counter>,
     pub to_commit: Histogram,
     pub to_accepted: Histogram,
 }
@@ -61,6 +62,7 @@ impl Metrics {
             idle: Family::default(),
             last_sync: Family::default(),
             lease_held: Family::default(),
+            moved: Family::default(),
             to_commit: Histogram::new(latency_buckets()),
             to_accepted: Histogram::new(latency_buckets()),
         };
@@ -104,6 +106,11 @@ impl Metrics {
             "mailbox_lease_held",
             "1 while this daemon holds the mailbox's lease",
             m.lease_held.clone(),
+        );
+        r.register(
+            "mails_moved",
+            "Mails moved out of the watched folder, to the processed or failed folder",
+            m.moved.clone(),
         );
         r.register(
             "mail_to_commit_seconds",

@@ -116,6 +116,14 @@ impl Shared {
             .set(0);
     }
 
+    /// Mails of a mailbox were moved out of its watched folder.
+    pub fn moved(&self, mailbox: &str, n: usize) {
+        self.metrics
+            .moved
+            .get_or_create(&Metrics::mailbox(mailbox))
+            .inc_by(n as u64);
+    }
+
     /// A mailbox was read to its end.
     pub fn synced(&self, mailbox: &str) {
         self.health.round(mailbox);
@@ -167,7 +175,9 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
         None => None,
     };
 
-    let (arrive, arrivals) = mpsc::channel::<Arrival>(16);
+    // Batches: an IMAP chunk (up to 500 mails or 8 MiB), or one mail of a Maildir. Two wait at
+    // most: the read-ahead thread holds the one it works on.
+    let (arrive, arrivals) = mpsc::channel::<Vec<Arrival>>(2);
     let intake = {
         let desks = shared.desks.clone();
         tokio::spawn(async move {

@@ -43,8 +43,9 @@ pub type Ack = Box<dyn FnOnce(&Result<MailReport, IngestError>) + Send>;
 pub enum Arrivals {
     /// A list known from the start, read one by one as the thread gets to it (files, stdin).
     Listed(Box<dyn Iterator<Item = Arrival> + Send>),
-    /// Mails as sources receive them (the daemon); ends when every sender is gone.
-    Streamed(mpsc::Receiver<Arrival>),
+    /// Mails as sources receive them (the daemon), in the batches each source read together;
+    /// ends when every sender is gone.
+    Streamed(mpsc::Receiver<Vec<Arrival>>),
 }
 
 /// How mails are committed.

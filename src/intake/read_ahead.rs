@@ -22,9 +22,10 @@ pub(super) fn start(
     let helper = std::thread::spawn(move || {
         crate::affinity::leave_the_pinned_cpu();
         let mut arrivals = arrivals;
+        let mut held = Vec::new().into_iter();
         let mut group: Block = Vec::new();
         let mut bytes = 0;
-        while let Some(next) = pull(&mut arrivals, group.is_empty()) {
+        while let Some(next) = pull(&mut arrivals, &mut held, group.is_empty()) {
             let arrival = match next {
                 Pulled::Mail(a) => *a,
                 Pulled::NoneYet => {
@@ -80,17 +81,27 @@ enum Pulled {
     NoneYet,
 }
 
-/// The next mail; `None` at the end.
-fn pull(arrivals: &mut Arrivals, nothing_held: bool) -> Option<Pulled> {
-    match arrivals {
-        Arrivals::Listed(list) => list.next().map(|a| Pulled::Mail(Box::new(a))),
-        Arrivals::Streamed(stream) => match stream.try_recv() {
-            Ok(a) => Some(Pulled::Mail(Box::new(a))),
-            Err(mpsc::error::TryRecvError::Empty) if !nothing_held => Some(Pulled::NoneYet),
-            Err(mpsc::error::TryRecvError::Empty) => {
-                stream.blocking_recv().map(|a| Pulled::Mail(Box::new(a)))
-            }
-            Err(mpsc::error::TryRecvError::Disconnected) => None,
-        },
+/// The next mail: of the batch in hand (`held`), else of the next one; `None` at the end.
+fn pull(
+    arrivals: &mut Arrivals,
+    held: &mut std::vec::IntoIter<Arrival>,
+    nothing_read: bool,
+) -> Option<Pulled> {
+    loop {
+        if let Some(a) = held.next() {
+            return Some(Pulled::Mail(Box::new(a)));
+        }
+        let batch = match arrivals {
+            Arrivals::Listed(list) => return list.next().map(|a| Pulled::Mail(Box::new(a))),
+            Arrivals::Streamed(stream) => match stream.try_recv() {
+                Ok(batch) => batch,
+                Err(mpsc::error::TryRecvError::Empty) if !nothing_read => {
+                    return Some(Pulled::NoneYet);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => stream.blocking_recv()?,
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            },
+        };
+        *held = batch.into_iter();
     }
 }

@@ -203,6 +203,37 @@ impl MailStack {
         );
     }
 
+    /// From now on, Postfix accepts mail to `address` and discards it instead of delivering it
+    /// into Dovecot, as a relay would that passes it on to another machine.
+    #[allow(dead_code)]
+    pub fn discard(&self, address: &str) {
+        let etc = self.dir.join("postfix/etc");
+        std::fs::write(etc.join("transport"), format!("{address} discard:\n")).unwrap();
+        let maps = format!(
+            "transport_maps=texthash:{}",
+            etc.join("transport").display()
+        );
+        for args in [vec!["-e", maps.as_str()], vec![]] {
+            let mut cmd = Command::new(if args.is_empty() {
+                "postfix"
+            } else {
+                "postconf"
+            });
+            cmd.arg("-c").arg(&etc);
+            if args.is_empty() {
+                cmd.arg("reload");
+            } else {
+                cmd.args(&args);
+            }
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// Starts Postfix again.
     pub fn start_postfix(&self) {
         let out = Command::new("postfix")

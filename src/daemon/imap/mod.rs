@@ -7,7 +7,7 @@
 
 mod session;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use super::Shared;
 use crate::config::{ImapSettings, Start};
 use crate::desk::{IngestError, Origin, Whole};
 use crate::intake::Arrival;
-use crate::store::{Cursor, Fence, StoreError};
+use crate::store::{Cursor, Fence, Move, StoreError};
 pub use session::ImapFailure;
 use session::{Connection, Woken};
 
@@ -27,7 +27,10 @@ const IDLE_CAP: Duration = Duration::from_secs(25 * 60);
 const POLL: Duration = Duration::from_secs(30);
 /// Mails fetched and handed over together, at most, and their bytes.
 const CHUNK_MAILS: usize = 500;
-const CHUNK_BYTES: u64 = 8 << 20;
+const CHUNK_BYTES: u64 = 4 << 20;
+/// Chunks with the intake while the one before them is settled: the intake has work while
+/// that chunk's mails are moved.
+const AHEAD: usize = 2;
 /// A mail the server lists but does not hand over is asked for this many times, then passed
 /// over (and said so in the log).
 const MISSES: u32 = 3;
@@ -41,6 +44,8 @@ pub enum SourceError {
     Store(#[from] StoreError),
     #[error("the intake has stopped")]
     IntakeGone,
+    #[error("noting the settled mails failed: {0}")]
+    Noting(String),
 }
 
 /// Where the mailbox is, kept across connections.
@@ -48,7 +53,7 @@ struct State {
     name: String,
     settings: ImapSettings,
     shared: Arc<Shared>,
-    arrive: mpsc::Sender<Arrival>,
+    arrive: mpsc::Sender<Vec<Arrival>>,
     /// The lease the mailbox is read under.
     fence: Fence,
     /// UIDs the server listed but did not hand over, and how often.
@@ -59,7 +64,7 @@ pub(super) async fn run(
     name: String,
     settings: ImapSettings,
     shared: Arc<Shared>,
-    arrive: mpsc::Sender<Arrival>,
+    arrive: mpsc::Sender<Vec<Arrival>>,
     fence: Fence,
 ) {
     let mut state = State {
@@ -147,7 +152,7 @@ async fn connected(state: &mut State, failures: &mut u32) -> Result<(), SourceEr
         .drop_stale_moves(&state.name, cursor.uidvalidity)
         .await?;
     // Moves a crash left undone.
-    carry_out_moves(&mut conn, state, cursor.uidvalidity, None).await?;
+    carry_out_moves(&mut conn, state, cursor.uidvalidity).await?;
     state.shared.connected(&state.name);
     *failures = 0;
     let labels = super::Metrics::mailbox(&state.name);
@@ -166,21 +171,24 @@ async fn connected(state: &mut State, failures: &mut u32) -> Result<(), SourceEr
     );
     let mut stopping = state.shared.stopping.clone();
     loop {
-        let settled = read_new(&mut conn, state, &mut cursor, &processed, &failed).await?;
+        let read = read_new(&mut conn, state, &mut cursor, &processed, &failed).await?;
         state.shared.synced(&state.name);
         if state.shared.is_stopping() {
             conn.close().await;
             return Ok(());
         }
-        if conn.news() {
-            continue;
-        }
-        if !settled {
+        let news = conn.news();
+        if !read.settled {
             // A mail was deferred (the database busy): read again shortly.
             tokio::select! {
                 _ = super::stopped(&mut stopping) => {}
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
+            continue;
+        }
+        // Read again until nothing is new: the server's word of a mail that came meanwhile
+        // may be lost among a move's many EXPUNGE lines (async-imap keeps 100 of them).
+        if news || read.found {
             continue;
         }
         if conn.capabilities.idle {
@@ -212,34 +220,67 @@ async fn connected(state: &mut State, failures: &mut u32) -> Result<(), SourceEr
     }
 }
 
-/// Reads every mail above the cursor, a chunk at a time: hands a chunk over, and while the
-/// intake works on it, settles the chunk before (waits until each of its mails' outcome is on
-/// disk, advances the cursor, moves them out). False when a mail was deferred (it is read
-/// again later).
+/// Reads every mail above the cursor, a chunk at a time: hands chunks over, and while the
+/// intake works on the [`AHEAD`] latest, settles the oldest (waits until each of its mails'
+/// outcome is on disk, moves them out, and has the store note the new cursor meanwhile).
 async fn read_new(
     conn: &mut Connection,
     state: &mut State,
     cursor: &mut Cursor,
     processed: &Option<String>,
     failed: &Option<String>,
-) -> Result<bool, SourceError> {
+) -> Result<Read, SourceError> {
     let found = conn.after(cursor.last_uid).await?;
+    let mut read = Read {
+        found: !found.is_empty(),
+        settled: true,
+    };
     let folders = (processed, failed);
-    let mut previous: Option<InFlight> = None;
+    let mut flights: VecDeque<InFlight> = VecDeque::new();
+    let mut noting = Noting(None);
     for chunk in chunks(&found) {
-        let current = hand_over(conn, state, cursor.uidvalidity, chunk, folders).await?;
-        if let Some(before) = previous.take()
-            && !settle(conn, state, cursor, before).await?
-        {
-            // Its mails are with the intake already: they are settled before reading again.
-            settle(conn, state, cursor, current).await?;
-            return Ok(false);
+        // Stopping: no more is fetched; what is in hand is finished.
+        if state.shared.is_stopping() {
+            break;
         }
-        previous = Some(current);
+        flights.push_back(hand_over(conn, state, cursor.uidvalidity, chunk, folders).await?);
+        if flights.len() > AHEAD {
+            let oldest = flights.pop_front().expect("more than AHEAD in flight");
+            if !settle(conn, state, cursor, oldest, &mut noting, true).await? {
+                read.settled = false;
+                break;
+            }
+        }
     }
-    match previous {
-        Some(last) => settle(conn, state, cursor, last).await,
-        None => Ok(true),
+    // Mails handed over are settled before reading again; after a deferred one, the cursor
+    // stays before it.
+    for flight in flights {
+        let advance = read.settled;
+        read.settled &= settle(conn, state, cursor, flight, &mut noting, advance).await?;
+    }
+    noting.done().await?;
+    Ok(read)
+}
+
+/// What a read found.
+struct Read {
+    /// Mails were listed above the cursor.
+    found: bool,
+    /// Every mail's outcome is on disk (false: one was deferred; it is read again later).
+    settled: bool,
+}
+
+/// The store's notes of the chunks settled (their cursor, the moves made), written in order
+/// while the next chunks are read: on SQLite they wait their turn behind the intake's commits.
+struct Noting(Option<tokio::task::JoinHandle<Result<(), SourceError>>>);
+
+impl Noting {
+    async fn done(&mut self) -> Result<(), SourceError> {
+        if let Some(task) = self.0.take() {
+            task.await
+                .map_err(|e| SourceError::Noting(e.to_string()))??;
+        }
+        Ok(())
     }
 }
 
@@ -307,16 +348,15 @@ async fn hand_over(
     })
     .await?;
     arrivals.sort_by_key(|(uid, _)| *uid);
+    tracing::debug!(mailbox = %state.name, mails = arrivals.len(), "chunk fetched");
     let arrive = state.arrive.clone();
     // Mails in hand are handed over even when the daemon stops: the intake finishes them.
+    let batch: Vec<Arrival> = arrivals.into_iter().map(|(_, a)| a).collect();
     let sending = tokio::spawn(async move {
-        for (_, arrival) in arrivals {
-            arrive
-                .send(arrival)
-                .await
-                .map_err(|_| SourceError::IntakeGone)?;
-        }
-        Ok(())
+        arrive
+            .send(batch)
+            .await
+            .map_err(|_| SourceError::IntakeGone)
     });
     Ok(InFlight {
         chunk: chunk.to_vec(),
@@ -325,13 +365,16 @@ async fn hand_over(
     })
 }
 
-/// Waits until every mail of a chunk has its outcome, advances the cursor past those on disk
-/// and moves them out of the folder. False when one was deferred.
+/// Waits until every mail of a chunk has its outcome, moves those on disk out of the folder,
+/// and has the store note the moves and (where `advance`) the cursor advanced past them. False
+/// when one was deferred.
 async fn settle(
     conn: &mut Connection,
     state: &mut State,
     cursor: &mut Cursor,
     flight: InFlight,
+    noting: &mut Noting,
+    advance_cursor: bool,
 ) -> Result<bool, SourceError> {
     let InFlight {
         chunk,
@@ -351,21 +394,32 @@ async fn settle(
         &mut state.misses,
         &state.name,
     );
-    if advanced.last_uid > cursor.last_uid {
-        cursor.last_uid = advanced.last_uid;
-        let store = state.shared.desk().store.clone();
-        store
-            .set_cursor(&state.name, *cursor, jiff::Timestamp::now())
-            .await?;
-    }
     // Only mails whose outcome is on disk are moved: a later chunk's may be committed and not
     // yet durable.
-    let on_disk: Vec<u32> = outcomes
-        .iter()
-        .filter(|(_, done)| **done)
-        .map(|(uid, _)| *uid)
-        .collect();
-    carry_out_moves(conn, state, cursor.uidvalidity, Some(&on_disk)).await?;
+    let store = state.shared.desk().store.clone();
+    let mut moves = store.pending_moves(&state.name, cursor.uidvalidity).await?;
+    moves.retain(|m| outcomes.get(&m.uid) == Some(&true));
+    let moved = move_out(conn, state, &moves).await?;
+    let before = *cursor;
+    if advance_cursor {
+        cursor.last_uid = cursor.last_uid.max(advanced.last_uid);
+    }
+    let (name, after) = (state.name.clone(), *cursor);
+    // After the note before it, not waited for here.
+    let previous = noting.0.take();
+    noting.0 = Some(tokio::spawn(async move {
+        if let Some(previous) = previous {
+            previous
+                .await
+                .map_err(|e| SourceError::Noting(e.to_string()))??;
+        }
+        if after != before {
+            store
+                .set_cursor(&name, after, jiff::Timestamp::now())
+                .await?;
+        }
+        Ok(store.moves_made(&name, after.uidvalidity, &moved).await?)
+    }));
     Ok(advanced.settled)
 }
 
@@ -436,32 +490,37 @@ fn advance(
     Advanced { last_uid, settled }
 }
 
-/// Makes the moves noted in the mails' transactions (of these UIDs only, when given), and
-/// forgets them.
+/// Makes the moves a crash left undone, and forgets them.
 async fn carry_out_moves(
     conn: &mut Connection,
     state: &State,
     uidvalidity: u32,
-    only: Option<&[u32]>,
 ) -> Result<(), SourceError> {
     let store = state.shared.desk().store.clone();
-    let mut moves = store.pending_moves(&state.name, uidvalidity).await?;
-    if let Some(uids) = only {
-        moves.retain(|m| uids.contains(&m.uid));
-    }
-    if moves.is_empty() {
-        return Ok(());
-    }
+    let moves = store.pending_moves(&state.name, uidvalidity).await?;
+    let moved = move_out(conn, state, &moves).await?;
+    store.moves_made(&state.name, uidvalidity, &moved).await?;
+    Ok(())
+}
+
+/// Moves mails to their folders; the UIDs moved.
+async fn move_out(
+    conn: &mut Connection,
+    state: &State,
+    moves: &[Move],
+) -> Result<Vec<u32>, SourceError> {
     let mut by_folder: HashMap<&str, Vec<u32>> = HashMap::new();
-    for m in &moves {
+    for m in moves {
         by_folder.entry(&m.folder).or_default().push(m.uid);
     }
+    let mut moved = Vec::with_capacity(moves.len());
     for (folder, uids) in by_folder {
         conn.move_to(&uids, folder).await?;
-        store.moves_made(&state.name, uidvalidity, &uids).await?;
+        state.shared.moved(&state.name, uids.len());
         tracing::debug!(mailbox = %state.name, folder, n = uids.len(), "moved");
+        moved.extend(uids);
     }
-    Ok(())
+    Ok(moved)
 }
 
 #[cfg(test)]
@@ -469,15 +528,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_hold_at_most_their_mails_and_eight_mib_but_a_large_mail_goes_alone() {
+    fn chunks_hold_at_most_their_mails_and_bytes_but_a_large_mail_goes_alone() {
         let found: Vec<(u32, u32)> = (1..=(2 * CHUNK_MAILS as u32 + 20))
             .map(|u| (u, 1000))
             .collect();
         let sizes: Vec<usize> = chunks(&found).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [CHUNK_MAILS, CHUNK_MAILS, 20]);
-        let found = [(1, 3 << 20), (2, 3 << 20), (3, 20 << 20), (4, 10), (5, 10)];
+        let part = (CHUNK_BYTES * 3 / 8) as u32;
+        let found = [
+            (1, part),
+            (2, part),
+            (3, part),
+            (4, 20 << 20),
+            (5, 10),
+            (6, 10),
+        ];
         let sizes: Vec<usize> = chunks(&found).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, [2, 1, 2]);
+        assert_eq!(sizes, [2, 1, 1, 2]);
     }
 
     #[test]
