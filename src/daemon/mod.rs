@@ -175,8 +175,8 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
         None => None,
     };
 
-    // Batches: an IMAP chunk (up to 500 mails or 8 MiB), or one mail of a Maildir. Two wait at
-    // most: the read-ahead thread holds the one it works on.
+    // Batches: an IMAP chunk (see imap::CHUNK_MAILS and CHUNK_BYTES), or one mail of a
+    // Maildir. Two wait at most: the read-ahead thread holds the one it works on.
     let (arrive, arrivals) = mpsc::channel::<Vec<Arrival>>(2);
     let intake = {
         let desks = shared.desks.clone();

@@ -213,18 +213,11 @@ impl MailStack {
             "transport_maps=texthash:{}",
             etc.join("transport").display()
         );
-        for args in [vec!["-e", maps.as_str()], vec![]] {
-            let mut cmd = Command::new(if args.is_empty() {
-                "postfix"
-            } else {
-                "postconf"
-            });
-            cmd.arg("-c").arg(&etc);
-            if args.is_empty() {
-                cmd.arg("reload");
-            } else {
-                cmd.args(&args);
-            }
+        let mut postconf = Command::new("postconf");
+        postconf.arg("-c").arg(&etc).args(["-e", &maps]);
+        let mut reload = Command::new("postfix");
+        reload.arg("-c").arg(&etc).arg("reload");
+        for mut cmd in [postconf, reload] {
             let out = cmd.output().unwrap();
             assert!(
                 out.status.success(),
