@@ -259,3 +259,38 @@ fn transitions_can_carry_conditions() {
         "In Progress"
     );
 }
+
+/// When a ticket's first time rule is due: its stay in the state plus the rule's delay, until
+/// the rule has fired in this stay; never in a closed state, nor where no rule's condition holds.
+#[test]
+fn due_times_follow_the_time_rules() {
+    use deskmail::workflow::rules::Due;
+    let s = support::demo_settings("partner-routing");
+    let wf = &s.workflow;
+    let t = new_ticket(&s, "anna@acme.example", &[]).unwrap();
+    assert_eq!(Due::of(wf, &t).at(), None, "New has no time rule");
+    let resolved = check(
+        &s,
+        &t,
+        "alice@helpdesk.example",
+        "Resolve",
+        Some("Done."),
+        &[],
+    )
+    .unwrap();
+    let week = resolved.status_since + jiff::SignedDuration::from_hours(24 * 7);
+    assert_eq!(Due::of(wf, &resolved).at(), Some(week));
+    // Due exactly when the sweep fires the rule, not a second before.
+    let before = week - jiff::SignedDuration::from_secs(1);
+    assert!(workflow::sweep(wf, &s.directory, &resolved, before).is_none());
+    let closed = workflow::sweep(wf, &s.directory, &resolved, week)
+        .unwrap()
+        .ticket;
+    assert_eq!(closed.status, "Closed");
+    assert_eq!(Due::of(wf, &closed).at(), None, "a closed state");
+    let mut fired = resolved.clone();
+    fired
+        .timers_fired
+        .push("close resolved after 7 days".into());
+    assert_eq!(Due::of(wf, &fired).at(), None, "fired in this stay");
+}

@@ -216,11 +216,14 @@ async fn suite(url: &str) {
         .await
         .unwrap();
     assert!(early.changed.is_empty());
+    // Nothing due: no ticket is read, though several are open.
+    assert_eq!(early.checked, 0);
     let late = d
         .sweep(t0() + SignedDuration::from_hours(24 * 7 + 1))
         .await
         .unwrap();
     assert_eq!(late.changed.len(), 1);
+    assert_eq!(late.checked, 1);
     let closed = d.show(&r1, None).await.unwrap().ticket;
     assert_eq!(closed.status, "Closed");
     assert!(closed.closed_at.is_some());
@@ -287,6 +290,61 @@ async fn suite(url: &str) {
 
 /// A claim is a token: a sender whose claim ran out (another sender took the rows over) records
 /// nothing over the other's results.
+/// Due times: kept at every write, worked out again for a store that has none yet (as after
+/// the migration that brought them) and when a workflow's time rules change.
+async fn due_times(url: &str) {
+    let d = desk(url, "partner-routing").await;
+    let alice = actor(&d, "alice@helpdesk.example");
+    let mut refs = Vec::new();
+    for i in 0..3 {
+        refs.push(create(&d, "anna@acme.example", &format!("Printer {i}"), t0()).await);
+    }
+    for r in &refs[..2] {
+        d.act(r, &alice, &act("Resolve", Some("Done.")), &[], t0())
+            .await
+            .unwrap();
+    }
+    let day = |n: i64| t0() + SignedDuration::from_hours(24 * n);
+    // The first sweep notes the time rules the due times were worked out with.
+    let first = d.sweep(day(1)).await.unwrap();
+    assert_eq!((first.checked, first.changed.len()), (0, 0));
+
+    // A store from before due times: none kept, no basis noted.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    for sql in ["UPDATE tickets SET due_at = NULL", "DELETE FROM due_basis"] {
+        sqlx::query::<Any>(sql).execute(&pool).await.unwrap();
+    }
+    let worked_out = d.sweep(day(6)).await.unwrap();
+    assert_eq!(worked_out.reworked, 2, "the two resolved tickets");
+    assert_eq!((worked_out.checked, worked_out.changed.len()), (0, 0));
+    assert_eq!(d.sweep(day(6)).await.unwrap().reworked, 0);
+
+    // The rule shortened to 2 days: the next sweep works the due times out again and closes.
+    let mut quick = desk(url, "partner-routing").await;
+    for rule in &mut quick.settings.workflow.rules {
+        if rule.after.is_some() {
+            rule.after = Some("2d".into());
+        }
+    }
+    let swept = quick.sweep(day(3)).await.unwrap();
+    assert_eq!(swept.reworked, 2);
+    let mut closed: Vec<String> = swept.changed.into_iter().map(|(r, _)| r).collect();
+    closed.sort();
+    let mut resolved = refs[..2].to_vec();
+    resolved.sort();
+    assert_eq!(closed, resolved);
+    assert_eq!(d.show(&refs[2], None).await.unwrap().ticket.status, "New");
+    // Closed tickets are due no more.
+    let due: i64 =
+        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM tickets WHERE due_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(due, 0);
+    pool.close().await;
+}
+
 async fn claims(url: &str) {
     let d = desk(url, "partner-routing").await;
     create(&d, "anna@acme.example", "Claims", t0()).await;
@@ -474,6 +532,21 @@ async fn store_suite_on_postgres() {
         return;
     };
     suite(&db.url).await;
+}
+
+#[tokio::test]
+async fn due_times_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
+    due_times(&url).await;
+}
+
+#[tokio::test]
+async fn due_times_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    due_times(&db.url).await;
 }
 
 #[tokio::test]

@@ -225,8 +225,14 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
             for (reference, rule) in &report.changed {
                 println!("{reference}: {rule}");
             }
+            if report.reworked > 0 {
+                eprintln!(
+                    "sweep: the time rules changed: {} ticket(s) have a new due time",
+                    report.reworked
+                );
+            }
             eprintln!(
-                "sweep: {} ticket(s) checked, {} changed",
+                "sweep: {} ticket(s) due, {} changed",
                 report.checked,
                 report.changed.len()
             );

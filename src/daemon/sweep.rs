@@ -36,7 +36,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     shared.outbox_wake.notify_one();
                 }
                 tracing::debug!(
-                    checked = report.checked,
+                    due = report.checked,
+                    reworked = report.reworked,
                     changed = report.changed.len(),
                     "sweep"
                 );

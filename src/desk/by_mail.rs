@@ -13,6 +13,7 @@ use crate::config::UnverifiedPolicy;
 use crate::inbound::{self, MatchedBy, Reading, classify::strip_prefixes};
 use crate::outbound::render::RefusalCtx;
 use crate::store::{NewHistoryRow, TicketRecord, Tx};
+use crate::workflow::rules::Due;
 use crate::workflow::{
     Actor, Audience, Effects, Event, Intent, Notice, Refusal, Visibility, rules::plus_part,
 };
@@ -444,7 +445,8 @@ impl Desk {
         if added.is_empty() {
             return Ok(());
         }
-        tx.update_ticket(rec.id, &rec.ticket).await?;
+        let due = Due::of(&*self.workflow_for(&rec.ticket)?, &rec.ticket);
+        tx.update_ticket(rec.id, &rec.ticket, due).await?;
         for a in &added {
             tx.insert_history(&NewHistoryRow {
                 ticket_id: rec.id,

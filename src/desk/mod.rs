@@ -7,6 +7,7 @@ mod ingest;
 mod late_render;
 mod notify;
 mod outbox;
+mod sweep;
 
 pub use ingest::{
     Incoming, IngestError, MailReport, Origin, SenderReport, Status as MailStatus, Whole,
@@ -14,6 +15,7 @@ pub use ingest::{
 };
 pub use notify::Mailed;
 pub use outbox::SendReport;
+pub use sweep::SweepReport;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -30,8 +32,9 @@ use crate::store::{
     CommentRow, HistoryRow, NewCommentRow, NewHistoryRow, Store, StoreError, TicketFilter,
     TicketRecord, Tx,
 };
+use crate::workflow::rules::Due;
 use crate::workflow::{
-    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Proof, Refusal, Rejection,
+    self, Actor, AllowedAction, Decision, Effects, Intent, NewTicket, Refusal, Rejection,
     StateKind, Ticket, Visibility, Workflow,
 };
 
@@ -106,13 +109,6 @@ pub struct TicketView {
     pub ticket: Ticket,
     pub comments: Vec<CommentRow>,
     pub history: Vec<HistoryRow>,
-}
-
-/// What a sweep did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SweepReport {
-    pub checked: usize,
-    pub changed: Vec<(String, String)>,
 }
 
 /// Who made a change, as its notifications need it.
@@ -274,7 +270,8 @@ impl Desk {
         match workflow::create(wf, &self.settings.directory, actor, &new, now) {
             Decision::Reject(r) => Ok(Outcome::Rejected(r)),
             Decision::Apply(effects) => {
-                let id = tx.insert_ticket(&effects.ticket).await?;
+                let due = Due::of(wf, &effects.ticket);
+                let id = tx.insert_ticket(&effects.ticket, due).await?;
                 let root = req
                     .thread_root
                     .as_deref()
@@ -408,7 +405,8 @@ impl Desk {
             tx.move_comments(rec.id, into.id).await?;
             let mut target_ticket = into.ticket.clone();
             target_ticket.updated_at = now;
-            tx.update_ticket(into.id, &target_ticket).await?;
+            let due = Due::of(&into_wf, &target_ticket);
+            tx.update_ticket(into.id, &target_ticket, due).await?;
             let detail = format!("merged from {}", rec.ticket.reference);
             tx.insert_history(&NewHistoryRow {
                 ticket_id: into.id,
@@ -421,7 +419,8 @@ impl Desk {
             })
             .await?;
         }
-        tx.update_ticket(rec.id, &effects.ticket).await?;
+        tx.update_ticket(rec.id, &effects.ticket, Due::of(&wf, &effects.ticket))
+            .await?;
         let w = Write {
             ticket_id: rec.id,
             thread_root: rec.thread_root.as_deref(),
@@ -687,60 +686,5 @@ impl Desk {
                 })
             })
             .collect())
-    }
-
-    /// Applies the time rules that are due at `now` to every ticket not closed.
-    pub async fn sweep(&self, now: Timestamp) -> Result<SweepReport, DeskError> {
-        let mut report = SweepReport::default();
-        let mut workflows: Vec<Cow<'_, Workflow>> = vec![Cow::Borrowed(&self.settings.workflow)];
-        for name in workflow::presets::names() {
-            if name != self.settings.workflow.name
-                && let Some(wf) = workflow::presets::load(name)
-            {
-                workflows.push(Cow::Owned(wf));
-            }
-        }
-        for wf in &workflows {
-            if !wf
-                .rules
-                .iter()
-                .any(|r| r.on == workflow::definition::RuleEvent::Time)
-            {
-                continue;
-            }
-            let open: Vec<String> = wf
-                .states
-                .iter()
-                .filter(|s| s.kind != StateKind::Closed)
-                .map(|s| s.name.clone())
-                .collect();
-            for reference in self.store.refs_in_statuses(&wf.name, &open).await? {
-                report.checked += 1;
-                let mut tx = self.store.begin().await?;
-                let Some(rec) = tx.ticket_for_update(&reference).await? else {
-                    continue;
-                };
-                let Some(effects) = workflow::sweep(wf, &self.settings.directory, &rec.ticket, now)
-                else {
-                    continue;
-                };
-                tx.update_ticket(rec.id, &effects.ticket).await?;
-                let system = Actor {
-                    person: self.system_person(),
-                    proof: Proof::System,
-                };
-                let w = Write {
-                    ticket_id: rec.id,
-                    thread_root: rec.thread_root.as_deref(),
-                    author: Author::new(&system),
-                    inbound: None,
-                    now,
-                };
-                self.write(&mut tx, &w, &effects, &[]).await?;
-                tx.commit().await?;
-                report.changed.push((reference, effects.action.clone()));
-            }
-        }
-        Ok(report)
     }
 }

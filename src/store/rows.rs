@@ -10,7 +10,7 @@ use crate::workflow::{Ticket, Turn};
 pub(crate) const TICKET_COLUMNS: &str = "id, ref, workflow, status, status_since, subject, \
     requester, organisation, assignee, customer_it_assignee, involved_partners, waiting_on, \
     source, system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at, \
-    thread_root";
+    thread_root, due_at";
 
 #[derive(Debug, FromRow)]
 pub(crate) struct TicketRow {
@@ -37,6 +37,7 @@ pub(crate) struct TicketRow {
     updated_at: i64,
     closed_at: Option<i64>,
     thread_root: Option<String>,
+    due_at: Option<i64>,
 }
 
 /// A stored ticket: its row id and the ticket.
@@ -46,6 +47,8 @@ pub struct TicketRecord {
     pub ticket: Ticket,
     /// The Message-ID its mail thread starts with, once it has one.
     pub thread_root: Option<String>,
+    /// When its first time rule is due, as kept ([`crate::workflow::rules::Due`]).
+    pub due_at: Option<Timestamp>,
 }
 
 pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
@@ -69,6 +72,7 @@ impl TicketRow {
         Ok(TicketRecord {
             id: self.id,
             thread_root: self.thread_root,
+            due_at: self.due_at.map(ts).transpose()?,
             ticket: Ticket {
                 reference: self.reference,
                 workflow: self.workflow,

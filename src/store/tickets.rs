@@ -10,6 +10,7 @@ use super::rows::{
 };
 use super::{Store, StoreError, Tx};
 use crate::workflow::Ticket;
+use crate::workflow::rules::Due;
 
 /// A comment to insert.
 #[derive(Debug, Clone)]
@@ -65,13 +66,13 @@ impl Tx {
         .map_err(|e| self.error(e))
     }
 
-    pub async fn insert_ticket(&mut self, t: &Ticket) -> Result<i64, StoreError> {
+    pub async fn insert_ticket(&mut self, t: &Ticket, due: Due) -> Result<i64, StoreError> {
         sqlx::query_scalar::<Any, i64>(
             "INSERT INTO tickets (ref, workflow, status, status_since, subject, requester, \
              organisation, assignee, customer_it_assignee, involved_partners, waiting_on, source, \
-             system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20) RETURNING id",
+             system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at, \
+             due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, $20, $21) RETURNING id",
         )
         .bind(&t.reference)
         .bind(&t.workflow)
@@ -93,6 +94,7 @@ impl Tx {
         .bind(ms(t.created_at))
         .bind(ms(t.updated_at))
         .bind(t.closed_at.map(ms))
+        .bind(due.at().map(ms))
         .fetch_one(self.conn().await?)
         .await
         .map_err(|e| self.error(e))
@@ -136,17 +138,70 @@ impl Tx {
         Ok(rec)
     }
 
-    /// Writes the ticket's changeable columns. When the ticket as this transaction last read
-    /// it is at hand, only the columns that changed: SQLite rewrites an index entry for every
-    /// indexed column named in the `SET`, changed or not, and each such index page is one more
-    /// page written at commit.
-    pub async fn update_ticket(&mut self, id: i64, t: &Ticket) -> Result<(), StoreError> {
-        let columns = ticket_columns(t);
+    /// Up to `limit` of a workflow's tickets in the given states, by id after `after`, read
+    /// to change them (on PostgreSQL the rows stay locked until commit).
+    pub async fn tickets_in_states(
+        &mut self,
+        workflow: &str,
+        states: &[String],
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<TicketRecord>, StoreError> {
+        let mut vals: Vec<Val> = vec![workflow.into(), after.into(), limit.into()];
+        let places: Vec<String> = states
+            .iter()
+            .map(|s| {
+                vals.push(s.as_str().into());
+                format!("${}", vals.len())
+            })
+            .collect();
+        if places.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE workflow = $1 AND status IN ({}) \
+             AND id > $2 ORDER BY id LIMIT $3{}",
+            places.join(", "),
+            self.dialect.lock_suffix()
+        );
+        // The `BEGIN` (and any writes kept back) go out in front of this read.
+        let (sql, mut all) = self.prepare_read(&sql).await?;
+        all.extend(vals);
+        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), all)
+            .fetch_all(&mut *self.inner)
+            .await
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .map(TicketRow::into_record)
+            .collect()
+    }
+
+    /// Keeps when a ticket's next time rule is due.
+    pub async fn set_due(&mut self, id: i64, due: Due) -> Result<(), StoreError> {
+        let sql = "UPDATE tickets SET due_at = $1 WHERE id = $2".to_string();
+        self.defer(sql, vec![due.at().map(ms).into(), id.into()])
+            .await
+    }
+
+    /// Notes what a workflow's due times are worked out from now.
+    pub async fn set_due_basis(&mut self, workflow: &str, digest: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO due_basis (workflow, digest) VALUES ($1, $2) \
+                   ON CONFLICT (workflow) DO UPDATE SET digest = excluded.digest"
+            .to_string();
+        self.defer(sql, vec![workflow.into(), digest.into()]).await
+    }
+
+    /// Writes the ticket's changeable columns and when its next time rule is due. When the
+    /// ticket as this transaction last read it is at hand, only the columns that changed:
+    /// SQLite rewrites an index entry for every indexed column named in the `SET`, changed or
+    /// not, and each such index page is one more page written at commit.
+    pub async fn update_ticket(&mut self, id: i64, t: &Ticket, due: Due) -> Result<(), StoreError> {
+        let columns = ticket_columns(t, due.at());
         let before = self
             .prefetched
             .as_ref()
             .filter(|rec| rec.id == id)
-            .map(|rec| ticket_columns(&rec.ticket));
+            .map(|rec| ticket_columns(&rec.ticket, rec.due_at));
         let mut sets = Vec::new();
         let mut vals: Vec<Val> = Vec::new();
         for (k, (column, val)) in columns.into_iter().enumerate() {
@@ -388,30 +443,32 @@ impl Store {
         .map_err(|e| self.error(e))
     }
 
-    /// The refs of a workflow's tickets in the given statuses (for the sweep).
-    pub async fn refs_in_statuses(
-        &self,
-        workflow: &str,
-        statuses: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for status in statuses {
-            let refs = sqlx::query_scalar::<Any, String>(
-                "SELECT ref FROM tickets WHERE workflow = $1 AND status = $2 ORDER BY id",
-            )
+    /// The refs of up to `limit` tickets whose time rule is due at `now`, the longest due
+    /// first (through the `tickets_due` index).
+    pub async fn due_refs(&self, now: Timestamp, limit: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar::<Any, String>(
+            "SELECT ref FROM tickets WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2",
+        )
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.error(e))
+    }
+
+    /// What a workflow's due times were worked out from ([`Due::basis`], as a digest); None
+    /// when they never were.
+    pub async fn due_basis(&self, workflow: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar::<Any, String>("SELECT digest FROM due_basis WHERE workflow = $1")
             .bind(workflow)
-            .bind(status)
-            .fetch_all(self.pool())
+            .fetch_optional(self.pool())
             .await
-            .map_err(|e| self.error(e))?;
-            out.extend(refs);
-        }
-        Ok(out)
+            .map_err(|e| self.error(e))
     }
 }
 
 /// The columns `update_ticket` writes, with their values.
-fn ticket_columns(t: &Ticket) -> [(&'static str, Val); 14] {
+fn ticket_columns(t: &Ticket, due_at: Option<Timestamp>) -> [(&'static str, Val); 15] {
     [
         ("status", t.status.as_str().into()),
         ("status_since", ms(t.status_since).into()),
@@ -430,6 +487,7 @@ fn ticket_columns(t: &Ticket) -> [(&'static str, Val); 14] {
         ("linked_to", t.linked_to.as_deref().into()),
         ("updated_at", ms(t.updated_at).into()),
         ("closed_at", t.closed_at.map(ms).into()),
+        ("due_at", due_at.map(ms).into()),
     ]
 }
 

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 
 use crate::directory::Directory;
 
-use super::definition::{Condition, Rule, RuleEvent, Workflow};
+use super::definition::{Condition, Rule, RuleEvent, StateKind, Workflow};
 use super::draft::Draft;
 use super::model::{Actor, Effects, Event, HistoryEntry, Ticket};
 
@@ -147,6 +147,62 @@ pub fn sweep(wf: &Workflow, dir: &Directory, ticket: &Ticket, now: Timestamp) ->
         return None;
     }
     Some(draft.finish(&fired.join(", ")))
+}
+
+/// When a ticket's first time rule is due, as the store keeps it beside the ticket: the sweep
+/// reads only the tickets whose time has come. Made only here, from the ticket as it is about
+/// to be written, so that no write can leave it out of step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due(Option<Timestamp>);
+
+impl Due {
+    /// No rule will fire: for a ticket of a workflow this deskmail does not know.
+    pub const NONE: Due = Due(None);
+
+    /// The earliest time at which [`sweep`] would fire a rule on the ticket as it is: over the
+    /// time rules that have not fired in this stay and whose condition holds now (nothing but
+    /// a write can change that), the time entered plus the rule's delay. None in a closed
+    /// state (the sweep leaves those alone) and when no rule can fire.
+    pub fn of(wf: &Workflow, ticket: &Ticket) -> Due {
+        let open = wf
+            .states
+            .iter()
+            .any(|s| s.name == ticket.status && s.kind != StateKind::Closed);
+        if !open {
+            return Due(None);
+        }
+        let due = wf
+            .rules
+            .iter()
+            .filter(|r| r.on == RuleEvent::Time && !ticket.timers_fired.contains(&r.name))
+            .filter(|r| holds(&r.when, ticket, None))
+            .filter_map(|r| r.after.as_deref().and_then(parse_duration))
+            .map(|after| ticket.status_since.as_second().saturating_add(after))
+            .min()
+            .and_then(|second| Timestamp::from_second(second).ok());
+        Due(due)
+    }
+
+    pub fn at(self) -> Option<Timestamp> {
+        self.0
+    }
+
+    /// What the due times of a workflow's tickets follow from (its time rules and which of its
+    /// states are closed), as text: when it changes, the times kept are worked out again.
+    pub fn basis(wf: &Workflow) -> String {
+        let rules: Vec<_> = wf
+            .rules
+            .iter()
+            .filter(|r| r.on == RuleEvent::Time)
+            .collect();
+        let closed: Vec<_> = wf
+            .states
+            .iter()
+            .filter(|s| s.kind == StateKind::Closed)
+            .map(|s| &s.name)
+            .collect();
+        serde_json::json!({ "rules": rules, "closed": closed }).to_string()
+    }
 }
 
 #[cfg(test)]
