@@ -159,7 +159,7 @@ fn outbox_rows(
     rt: &tokio::runtime::Runtime,
     store: &deskmail::store::Store,
 ) -> Vec<(i64, Option<i64>)> {
-    rt.block_on(store.outbox(None, 5))
+    rt.block_on(store.outbox(None, None, 5))
         .unwrap()
         .into_iter()
         .map(|r| (r.id, r.sent_at.map(|t| t.as_millisecond())))

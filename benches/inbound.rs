@@ -212,7 +212,7 @@ async fn tickets(desk: &Desk) -> Vec<(String, String, String)> {
         );
         let parent = desk
             .store
-            .outbox(None, 5)
+            .outbox(None, None, 5)
             .await
             .unwrap()
             .into_iter()
@@ -372,7 +372,7 @@ async fn ingest_run(
     let desk = open(&cfg).await;
     let applied = desk
         .store
-        .inbound(Some("applied"), 1_000_000)
+        .inbound(Some("applied"), None, 1_000_000)
         .await
         .unwrap()
         .len();

@@ -171,11 +171,28 @@ fn quick_start_story_in_json() {
         "--to",
         "billing@helpdesk.example",
     ]);
-    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let list: Value = env.tickets(&[]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["ref"], r2.trim());
     assert_eq!(list[0]["system"], "billing@helpdesk.example");
+    // A page at a time: each page says where the next starts.
+    let page = |args: &[&str]| -> Value {
+        let mut all = vec!["ticket", "list", "--json", "--limit", "1"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&env.ok(&all)).unwrap()
+    };
+    let first = page(&[]);
+    assert_eq!(first["tickets"][0]["ref"], r2.trim());
+    assert_eq!(first["next"], r2.trim());
+    let second = page(&["--after", r2.trim()]);
+    assert_eq!(second["tickets"][0]["ref"], r.as_str());
+    assert!(second["next"].is_null(), "{second}");
+    let table = env.run(&["ticket", "list", "--limit", "1"]);
+    assert!(
+        String::from_utf8_lossy(&table.stderr).contains(&format!("more: --after {}", r2.trim())),
+        "{table:?}"
+    );
     for key in [
         "ref",
         "status",
@@ -192,13 +209,9 @@ fn quick_start_story_in_json() {
     let carl = env.show(r2.trim());
     assert_eq!(carl["fields"]["request_type"], "Sales/Billing enquiry");
     assert_eq!(carl["fields"]["queue"], "Billing");
-    let as_carl: Value =
-        serde_json::from_str(&env.ok(&["ticket", "list", "--json", "--as", "carl@globex.example"]))
-            .unwrap();
+    let as_carl: Value = env.tickets(&["--as", "carl@globex.example"]);
     assert_eq!(as_carl.as_array().unwrap().len(), 1);
-    let acme: Value =
-        serde_json::from_str(&env.ok(&["ticket", "list", "--json", "--organisation", "acme"]))
-            .unwrap();
+    let acme: Value = env.tickets(&["--organisation", "acme"]);
     assert_eq!(acme.as_array().unwrap().len(), 1);
 
     // What may Anna do now?
@@ -607,7 +620,7 @@ async fn two_processes_on_postgres_never_share_a_number() {
         .collect();
     let unique: BTreeSet<&String> = refs.iter().collect();
     assert_eq!(unique.len(), 24, "{refs:?}");
-    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let list: Value = env.tickets(&[]);
     assert_eq!(list.as_array().unwrap().len(), 24);
 }
 
@@ -1164,7 +1177,7 @@ fn ingest_takes_a_maildir_or_a_folder_of_eml_files_and_refuses_any_other_folder(
         std::fs::write(path, text).unwrap();
     };
     let stored = || -> usize {
-        let list: Value = serde_json::from_str(&env.ok(&["inbound", "list", "--json"])).unwrap();
+        let list: Value = env.inbound(&[]);
         list.as_array().unwrap().len()
     };
 
@@ -1300,7 +1313,7 @@ fn a_reply_to_a_closed_itil_portal_ticket_opens_a_follow_up_with_its_fields() {
         "--comment",
         "Again?",
     ]);
-    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let list: Value = env.tickets(&[]);
     let new = list
         .as_array()
         .unwrap()

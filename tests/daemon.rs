@@ -56,7 +56,7 @@ fn config_with_imap(stack: &MailStack, env: &TestEnv, billing_password: &str) ->
 }
 
 fn tickets(env: &TestEnv) -> Vec<Value> {
-    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let list: Value = env.tickets(&[]);
     list.as_array().unwrap().clone()
 }
 

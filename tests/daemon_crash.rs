@@ -61,7 +61,9 @@ fn backlog_env(stack: &MailStack) -> TestEnv {
 /// The outbox's rows, oldest first.
 fn outbox(env: &TestEnv) -> Vec<Value> {
     let rows: Value =
-        serde_json::from_str(&env.ok(&["outbox", "list", "--json", "--limit", "10000"])).unwrap();
+        serde_json::from_str::<Value>(&env.ok(&["outbox", "list", "--json", "--limit", "10000"]))
+            .unwrap()["notifications"]
+            .clone();
     let mut rows = rows.as_array().unwrap().clone();
     rows.reverse();
     rows
@@ -79,7 +81,7 @@ fn everything_once(stack: &MailStack, env: &TestEnv, daemon: &Daemon, mails: usi
     });
 
     // Applied once: a ticket per mail.
-    let list: Value = serde_json::from_str(&env.ok(&["ticket", "list", "--json"])).unwrap();
+    let list: Value = env.tickets(&[]);
     let subjects: Vec<&str> = list
         .as_array()
         .unwrap()

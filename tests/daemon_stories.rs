@@ -245,8 +245,7 @@ impl<'s> Desk<'s> {
     }
 
     fn tickets(&self) -> Vec<String> {
-        let list: Value =
-            serde_json::from_str(&self.env.ok(&["ticket", "list", "--json"])).unwrap();
+        let list: Value = self.env.tickets(&[]);
         list.as_array()
             .unwrap()
             .iter()

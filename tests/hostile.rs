@@ -207,9 +207,9 @@ async fn nobody_automated_nor_the_help_desk_itself_gets_an_answer() {
     );
     take(&d, null).await.unwrap();
     assert!(
-        d.store.outbox(None, 100).await.unwrap().is_empty(),
+        d.store.outbox(None, None, 100).await.unwrap().is_empty(),
         "{:?}",
-        d.store.outbox(None, 100).await.unwrap()
+        d.store.outbox(None, None, 100).await.unwrap()
     );
     // A person outside every organisation is told, once, with no more of their mail than
     // the start of its subject.

@@ -181,7 +181,7 @@ async fn mail(desk: &Desk, path: &Path, expect: &Expect) -> Vec<u8> {
     out.push_str(rest);
     // The notification answered: the last one to the sender (or the bounced recipient), or to
     // a group they belong to.
-    let rows = desk.store.outbox(None, 100).await.unwrap();
+    let rows = desk.store.outbox(None, None, 100).await.unwrap();
     let who = expect
         .bounce_recipient
         .clone()
@@ -231,7 +231,7 @@ async fn check(path: &Path) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let desk = world(dir.path(), &fixture.given).await;
     let raw = mail(&desk, path, e).await;
-    let outbox_before = desk.store.outbox(None, 1000).await.unwrap().len();
+    let outbox_before = desk.store.outbox(None, None, 1000).await.unwrap().len();
     let status_before = desk.store.ticket(REF).await.unwrap().unwrap().ticket.status;
     let report: MailReport = desk
         .ingest(
@@ -378,7 +378,7 @@ async fn check(path: &Path) -> Vec<String> {
             &after,
             &status_before,
         );
-        let outbox = desk.store.outbox(None, 1000).await.unwrap();
+        let outbox = desk.store.outbox(None, None, 1000).await.unwrap();
         let to_sender = outbox
             .iter()
             .take(outbox.len() - outbox_before)

@@ -34,7 +34,7 @@ async fn take(d: &Desk, m: Incoming, minutes: i64) -> MailReport {
 /// The newest notification's Message-ID to `to`.
 async fn last_id(d: &Desk, to: &str) -> String {
     d.store
-        .outbox(None, 1000)
+        .outbox(None, None, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -181,7 +181,7 @@ async fn suite(url: &str) {
         texts.contains(&"Group mail 1.".to_string())
             && texts.contains(&"Group mail 2.".to_string())
     );
-    let failed = d.store.inbound(Some("failed"), 10).await.unwrap();
+    let failed = d.store.inbound(Some("failed"), None, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     // Kept byte for byte (stored packed).
     let kept = d.store.stored_mail(failed[0].id).await.unwrap().unwrap();
@@ -255,7 +255,7 @@ async fn large_values(url: &str) {
     let r = take(&d, Incoming::new(raw.clone(), None), 0).await;
     assert_eq!(r.status, MailStatus::Applied, "{r:?}");
 
-    let stored = d.store.inbound(None, 10).await.unwrap();
+    let stored = d.store.inbound(None, None, 10).await.unwrap();
     let kept = d.store.stored_mail(stored[0].id).await.unwrap().unwrap();
     assert_eq!(kept.raw.len(), raw.len());
     assert!(kept.raw == raw, "the stored mail is the mail");

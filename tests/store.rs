@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use deskmail::desk::{CreateRequest, Desk, DeskError, Outcome};
-use deskmail::store::TicketFilter;
+use deskmail::store::{Page, TicketFilter};
 use deskmail::workflow::{Actor, Intent};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Any;
@@ -55,6 +55,19 @@ async fn create(d: &Desk, who: &str, subject: &str, now: Timestamp) -> String {
         Outcome::Applied { reference, .. } => reference,
         other => panic!("create: {other:?}"),
     }
+}
+
+/// The first page of up to 100 tickets.
+async fn list(
+    d: &Desk,
+    f: &TicketFilter,
+    reader: Option<&Actor>,
+) -> Vec<deskmail::workflow::Ticket> {
+    let page = Page {
+        after: None,
+        limit: 100,
+    };
+    d.list(f, reader, page).await.unwrap().tickets
 }
 
 /// Row counts of every table, to see that a refused action wrote nothing.
@@ -181,14 +194,11 @@ async fn suite(url: &str) {
     assert_eq!(ben_view.comments.len(), 2);
     assert!(ben_view.history.iter().all(|h| h.kind != "notice"));
 
-    // Listing: most recently updated first, filtered, and limited to what a reader may see.
-    let all = d.list(&TicketFilter::default(), None, None).await.unwrap();
+    // Listing: newest first, filtered, and limited to what a reader may see.
+    let all = list(&d, &TicketFilter::default(), None).await;
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].reference, "SUP-20261123-0001");
-    let as_carl = d
-        .list(&TicketFilter::default(), None, Some(&carl))
-        .await
-        .unwrap();
+    let as_carl = list(&d, &TicketFilter::default(), Some(&carl)).await;
     assert_eq!(
         as_carl
             .iter()
@@ -200,12 +210,12 @@ async fn suite(url: &str) {
         status: Some("on partner".into()),
         ..Default::default()
     };
-    assert_eq!(d.list(&on_partner, None, None).await.unwrap().len(), 1);
+    assert_eq!(list(&d, &on_partner, None).await.len(), 1);
     let created_late = TicketFilter {
         created_from: Some(next_day),
         ..Default::default()
     };
-    assert_eq!(d.list(&created_late, None, None).await.unwrap().len(), 1);
+    assert_eq!(list(&d, &created_late, None).await.len(), 1);
 
     // Time rules: resolved for 7 days closes, once.
     d.act(&r1, &alice, &act("Resolve", Some("Done.")), &[], t0())
@@ -345,6 +355,94 @@ async fn due_times(url: &str) {
     pool.close().await;
 }
 
+/// Pages of `ticket list`: each ticket there at the start exactly once, newest first, while new
+/// tickets arrive; readers page through what they may see.
+async fn paging(url: &str) {
+    let d = desk(url, "partner-routing").await;
+    let alice = actor(&d, "alice@helpdesk.example");
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(create(&d, "anna@acme.example", &format!("Request {i}"), t0()).await);
+    }
+    let pages = |reader: Option<Actor>, limit: i64| {
+        let d = &d;
+        async move {
+            let (mut seen, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+            loop {
+                let page = Page {
+                    after: after.as_deref(),
+                    limit,
+                };
+                let got = d
+                    .list(&TicketFilter::default(), reader.as_ref(), page)
+                    .await
+                    .unwrap();
+                pages += 1;
+                seen.extend(got.tickets.iter().map(|t| t.reference.clone()));
+                if reader.is_none() {
+                    // A new ticket between pages: newer than every page after the first.
+                    create(d, "carl@globex.example", "Arrived meanwhile", t0()).await;
+                }
+                match got.next {
+                    Some(next) => after = Some(next),
+                    None => return (seen, pages),
+                }
+            }
+        }
+    };
+    let (seen, count) = pages(None, 3).await;
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    assert_eq!(count, 3);
+
+    // Ben (Acme's power user) sees Acme's seven, not Globex's; Carl sees only his own.
+    let (ben, _) = pages(Some(actor(&d, "ben@acme.example")), 2).await;
+    assert_eq!(ben, newest_first);
+    let (carl, _) = pages(Some(actor(&d, "carl@globex.example")), 2).await;
+    assert_eq!(carl.len(), 3);
+    assert!(carl.iter().all(|r| !made.contains(r)));
+
+    // A partner sees the tickets it is involved in, and no more once uninvolved.
+    for r in &made[..2] {
+        d.act(r, &alice, &act("Involve OS/HCMS Support", None), &[], t0())
+            .await
+            .unwrap();
+    }
+    let ops = || Some(actor(&d, "hcms@oshcms.example"));
+    assert_eq!(
+        pages(ops(), 1).await.0,
+        vec![made[1].clone(), made[0].clone()]
+    );
+    d.act(
+        &made[1],
+        &alice,
+        &act("Uninvolve OS/HCMS Support", None),
+        &[],
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pages(ops(), 1).await.0, vec![made[0].clone()]);
+    // A filter and a reader together; text filters ignore case.
+    let new = TicketFilter {
+        status: Some("new".into()),
+        ..Default::default()
+    };
+    let first = Page {
+        after: None,
+        limit: 50,
+    };
+    let anna = actor(&d, "anna@acme.example");
+    assert_eq!(
+        d.list(&new, Some(&anna), first)
+            .await
+            .unwrap()
+            .tickets
+            .len(),
+        7
+    );
+}
+
 async fn claims(url: &str) {
     let d = desk(url, "partner-routing").await;
     create(&d, "anna@acme.example", "Claims", t0()).await;
@@ -389,7 +487,7 @@ async fn claims(url: &str) {
         .mark_failed(a.id, a.claimed_until, "late")
         .await
         .unwrap();
-    let rows = d.store.outbox(None, 10).await.unwrap();
+    let rows = d.store.outbox(None, None, 10).await.unwrap();
     let row = rows.iter().find(|r| r.id == a.id).unwrap();
     assert_eq!(row.status, "sent");
     assert_eq!(row.last_error, None);
@@ -532,6 +630,21 @@ async fn store_suite_on_postgres() {
         return;
     };
     suite(&db.url).await;
+}
+
+#[tokio::test]
+async fn paging_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
+    paging(&url).await;
+}
+
+#[tokio::test]
+async fn paging_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    paging(&db.url).await;
 }
 
 #[tokio::test]

@@ -17,8 +17,12 @@ pub enum InboundCommand {
         /// Only this status (applied, refused, recorded, failed)
         #[arg(long, conflicts_with = "failed")]
         status: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// Mails on the page, at most
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
+        /// Start after this mail: the id the page before ended with (printed with it)
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -41,6 +45,7 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
             failed,
             status,
             limit,
+            after,
             json,
         } => {
             let status = if failed {
@@ -55,9 +60,14 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
                     "--status {s}: one of applied, refused, recorded, failed"
                 )));
             }
-            let rows = desk.store.inbound(status.as_deref(), limit).await?;
+            let mut rows = desk
+                .store
+                .inbound(status.as_deref(), after, limit + 1)
+                .await?;
+            let next = super::next_page(&mut rows, limit, |r| r.id);
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                let page = serde_json::json!({ "mails": rows, "next": next });
+                println!("{}", serde_json::to_string_pretty(&page)?);
                 return Ok(());
             }
             println!(
@@ -74,6 +84,9 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
                     r.sender.as_deref().unwrap_or("-"),
                     r.reason.as_deref().unwrap_or("")
                 );
+            }
+            if let Some(next) = next {
+                eprintln!("more: --after {next}");
             }
             Ok(())
         }

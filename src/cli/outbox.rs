@@ -14,8 +14,12 @@ pub enum OutboxCommand {
         /// Only this status (queued, sending, sent, failed)
         #[arg(long)]
         status: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// Notifications on the page, at most
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
+        /// Start after this notification: the id the page before ended with (printed with it)
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -37,6 +41,7 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
         OutboxCommand::List {
             status,
             limit,
+            after,
             json,
         } => {
             if let Some(s) = &status
@@ -46,9 +51,14 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
                     "--status {s}: one of queued, sending, sent, failed"
                 )));
             }
-            let rows = desk.store.outbox(status.as_deref(), limit).await?;
+            let mut rows = desk
+                .store
+                .outbox(status.as_deref(), after, limit + 1)
+                .await?;
+            let next = super::next_page(&mut rows, limit, |r| r.id);
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                let page = serde_json::json!({ "notifications": rows, "next": next });
+                println!("{}", serde_json::to_string_pretty(&page)?);
                 return Ok(());
             }
             println!(
@@ -66,6 +76,9 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
                     r.attempts,
                     r.last_error.as_deref().unwrap_or("")
                 );
+            }
+            if let Some(next) = next {
+                eprintln!("more: --after {next}");
             }
             Ok(())
         }

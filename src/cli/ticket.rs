@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{CmdResult, Failure};
 use crate::desk::{CreateRequest, Desk, NewAttachment, Outcome, TicketView};
-use crate::store::TicketFilter;
+use crate::store::{Page, TicketFilter};
 use crate::workflow::{Actor, Intent, Proof, Rejection, Ticket};
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +114,15 @@ pub struct ListArgs {
     /// Closed on or before this day
     #[arg(long, value_name = "DATE")]
     closed_to: Option<String>,
+    /// Tickets on the page, at most (newest first)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    limit: i64,
+    /// Start after this ticket: the ref the page before ended with (printed with it)
+    #[arg(long, value_name = "REF")]
+    after: Option<String>,
+    /// Every matching ticket, page after page (for an export)
+    #[arg(long, conflicts_with = "limit")]
+    all: bool,
     #[arg(long)]
     json: bool,
 }
@@ -438,6 +447,7 @@ fn parse_when(s: &str, tz: &TimeZone, end_of_day: bool) -> Result<Timestamp, Fai
 }
 
 async fn list(desk: &Desk, a: ListArgs) -> CmdResult {
+    use std::io::Write;
     let reader = a.as_.as_deref().map(|x| actor(desk, x)).transpose()?;
     let tz = time_zone_of(desk, reader.as_ref());
     let when = |s: &Option<String>, end| s.as_deref().map(|s| parse_when(s, &tz, end)).transpose();
@@ -445,31 +455,85 @@ async fn list(desk: &Desk, a: ListArgs) -> CmdResult {
         reference: a.reference,
         status: a.status,
         organisation: a.organisation,
-        requester: a.requester.map(|r| r.to_lowercase()),
+        requester: a.requester,
+        service: a.service,
         created_from: when(&a.created_from, false)?,
         created_to: when(&a.created_to, true)?,
         closed_from: when(&a.closed_from, false)?,
         closed_to: when(&a.closed_to, true)?,
+        visible_to: None,
     };
-    let tickets = desk
-        .list(&filter, a.service.as_deref(), reader.as_ref())
-        .await?;
-    if a.json {
-        let rows: Vec<_> = tickets.iter().map(list_json).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let mut rows = ListOutput::start(&mut out, a.json, tz)?;
+    // Page by page: what is printed is never more than a page in memory, however many match.
+    let mut after = a.after;
+    let next = loop {
+        let limit = if a.all { 500 } else { a.limit };
+        let page = desk
+            .list(
+                &filter,
+                reader.as_ref(),
+                Page {
+                    after: after.as_deref(),
+                    limit,
+                },
+            )
+            .await?;
+        for t in &page.tickets {
+            rows.row(&mut out, t)?;
+        }
+        match page.next {
+            Some(next) if a.all => after = Some(next),
+            next => break next,
+        }
+    };
+    rows.end(&mut out, next.as_deref())?;
+    out.flush()?;
+    if !a.json
+        && let Some(next) = next
+    {
+        eprintln!("more: --after {next}");
     }
-    println!(
-        "{:<20} {:<10} {:<26} {:<22} {:<17} {:<17} SUBJECT",
-        "ID", "ENTITY", "SYSTEM", "STATE", "CREATED", "LAST UPDATE"
-    );
-    for t in &tickets {
+    Ok(())
+}
+
+/// `ticket list` as it prints: a table, or JSON (`{"tickets": [...], "next": ref or null}`)
+/// written row by row.
+struct ListOutput {
+    json: bool,
+    tz: TimeZone,
+    rows: usize,
+}
+
+impl ListOutput {
+    fn start(out: &mut impl std::io::Write, json: bool, tz: TimeZone) -> std::io::Result<Self> {
+        if json {
+            write!(out, "{{\"tickets\": [")?;
+        } else {
+            writeln!(
+                out,
+                "{:<20} {:<10} {:<26} {:<22} {:<17} {:<17} SUBJECT",
+                "ID", "ENTITY", "SYSTEM", "STATE", "CREATED", "LAST UPDATE"
+            )?;
+        }
+        Ok(ListOutput { json, tz, rows: 0 })
+    }
+
+    fn row(&mut self, out: &mut impl std::io::Write, t: &Ticket) -> Result<(), Failure> {
+        self.rows += 1;
+        if self.json {
+            let sep = if self.rows == 1 { "\n  " } else { ",\n  " };
+            write!(out, "{sep}{}", serde_json::to_string(&list_json(t))?)?;
+            return Ok(());
+        }
         let short = |ts: Timestamp| {
-            ts.to_zoned(tz.clone())
+            ts.to_zoned(self.tz.clone())
                 .strftime("%Y-%m-%d %H:%M")
                 .to_string()
         };
-        println!(
+        writeln!(
+            out,
             "{:<20} {:<10} {:<26} {:<22} {:<17} {:<17} {}",
             t.reference,
             t.organisation.as_deref().unwrap_or("-"),
@@ -478,9 +542,21 @@ async fn list(desk: &Desk, a: ListArgs) -> CmdResult {
             short(t.created_at),
             short(t.updated_at),
             t.subject
-        );
+        )?;
+        Ok(())
     }
-    Ok(())
+
+    fn end(&self, out: &mut impl std::io::Write, next: Option<&str>) -> Result<(), Failure> {
+        if self.json {
+            let tail = if self.rows == 0 { "" } else { "\n" };
+            writeln!(
+                out,
+                "{tail}], \"next\": {}}}",
+                serde_json::to_string(&next)?
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn list_json(t: &Ticket) -> serde_json::Value {

@@ -19,6 +19,7 @@ pub(crate) struct RawOutbound {
     loop_limit_per_hour: Option<i64>,
     loop_limit_per_thread: Option<i64>,
     retry_for: Option<String>,
+    keep_sent_for: Option<String>,
     smtp: Option<RawSmtp>,
 }
 
@@ -82,6 +83,8 @@ pub struct OutboundSettings {
     pub loop_limit_per_thread: i64,
     /// Temporary failures are retried for this long (seconds), then recorded as failed.
     pub retry_for_secs: i64,
+    /// A sent notification's body is kept this long (seconds), then dropped; its row stays.
+    pub keep_sent_for_secs: i64,
 }
 
 pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
@@ -151,6 +154,14 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
         );
         3 * 86_400
     });
+    let keep_sent_for = raw.keep_sent_for.unwrap_or_else(|| "30d".into());
+    let keep_sent_for_secs = parse_duration(&keep_sent_for).unwrap_or_else(|| {
+        l.problem(
+            "outbound.keep_sent_for",
+            format!("\"{keep_sent_for}\" is not a duration such as 30d or 12h"),
+        );
+        30 * 86_400
+    });
     let templates_dir = raw.templates_dir.as_deref().map(|d| l.resolve_path(d));
     if let Some(d) = &templates_dir
         && !d.is_dir()
@@ -178,5 +189,6 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
         loop_limit_per_hour: raw.loop_limit_per_hour.unwrap_or(30),
         loop_limit_per_thread: raw.loop_limit_per_thread.unwrap_or(10),
         retry_for_secs,
+        keep_sent_for_secs,
     }
 }

@@ -38,6 +38,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 tracing::debug!(
                     due = report.checked,
                     reworked = report.reworked,
+                    bodies_dropped = report.bodies_dropped,
                     changed = report.changed.len(),
                     "sweep"
                 );

@@ -25,11 +25,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::directory::Person;
+use crate::directory::{Access, Party, Person};
 use crate::outbound::Outbound;
 use crate::recipients;
 use crate::store::{
-    CommentRow, HistoryRow, NewCommentRow, NewHistoryRow, Store, StoreError, TicketFilter,
+    CommentRow, HistoryRow, NewCommentRow, NewHistoryRow, Page, Store, StoreError, TicketFilter,
     TicketRecord, Tx,
 };
 use crate::workflow::rules::Due;
@@ -109,6 +109,37 @@ pub struct TicketView {
     pub ticket: Ticket,
     pub comments: Vec<CommentRow>,
     pub history: Vec<HistoryRow>,
+}
+
+/// A page of `ticket list`.
+#[derive(Debug, Clone)]
+pub struct TicketPage {
+    pub tickets: Vec<Ticket>,
+    /// The ref the next page starts after, when there is one.
+    pub next: Option<String>,
+}
+
+/// Which tickets a reader sees, as the store filters them ([`Actor::can_see`]); None for an
+/// agent, who sees them all.
+fn visibility(reader: &Actor) -> Option<crate::store::Visibility> {
+    let address = reader.person.address.clone();
+    match &reader.person.party {
+        Party::Agent => None,
+        Party::Customer {
+            organisation,
+            access,
+            customer_it,
+        } => Some(crate::store::Visibility {
+            address,
+            partner: None,
+            organisation: (*access == Access::Power || *customer_it).then(|| organisation.clone()),
+        }),
+        Party::Partner { partner } => Some(crate::store::Visibility {
+            address,
+            partner: Some(partner.clone()),
+            organisation: None,
+        }),
+    }
 }
 
 /// Who made a change, as its notifications need it.
@@ -666,25 +697,35 @@ impl Desk {
         })
     }
 
-    /// Tickets matching the filter that the reader may see, most recently updated first.
+    /// A page of the tickets matching the filter that the reader may see, newest first, and
+    /// where the next page starts (None: this was the last).
     pub async fn list(
         &self,
         filter: &TicketFilter,
-        service: Option<&str>,
         reader: Option<&Actor>,
-    ) -> Result<Vec<Ticket>, DeskError> {
-        let rows = self.store.tickets(filter).await?;
-        Ok(rows
+        page: Page<'_>,
+    ) -> Result<TicketPage, DeskError> {
+        let filter = TicketFilter {
+            visible_to: reader.and_then(visibility),
+            ..filter.clone()
+        };
+        let limit = page.limit.max(1);
+        let asked = Page {
+            after: page.after,
+            limit: limit + 1,
+        };
+        let mut tickets: Vec<Ticket> = self
+            .store
+            .tickets(&filter, asked)
+            .await?
             .into_iter()
             .map(|r| r.ticket)
-            .filter(|t| reader.is_none_or(|a| a.can_see(t)))
-            .filter(|t| {
-                service.is_none_or(|s| {
-                    t.fields
-                        .get("service")
-                        .is_some_and(|v| v.eq_ignore_ascii_case(s))
-                })
-            })
-            .collect())
+            .collect();
+        let more = tickets.len() as i64 > limit;
+        tickets.truncate(limit as usize);
+        let next = more
+            .then(|| tickets.last().map(|t| t.reference.clone()))
+            .flatten();
+        Ok(TicketPage { tickets, next })
     }
 }

@@ -13,8 +13,11 @@ use super::{Author, Desk, DeskError, Write};
 use crate::workflow::rules::Due;
 use crate::workflow::{self, Actor, Proof, StateKind, Workflow};
 
-/// Tickets read at a time.
+/// Tickets read at a time, and sent notifications whose bodies are dropped at a time.
 const PAGE: i64 = 500;
+/// Sent notifications whose bodies one sweep drops, at most: a store upgraded with years of
+/// them is pruned over a few sweeps, not in one long one.
+const DROPS_PER_SWEEP: usize = 10_000;
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -25,6 +28,8 @@ pub struct SweepReport {
     pub changed: Vec<(String, String)>,
     /// Tickets whose due time was worked out again (their workflow's time rules changed).
     pub reworked: usize,
+    /// Sent notifications whose bodies were dropped (`outbound.keep_sent_for`).
+    pub bodies_dropped: usize,
 }
 
 impl Desk {
@@ -54,7 +59,26 @@ impl Desk {
                 break;
             }
         }
+        report.bodies_dropped = self.drop_sent_bodies(now).await?;
         Ok(report)
+    }
+
+    /// Drops the bodies of the notifications sent longer than `outbound.keep_sent_for` ago, a
+    /// page per transaction.
+    async fn drop_sent_bodies(&self, now: Timestamp) -> Result<usize, DeskError> {
+        let keep = jiff::SignedDuration::from_secs(self.settings.outbound.keep_sent_for_secs);
+        let before = now
+            .checked_sub(keep)
+            .map_err(|e| DeskError::Internal(e.to_string()))?;
+        let mut dropped = 0;
+        while dropped < DROPS_PER_SWEEP {
+            let n = self.store.drop_sent_bodies(before, PAGE).await?;
+            dropped += n;
+            if (n as i64) < PAGE {
+                break;
+            }
+        }
+        Ok(dropped)
     }
 
     /// The workflows tickets may follow: the configured one and every preset.

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow, Row};
 
-use super::deferred::{Val, bind_query, bind_scalar};
+use super::deferred::{Val, bind_query, bind_query_as, bind_scalar};
 use super::pieces::Owner;
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
@@ -212,7 +212,9 @@ impl Tx {
                 id = Some(row.try_get::<i64, _>(0).map_err(|e| self.error(e))?);
             } else {
                 let ticket = TicketRow::from_row(&row).map_err(|e| self.error(e))?;
-                prefetched = Some(ticket.into_record()?);
+                let rec = ticket.into_record()?;
+                self.note_parties(&rec);
+                prefetched = Some(rec);
             }
         }
         self.prefetched = prefetched;
@@ -266,7 +268,9 @@ impl Tx {
         if let Some(found) = found {
             let ticket = TicketRow::from_row(&row).map_err(|e| self.error(e))?;
             self.note_ticket(found, reference);
-            self.prefetched = Some(ticket.into_record()?);
+            let rec = ticket.into_record()?;
+            self.note_parties(&rec);
+            self.prefetched = Some(rec);
         }
         if stored.is_some() {
             return Ok(None);
@@ -494,23 +498,23 @@ impl Tx {
 }
 
 impl Store {
-    /// Stored mails, newest first, optionally of one status.
+    /// Stored mails, newest first (older than `after`), optionally of one status.
     pub async fn inbound(
         &self,
         status: Option<&str>,
+        after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<InboundEntry>, StoreError> {
-        let rows = sqlx::query_as::<Any, EntryRow>(
+        let (page, vals) = super::lists::status_page("i", status, after, limit);
+        let sql = format!(
             "SELECT i.id, i.message_id, i.mailbox, i.sender, i.subject, i.status, i.class, i.reason, \
              t.ref AS reference, i.attempts, i.received_at, i.processed_at \
-             FROM inbound_messages i LEFT JOIN tickets t ON t.id = i.ticket_id \
-             WHERE ($1 = '' OR i.status = $1) ORDER BY i.id DESC LIMIT $2",
-        )
-        .bind(status.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+             FROM inbound_messages i LEFT JOIN tickets t ON t.id = i.ticket_id{page}"
+        );
+        let rows = bind_query_as(sqlx::query_as::<Any, EntryRow>(AssertSqlSafe(sql)), vals)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
         rows.into_iter()
             .map(|r| {
                 Ok(InboundEntry {

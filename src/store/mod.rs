@@ -8,6 +8,7 @@ mod deferred;
 mod inbound;
 mod late;
 mod leases;
+mod lists;
 mod mailboxes;
 mod outbox;
 mod pieces;
@@ -27,11 +28,12 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
 pub use leases::Fence;
+pub use lists::{Page, TicketFilter, Visibility};
 pub use mailboxes::{Cursor, Move};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, count_key};
 pub use pieces::{Owner, PIECE};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
-pub use tickets::{NewCommentRow, NewHistoryRow, TicketFilter};
+pub use tickets::{NewCommentRow, NewHistoryRow};
 pub use wal_sync::Durable;
 
 use crate::config::redact_url;
@@ -432,6 +434,8 @@ pub struct Tx {
     changed_tickets: Vec<i64>,
     /// The tickets this transaction knows by both id and reference.
     known_tickets: Vec<(i64, String)>,
+    /// The parties (`ticket_parties`) of the tickets read or written here, by id.
+    known_parties: Vec<(i64, std::collections::BTreeSet<String>)>,
     /// Outbox rows held back until their messages are made (see `late`).
     held: Vec<late::Held>,
     /// Outbox messages still being made, filled in before the commit (see `late`).
@@ -452,6 +456,7 @@ impl Tx {
             prefetched: None,
             changed_tickets: Vec::new(),
             known_tickets: Vec::new(),
+            known_parties: Vec::new(),
             held: Vec::new(),
             late: Vec::new(),
             late_at_savepoint: 0,
@@ -521,7 +526,8 @@ impl Tx {
 
 #[cfg(test)]
 mod tests {
-    /// The two dialects' migrations describe the same schema: they differ only in types.
+    /// The two dialects' migrations describe the same schema: they differ only in types and
+    /// in how they read JSON.
     #[test]
     fn the_dialects_are_kept_in_step() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
@@ -543,6 +549,13 @@ mod tests {
                 )
                 .replace("BIGINT", "INTEGER")
                 .replace("BYTEA", "BLOB")
+                // JSON in the text columns: the same reads, spelt each dialect's way.
+                .replace(
+                    "fields::json ->> 'service'",
+                    "json_extract(fields, '$.service')",
+                )
+                .replace("json_array_elements_text(", "json_each(")
+                .replace("::json) AS j(value)", ") AS j")
         };
         let files: Vec<_> = std::fs::read_dir(root.join("sqlite"))
             .unwrap()

@@ -469,6 +469,42 @@ impl Store {
         Ok(true)
     }
 
+    /// Drops the bodies of up to `limit` notifications sent before `before`, the longest sent
+    /// first, in one transaction; how many. Their rows stay: the Message-ID, recipient,
+    /// ticket, event, subject and times are what threading, the loop breaker and bounce
+    /// matching read.
+    pub async fn drop_sent_bodies(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        let dropped = sqlx::query_scalar::<Any, String>(
+            "UPDATE outbox SET message_lz4 = $3 WHERE id IN (SELECT id FROM outbox \
+             WHERE status = 'sent' AND length(message_lz4) > 0 AND sent_at < $1 \
+             ORDER BY sent_at LIMIT $2) RETURNING message_id",
+        )
+        .bind(ms(before))
+        .bind(limit)
+        .bind(Vec::<u8>::new())
+        .fetch_all(tx.conn().await?)
+        .await
+        .map_err(|e| tx.error(e))?;
+        if dropped.is_empty() {
+            return Ok(0);
+        }
+        // A message over a piece's size kept the rest in `pieces`.
+        let owners: Vec<Val> = dropped
+            .iter()
+            .map(|m| Val::from(Owner::Outbox(m).key()))
+            .collect();
+        let places: Vec<String> = (1..=owners.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("DELETE FROM pieces WHERE owner IN ({})", places.join(", "));
+        tx.defer(sql, owners).await?;
+        tx.commit().await?;
+        Ok(dropped.len())
+    }
+
     /// Puts every notification being sent back in the queue, due now: for a process that
     /// knows no other sender runs (the daemon on SQLite, at its start), so that what a killed
     /// run had in hand goes out at once, not when its claim runs out. Returns how many.
@@ -512,23 +548,23 @@ impl Store {
         Ok((n, oldest.map(ts).transpose()?))
     }
 
-    /// Notifications, newest first, optionally of one status.
+    /// Notifications, newest first (older than `after`), optionally of one status.
     pub async fn outbox(
         &self,
         status: Option<&str>,
+        after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query_as::<Any, EntryRow>(
+        let (page, vals) = super::lists::status_page("o", status, after, limit);
+        let sql = format!(
             "SELECT o.id, t.ref AS reference, o.event, o.recipient, o.subject, o.message_id, o.status, \
              o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at \
-             FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id \
-             WHERE ($1 = '' OR o.status = $1) ORDER BY o.id DESC LIMIT $2",
-        )
-        .bind(status.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+             FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id{page}"
+        );
+        let rows = bind_query_as(sqlx::query_as::<Any, EntryRow>(AssertSqlSafe(sql)), vals)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| self.error(e))?;
         rows.into_iter()
             .map(|r| {
                 Ok(OutboxEntry {

@@ -27,7 +27,7 @@ pub enum Owner<'a> {
 }
 
 impl Owner<'_> {
-    fn key(self) -> String {
+    pub(super) fn key(self) -> String {
         match self {
             Owner::Inbound(id) => format!("inbound:{id}"),
             Owner::Attachment(id) => format!("attachment:{id}"),

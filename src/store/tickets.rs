@@ -1,5 +1,7 @@
 //! Tickets, their comments and history, the ticket-number counters.
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 use sqlx::{Any, AssertSqlSafe};
 
@@ -38,19 +40,6 @@ pub struct NewHistoryRow<'a> {
     pub at: Timestamp,
 }
 
-/// `ticket list` filters; all that are set must hold.
-#[derive(Debug, Clone, Default)]
-pub struct TicketFilter {
-    pub reference: Option<String>,
-    pub status: Option<String>,
-    pub organisation: Option<String>,
-    pub requester: Option<String>,
-    pub created_from: Option<Timestamp>,
-    pub created_to: Option<Timestamp>,
-    pub closed_from: Option<Timestamp>,
-    pub closed_to: Option<Timestamp>,
-}
-
 impl Tx {
     /// The next number in a ticket-number scope. The row lock this takes serialises concurrent
     /// creations in the same scope until commit, also across processes on one PostgreSQL.
@@ -67,12 +56,12 @@ impl Tx {
     }
 
     pub async fn insert_ticket(&mut self, t: &Ticket, due: Due) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<Any, i64>(
+        let id = sqlx::query_scalar::<Any, i64>(
             "INSERT INTO tickets (ref, workflow, status, status_since, subject, requester, \
              organisation, assignee, customer_it_assignee, involved_partners, waiting_on, source, \
              system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at, \
-             due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, $20, $21) RETURNING id",
+             due_at, service) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id",
         )
         .bind(&t.reference)
         .bind(&t.workflow)
@@ -95,9 +84,13 @@ impl Tx {
         .bind(ms(t.updated_at))
         .bind(t.closed_at.map(ms))
         .bind(due.at().map(ms))
+        .bind(t.fields.get("service"))
         .fetch_one(self.conn().await?)
         .await
-        .map_err(|e| self.error(e))
+        .map_err(|e| self.error(e))?;
+        self.write_parties(id, Some(BTreeSet::new()), parties(t))
+            .await?;
+        Ok(id)
     }
 
     /// Reads a ticket to change it; on PostgreSQL the row stays locked until commit.
@@ -133,6 +126,7 @@ impl Tx {
         // steps read the same ticket again.
         if let Some(rec) = &rec {
             self.note_ticket(rec.id, reference);
+            self.note_parties(rec);
         }
         self.prefetched = rec.clone();
         Ok(rec)
@@ -191,6 +185,56 @@ impl Tx {
         self.defer(sql, vec![workflow.into(), digest.into()]).await
     }
 
+    /// Notes the parties of a ticket as read in this transaction.
+    pub(crate) fn note_parties(&mut self, rec: &TicketRecord) {
+        let now = parties(&rec.ticket);
+        match self.known_parties.iter_mut().find(|(i, _)| *i == rec.id) {
+            Some((_, known)) => *known = now,
+            None => self.known_parties.push((rec.id, now)),
+        }
+    }
+
+    /// Keeps `ticket_parties` in step with a ticket's watchers and partners: only what changed
+    /// when the parties before are known (they were read in this transaction), else all anew.
+    async fn write_parties(
+        &mut self,
+        id: i64,
+        before: Option<BTreeSet<String>>,
+        after: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let new: Vec<&String> = match &before {
+            Some(before) => {
+                for gone in before.difference(&after) {
+                    let sql = "DELETE FROM ticket_parties WHERE party = $1 AND ticket_id = $2";
+                    self.defer(sql.into(), vec![gone.as_str().into(), id.into()])
+                        .await?;
+                }
+                after.difference(before).collect()
+            }
+            None => {
+                let sql = "DELETE FROM ticket_parties WHERE ticket_id = $1";
+                self.defer(sql.into(), vec![id.into()]).await?;
+                after.iter().collect()
+            }
+        };
+        if !new.is_empty() {
+            let sql = format!(
+                "INSERT INTO ticket_parties (party, ticket_id) VALUES {} ON CONFLICT DO NOTHING",
+                value_rows("($1, $2)", 2, new.len())
+            );
+            let vals = new
+                .into_iter()
+                .flat_map(|p| [Val::from(p.as_str()), id.into()])
+                .collect();
+            self.defer(sql, vals).await?;
+        }
+        match self.known_parties.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, known)) => *known = after,
+            None => self.known_parties.push((id, after)),
+        }
+        Ok(())
+    }
+
     /// Writes the ticket's changeable columns and when its next time rule is due. When the
     /// ticket as this transaction last read it is at hand, only the columns that changed:
     /// SQLite rewrites an index entry for every indexed column named in the `SET`, changed or
@@ -202,6 +246,12 @@ impl Tx {
             .as_ref()
             .filter(|rec| rec.id == id)
             .map(|rec| ticket_columns(&rec.ticket, rec.due_at));
+        let parties_before = self
+            .known_parties
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, p)| p.clone());
+        self.write_parties(id, parties_before, parties(t)).await?;
         let mut sets = Vec::new();
         let mut vals: Vec<Val> = Vec::new();
         for (k, (column, val)) in columns.into_iter().enumerate() {
@@ -379,59 +429,6 @@ impl Store {
         .collect()
     }
 
-    /// Tickets matching the filter, most recently updated first.
-    pub async fn tickets(&self, f: &TicketFilter) -> Result<Vec<TicketRecord>, StoreError> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut texts: Vec<String> = Vec::new();
-        let mut times: Vec<(usize, i64)> = Vec::new();
-        let mut n = 0;
-        let mut text = |clauses: &mut Vec<String>, col: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                n += 1;
-                clauses.push(format!("LOWER({col}) = LOWER(${n})"));
-                texts.push(v.clone());
-            }
-        };
-        text(&mut clauses, "ref", &f.reference);
-        text(&mut clauses, "status", &f.status);
-        text(&mut clauses, "organisation", &f.organisation);
-        text(&mut clauses, "requester", &f.requester);
-        let bounds = [
-            ("created_at >=", f.created_from),
-            ("created_at <", f.created_to),
-            ("closed_at >=", f.closed_from),
-            ("closed_at <", f.closed_to),
-        ];
-        for (cond, t) in bounds {
-            if let Some(t) = t {
-                n += 1;
-                clauses.push(format!("{cond} ${n}"));
-                times.push((n, ms(t)));
-            }
-        }
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets{filter} ORDER BY updated_at DESC, id DESC"
-        );
-        let mut q = sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql));
-        for t in &texts {
-            q = q.bind(t.clone());
-        }
-        for (_, t) in &times {
-            q = q.bind(*t);
-        }
-        q.fetch_all(self.pool())
-            .await
-            .map_err(|e| self.error(e))?
-            .into_iter()
-            .map(TicketRow::into_record)
-            .collect()
-    }
-
     /// How many tickets each workflow has in each status.
     pub async fn workflow_usage(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         sqlx::query_as::<Any, (String, String, i64)>(
@@ -468,7 +465,7 @@ impl Store {
 }
 
 /// The columns `update_ticket` writes, with their values.
-fn ticket_columns(t: &Ticket, due_at: Option<Timestamp>) -> [(&'static str, Val); 15] {
+fn ticket_columns(t: &Ticket, due_at: Option<Timestamp>) -> [(&'static str, Val); 16] {
     [
         ("status", t.status.as_str().into()),
         ("status_since", ms(t.status_since).into()),
@@ -488,7 +485,19 @@ fn ticket_columns(t: &Ticket, due_at: Option<Timestamp>) -> [(&'static str, Val)
         ("updated_at", ms(t.updated_at).into()),
         ("closed_at", t.closed_at.map(ms).into()),
         ("due_at", due_at.map(ms).into()),
+        (
+            "service",
+            t.fields.get("service").map(String::as_str).into(),
+        ),
     ]
+}
+
+/// Who besides the requester and the organisation sees the ticket, as `ticket_parties` keeps
+/// it (see `ticket_list`).
+fn parties(t: &Ticket) -> BTreeSet<String> {
+    let watchers = t.watchers.iter().map(|w| format!("watcher:{w}"));
+    let partners = t.involved_partners.iter().map(|p| format!("partner:{p}"));
+    watchers.chain(partners).collect()
 }
 
 /// One statement writing a history line.

@@ -142,11 +142,32 @@ impl TestEnv {
         serde_json::from_str(&self.ok(&["ticket", "show", reference, "--json"])).unwrap()
     }
 
+    /// Every ticket `ticket list --all --json` gives with these further arguments (a JSON
+    /// array), newest first.
+    pub fn tickets(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["ticket", "list", "--all", "--json"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&all)).unwrap();
+        assert!(v["next"].is_null(), "--all leaves no next page");
+        v["tickets"].clone()
+    }
+
+    /// The mails `inbound list --json` gives with these further arguments (a JSON array),
+    /// newest first.
+    pub fn inbound(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["inbound", "list", "--json"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&all)).unwrap();
+        v["mails"].clone()
+    }
+
     /// `outbox list --json` (up to 500 rows), newest first.
     pub fn outbox(&self) -> Vec<serde_json::Value> {
-        let v: serde_json::Value =
-            serde_json::from_str(&self.ok(&["outbox", "list", "--json", "--limit", "500"]))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_str::<serde_json::Value>(
+            &self.ok(&["outbox", "list", "--json", "--limit", "500"]),
+        )
+        .unwrap()["notifications"]
+            .clone();
         v.as_array().unwrap().clone()
     }
 
