@@ -14,7 +14,11 @@
 #[allow(dead_code)]
 #[path = "../tests/support/hostile.rs"]
 mod hostile;
+#[allow(dead_code)]
+#[path = "../tests/support/numbers.rs"]
+mod numbers;
 
+use numbers::median;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -142,11 +146,6 @@ fn bare_parse(raw: &[u8]) -> (f64, f64) {
     drop(parsed);
     let peak = PEAK.load(Relaxed).saturating_sub(before);
     (secs, peak as f64 / MIB)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -26,35 +26,13 @@ use std::time::Instant;
 use deskmail::desk::{CreateRequest, Desk, Outcome};
 use deskmail::workflow::{Actor, Intent};
 use jiff::Timestamp;
+use support::numbers::{Rng, median};
 
 const MAILS: usize = 10_000;
 const TICKETS: usize = 200;
 const PURE_RUNS: usize = 7;
 const INGEST_RUNS: usize = 3;
 const PIPE_MAILS: usize = 100;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// A small deterministic random source (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const WORDS: [&str; 32] = [
     "printer", "display", "error", "restart", "driver", "update", "cable", "office", "today",

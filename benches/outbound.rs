@@ -20,15 +20,11 @@ use deskmail::outbound::Transport;
 use deskmail::workflow::{self, Actor, Decision, Effects, Intent};
 use jiff::Timestamp;
 use support::mailstack::MailStack;
+use support::numbers::median;
 
 const RUNS: usize = 5;
 const NOTIFICATIONS: usize = 10_000;
 const DELIVERIES: usize = 1_000;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 async fn desk_at(dir: &std::path::Path, smtp: Option<&MailStack>, connections: usize) -> Desk {
     let env = support::TestEnv::new();

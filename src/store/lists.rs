@@ -309,6 +309,11 @@ impl Store {
                 out.push((name, plan));
             }
         }
+        let bodies = super::deferred::Val::from(0i64);
+        let plan = self
+            .plan(super::outbox::SENT_BODIES, vec![bodies, 500i64.into()])
+            .await?;
+        out.push(("sent bodies to drop".into(), plan));
         for (table, alias) in [("inbound_messages", "i"), ("outbox", "o")] {
             for after in [None, Some(1)] {
                 let (page, vals) = status_page(alias, Some("failed"), after, 50);

@@ -13,6 +13,11 @@ use super::pieces::Owner;
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
+/// The ids of up to `$2` notifications sent before `$1` whose bodies are still kept, the
+/// longest sent first, through the `outbox_sent_bodies` index (migration 0010).
+pub(super) const SENT_BODIES: &str = "SELECT id FROM outbox WHERE status = 'sent' \
+    AND length(message_lz4) > 0 AND sent_at < $1 ORDER BY sent_at LIMIT $2";
+
 /// How many earlier Message-IDs per recipient a References header carries besides the root.
 pub(crate) const EARLIER: usize = 10;
 
@@ -469,7 +474,7 @@ impl Store {
         Ok(true)
     }
 
-    /// Drops the bodies of up to `limit` notifications sent before `before`, the longest sent
+    /// Drops the bodies of up to `limit` notifications sent before `before` ([`SENT_BODIES`]), the longest sent
     /// first, in one transaction; how many. Their rows stay: the Message-ID, recipient,
     /// ticket, event, subject and times are what threading, the loop breaker and bounce
     /// matching read.
@@ -479,17 +484,16 @@ impl Store {
         limit: i64,
     ) -> Result<usize, StoreError> {
         let mut tx = self.begin().await?;
-        let dropped = sqlx::query_scalar::<Any, String>(
-            "UPDATE outbox SET message_lz4 = $3 WHERE id IN (SELECT id FROM outbox \
-             WHERE status = 'sent' AND length(message_lz4) > 0 AND sent_at < $1 \
-             ORDER BY sent_at LIMIT $2) RETURNING message_id",
-        )
-        .bind(ms(before))
-        .bind(limit)
-        .bind(Vec::<u8>::new())
-        .fetch_all(tx.conn().await?)
-        .await
-        .map_err(|e| tx.error(e))?;
+        let sql = format!(
+            "UPDATE outbox SET message_lz4 = $3 WHERE id IN ({SENT_BODIES}) RETURNING message_id"
+        );
+        let dropped = sqlx::query_scalar::<Any, String>(AssertSqlSafe(sql))
+            .bind(ms(before))
+            .bind(limit)
+            .bind(Vec::<u8>::new())
+            .fetch_all(tx.conn().await?)
+            .await
+            .map_err(|e| tx.error(e))?;
         if dropped.is_empty() {
             return Ok(0);
         }

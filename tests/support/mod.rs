@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod hostile;
 pub mod mailstack;
+pub mod numbers;
 pub mod pg;
 pub mod stories;
 
