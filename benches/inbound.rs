@@ -26,7 +26,7 @@ use std::time::Instant;
 use deskmail::desk::{CreateRequest, Desk, Outcome};
 use deskmail::workflow::{Actor, Intent};
 use jiff::Timestamp;
-use support::numbers::{Rng, median};
+use support::numbers::{Rng, median, peak_mib};
 
 const MAILS: usize = 10_000;
 const TICKETS: usize = 200;
@@ -302,15 +302,7 @@ fn run_measured(args: &[&std::ffi::OsStr]) -> (bool, f64) {
         .stderr(Stdio::null())
         .status()
         .expect("GNU time (/usr/bin/time)");
-    let kb: f64 = std::fs::read_to_string(report.path())
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .unwrap_or(0.0);
-    (status.success(), kb / 1024.0)
+    (status.success(), peak_mib(report.path()))
 }
 
 /// `deskmail ingest` over the Maildir on a fresh database; mails per second and the process's

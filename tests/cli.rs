@@ -970,7 +970,8 @@ fn a_misspelt_environment_variable_is_named_and_the_file_is_not_blamed() {
     let err = env.fails(&["check-config"]);
     let file = env.config().display().to_string();
     for line in [
-        "DESKMAIL__STORE__ULR: unknown key `ulr`, expected `url` or `url_file`".to_string(),
+        "DESKMAIL__STORE__ULR: unknown key `ulr`, expected one of `url`, `url_file`, `cache_mib`"
+            .to_string(),
         "DESKMAIL__HELPDESK__NAMEE: unknown key `namee`, expected one of `name`".to_string(),
         "DESKMAIL__OUTBOUND__RETRY_FOR: \"forever\" is not a duration".to_string(),
         // The file's own typo is still the file's.

@@ -276,6 +276,7 @@ async fn open(path: &std::path::Path) -> Result<Desk, Failure> {
 /// The desk on these settings, giving an unreachable database `timeout`.
 async fn open_settings(settings: Settings, timeout: Duration) -> Result<Desk, OpenError> {
     let outbound = Outbound::open(&settings.outbound)?;
-    let store = Store::open_within(settings.store_url.expose(), timeout).await?;
+    let url = settings.store_url.expose();
+    let store = Store::open_with(url, timeout, settings.store_cache_mib).await?;
     Ok(Desk::new(settings, store, outbound))
 }

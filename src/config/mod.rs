@@ -145,6 +145,8 @@ pub struct Settings {
     pub workflow: Workflow,
     pub workflow_source: WorkflowSource,
     pub store_url: Secret,
+    /// SQLite's writer's page cache, MiB (`store.cache_mib`).
+    pub store_cache_mib: u32,
     pub mailboxes: Vec<Mailbox>,
     pub ticket_format: TicketFormat,
     pub log_level: String,
@@ -191,6 +193,7 @@ struct RawHelpdesk {
 struct RawStore {
     url: Option<String>,
     url_file: Option<String>,
+    cache_mib: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -573,6 +576,10 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
     let directory = build_directory(&mut l, checked, &helpdesk, &team, &organisations, &partners);
     let ticket_format = ticket_format(&mut l, &helpdesk, &directory.helpdesk.time_zone);
     let store_url = store_url(&mut l, &store);
+    let store_cache_mib = store.cache_mib.unwrap_or(crate::store::DEFAULT_CACHE_MIB);
+    if !(1..=65_536).contains(&store_cache_mib) {
+        l.problem("store.cache_mib", "must be from 1 to 65536 (MiB)");
+    }
     let mailboxes = build_mailboxes(&mut l, mailboxes, &directory);
     let (workflow, workflow_source) = load_workflow(&mut l, &wf, &directory);
     if let Some(wf) = &workflow {
@@ -588,6 +595,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
         workflow: workflow.expect("no problems means the workflow loaded"),
         workflow_source,
         store_url: store_url.expect("no problems means a store url"),
+        store_cache_mib,
         mailboxes,
         ticket_format: ticket_format.expect("no problems means a ticket format"),
         log_level,

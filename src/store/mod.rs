@@ -182,8 +182,7 @@ async fn setup_sqlite(conn: &mut AnyConnection, synchronous: &str) -> Result<(),
         .await?;
     conn.execute("PRAGMA busy_timeout = 10000").await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
-    // 4 MiB of page cache (the default is 2 MiB). A large mail's pages pass through it, so it
-    // is part of what one mail may cost; 16 MiB were no faster (8 rounds side by side).
+    // 4 MiB of page cache (the default is 2 MiB); the writer's is `store.cache_mib`.
     conn.execute("PRAGMA cache_size = -4096").await?;
     // Fewer, larger checkpoints: a page changed again and again (an index, a busy ticket) is
     // copied back to the database once per checkpoint.
@@ -207,6 +206,11 @@ fn unpack(packed: &[u8]) -> Result<Vec<u8>, lz4_flex::block::DecompressError> {
     lz4_flex::decompress_size_prepended(packed)
 }
 
+/// SQLite's writer's page cache unless `store.cache_mib` says otherwise. A large mail's pages
+/// pass through it, so it is part of what one mail may cost; 16 MiB were no faster at ingest into
+/// a small store (8 rounds side by side).
+pub const DEFAULT_CACHE_MIB: u32 = 4;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -219,6 +223,16 @@ impl Store {
 
     /// Like [`Store::connect`], giving an unreachable server `timeout` before failing.
     pub async fn connect_within(url: &str, timeout: Duration) -> Result<Store, StoreError> {
+        Store::connect_with(url, timeout, DEFAULT_CACHE_MIB).await
+    }
+
+    /// [`Store::connect_within`] with `cache_mib` of page cache for SQLite's writer (the
+    /// `store.cache_mib` setting).
+    pub async fn connect_with(
+        url: &str,
+        timeout: Duration,
+        cache_mib: u32,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(StoreError::BadUrl)?;
         let shown = redact_url(url);
@@ -247,8 +261,8 @@ impl Store {
                 url: shown.clone(),
                 source,
             })?;
-        let writer =
-            (dialect == Dialect::Sqlite).then(|| writer::Writer::new(&url, &shown, timeout));
+        let writer = (dialect == Dialect::Sqlite)
+            .then(|| writer::Writer::new(&url, &shown, timeout, cache_mib));
         // The outbox sender's bookkeeping (claims, "sent" marks) on SQLite goes through a
         // connection of its own that does not wait for the disk on each commit: a process
         // crash loses nothing (WAL), and after a power loss the worst is a mail sent once more,
@@ -280,7 +294,16 @@ impl Store {
 
     /// [`Store::open`], giving an unreachable server `timeout`.
     pub async fn open_within(url: &str, timeout: Duration) -> Result<Store, StoreError> {
-        let store = Store::connect_within(url, timeout).await?;
+        Store::open_with(url, timeout, DEFAULT_CACHE_MIB).await
+    }
+
+    /// [`Store::open_within`] with `cache_mib` of page cache for SQLite's writer.
+    pub async fn open_with(
+        url: &str,
+        timeout: Duration,
+        cache_mib: u32,
+    ) -> Result<Store, StoreError> {
+        let store = Store::connect_with(url, timeout, cache_mib).await?;
         if !store.is_current().await {
             store.migrate().await?;
         }

@@ -31,15 +31,18 @@ pub(crate) struct Writer {
     url: String,
     shown: String,
     timeout: Duration,
+    /// Its page cache, MiB.
+    cache_mib: u32,
 }
 
 impl Writer {
-    pub(crate) fn new(url: &str, shown: &str, timeout: Duration) -> Writer {
+    pub(crate) fn new(url: &str, shown: &str, timeout: Duration, cache_mib: u32) -> Writer {
         Writer {
             slot: Arc::new(Mutex::new(None)),
             url: url.to_string(),
             shown: shown.to_string(),
             timeout,
+            cache_mib,
         }
     }
 
@@ -65,6 +68,8 @@ impl Writer {
         super::sqlite_heap::configure();
         let mut conn = AnyConnection::connect(&self.url).await?;
         setup_sqlite(&mut conn, "FULL").await?;
+        let cache = format!("PRAGMA cache_size = -{}", u64::from(self.cache_mib) * 1024);
+        conn.execute(sqlx::AssertSqlSafe(cache)).await?;
         let file: Option<String> = sqlx::query_scalar::<sqlx::Any, String>(
             "SELECT file FROM pragma_database_list WHERE name = 'main'",
         )
@@ -195,12 +200,12 @@ mod tests {
             "sqlite://{}?mode=rwc",
             dir.path().join("w.sqlite").display()
         );
-        let w = Writer::new(&url, &url, Duration::from_secs(5));
+        let w = Writer::new(&url, &url, Duration::from_secs(5), 4);
         // NORMAL (1): the log is synced by `WalSync`.
         assert_eq!(synchronous(&w).await, (1, true));
         w.close().await;
         // Without a file there is no log to sync: SQLite syncs (FULL, 2), or has nothing to.
-        let w = Writer::new("sqlite::memory:", "memory", Duration::from_secs(5));
+        let w = Writer::new("sqlite::memory:", "memory", Duration::from_secs(5), 4);
         assert_eq!(synchronous(&w).await, (2, false));
     }
 }

@@ -1,4 +1,4 @@
-//! What the benchmarks share: a deterministic random source and medians.
+//! What the benchmarks share: a deterministic random source, medians, and GNU time's report.
 
 /// A small deterministic random source (xorshift).
 pub struct Rng(pub u64);
@@ -24,4 +24,18 @@ impl Rng {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The peak resident memory, MiB, in the report `/usr/bin/time -f %M -o FILE` wrote (0 when
+/// there is none).
+pub fn peak_mib(report: &std::path::Path) -> f64 {
+    let kb: f64 = std::fs::read_to_string(report)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
+    kb / 1024.0
 }
