@@ -352,6 +352,35 @@ async fn due_times(url: &str) {
             .await
             .unwrap();
     assert_eq!(due, 0);
+
+    // A state made closed since: its tickets' due times kept from before fire nothing.
+    d.act(
+        &refs[2],
+        &alice,
+        &act("Resolve", Some("Done.")),
+        &[],
+        day(3),
+    )
+    .await
+    .unwrap();
+    let mut closing = desk(url, "partner-routing").await;
+    for state in &mut closing.settings.workflow.states {
+        if state.name == "Resolved" {
+            state.kind = deskmail::workflow::StateKind::Closed;
+        }
+    }
+    let swept = closing.sweep(day(11)).await.unwrap();
+    assert!(swept.changed.is_empty(), "{:?}", swept.changed);
+    assert_eq!(swept.checked, 1);
+    assert_eq!(
+        d.show(&refs[2], None).await.unwrap().ticket.status,
+        "Resolved"
+    );
+    assert_eq!(
+        closing.sweep(day(12)).await.unwrap().checked,
+        0,
+        "set right"
+    );
     pool.close().await;
 }
 

@@ -51,8 +51,11 @@ impl Desk {
             }
             for reference in fresh {
                 report.checked += 1;
-                if let Some(rules) = self.sweep_one(&reference, now).await? {
-                    report.changed.push((reference, rules));
+                // One ticket that cannot be swept holds up none of the others.
+                match self.sweep_one(&reference, now).await {
+                    Ok(Some(rules)) => report.changed.push((reference, rules)),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(ticket = %reference, "time rules not applied: {e}"),
                 }
             }
             if !full {
@@ -67,9 +70,10 @@ impl Desk {
     /// page per transaction.
     async fn drop_sent_bodies(&self, now: Timestamp) -> Result<usize, DeskError> {
         let keep = jiff::SignedDuration::from_secs(self.settings.outbound.keep_sent_for_secs);
-        let before = now
-            .checked_sub(keep)
-            .map_err(|e| DeskError::Internal(e.to_string()))?;
+        // Kept longer than time goes back: nothing is old enough.
+        let Ok(before) = now.checked_sub(keep) else {
+            return Ok(0);
+        };
         let mut dropped = 0;
         while dropped < DROPS_PER_SWEEP {
             let n = self.store.drop_sent_bodies(before, PAGE).await?;
@@ -108,15 +112,25 @@ impl Desk {
         let wf = match self.workflow_for(&rec.ticket) {
             Ok(wf) => wf,
             Err(e) => {
+                // Not read again until its workflow is back, which then works its tickets'
+                // due times out again (no basis noted for it).
                 tracing::warn!(ticket = %reference, "no time rules apply: {e}");
                 tx.set_due(rec.id, Due::NONE).await?;
+                tx.forget_due_basis(&rec.ticket.workflow).await?;
                 tx.commit().await?;
                 return Ok(None);
             }
         };
-        let Some(effects) = workflow::sweep(&wf, &self.settings.directory, &rec.ticket, now) else {
-            // Its due time was out of step (a state closed since, a rule dropped): kept right.
-            let due = Due::of(&wf, &rec.ticket);
+        // What is due is what the workflow says now: a due time kept from before (a state
+        // closed since, a rule dropped) is set right, and nothing fires.
+        let due = Due::of(&wf, &rec.ticket);
+        let effects = match due.at() {
+            Some(at) if at <= now => {
+                workflow::sweep(&wf, &self.settings.directory, &rec.ticket, now)
+            }
+            _ => None,
+        };
+        let Some(effects) = effects else {
             if due.at() != rec.due_at {
                 tx.set_due(rec.id, due).await?;
                 tx.commit().await?;

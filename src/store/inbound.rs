@@ -480,6 +480,7 @@ impl Tx {
         self.pending.clear();
         self.changed_tickets.clear();
         self.prefetched = None;
+        self.known_parties.clear();
         // The savepoint's statement wrote every held row: these came after it.
         self.held.clear();
         self.late.truncate(self.late_at_savepoint);

@@ -187,7 +187,8 @@ fn page_sql(f: &TicketFilter, page: Page<'_>) -> (String, Vec<Val>) {
     if let Some(org) = &v.organisation {
         let o = sql.bind(org.as_str());
         ways.push(format!(
-            "SELECT t.id FROM tickets t WHERE LOWER(t.organisation) = LOWER({o}){rest} \
+            "SELECT t.id FROM tickets t WHERE LOWER(t.organisation) = LOWER({o}) \
+             AND t.organisation = {o}{rest} \
              ORDER BY {id} DESC LIMIT {limit}"
         ));
     }

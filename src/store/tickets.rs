@@ -177,6 +177,13 @@ impl Tx {
             .await
     }
 
+    /// Forgets what a workflow's due times were worked out from: the next sweep works them
+    /// out again.
+    pub async fn forget_due_basis(&mut self, workflow: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM due_basis WHERE workflow = $1".to_string();
+        self.defer(sql, vec![workflow.into()]).await
+    }
+
     /// Notes what a workflow's due times are worked out from now.
     pub async fn set_due_basis(&mut self, workflow: &str, digest: &str) -> Result<(), StoreError> {
         let sql = "INSERT INTO due_basis (workflow, digest) VALUES ($1, $2) \

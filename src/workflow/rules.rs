@@ -187,21 +187,16 @@ impl Due {
         self.0
     }
 
-    /// What the due times of a workflow's tickets follow from (its time rules and which of its
-    /// states are closed), as text: when it changes, the times kept are worked out again.
+    /// What the due times of a workflow's tickets follow from (its time rules, its states and
+    /// their kinds), as text: when it changes, the times kept are worked out again.
     pub fn basis(wf: &Workflow) -> String {
         let rules: Vec<_> = wf
             .rules
             .iter()
             .filter(|r| r.on == RuleEvent::Time)
             .collect();
-        let closed: Vec<_> = wf
-            .states
-            .iter()
-            .filter(|s| s.kind == StateKind::Closed)
-            .map(|s| &s.name)
-            .collect();
-        serde_json::json!({ "rules": rules, "closed": closed }).to_string()
+        let states: Vec<_> = wf.states.iter().map(|s| (&s.name, s.kind)).collect();
+        serde_json::json!({ "rules": rules, "states": states }).to_string()
     }
 }
 
