@@ -188,6 +188,8 @@ fn quick_start_story_in_json() {
     let second = page(&["--after", r2.trim()]);
     assert_eq!(second["tickets"][0]["ref"], r.as_str());
     assert!(second["next"].is_null(), "{second}");
+    let err = env.fails(&["ticket", "list", "--after", "SUP-19990101-0001"]);
+    assert!(err.contains("no ticket SUP-19990101-0001"), "{err}");
     let table = env.run(&["ticket", "list", "--limit", "1"]);
     assert!(
         String::from_utf8_lossy(&table.stderr).contains(&format!("more: --after {}", r2.trim())),

@@ -705,6 +705,14 @@ impl Desk {
         reader: Option<&Actor>,
         page: Page<'_>,
     ) -> Result<TicketPage, DeskError> {
+        if let Some(after) = page.after {
+            let upper = after.to_uppercase();
+            if self.store.ticket(after).await?.is_none()
+                && self.store.ticket(&upper).await?.is_none()
+            {
+                return Err(DeskError::UnknownTicket(format!("{after} (--after)")));
+            }
+        }
         let filter = TicketFilter {
             visible_to: reader.and_then(visibility),
             ..filter.clone()
