@@ -107,17 +107,6 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 pub type CmdResult = Result<(), Failure>;
 
-/// A page read with one row more than `limit`: drops that row and says where the next page
-/// starts (the last row kept), when there is one.
-fn next_page<T, C>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Option<C> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() <= limit {
-        return None;
-    }
-    rows.truncate(limit);
-    rows.last().map(cursor)
-}
-
 /// Runs the command line; the exit code is 0 on success, 1 on a refusal or an error, 2 on a
 /// usage error.
 pub fn main() -> ExitCode {

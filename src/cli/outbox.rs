@@ -55,7 +55,7 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
                 .store
                 .outbox(status.as_deref(), after, limit + 1)
                 .await?;
-            let next = super::next_page(&mut rows, limit, |r| r.id);
+            let next = crate::store::next_page(&mut rows, limit, |r| r.id);
             if json {
                 let page = serde_json::json!({ "notifications": rows, "next": next });
                 println!("{}", serde_json::to_string_pretty(&page)?);

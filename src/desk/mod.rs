@@ -729,11 +729,7 @@ impl Desk {
             .into_iter()
             .map(|r| r.ticket)
             .collect();
-        let more = tickets.len() as i64 > limit;
-        tickets.truncate(limit as usize);
-        let next = more
-            .then(|| tickets.last().map(|t| t.reference.clone()))
-            .flatten();
+        let next = crate::store::next_page(&mut tickets, limit, |t| t.reference.clone());
         Ok(TicketPage { tickets, next })
     }
 }

@@ -138,6 +138,17 @@ pub(super) fn status_page(
     (text, sql.vals)
 }
 
+/// A page read with one row more than `limit`: drops that row and says where the next page
+/// starts (the last row kept), when there is one.
+pub fn next_page<T, C>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Option<C> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(cursor)
+}
+
 /// `WHERE` and the conditions, or nothing.
 fn clause(conditions: &[String], and: bool) -> String {
     match (conditions.is_empty(), and) {

@@ -28,7 +28,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
 pub use leases::Fence;
-pub use lists::{Page, TicketFilter, Visibility};
+pub use lists::{Page, TicketFilter, Visibility, next_page};
 pub use mailboxes::{Cursor, Move};
 pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, count_key};
 pub use pieces::{Owner, PIECE};
