@@ -13,10 +13,11 @@
 //! peak resident memory; the time is the process's from start to exit, median of 5 runs):
 //! `sweep` with nothing due and with 1,000 tickets due, each list's first page and a page deep
 //! inside (`--after`), as an agent, as a power user (Ben, who sees Acme's nine in ten) and as a
-//! portal user (Anna); `ticket show`. Then replies (2,000 per run, 3 runs alternating) spread
-//! over all tickets and concentrated on the newest 2,000; the database's size per ticket and
-//! the outbox's unused space inside its pages (SQLite's `dbstat`), before and after the sent
-//! bodies are dropped.
+//! portal user (Anna); `ticket show`. Then replies spread over all tickets and concentrated on
+//! the newest 2,000 (3 runs alternating): 2,000 at a time grouped as a backlog is, and 500 with
+//! one commit per mail, as the daemon takes a reply that arrives alone; the database's size per ticket and
+//! the outbox's unused space inside its pages (its rows and its messages, `outbox_bodies`:
+//! SQLite's `dbstat`), before and after the sent bodies are dropped.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -149,8 +150,13 @@ fn request(i: usize, rng: &mut Rng) -> String {
     )
 }
 
-/// Takes the mails in from a Maildir of their own; mails per second.
+/// Takes the mails in from a Maildir of their own; mails per second and peak MiB.
 fn ingest(store: &Store, mails: &[String]) -> (f64, f64) {
+    ingest_with(store, mails, &[])
+}
+
+/// [`ingest`] with more arguments for `deskmail ingest`.
+fn ingest_with(store: &Store, mails: &[String], args: &[&str]) -> (f64, f64) {
     let md = store.dir.join("Maildir");
     let _ = std::fs::remove_dir_all(&md);
     std::fs::create_dir_all(md.join("new")).unwrap();
@@ -160,7 +166,10 @@ fn ingest(store: &Store, mails: &[String]) -> (f64, f64) {
     }
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
-    let (secs, mib, _) = store.run(&["ingest", md.to_str().unwrap()]);
+    let mut command = vec!["ingest"];
+    command.extend_from_slice(args);
+    command.push(md.to_str().unwrap());
+    let (secs, mib, _) = store.run(&command);
     std::fs::remove_dir_all(&md).unwrap();
     (mails.len() as f64 / secs, mib)
 }
@@ -267,7 +276,7 @@ async fn make_due(store: &Store, now: jiff::Timestamp) {
 }
 
 /// The database's pages in use per ticket (bytes), and the outbox's share of unused bytes
-/// inside its pages (dbstat).
+/// inside its pages, its rows' and its messages' (dbstat).
 async fn sizes(store: &Store) -> (f64, Option<f64>) {
     let pool = store.pool().await;
     let one = |sql: &'static str| {
@@ -283,7 +292,7 @@ async fn sizes(store: &Store) -> (f64, Option<f64>) {
     let free = one("SELECT freelist_count FROM pragma_freelist_count").await;
     let size = one("SELECT page_size FROM pragma_page_size").await;
     let waste = sqlx::query_as::<Any, (i64, i64)>(
-        "SELECT SUM(pgsize), SUM(unused) FROM dbstat WHERE name = 'outbox'",
+        "SELECT SUM(pgsize), SUM(unused) FROM dbstat WHERE name IN ('outbox', 'outbox_bodies')",
     )
     .fetch_one(&pool)
     .await
@@ -416,43 +425,59 @@ async fn main() {
         due[0].0, due[0].1, due[1].0, due[1].1
     );
 
-    // Replies: spread over every ticket, and on the newest 2,000, in turn.
+    // Replies: spread over every ticket, and on the newest 2,000, in turn; grouped (a
+    // backlog) and one commit per mail (as the daemon takes a reply that arrives alone).
     let big_store = &stores[1];
     let mut rng = Rng(0xbeef);
-    let (mut spread, mut recent, mut sent) = (Vec::new(), Vec::new(), 0);
+    // [grouped, one by one] x [spread, recent]: (mails/s, MiB) per run.
+    let mut runs: [[Vec<(f64, f64)>; 2]; 2] = Default::default();
+    let mut sent = 0;
     for round in 0..3 {
-        for spread_now in [round % 2 == 0, round % 2 != 0] {
-            let targets = tickets(big_store, REPLIES, spread_now, &mut rng).await;
-            let mails: Vec<String> = targets
-                .iter()
-                .map(|t| {
-                    sent += 1;
-                    reply(sent, t)
-                })
-                .collect();
-            let run = ingest(big_store, &mails);
-            if spread_now {
-                spread.push(run)
-            } else {
-                recent.push(run)
+        for (alone, args) in [(0, &[][..]), (1, &["--batch", "1"][..])] {
+            for spread_now in [round % 2 == 0, round % 2 != 0] {
+                let count = if alone == 1 { REPLIES / 4 } else { REPLIES };
+                let targets = tickets(big_store, count, spread_now, &mut rng).await;
+                let mails: Vec<String> = targets
+                    .iter()
+                    .map(|t| {
+                        sent += 1;
+                        reply(sent, t)
+                    })
+                    .collect();
+                let run = ingest_with(big_store, &mails, args);
+                runs[alone][usize::from(!spread_now)].push(run);
             }
         }
     }
-    let rates = |v: &[(f64, f64)]| median(v.iter().map(|r| r.0).collect());
-    let peaks = |v: &[(f64, f64)]| median(v.iter().map(|r| r.1).collect());
-    let (s, r) = (rates(&spread), rates(&recent));
-    println!("\n## Replies on the big store ({REPLIES} per run, 3 runs each, alternating)\n");
-    println!("| | mails/s | ingest's peak MiB |");
-    println!("|---|---|---|");
+    let rate = |v: &[(f64, f64)]| median(v.iter().map(|r| r.0).collect());
+    let peak = |v: &[(f64, f64)]| median(v.iter().map(|r| r.1).collect());
     println!(
-        "| spread over all tickets | {s:.0} | {:.0} |",
-        peaks(&spread)
+        "\n## Replies on the big store (3 runs each, alternating: {REPLIES} grouped, {} one commit each)\n",
+        REPLIES / 4
     );
+    println!("| | grouped: mails/s | MiB | one commit per mail: mails/s | MiB |");
+    println!("|---|---|---|---|---|");
+    let [grouped, alone] = &runs;
+    for (name, i) in [
+        ("spread over all tickets".to_string(), 0),
+        (
+            format!("on the newest {REPLIES} ({} one by one)", REPLIES / 4),
+            1,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            rate(&grouped[i]),
+            peak(&grouped[i]),
+            rate(&alone[i]),
+            peak(&alone[i])
+        );
+    }
     println!(
-        "| on the newest {REPLIES} | {r:.0} | {:.0} |",
-        peaks(&recent)
+        "| ratio | {:.2} | | {:.2} | |",
+        rate(&grouped[0]) / rate(&grouped[1]),
+        rate(&alone[0]) / rate(&alone[1])
     );
-    println!("| ratio | {:.2} | |", s / r);
 
     // Size, before and after the sent bodies are dropped (a sweep well after keep_sent_for).
     println!("\n## Size\n");
@@ -482,7 +507,7 @@ async fn main() {
             let (_, _, _) = s.run(&["sweep", "--now", &month]);
             let pool = s.pool().await;
             let left: i64 = sqlx::query_scalar::<Any, i64>(
-                "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND length(message_lz4) > 0 \
+                "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND body_kept = 1 \
                  AND sent_at < $1",
             )
             .bind(now.as_millisecond())

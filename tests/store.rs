@@ -520,7 +520,72 @@ async fn claims(url: &str) {
     let row = rows.iter().find(|r| r.id == a.id).unwrap();
     assert_eq!(row.status, "sent");
     assert_eq!(row.last_error, None);
+    // The other notification's claim runs out.
+    bodies(&d, url, later + SignedDuration::from_secs(120)).await;
     d.store.close().await;
+}
+
+/// Messages come back whole, one of several MiB too; once sent and old enough their bodies
+/// are dropped (chunks and pieces deleted), their rows stay.
+async fn bodies(d: &Desk, url: &str, now: Timestamp) {
+    // Not compressible: several pieces once packed.
+    let mut rng = support::numbers::Rng(7);
+    let big: Vec<u8> = (0..(3 << 20)).map(|_| rng.next() as u8).collect();
+    let mut tx = d.store.begin().await.unwrap();
+    tx.insert_outbox(&[deskmail::store::NewOutboxRow {
+        ticket_id: None,
+        event: "commented",
+        recipient: "team@helpdesk.example",
+        envelope_from: "support@helpdesk.example",
+        message_id: "<big@helpdesk.example>",
+        subject: "big",
+        raw: &big,
+        at: now,
+        unverified: false,
+    }])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let until = now + SignedDuration::from_secs(60);
+    let claimed = d.store.claim_due(now, until, 10, None).await.unwrap();
+    let ids: Vec<(i64, i64)> = claimed.iter().map(|c| (c.id, c.claimed_until)).collect();
+    for c in &claimed {
+        if c.message_id == "<big@helpdesk.example>" {
+            assert!(c.raw == big, "the big message comes back whole");
+        } else {
+            let text = String::from_utf8_lossy(&c.raw);
+            let id = format!("Message-ID: {}", c.message_id);
+            assert!(
+                text.contains(&id) && text.trim_end().ends_with("--"),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!(claimed.len(), 2, "the one not sent yet and the big one");
+    d.store.mark_sent(&ids, now).await.unwrap();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<Any, i64>(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM {table}"
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The first MiB, packed, in chunks of 1,000 bytes.
+    assert!(count("outbox_bodies").await > 1 << 10);
+    assert!(count("pieces").await >= 2, "what follows the first MiB");
+    let later = now + SignedDuration::from_secs(3600);
+    let dropped = d.store.drop_sent_bodies(later, 100).await.unwrap();
+    assert_eq!(dropped, 3, "the three sent");
+    assert_eq!(count("outbox_bodies").await, 0);
+    assert_eq!(count("pieces").await, 0);
+    assert_eq!(count("outbox").await, 3, "the rows stay");
+    assert_eq!(d.store.drop_sent_bodies(later, 100).await.unwrap(), 0);
+    pool.close().await;
 }
 
 /// Many creators at once on two separate pools (as two processes would be) never share a number.

@@ -18,7 +18,6 @@ use sqlx::any::AnyArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, AssertSqlSafe};
 
-use super::late::Release;
 use super::{Dialect, StoreError, Tx};
 
 /// A value bound to a deferred statement.
@@ -184,8 +183,6 @@ impl Tx {
         &mut self,
         sql: &str,
     ) -> Result<(String, Vec<Val>), StoreError> {
-        // It may read any table: the held outbox rows are written first.
-        self.release_held(Release::All);
         match self.dialect {
             Dialect::Sqlite => Ok(self.with_pending(sql)),
             Dialect::Postgres => {
@@ -198,21 +195,17 @@ impl Tx {
     /// [`Tx::prepare_read`] for a statement that reads only the tables `reads`: on PostgreSQL
     /// the pending writes then go along as `WITH` parts of it, when none of them touches those
     /// tables (the statement would not see their changes) and none changes a table's rows
-    /// twice. Held outbox rows whose messages are made go along too; a reader of `outbox`
-    /// first releases the held rows it must see (`Tx::release_held`).
+    /// twice.
     pub(crate) async fn prepare_read_of(
         &mut self,
         sql: &str,
         reads: &[&str],
     ) -> Result<(String, Vec<Val>), StoreError> {
-        if !reads.contains(&"outbox") {
-            self.release_held(Release::Made);
-        }
         if self.dialect == Dialect::Sqlite {
             return Ok(self.with_pending(sql));
         }
         if self.pending.is_empty() {
-            // Nothing to send but perhaps the `BEGIN`; the rows still held stay held.
+            // Nothing to send but perhaps the `BEGIN`.
             self.send_pending().await?;
             return Ok((sql.to_string(), Vec::new()));
         }
@@ -267,9 +260,8 @@ impl Tx {
         (text, vals)
     }
 
-    /// Sends the pending writes, the held outbox rows with them.
+    /// Sends the pending writes.
     pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
-        self.release_held(Release::All);
         self.send_pending().await
     }
 
@@ -312,13 +304,22 @@ fn rows_changed_in(sql: &str) -> Option<&str> {
     statement_table(t)
 }
 
+/// Whether a write reads rows to make its own (`INSERT INTO t ... SELECT`). Which tables it
+/// reads is not known here, so it never joins earlier writes in one statement.
+fn reads_to_write(sql: &str) -> bool {
+    let t = sql.trim_start();
+    t.starts_with("INSERT INTO ") && t.contains(" SELECT ")
+}
+
 /// Whether writes can go out as the parts of one PostgreSQL statement. Its parts all see the
 /// rows as they were before it, so none may look at the rows of a table an earlier part wrote
 /// (an `UPDATE` would miss rows inserted or change rows updated before it).
 fn one_statement<'a>(writes: impl IntoIterator<Item = &'a str>) -> bool {
     let mut written: Vec<&str> = Vec::new();
     for sql in writes {
-        if rows_changed_in(sql).is_some_and(|t| written.contains(&t)) {
+        if rows_changed_in(sql).is_some_and(|t| written.contains(&t))
+            || (!written.is_empty() && reads_to_write(sql))
+        {
             return false;
         }
         written.extend(statement_table(sql));
@@ -420,6 +421,7 @@ mod tests {
         for second in [
             "UPDATE outbox SET m = $1",
             "DELETE FROM outbox WHERE x = $1",
+            "INSERT INTO bodies (x) SELECT o.id FROM outbox o WHERE o.x = $1",
         ] {
             let batches = postgres_batches(vec![
                 w("INSERT INTO outbox (x) VALUES ($1)"),

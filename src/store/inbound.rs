@@ -481,8 +481,6 @@ impl Tx {
         self.changed_tickets.clear();
         self.prefetched = None;
         self.known_parties.clear();
-        // The savepoint's statement wrote every held row: these came after it.
-        self.held.clear();
         self.late.truncate(self.late_at_savepoint);
         self.seen_outbox.forget();
         self.exec("ROLLBACK TO SAVEPOINT mail").await?;

@@ -4,6 +4,7 @@
 //!
 //! Everything one action changes is written through one [`Tx`]; dropping it rolls back.
 
+mod bodies;
 mod deferred;
 mod inbound;
 mod late;
@@ -459,8 +460,6 @@ pub struct Tx {
     known_tickets: Vec<(i64, String)>,
     /// The parties (`ticket_parties`) of the tickets read or written here, by id.
     known_parties: Vec<(i64, std::collections::BTreeSet<String>)>,
-    /// Outbox rows held back until their messages are made (see `late`).
-    held: Vec<late::Held>,
     /// Outbox messages still being made, filled in before the commit (see `late`).
     late: Vec<late::LateMessage>,
     /// How many of them there were at the savepoint.
@@ -480,7 +479,6 @@ impl Tx {
             changed_tickets: Vec::new(),
             known_tickets: Vec::new(),
             known_parties: Vec::new(),
-            held: Vec::new(),
             late: Vec::new(),
             late_at_savepoint: 0,
             seen_outbox: Default::default(),

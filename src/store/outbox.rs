@@ -7,16 +7,16 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
+use super::bodies::{body_delete, body_inserts};
 use super::deferred::{Val, bind_query_as, value_rows};
-use super::late::Release;
 use super::pieces::Owner;
 use super::rows::{ms, ts};
 use super::{Dialect, Store, StoreError, Tx};
 
 /// The ids of up to `$2` notifications sent before `$1` whose bodies are still kept, the
-/// longest sent first, through the `outbox_sent_bodies` index (migration 0010).
+/// longest sent first, through the `outbox_sent_bodies` index (migrations 0010, 0011).
 pub(super) const SENT_BODIES: &str = "SELECT id FROM outbox WHERE status = 'sent' \
-    AND length(message_lz4) > 0 AND sent_at < $1 ORDER BY sent_at LIMIT $2";
+    AND body_kept = 1 AND sent_at < $1 ORDER BY sent_at LIMIT $2";
 
 /// How many earlier Message-IDs per recipient a References header carries besides the root.
 pub(crate) const EARLIER: usize = 10;
@@ -82,6 +82,8 @@ pub struct Claimed {
     pub recipient: String,
     pub envelope_from: String,
     pub message_id: String,
+    /// The message, read after the claim (see `bodies`).
+    #[sqlx(skip)]
     pub raw: Vec<u8>,
     pub attempts: i64,
     pub created_at: i64,
@@ -120,11 +122,8 @@ struct EntryRow {
     sent_at: Option<i64>,
 }
 
-/// Where the packed message is among a row's [`outbox_values`].
-pub(crate) const MESSAGE: usize = 6;
-
-/// A notification's values for [`outbox_insert`], its message packed.
-pub(crate) fn outbox_values(r: &NewOutboxRow<'_>, packed: Vec<u8>) -> Vec<Val> {
+/// A notification's values for [`outbox_insert`] (its message is written apart, see `bodies`).
+fn outbox_values(r: &NewOutboxRow<'_>) -> Vec<Val> {
     vec![
         r.ticket_id.into(),
         r.event.into(),
@@ -132,20 +131,19 @@ pub(crate) fn outbox_values(r: &NewOutboxRow<'_>, packed: Vec<u8>) -> Vec<Val> {
         r.envelope_from.into(),
         r.message_id.into(),
         r.subject.into(),
-        packed.into(),
         ms(r.at).into(),
         i64::from(r.unverified).into(),
     ]
 }
 
 /// One statement writing notifications, from each one's [`outbox_values`].
-pub(crate) fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
+fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
     let sql = format!(
         "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
-         message_lz4, status, attempts, next_attempt_at, created_at, unverified) VALUES {}",
+         status, attempts, next_attempt_at, created_at, unverified) VALUES {}",
         value_rows(
-            "($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $9)",
-            9,
+            "($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8)",
+            8,
             rows.len()
         )
     );
@@ -153,26 +151,40 @@ pub(crate) fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
 }
 
 impl Tx {
-    /// Writes notifications, all in one statement.
+    /// Writes notifications, all in one statement, and their messages.
     pub async fn insert_outbox(&mut self, rows: &[NewOutboxRow<'_>]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        self.seen_outbox.queued(rows);
-        let values = rows
+        self.insert_outbox_rows(rows).await?;
+        // Packed: a notification is mostly text and HTML (~8 KB), and the write is most of
+        // what queueing one costs. A message longer than a piece keeps its first piece in
+        // `outbox_bodies` and the rest in `pieces`.
+        let messages = rows
             .iter()
-            // Packed: a notification is mostly text and HTML (~8 KB), and the write is most of
-            // what queueing one costs. A message longer than a piece keeps its first piece in
-            // its row and the rest in `pieces`.
-            .map(|r| outbox_values(r, super::pack(super::pieces::first(r.raw))))
+            .map(|r| {
+                let packed = super::pack(super::pieces::first(r.raw));
+                (r.message_id.to_string(), packed)
+            })
             .collect();
-        let (sql, vals) = outbox_insert(values);
-        self.defer(sql, vals).await?;
+        for (sql, vals) in body_inserts(messages) {
+            self.defer(sql, vals).await?;
+        }
         for r in rows {
             self.insert_pieces(Owner::Outbox(r.message_id), r.raw)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Writes notifications' rows, all in one statement, without their messages.
+    pub(super) async fn insert_outbox_rows(
+        &mut self,
+        rows: &[NewOutboxRow<'_>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.seen_outbox.queued(rows);
+        let (sql, vals) = outbox_insert(rows.iter().map(outbox_values).collect());
+        self.defer(sql, vals).await
     }
 
     /// What writing a ticket's notifications needs to know, in one query: which of `addresses`
@@ -248,13 +260,6 @@ impl Tx {
             ));
         }
         let sql = parts.join(" UNION ALL ");
-        // The held rows it counts or threads go out in front of this read, with the writes
-        // kept back; those of other tickets wait for their messages.
-        self.release_held(if outside.is_empty() {
-            Release::Ticket(ticket_id)
-        } else {
-            Release::All
-        });
         let (sql, pending) = self
             .prepare_read_of(&sql, &["outbox", "address_status"])
             .await?;
@@ -365,7 +370,7 @@ impl Store {
              WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND next_attempt_at <= $2) \
              OR (status = 'sending' AND claimed_until < $2) ORDER BY id LIMIT $3{skip}) \
              RETURNING id, claimed_until, ticket_id, event, recipient, envelope_from, message_id, \
-             message_lz4 AS raw, attempts, created_at"
+             attempts, created_at"
         );
         let mut tx = self.begin_bookkeeping().await?;
         let mut rows = sqlx::query_as::<Any, Claimed>(AssertSqlSafe(sql))
@@ -378,8 +383,13 @@ impl Store {
             .map_err(|e| tx.error(e))?;
         tx.commit().await?;
         rows.sort_by_key(|r| r.id);
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut bodies = self.packed_bodies(&ids).await?;
         for r in &mut rows {
-            r.raw = super::unpack(&r.raw)
+            let packed = bodies
+                .remove(&r.id)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox row {}: no message", r.id)))?;
+            r.raw = super::unpack(&packed)
                 .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", r.id)))?;
             self.append_pieces(Owner::Outbox(&r.message_id), &mut r.raw)
                 .await?;
@@ -485,22 +495,24 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut tx = self.begin().await?;
         let sql = format!(
-            "UPDATE outbox SET message_lz4 = $3 WHERE id IN ({SENT_BODIES}) RETURNING message_id"
+            "UPDATE outbox SET body_kept = 0 WHERE id IN ({SENT_BODIES}) RETURNING id, message_id"
         );
-        let dropped = sqlx::query_scalar::<Any, String>(AssertSqlSafe(sql))
+        let dropped = sqlx::query_as::<Any, (i64, String)>(AssertSqlSafe(sql))
             .bind(ms(before))
             .bind(limit)
-            .bind(Vec::<u8>::new())
             .fetch_all(tx.conn().await?)
             .await
             .map_err(|e| tx.error(e))?;
         if dropped.is_empty() {
             return Ok(0);
         }
+        let ids: Vec<i64> = dropped.iter().map(|(id, _)| *id).collect();
+        let (sql, vals) = body_delete(&ids);
+        tx.defer(sql, vals).await?;
         // A message over a piece's size kept the rest in `pieces`.
         let owners: Vec<Val> = dropped
             .iter()
-            .map(|m| Val::from(Owner::Outbox(m).key()))
+            .map(|(_, m)| Val::from(Owner::Outbox(m).key()))
             .collect();
         let places: Vec<String> = (1..=owners.len()).map(|i| format!("${i}")).collect();
         let sql = format!("DELETE FROM pieces WHERE owner IN ({})", places.join(", "));

@@ -48,8 +48,7 @@ pub fn may_go_on(first: &[u8]) -> bool {
 
 impl Tx {
     /// Writes what follows a value's first piece (`value[PIECE..]`), a piece per statement.
-    /// Nothing in the transaction reads `pieces`: the writes kept back go along or wait, and
-    /// the outbox rows held back stay held.
+    /// Nothing in the transaction reads `pieces`: the writes kept back go along or wait.
     pub async fn insert_pieces(
         &mut self,
         owner: Owner<'_>,
