@@ -545,6 +545,58 @@ async fn bodies(d: &Desk, url: &str, now: Timestamp) {
     }])
     .await
     .unwrap();
+    // Two whose messages are made while the transaction goes on, one longer than a piece.
+    let late_big: Vec<u8> = big[..(3 << 19)].to_vec();
+    let mut late = Vec::new();
+    let mut senders = Vec::new();
+    for id in [
+        "<late-small@helpdesk.example>",
+        "<late-big@helpdesk.example>",
+    ] {
+        let (send, made) = tokio::sync::oneshot::channel();
+        senders.push(send);
+        late.push(deskmail::store::LateMessage {
+            message_id: id.into(),
+            made,
+            ticket_id: 0,
+            recipient: "team@helpdesk.example".into(),
+            actor: "a".into(),
+            action: "comment".into(),
+            at: now,
+        });
+    }
+    let row = |message_id| deskmail::store::NewOutboxRow {
+        ticket_id: None,
+        event: "commented",
+        recipient: "team@helpdesk.example",
+        envelope_from: "support@helpdesk.example",
+        message_id,
+        subject: "late",
+        raw: b"",
+        at: now,
+        unverified: false,
+    };
+    tx.insert_outbox_late(
+        &[
+            row("<late-small@helpdesk.example>"),
+            row("<late-big@helpdesk.example>"),
+        ],
+        late,
+    )
+    .await
+    .unwrap();
+    let mut senders = senders.into_iter();
+    let small: &[u8] = b"a small late message";
+    senders
+        .next()
+        .unwrap()
+        .send(Ok(deskmail::store::pack(small)))
+        .unwrap();
+    senders
+        .next()
+        .unwrap()
+        .send(Ok(deskmail::store::pack(&late_big)))
+        .unwrap();
     tx.commit().await.unwrap();
     let until = now + SignedDuration::from_secs(60);
     let claimed = d.store.claim_due(now, until, 10, None).await.unwrap();
@@ -552,6 +604,10 @@ async fn bodies(d: &Desk, url: &str, now: Timestamp) {
     for c in &claimed {
         if c.message_id == "<big@helpdesk.example>" {
             assert!(c.raw == big, "the big message comes back whole");
+        } else if c.message_id == "<late-big@helpdesk.example>" {
+            assert!(c.raw == late_big, "the big late message comes back whole");
+        } else if c.message_id == "<late-small@helpdesk.example>" {
+            assert_eq!(c.raw, small);
         } else {
             let text = String::from_utf8_lossy(&c.raw);
             let id = format!("Message-ID: {}", c.message_id);
@@ -561,7 +617,11 @@ async fn bodies(d: &Desk, url: &str, now: Timestamp) {
             );
         }
     }
-    assert_eq!(claimed.len(), 2, "the one not sent yet and the big one");
+    assert_eq!(
+        claimed.len(),
+        4,
+        "the one not sent yet, the big one, the two late ones"
+    );
     d.store.mark_sent(&ids, now).await.unwrap();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
     let count = |table: &'static str| {
@@ -577,13 +637,13 @@ async fn bodies(d: &Desk, url: &str, now: Timestamp) {
     };
     // The first MiB, packed, in chunks of 1,000 bytes.
     assert!(count("outbox_bodies").await > 1 << 10);
-    assert!(count("pieces").await >= 2, "what follows the first MiB");
+    assert!(count("pieces").await >= 3, "what follows the first MiB");
     let later = now + SignedDuration::from_secs(3600);
     let dropped = d.store.drop_sent_bodies(later, 100).await.unwrap();
-    assert_eq!(dropped, 3, "the three sent");
+    assert_eq!(dropped, 5, "the five sent");
     assert_eq!(count("outbox_bodies").await, 0);
     assert_eq!(count("pieces").await, 0);
-    assert_eq!(count("outbox").await, 3, "the rows stay");
+    assert_eq!(count("outbox").await, 5, "the rows stay");
     assert_eq!(d.store.drop_sent_bodies(later, 100).await.unwrap(), 0);
     pool.close().await;
 }

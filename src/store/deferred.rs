@@ -306,7 +306,7 @@ fn rows_changed_in(sql: &str) -> Option<&str> {
 
 /// Whether a write reads rows to make its own (`INSERT INTO t ... SELECT`). Which tables it
 /// reads is not known here, so it never joins earlier writes in one statement.
-fn reads_to_write(sql: &str) -> bool {
+pub(super) fn reads_to_write(sql: &str) -> bool {
     let t = sql.trim_start();
     t.starts_with("INSERT INTO ") && t.contains(" SELECT ")
 }

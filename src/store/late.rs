@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::bodies::body_inserts;
+use super::pieces::Owner;
 use super::{NewHistoryRow, NewOutboxRow, StoreError, Tx};
 
 /// The message of an outbox row, still being made.
@@ -56,10 +57,21 @@ impl Tx {
         let mut made: Vec<(String, Vec<u8>)> = Vec::with_capacity(late.len());
         for mut m in late {
             let problem = match (&mut m.made).await {
-                Ok(Ok(packed)) => {
+                Ok(Ok(packed)) if packed.len() <= super::PIECE => {
                     made.push((m.message_id, packed));
                     continue;
                 }
+                // Longer than a piece: its first piece in `outbox_bodies`, the rest in
+                // `pieces`, as `insert_outbox` stores it.
+                Ok(Ok(packed)) => match super::unpack(&packed) {
+                    Ok(raw) => {
+                        self.insert_pieces(Owner::Outbox(&m.message_id), &raw)
+                            .await?;
+                        made.push((m.message_id, super::pack(super::pieces::first(&raw))));
+                        continue;
+                    }
+                    Err(e) => format!("its packed message is damaged: {e}"),
+                },
                 Ok(Err(problem)) => problem,
                 Err(_) => "the rendering thread stopped".to_string(),
             };
@@ -78,11 +90,10 @@ impl Tx {
 }
 
 impl Tx {
-    /// A notification whose message could not be made: logged, a line in its ticket's history,
-    /// and forgotten by the reads this transaction keeps (see `seen_outbox`), which counted it.
+    /// A notification whose message could not be made: logged, and a line in its ticket's
+    /// history (at the commit, when nothing reads any more).
     fn not_mailed(&mut self, m: &LateMessage, problem: &str) {
         tracing::warn!(to = %m.recipient, error = %problem, "notification not written");
-        self.seen_outbox.forget();
         let detail = format!("not mailed to {}: {problem}", m.recipient);
         self.pending
             .push(super::tickets::history_insert(&NewHistoryRow {

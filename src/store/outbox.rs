@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
-use super::bodies::{body_delete, body_inserts};
+use super::bodies::{body_deletes, body_inserts};
 use super::deferred::{Val, bind_query_as, value_rows};
 use super::pieces::Owner;
 use super::rows::{ms, ts};
@@ -385,16 +385,27 @@ impl Store {
         rows.sort_by_key(|r| r.id);
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut bodies = self.packed_bodies(&ids).await?;
-        for r in &mut rows {
-            let packed = bodies
+        let mut ready = Vec::with_capacity(rows.len());
+        for mut r in rows {
+            let read = bodies
                 .remove(&r.id)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox row {}: no message", r.id)))?;
-            r.raw = super::unpack(&packed)
-                .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", r.id)))?;
+                .ok_or_else(|| "it is missing".to_string())
+                .and_then(|packed| super::unpack(&packed).map_err(|e| e.to_string()));
+            match read {
+                Ok(raw) => r.raw = raw,
+                Err(problem) => {
+                    // One unreadable message must not hold up the others.
+                    tracing::error!(id = r.id, %problem, "a notification's message cannot be read");
+                    let why = format!("its stored message cannot be read: {problem}");
+                    self.mark_failed(r.id, r.claimed_until, &why).await?;
+                    continue;
+                }
+            }
             self.append_pieces(Owner::Outbox(&r.message_id), &mut r.raw)
                 .await?;
+            ready.push(r);
         }
-        Ok(rows)
+        Ok(ready)
     }
 
     /// Records deliveries, all in one statement; `(id, claim)` pairs, each only while its claim
@@ -507,8 +518,9 @@ impl Store {
             return Ok(0);
         }
         let ids: Vec<i64> = dropped.iter().map(|(id, _)| *id).collect();
-        let (sql, vals) = body_delete(&ids);
-        tx.defer(sql, vals).await?;
+        for (sql, vals) in body_deletes(&ids) {
+            tx.defer(sql, vals).await?;
+        }
         // A message over a piece's size kept the rest in `pieces`.
         let owners: Vec<Val> = dropped
             .iter()

@@ -9,8 +9,8 @@
 //! (the loop breaker then stops a mail that much early, never late).
 //!
 //! Not kept: a read about outside addresses (their counts cover every ticket, which other
-//! transactions write to). Forgotten: everything, when an address is marked failing, a mail is
-//! undone to its savepoint, or a queued notification's message could not be made.
+//! transactions write to). Forgotten: everything, when an address is marked failing or a mail
+//! is undone to its savepoint.
 //!
 //! [`Tx::outbox_state`]: super::Tx::outbox_state
 
