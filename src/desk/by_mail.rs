@@ -413,7 +413,7 @@ impl Desk {
             .cc
             .iter()
             .map(|m| m.address.as_str())
-            .filter(|a| *a != actor.address() && !self.is_own_address(a))
+            .filter(|a| *a != actor.address() && !self.reader.is_own(a))
             .collect();
         if copied.is_empty() {
             return Ok(());
@@ -461,20 +461,6 @@ impl Desk {
             report.notes.push(format!("Cc {a} is now a watcher"));
         }
         Ok(())
-    }
-
-    /// Is this one of the help desk's own addresses (receiving, team, agent groups)?
-    fn is_own_address(&self, address: &str) -> bool {
-        let dir = &self.settings.directory;
-        let base = match address.split_once('@') {
-            Some((local, domain)) => {
-                format!("{}@{domain}", local.split('+').next().unwrap_or(local))
-            }
-            None => address.to_string(),
-        };
-        self.reader.receiving.contains(&base)
-            || base == dir.helpdesk.team_address
-            || dir.groups.iter().any(|g| g.address == base)
     }
 
     /// A person's mail that names no ticket they may see: a new request.
@@ -559,11 +545,11 @@ impl Desk {
     /// envelope's first, then To and Cc; the mailbox's own when none is.
     fn receiving_address(&self, reading: &Reading, mailbox: Option<&str>) -> Option<String> {
         let ours = |a: &str| {
-            let Some((local, domain)) = a.split_once('@') else {
-                return false;
-            };
-            let base = format!("{}@{domain}", local.split('+').next().unwrap_or(local));
-            self.reader.receiving.contains(&base)
+            a.contains('@')
+                && self
+                    .reader
+                    .receiving
+                    .contains(&crate::inbound::plain_address(a))
         };
         let m = &reading.mail;
         m.envelope_to
