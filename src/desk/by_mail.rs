@@ -777,7 +777,7 @@ impl Desk {
             }
         );
         let rec = match ticket_id {
-            Some(t) => self.store.ticket_by_id(t).await?,
+            Some(t) => tx.ticket_by_id(t).await?,
             None => None,
         };
         if let Some(rec) = &rec {

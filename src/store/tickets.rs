@@ -132,6 +132,24 @@ impl Tx {
         Ok(rec)
     }
 
+    /// Reads a ticket by id inside the transaction, without locking it (to note something
+    /// beside it, as a bounce's history line).
+    pub async fn ticket_by_id(&mut self, id: i64) -> Result<Option<TicketRecord>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
+        let (sql, vals) = self.prepare_read_of(&sql, &["tickets"]).await?;
+        // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
+        // first write's.
+        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
+            .bind(id)
+            .fetch_all(&mut *self.inner)
+            .await
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .next()
+            .map(TicketRow::into_record)
+            .transpose()
+    }
+
     /// Up to `limit` of a workflow's tickets in the given states, by id after `after`, read
     /// to change them (on PostgreSQL the rows stay locked until commit).
     pub async fn tickets_in_states(
