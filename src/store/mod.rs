@@ -209,7 +209,8 @@ fn unpack(packed: &[u8]) -> Result<Vec<u8>, lz4_flex::block::DecompressError> {
 
 /// SQLite's writer's page cache unless `store.cache_mib` says otherwise. A large mail's pages
 /// pass through it, so it is part of what one mail may cost; 16 MiB were no faster at ingest into
-/// a small store (8 rounds side by side).
+/// a small store (8 rounds side by side), nor 16 or 64 for replies spread over a million tickets
+/// (`benches/cache_sizes.py`, docs/benchmarks.md).
 pub const DEFAULT_CACHE_MIB: u32 = 4;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

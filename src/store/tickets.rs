@@ -111,17 +111,7 @@ impl Tx {
         );
         // The writes kept back go out in front of this read.
         let (sql, vals) = self.prepare_read(&sql).await?;
-        // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
-        // first write's.
-        let rec = bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
-            .bind(reference)
-            .fetch_all(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?
-            .into_iter()
-            .next()
-            .map(TicketRow::into_record)
-            .transpose()?;
+        let rec = self.one_ticket(sql, vals, reference.into()).await?;
         // Kept until a write is kept back (every change of a ticket is): the mail's later
         // steps read the same ticket again.
         if let Some(rec) = &rec {
@@ -137,10 +127,21 @@ impl Tx {
     pub async fn ticket_by_id(&mut self, id: i64) -> Result<Option<TicketRecord>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
         let (sql, vals) = self.prepare_read_of(&sql, &["tickets"]).await?;
+        self.one_ticket(sql, vals, id.into()).await
+    }
+
+    /// The ticket a prepared read (`sql` with the values of the writes in front of it) finds
+    /// by `key`, its last placeholder.
+    async fn one_ticket(
+        &mut self,
+        sql: String,
+        mut vals: Vec<Val>,
+        key: Val,
+    ) -> Result<Option<TicketRecord>, StoreError> {
+        vals.push(key);
         // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
         // first write's.
         bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
-            .bind(id)
             .fetch_all(&mut *self.inner)
             .await
             .map_err(|e| self.error(e))?
