@@ -108,18 +108,14 @@ async fn enqueue(
         let mut tx = d.store.begin().await.unwrap();
         for k in done..(done + per_tx).min(changes) {
             let (id, root, e) = &work[k % work.len()];
-            d.enqueue(
-                &mut tx,
-                *id,
-                root.as_deref(),
-                deskmail::desk::Author::new(&alice),
-                e,
-                &[],
-                None,
-                Timestamp::now(),
-            )
-            .await
-            .unwrap();
+            let change = deskmail::desk::Change {
+                ticket_id: *id,
+                thread_root: root.as_deref(),
+                author: deskmail::desk::Author::new(&alice),
+                inbound: None,
+                now: Timestamp::now(),
+            };
+            d.enqueue(&mut tx, &change, e, &[], None).await.unwrap();
         }
         tx.commit().await.unwrap();
         done += per_tx;

@@ -48,17 +48,20 @@ async fn every_hostile_case_gets_its_outcome() {
                     problems.push(format!("{name}: class {}", r.class));
                 }
                 if r.ticket.is_none() {
-                    problems.push(format!("{name}: {}", r.decision));
+                    problems.push(format!("{name}: {}", r.decision()));
                 }
             }
             (Expect::Empty, Ok(r))
-                if r.status == MailStatus::Refused && r.decision.contains("empty") => {}
+                if r.status == MailStatus::Refused
+                    && r.refusal
+                        .as_ref()
+                        .is_some_and(|x| x.code == "empty_comment") => {}
             (Expect::TooLarge, Ok(r)) if r.status == MailStatus::TooLarge => {}
             (Expect::NotAMail, Err(IngestError::Failed { reason, .. }))
                 if reason.contains("not a mail") && !reason.contains("not a mail: not a mail") => {}
             (want, got) => problems.push(format!(
                 "{name}: expected {want:?}, got {:?}",
-                got.as_ref().map(|r| (r.status, r.decision.clone()))
+                got.as_ref().map(|r| (r.status, r.decision()))
             )),
         }
         if let (Some(w), Ok(r)) = (case.warning, &result)
@@ -177,7 +180,7 @@ async fn nobody_automated_nor_the_help_desk_itself_gets_an_answer() {
         )
         .await
         .unwrap();
-        assert_ne!(r.status, MailStatus::Applied, "{what}: {}", r.decision);
+        assert_ne!(r.status, MailStatus::Applied, "{what}: {}", r.decision());
     }
     let own = take(
         &d,
@@ -263,19 +266,17 @@ async fn forged_mail_does_not_mute_the_team_and_looks_unverified() {
         let r = forged(format!("{command}\r\nForged command.\r\n"))
             .await
             .unwrap();
-        assert!(
-            r.decision.contains("could not verify"),
-            "{command}: {}",
-            r.decision
-        );
+        let refusal = r.refusal.as_ref().expect("the command is not done");
+        assert_eq!(refusal.code, "not_verified", "{command}: {}", r.decision());
+        assert!(refusal.command.is_some(), "{command}: {}", r.decision());
     }
     // Her genuine reply, through her reply address: the team still hears of it.
     let r = take(&d, annas_reply(&d, &reference, "", "The real answer.\r\n"))
         .await
         .unwrap();
     assert!(r.sender.verified);
-    assert_eq!(r.mailed, ["team@helpdesk.example"], "{}", r.decision);
-    assert!(r.decision.contains("notified: team@helpdesk.example"));
+    assert_eq!(r.mailed, ["team@helpdesk.example"], "{}", r.decision());
+    assert!(r.refusal.is_none(), "{}", r.decision());
     // The forged comments say so, where agents read them.
     let view = d.show(&reference, None).await.unwrap();
     let forged: Vec<_> = view
@@ -328,7 +329,7 @@ async fn a_mail_of_files_only_becomes_a_comment_with_them() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, MailStatus::Applied, "{}", r.decision);
+    assert_eq!(r.status, MailStatus::Applied, "{}", r.decision());
     assert_eq!(r.text.as_deref(), Some("[display.png]"));
 }
 
@@ -362,7 +363,7 @@ async fn notifications_stay_within_their_size_and_say_what_they_leave_out() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, MailStatus::Applied, "{}", r.decision);
+    assert_eq!(r.status, MailStatus::Applied, "{}", r.decision());
     let sent = spooled(&d).await;
     let (_, team) = sent.iter().find(|(to, _)| to.contains("team@")).unwrap();
     assert!(team.len() <= 256 * 1024, "{} bytes", team.len());
@@ -398,8 +399,13 @@ async fn a_mail_that_asks_for_no_automatic_answer_gets_no_acknowledgement() {
         )
         .await
         .unwrap();
-        assert_eq!(r.status, MailStatus::Applied, "{}", r.decision);
-        assert_eq!(r.mailed, ["team@helpdesk.example"], "{why}: {}", r.decision);
+        assert_eq!(r.status, MailStatus::Applied, "{}", r.decision());
+        assert_eq!(
+            r.mailed,
+            ["team@helpdesk.example"],
+            "{why}: {}",
+            r.decision()
+        );
         assert!(
             r.not_mailed
                 .iter()
@@ -419,7 +425,7 @@ async fn a_mail_that_asks_for_no_automatic_answer_gets_no_acknowledgement() {
     let first_line = raw.iter().position(|b| *b == b'\n').unwrap() + 1;
     raw.drain(..first_line);
     let r = take(&d, raw).await.unwrap();
-    assert_eq!(r.mailed, ["team@helpdesk.example"], "{}", r.decision);
+    assert_eq!(r.mailed, ["team@helpdesk.example"], "{}", r.decision());
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -442,6 +448,6 @@ async fn a_mail_refused_for_its_size_is_taken_in_once_the_limit_allows_it() {
         })
         .await;
         let r = take(&d, raw.clone()).await.unwrap();
-        assert_eq!(r.status, status, "{}", r.decision);
+        assert_eq!(r.status, status, "{}", r.decision());
     }
 }

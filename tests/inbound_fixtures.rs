@@ -273,7 +273,7 @@ async fn check(path: &Path) -> Vec<String> {
         None => problems.push(format!(
             "no expected outcome (got {}: {}) ((status {}))",
             report.status.as_str(),
-            report.decision,
+            report.decision(),
             desk.store
                 .ticket(report.ticket.as_deref().unwrap_or(REF))
                 .await
@@ -352,22 +352,11 @@ async fn check(path: &Path) -> Vec<String> {
         eq(&mut problems, "status after", &after, want);
     }
     if let Some(want) = &e.action {
-        let applied = report
-            .decision
-            .split([':', ' ', ';'])
-            .next()
+        let decision_action = report
+            .action
+            .as_ref()
+            .map(|a| a.name.clone())
             .unwrap_or_default();
-        let decision_action = if report.decision.starts_with("new ticket") {
-            "create".to_string()
-        } else {
-            report
-                .decision
-                .split([':', ';', '('])
-                .next()
-                .unwrap_or(applied)
-                .trim()
-                .to_string()
-        };
         eq(&mut problems, "action", &decision_action, want);
     }
     // Mail that is not a person's never changes a ticket and is never answered.

@@ -116,7 +116,8 @@ async fn suite(url: &str) {
     )
     .await;
     assert_eq!(r.status, MailStatus::Applied, "{r:?}");
-    assert!(r.decision.contains("internal note added"), "{r:?}");
+    let action = r.action.as_ref().expect("an action");
+    assert_eq!(action.comment, Some("internal"), "{r:?}");
     let view = d.show(&reference, None).await.unwrap();
     let note = view.comments.last().unwrap();
     assert_eq!(note.visibility, "internal");

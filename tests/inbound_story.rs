@@ -507,13 +507,9 @@ fn dry_run_shows_the_decision_and_changes_nothing() {
     assert_eq!(line["matched_by"], "token");
     assert_eq!(line["text"], "Plugged in?");
     assert_eq!(line["commands"][0], "To Customer");
-    assert!(
-        line["decision"]
-            .as_str()
-            .unwrap()
-            .starts_with("To Customer: On Partner → On Customer"),
-        "{line}"
-    );
+    assert_eq!(line["action"]["name"], "To Customer", "{line}");
+    assert_eq!(line["action"]["previous_status"], "On Partner", "{line}");
+    assert_eq!(line["action"]["status"], "On Customer", "{line}");
     assert_eq!(env.show(&r), t0, "a dry run changes nothing");
     let stored: Value = env.inbound(&[]);
     assert_eq!(

@@ -30,7 +30,7 @@ pub struct IngestArgs {
     /// Work everything out and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Print one JSON object per mail on stdout (class, sender, ticket, text, commands, decision)
+    /// Print one JSON object per mail on stdout (class, sender, ticket, text, commands, action, refusal)
     #[arg(long)]
     pub json: bool,
     /// Mails per transaction (each is committed before any of its mails is reported)

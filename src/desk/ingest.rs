@@ -6,14 +6,13 @@
 //! Mails come in groups: one transaction for the group, a savepoint per mail, so that one bad
 //! mail is undone alone and the group commits before any of its mails is reported.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
-use serde::Serialize;
 use tracing::Instrument;
 
+use super::mail::{Decided, MailCtx};
+use super::report::{MailReport, RefusalReport, Status};
 use super::{Desk, DeskError};
-use crate::inbound::{self, Class, Reading, Verification};
+use crate::inbound::{self, Class, Reading};
 use crate::store::{Durable, Fence, InboundOutcome, NewInbound, Owner, StoreError, Tx};
 
 /// A mail to take in.
@@ -108,148 +107,6 @@ impl Incoming {
     }
 }
 
-/// What became of a mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// A ticket was created or changed.
-    Applied,
-    /// Not applied; the sender was told where that is safe.
-    Refused,
-    /// An auto-reply, a bounce, a list's or deskmail's own mail: kept, nothing changed.
-    Recorded,
-    /// Taken in before: nothing changed.
-    Duplicate,
-    /// Could not be applied; kept for `inbound retry`.
-    Failed,
-    /// Over the size limit: refused for its size, only its headers kept. The source keeps the
-    /// mail (`ingest` exits 65, so that the MTA bounces it with the reason).
-    TooLarge,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Applied => "applied",
-            Status::Refused => "refused",
-            Status::Recorded => "recorded",
-            Status::Duplicate => "duplicate",
-            Status::Failed => "failed",
-            Status::TooLarge => "too-large",
-        }
-    }
-}
-
-/// The sender as the report shows them.
-#[derive(Debug, Clone, Serialize)]
-pub struct SenderReport {
-    pub address: String,
-    pub name: String,
-    /// `agent`, `customer`, `partner`, `unknown`.
-    pub role: &'static str,
-    pub verified: bool,
-    /// How: a reply token, DMARC, DKIM.
-    pub how: Option<Verification>,
-    /// The header that named them (`from`, `reply-to`, `sender`).
-    pub via: &'static str,
-}
-
-/// What happened to one mail: the log line, the exit code and `ingest --dry-run --json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct MailReport {
-    pub status: Status,
-    pub inbound_id: Option<i64>,
-    pub message_id: Option<String>,
-    pub subject: String,
-    /// `person`, `auto-reply`, `bounce`, `list`, `own`.
-    pub class: &'static str,
-    /// Why: the header or phrase that decided.
-    pub class_reason: String,
-    pub sender: SenderReport,
-    pub ticket: Option<String>,
-    /// `token`, `references`, `subject`, `footer`, `none`.
-    pub matched_by: &'static str,
-    /// The extracted new text (the comment).
-    pub text: Option<String>,
-    /// The commands read, as actions (`To Customer`).
-    pub commands: Vec<String>,
-    /// A command that could not be read (unknown, ambiguous, several), in words.
-    pub command_problem: Option<String>,
-    pub fields: BTreeMap<String, String>,
-    /// What the core did, or why not.
-    pub decision: String,
-    /// What a bounce says (recipient, status, the returned mail).
-    pub bounce: Option<crate::inbound::classify::Bounce>,
-    /// Who the change's notifications went to.
-    pub mailed: Vec<String>,
-    /// Who was not mailed, and why ("not mailed to X: loop limit ...").
-    pub not_mailed: Vec<String>,
-    /// Other things worth knowing (a ticket not revealed, a Cc added as watcher, ...).
-    pub notes: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
-impl MailReport {
-    fn new(r: &Reading) -> MailReport {
-        MailReport {
-            status: Status::Recorded,
-            inbound_id: None,
-            message_id: r.mail.message_id.clone(),
-            subject: r.mail.subject.clone(),
-            class: r.class.class.as_str(),
-            class_reason: r.class.reason.clone(),
-            sender: SenderReport {
-                address: r.sender.address.clone(),
-                name: r.sender.name.clone(),
-                role: r.sender.role,
-                verified: r.sender.verified.is_some(),
-                how: r.sender.verified.clone(),
-                via: r.sender.via,
-            },
-            ticket: None,
-            matched_by: "none",
-            text: None,
-            commands: Vec::new(),
-            command_problem: None,
-            fields: BTreeMap::new(),
-            decision: String::new(),
-            bounce: r.class.bounce.clone(),
-            mailed: Vec::new(),
-            not_mailed: Vec::new(),
-            notes: Vec::new(),
-            warnings: r.mail.warnings.clone(),
-        }
-    }
-
-    /// Records who a change's notifications went to, and who not.
-    pub(crate) fn note_mailed(&mut self, mailed: &super::Mailed) {
-        self.mailed.extend(mailed.to.iter().cloned());
-        self.not_mailed.extend(mailed.held.iter().cloned());
-    }
-
-    /// One line for the log and stderr.
-    pub fn line(&self) -> String {
-        let ticket = self.ticket.as_deref().unwrap_or("-");
-        format!(
-            "{} {} from {} ({}{}) ticket {ticket}: {}",
-            self.status.as_str(),
-            self.class,
-            if self.sender.address.is_empty() {
-                "?"
-            } else {
-                &self.sender.address
-            },
-            self.sender.role,
-            if self.sender.verified {
-                ", verified"
-            } else {
-                ""
-            },
-            self.decision
-        )
-    }
-}
-
 /// Why a mail could not be taken in.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
@@ -274,12 +131,6 @@ pub fn dedupe_key(message_id: Option<&str>, raw: &[u8]) -> String {
         Some(id) if id.len() > 2 => id.to_string(),
         _ => format!("sha256:{}", crate::hex::sha256_hex(raw)),
     }
-}
-
-/// What applying a mail decided, before it is recorded.
-pub(crate) struct Decided {
-    pub status: Status,
-    pub ticket_id: Option<i64>,
 }
 
 impl Desk {
@@ -458,14 +309,8 @@ impl Desk {
             let report = MailReport::new(reading);
             return self.too_large(tx, mail, reading, report, now).await;
         }
-        const ESSENTIAL: [&str; 6] = ["from", "sender", "to", "subject", "date", "message-id"];
-        if !reading
-            .mail
-            .headers
-            .iter()
-            .any(|(n, _)| ESSENTIAL.contains(&n.as_str()))
-        {
-            // Not a mail at all: it can never be processed. Kept as failed by the caller.
+        if !is_a_mail(reading) {
+            // It can never be processed. Kept as failed by the caller.
             return Err(DeskError::NotAMail(
                 reading
                     .mail
@@ -475,82 +320,22 @@ impl Desk {
                     .unwrap_or_else(|| "it has none of From, To, Subject, Date, Message-ID".into()),
             ));
         }
-        let mut report = MailReport::new(reading);
+        let report = MailReport::new(reading);
         let key = dedupe_key(reading.mail.message_id.as_deref(), &mail.raw);
-        let row = mail.row(reading, &key, &mail.raw, mail.packed.as_deref(), now);
-        // Stored first (one statement in the common case); a mail stored before is a duplicate,
-        // unless it failed then.
-        // The ticket a reply token names is read (and on PostgreSQL locked) in the same round trip.
-        let named = reading
-            .candidates
-            .token
-            .as_deref()
-            .filter(|_| reading.class.class == Class::Person);
-        let id = match tx.insert_inbound_reading(&row, named).await? {
-            Some(id) => {
-                tx.insert_pieces(Owner::Inbound(id), &mail.raw).await?;
-                id
-            }
-            None => match tx.inbound_by_key(&key).await? {
-                Some((id, status)) if status == "failed" => {
-                    tx.reopen_inbound(id).await?;
-                    id
-                }
-                Some((id, status)) => return Ok(duplicate(report, id, &status)),
-                None => return Ok(duplicate(report, 0, "being taken in")),
-            },
+        let id = match store_mail(tx, mail, reading, &key, now).await? {
+            Stored::New(id) => id,
+            Stored::Before(id, status) => return Ok(duplicate(report, id, &status)),
         };
-        report.inbound_id = Some(id);
-        let decided = {
-            match reading.class.class {
-                Class::Person => {
-                    self.person_mail(tx, id, reading, mail.mailbox.as_deref(), &mut report, now)
-                        .await?
-                }
-                Class::Bounce => self.bounce(tx, id, reading, &mut report, now).await?,
-                Class::AutoReply => self.auto_reply(tx, id, reading, &mut report, now).await?,
-                Class::List => {
-                    report.decision =
-                        "a list's mail from no one deskmail knows: kept, nothing done".into();
-                    Decided {
-                        status: Status::Recorded,
-                        ticket_id: None,
-                    }
-                }
-                Class::Own => {
-                    report.decision = "deskmail's own mail: kept, nothing done".into();
-                    Decided {
-                        status: Status::Recorded,
-                        ticket_id: None,
-                    }
-                }
-            }
-        };
-        report.status = decided.status;
-        if let Some(ticket) = &report.ticket {
-            tracing::Span::current().record("ticket", ticket.as_str());
-        }
-        tracing::info!(status = decided.status.as_str(), decision = %report.decision, "mail taken in");
-        // The report explains a mail that did not change a ticket; an applied one is explained
-        // by the ticket's comment and history.
-        let detail = if decided.status == Status::Applied {
-            String::new()
-        } else {
-            serde_json::to_string(&report).unwrap_or_default()
-        };
-        tx.finish_inbound(
+        let mut m = MailCtx {
             id,
-            &InboundOutcome {
-                status: decided.status.as_str(),
-                class: Some(report.class),
-                reason: &report.decision,
-                ticket_id: decided.ticket_id,
-                detail: &detail,
-                at: now,
-            },
-        )
-        .await?;
-        Ok(report)
+            reading,
+            mailbox: mail.mailbox.as_deref(),
+            now,
+            report,
+        };
+        m.report.inbound_id = Some(id);
+        let decided = self.apply_mail(tx, &mut m).await?;
+        finish(tx, m, decided).await
     }
 
     /// Keeps a mail that could not be applied, with the reason.
@@ -618,21 +403,25 @@ impl Desk {
             Some(w) => (w.size, w.sha256.clone()),
             None => (mail.raw.len() as u64, crate::hex::sha256_hex(&mail.raw)),
         };
-        report.decision = format!(
-            "refused: the mail is {}, more than the {} deskmail takes (inbound.max_message_bytes); only its headers are kept",
-            crate::outbound::compose::size_text(size),
-            crate::outbound::compose::size_text(limit)
-        );
+        report.refusal = Some(RefusalReport::mail(
+            "too_large",
+            format!(
+                "the mail is {}, more than the {} deskmail takes (inbound.max_message_bytes); only its headers are kept",
+                crate::outbound::compose::size_text(size),
+                crate::outbound::compose::size_text(limit)
+            ),
+        ));
         report.status = Status::TooLarge;
         // A key of its own: the same mail sent again once the limit is raised is taken in.
         let key = format!("too-large:{digest}");
         let headers =
             &mail.raw[..inbound::parse::header_block_len(&mail.raw).min(KEPT_HEADER_BYTES)];
         let row = mail.row(reading, &key, headers, None, now);
+        let decision = report.decision();
         let outcome = InboundOutcome {
             status: Status::Refused.as_str(),
             class: Some(report.class),
-            reason: &report.decision,
+            reason: &decision,
             ticket_id: None,
             detail: "",
             at: now,
@@ -647,6 +436,84 @@ impl Desk {
         );
         Ok(report)
     }
+}
+
+/// Whether a mail has any of the headers every mail has.
+fn is_a_mail(reading: &Reading) -> bool {
+    const ESSENTIAL: [&str; 6] = ["from", "sender", "to", "subject", "date", "message-id"];
+    reading
+        .mail
+        .headers
+        .iter()
+        .any(|(n, _)| ESSENTIAL.contains(&n.as_str()))
+}
+
+/// Whether a mail is new here.
+enum Stored {
+    /// Stored now (or again, after it failed before), under this id.
+    New(i64),
+    /// Taken in before, with this id (0: not committed yet) and status.
+    Before(i64, String),
+}
+
+/// Stores a mail first (one statement in the common case); a mail stored before is a
+/// duplicate, unless it failed then. The ticket a reply token names is read (and on
+/// PostgreSQL locked) in the same round trip.
+async fn store_mail(
+    tx: &mut Tx,
+    mail: &Incoming,
+    reading: &Reading,
+    key: &str,
+    now: Timestamp,
+) -> Result<Stored, DeskError> {
+    let row = mail.row(reading, key, &mail.raw, mail.packed.as_deref(), now);
+    let named = reading
+        .candidates
+        .token
+        .as_deref()
+        .filter(|_| reading.class.class == Class::Person);
+    if let Some(id) = tx.insert_inbound_reading(&row, named).await? {
+        tx.insert_pieces(Owner::Inbound(id), &mail.raw).await?;
+        return Ok(Stored::New(id));
+    }
+    Ok(match tx.inbound_by_key(key).await? {
+        Some((id, status)) if status == "failed" => {
+            tx.reopen_inbound(id).await?;
+            Stored::New(id)
+        }
+        Some((id, status)) => Stored::Before(id, status),
+        None => Stored::Before(0, "being taken in".into()),
+    })
+}
+
+/// Records what became of a mail with it. The report explains a mail that did not change a
+/// ticket; an applied one is explained by the ticket's comment and history.
+async fn finish(tx: &mut Tx, m: MailCtx<'_>, decided: Decided) -> Result<MailReport, DeskError> {
+    let mut report = m.report;
+    report.status = decided.status;
+    if let Some(ticket) = &report.ticket {
+        tracing::Span::current().record("ticket", ticket.as_str());
+    }
+    let decision = report.decision();
+    tracing::info!(status = decided.status.as_str(), decision = %decision, "mail taken in");
+    let detail = if decided.status == Status::Applied {
+        String::new()
+    } else {
+        serde_json::to_string(&report).unwrap_or_default()
+    };
+    tx.finish_inbound(
+        m.id,
+        &InboundOutcome {
+            status: decided.status.as_str(),
+            class: Some(report.class),
+            reason: &decision,
+            ticket_id: decided.ticket_id,
+            detail: &detail,
+            at: m.now,
+        },
+    )
+    .await?;
+    Ok(report)
 }
 
 /// Why a group is not committed: its source lost the lease it read the mails under.
@@ -696,7 +563,9 @@ fn temporary(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<MailReport, Inge
 fn duplicate(mut report: MailReport, id: i64, status: &str) -> MailReport {
     report.status = Status::Duplicate;
     report.inbound_id = (id > 0).then_some(id);
-    report.decision = format!("taken in before ({status}): nothing changed");
+    report
+        .notes
+        .push(format!("taken in before ({status}): nothing changed"));
     report
 }
 

@@ -3,50 +3,81 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::late_render::Job;
-use super::{Author, Desk, DeskError, NewAttachment};
+use super::{Author, Change, Desk, DeskError, NewAttachment};
 use crate::directory::{Party, Person};
 use crate::outbound::compose::{self, ContextInput, Planned};
 use crate::outbound::message::{self, Mail, MailAttachment};
 use crate::outbound::render::{AttachmentCtx, FailureCtx, MailContext, RefusalCtx};
-use crate::store::{LateMessage, NewOutboxRow, Tx, count_key};
-use crate::workflow::{Effects, Event, Ticket};
+use crate::store::{LateMessage, NewOutboxRow, OutboxState, Tx, count_key};
+use crate::workflow::{Effects, Event, Ticket, Workflow};
+
+/// One change's notifications as they are made: what each of them needs.
+struct Notifying<'a> {
+    change: &'a Change<'a>,
+    effects: &'a Effects,
+    wf: &'a Workflow,
+    attachments: &'a [NewAttachment],
+    refusal: Option<RefusalCtx>,
+    /// The change comes from a sender who is not verified.
+    unverified: bool,
+    /// The comment's share of a notification, bytes.
+    comment_budget: usize,
+    /// Which attachments go along (see [`compose::fitting`]).
+    going: Vec<bool>,
+    /// Whether every notification fits in one piece (see `store::pieces`).
+    fits_a_piece: bool,
+}
+
+/// One notification's mail as it is threaded: to whom, about what, after which earlier mails.
+struct Envelope<'a> {
+    ticket: &'a Ticket,
+    p: &'a Planned,
+    reply_to: &'a str,
+    /// This recipient's earlier mails on the ticket.
+    earlier: &'a [String],
+    now: Timestamp,
+}
+
+/// The mails of one change being made, and who was held back.
+#[derive(Default)]
+struct Made {
+    rows: Vec<QueuedMail>,
+    late: Vec<LateMessage>,
+    held: Vec<String>,
+    /// The ticket's thread root (the first mail becomes it).
+    root: Option<String>,
+}
 
 impl Desk {
     /// Renders and queues the notifications of one change (public for the benchmark). Returns
-    /// history lines for the mails that were not written (a failing address, the loop limit, a
-    /// template error): nothing is skipped silently, and a notification problem never undoes
-    /// the change itself. The store is asked twice per change, however many mails it makes: one
-    /// lookup (thread, failing addresses, recent counts) and one insert.
-    #[allow(clippy::too_many_arguments)]
+    /// who was mailed and the history lines for the mails that were not written (a failing
+    /// address, the loop limit, a template error): nothing is skipped silently, and a
+    /// notification problem never undoes the change itself. The store is asked twice per
+    /// change, however many mails it makes: one lookup (thread, failing addresses, recent
+    /// counts) and one insert.
     pub async fn enqueue(
         &self,
         tx: &mut Tx,
-        ticket_id: i64,
-        thread_root: Option<&str>,
-        by: Author<'_>,
+        change: &Change<'_>,
         effects: &Effects,
         attachments: &[NewAttachment],
         refusal: Option<RefusalCtx>,
-        now: Timestamp,
     ) -> Result<Mailed, DeskError> {
-        let out = &self.outbound;
-        let dir = &self.settings.directory;
-        let actor = by.actor;
-        let author = &actor.person;
-        let planned = compose::plan(dir, effects, &author.address, out.settings.mail_author);
-        let mut mailed = Mailed::default();
+        let out = &self.outbound.settings;
+        let actor = change.author.actor;
+        let planned = compose::plan(
+            &self.settings.directory,
+            effects,
+            &actor.person.address,
+            out.mail_author,
+        );
         if planned.is_empty() {
-            return Ok(mailed);
+            return Ok(Mailed::default());
         }
         let wf = self.workflow_for(&effects.ticket)?;
-        let (hour_limit, thread_limit) = (
-            out.settings.loop_limit_per_hour,
-            out.settings.loop_limit_per_thread,
-        );
         // The loop breaker holds back mail to outside addresses only: the support team, agents
         // and agent groups hear of every change. It counts the mails an unverified sender
         // caused apart from the others: forged mail cannot use up what a verified reply needs.
-        let unverified = !actor.verified();
         let outside: Vec<String> = planned
             .iter()
             .filter(|p| !self.is_internal(p))
@@ -55,187 +86,221 @@ impl Desk {
         let addresses: Vec<String> = planned.iter().map(|p| p.address.clone()).collect();
         let state = tx
             .outbox_state(
-                ticket_id,
+                change.ticket_id,
                 &addresses,
-                if hour_limit > 0 { &outside } else { &[] },
-                thread_limit > 0,
-                now - SignedDuration::from_hours(1),
+                if out.loop_limit_per_hour > 0 {
+                    &outside
+                } else {
+                    &[]
+                },
+                out.loop_limit_per_thread > 0,
+                change.now - SignedDuration::from_hours(1),
             )
             .await?;
-        // Every notification of the change stays within `max_message_bytes`: the comment is
-        // cut to its budget, and the attachments that would not fit are named instead.
-        let max_message = out.settings.max_message_bytes;
-        let comment_budget = compose::comment_budget(max_message);
+        let n = self.notifying(change, effects, &wf, attachments, refusal);
+        let mut made = Made {
+            root: change.thread_root.map(String::from),
+            ..Made::default()
+        };
+        for p in planned {
+            match self.held_back(&n, &p, &state, outside.contains(&p.address)) {
+                Some(why) => made
+                    .held
+                    .push(format!("not mailed to {}: {why}", p.address)),
+                None => self.make_one(&n, &p, &state, &mut made),
+            }
+        }
+        if change.thread_root.is_none()
+            && let Some(r) = &made.root
+        {
+            tx.set_thread_root(change.ticket_id, r).await?;
+        }
+        self.insert_mails(tx, change, &made.rows, made.late, n.unverified)
+            .await?;
+        Ok(Mailed {
+            to: made.rows.into_iter().map(|r| r.recipient).collect(),
+            held: made.held,
+        })
+    }
+
+    /// What making one change's notifications needs. Every notification stays within
+    /// `max_message_bytes`: the comment is cut to its budget, and the attachments that would
+    /// not fit are named instead.
+    fn notifying<'a>(
+        &self,
+        change: &'a Change<'a>,
+        effects: &'a Effects,
+        wf: &'a Workflow,
+        attachments: &'a [NewAttachment],
+        refusal: Option<RefusalCtx>,
+    ) -> Notifying<'a> {
+        let out = &self.outbound.settings;
+        let comment_budget = compose::comment_budget(out.max_message_bytes);
         let comment_len = effects.comment.as_ref().map_or(0, |c| c.text.len());
         let text_bound = compose::text_bound(comment_len.min(comment_budget));
         let going = compose::fitting(
             attachments.iter().map(|a| a.content.len() as u64),
-            out.settings.max_attachment_bytes,
-            max_message.saturating_sub(text_bound),
+            out.max_attachment_bytes,
+            out.max_message_bytes.saturating_sub(text_bound),
         );
-        // A message that may outgrow one piece is written a piece at a time (store/pieces.rs),
-        // which filling in a late message would not do: it is rendered in place.
-        let fits_a_piece = text_bound <= crate::store::PIECE as u64;
-        let mut notes = Vec::new();
-        let mut rows: Vec<QueuedMail> = Vec::new();
-        let mut late: Vec<LateMessage> = Vec::new();
-        let mut root = thread_root.map(String::from);
-        for p in planned {
-            let quiet = by.quiet.filter(|_| p.address == author.address);
-            if let Some(why) = quiet.or_else(|| self.never_mailed(&p.address)) {
-                notes.push(format!("not mailed to {}: {why}", p.address));
-                continue;
-            }
-            if let Some(reason) = state.failing.get(&p.address) {
-                notes.push(format!(
-                    "not mailed to {}: the address fails ({reason})",
-                    p.address
-                ));
-                continue;
-            }
-            // The loop breaker: two auto-responders must never mail each other without end.
-            let key = count_key(&p.address, unverified);
-            let per_hour = state.per_hour.get(&key).copied().unwrap_or(0);
-            let per_thread = state.per_thread.get(&key).copied().unwrap_or(0);
-            if outside.contains(&p.address)
-                && ((hour_limit > 0 && per_hour >= hour_limit)
-                    || (thread_limit > 0 && per_thread >= thread_limit))
-            {
-                notes.push(format!(
-                    "not mailed to {}: loop limit ({per_hour} mails this hour, {per_thread} on this ticket{})",
-                    p.address,
-                    if unverified { ", from unverified senders" } else { "" }
-                ));
-                continue;
-            }
-            let allowed = compose::allowed_for(&wf, dir, &effects.ticket, &p.person);
-            let reply_to =
-                out.key
-                    .reply_address(&dir.helpdesk.address, &effects.ticket.reference, &p.address);
-            let ask = if p.event == Event::Resolved.as_str() {
-                compose::ask(&wf, &effects.ticket, &allowed)
-            } else {
-                Default::default()
-            };
-            let ctx = compose::context(ContextInput {
-                dir,
-                effects,
-                planned: &p,
-                actor: author,
-                unverified,
-                comment_budget,
-                allowed: &allowed,
-                reply_to: &reply_to,
-                ask,
-                attachments: attachment_lines(attachments, &going),
-                refusal: refusal.clone(),
-                now,
-                comment_action: &wf.comment.name,
-            });
-            let files = if p.include_comment {
-                mail_files(attachments, &going)
-            } else {
-                Vec::new()
-            };
-            let earlier = state
-                .earlier
-                .get(&p.address)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            // A "not done" notice is rendered in place: the sender's report says it is queued. So
-            // is a mail that carries files or may outgrow a piece.
-            let elsewhere = self
-                .late_renderer
-                .as_ref()
-                .filter(|_| refusal.is_none() && files.is_empty() && fits_a_piece);
-            if let Some(renderer) = elsewhere {
-                let (mail, queued) = self.thread_mail(
-                    &effects.ticket,
-                    &p,
-                    &reply_to,
-                    files,
-                    &mut root,
-                    earlier,
-                    now,
-                );
-                let (done, made) = tokio::sync::oneshot::channel();
-                let job = Job {
-                    event: p.event.clone(),
-                    locale: self.locale_of(&p).to_string(),
-                    ctx,
-                    mail,
-                    max: max_message,
-                    done,
-                };
-                if let Err(job) = renderer.render(job) {
-                    // The thread is gone: made here instead.
-                    job.run(&self.outbound.templates);
+        Notifying {
+            change,
+            effects,
+            wf,
+            attachments,
+            refusal,
+            unverified: !change.author.actor.verified(),
+            comment_budget,
+            going,
+            // A message that may outgrow one piece is written a piece at a time
+            // (store/pieces.rs), which filling in a late message would not do.
+            fits_a_piece: text_bound <= crate::store::PIECE as u64,
+        }
+    }
+
+    /// Why a planned notification is not sent, if it is not: its recipient is the quiet
+    /// author, an address never mailed or a failing one, or over the loop limit (two
+    /// auto-responders must never mail each other without end).
+    fn held_back(
+        &self,
+        n: &Notifying<'_>,
+        p: &Planned,
+        state: &OutboxState,
+        outside: bool,
+    ) -> Option<String> {
+        let author = n.change.author;
+        let quiet = author
+            .quiet
+            .filter(|_| p.address == author.actor.person.address);
+        if let Some(why) = quiet.or_else(|| self.never_mailed(&p.address)) {
+            return Some(why.to_string());
+        }
+        if let Some(reason) = state.failing.get(&p.address) {
+            return Some(format!("the address fails ({reason})"));
+        }
+        let out = &self.outbound.settings;
+        let (hour_limit, thread_limit) = (out.loop_limit_per_hour, out.loop_limit_per_thread);
+        let key = count_key(&p.address, n.unverified);
+        let per_hour = state.per_hour.get(&key).copied().unwrap_or(0);
+        let per_thread = state.per_thread.get(&key).copied().unwrap_or(0);
+        let over = (hour_limit > 0 && per_hour >= hour_limit)
+            || (thread_limit > 0 && per_thread >= thread_limit);
+        (outside && over).then(|| {
+            format!(
+                "loop limit ({per_hour} mails this hour, {per_thread} on this ticket{})",
+                if n.unverified {
+                    ", from unverified senders"
+                } else {
+                    ""
                 }
-                late.push(LateMessage {
-                    message_id: queued.message_id.clone(),
-                    made,
-                    ticket_id,
-                    recipient: p.address.clone(),
-                    actor: author.address.clone(),
-                    action: effects.action.clone(),
-                    at: now,
-                });
-                rows.push(queued);
-                continue;
+            )
+        })
+    }
+
+    /// Makes one notification: in place, or on the rendering thread (see `late_render`). A
+    /// "not done" notice is made in place (the sender's report says it is queued), and so is a
+    /// mail that carries files or may outgrow a piece.
+    fn make_one(&self, n: &Notifying<'_>, p: &Planned, state: &OutboxState, made: &mut Made) {
+        let dir = &self.settings.directory;
+        let ticket = &n.effects.ticket;
+        let reply_to =
+            self.outbound
+                .key
+                .reply_address(&dir.helpdesk.address, &ticket.reference, &p.address);
+        let ctx = self.mail_context(n, p, &reply_to);
+        let files = if p.include_comment {
+            mail_files(n.attachments, &n.going)
+        } else {
+            Vec::new()
+        };
+        let env = Envelope {
+            ticket,
+            p,
+            reply_to: &reply_to,
+            earlier: state.earlier.get(&p.address).map_or(&[], Vec::as_slice),
+            now: n.change.now,
+        };
+        let elsewhere = self
+            .late_renderer
+            .as_ref()
+            .filter(|_| n.refusal.is_none() && files.is_empty() && n.fits_a_piece);
+        let Some(renderer) = elsewhere else {
+            match self.render_mail(&env, ctx, files, &mut made.root) {
+                Ok(mail) => made.rows.push(mail),
+                Err(problem) => made
+                    .held
+                    .push(format!("not mailed to {}: {problem}", p.address)),
             }
-            match self.render_mail(
-                &effects.ticket,
-                &p,
-                ctx,
-                &reply_to,
-                files,
-                &mut root,
-                earlier,
-                now,
-            ) {
-                Ok(mail) => rows.push(mail),
-                Err(problem) => notes.push(format!("not mailed to {}: {problem}", p.address)),
-            }
+            return;
+        };
+        let (mail, queued) = self.thread_mail(&env, files, &mut made.root);
+        let (done, receiver) = tokio::sync::oneshot::channel();
+        let job = Job {
+            event: p.event.clone(),
+            locale: self.locale_of(p).to_string(),
+            ctx,
+            mail,
+            max: self.outbound.settings.max_message_bytes,
+            done,
+        };
+        if let Err(job) = renderer.render(job) {
+            // The thread is gone: made here instead.
+            job.run(&self.outbound.templates);
         }
-        if thread_root.is_none()
-            && let Some(r) = &root
-        {
-            tx.set_thread_root(ticket_id, r).await?;
-        }
-        self.insert_mails(tx, ticket_id, &rows, late, unverified, now)
-            .await?;
-        mailed.to = rows.into_iter().map(|r| r.recipient).collect();
-        mailed.held = notes;
-        Ok(mailed)
+        let change = n.change;
+        made.late.push(LateMessage {
+            message_id: queued.message_id.clone(),
+            made: receiver,
+            ticket_id: change.ticket_id,
+            recipient: p.address.clone(),
+            actor: change.author.actor.person.address.clone(),
+            action: n.effects.action.clone(),
+            at: change.now,
+        });
+        made.rows.push(queued);
+    }
+
+    /// The template context of one notification.
+    fn mail_context(&self, n: &Notifying<'_>, p: &Planned, reply_to: &str) -> MailContext {
+        let dir = &self.settings.directory;
+        let ticket = &n.effects.ticket;
+        let allowed = compose::allowed_for(n.wf, dir, ticket, &p.person);
+        let ask = if p.event == Event::Resolved.as_str() {
+            compose::ask(n.wf, ticket, &allowed)
+        } else {
+            Default::default()
+        };
+        compose::context(ContextInput {
+            dir,
+            effects: n.effects,
+            planned: p,
+            actor: &n.change.author.actor.person,
+            unverified: n.unverified,
+            comment_budget: n.comment_budget,
+            allowed: &allowed,
+            reply_to,
+            ask,
+            attachments: attachment_lines(n.attachments, &n.going),
+            refusal: n.refusal.clone(),
+            now: n.change.now,
+            comment_action: &n.wf.comment.name,
+        })
     }
 
     /// Renders one mail and threads it (see [`Desk::thread_mail`]).
-    #[allow(clippy::too_many_arguments)]
     fn render_mail(
         &self,
-        ticket: &Ticket,
-        p: &Planned,
+        env: &Envelope<'_>,
         mut ctx: MailContext,
-        reply_to: &str,
         attachments: Vec<MailAttachment>,
         root: &mut Option<String>,
-        earlier: &[String],
-        now: Timestamp,
     ) -> Result<QueuedMail, String> {
         let mut root_after = root.clone();
-        let (mut mail, mut queued) = self.thread_mail(
-            ticket,
-            p,
-            reply_to,
-            attachments,
-            &mut root_after,
-            earlier,
-            now,
-        );
+        let (mut mail, mut queued) = self.thread_mail(env, attachments, &mut root_after);
         queued.raw = super::late_render::make(
             &self.outbound.templates,
-            &p.event,
-            self.locale_of(p),
+            &env.p.event,
+            self.locale_of(env.p),
             &mut ctx,
             &mut mail,
             self.outbound.settings.max_message_bytes,
@@ -254,17 +319,19 @@ impl Desk {
 
     /// One mail without its body, threaded: the ticket's root first in References (the first
     /// mail of a ticket becomes its root), then this recipient's earlier mails.
-    #[allow(clippy::too_many_arguments)]
     fn thread_mail(
         &self,
-        ticket: &Ticket,
-        p: &Planned,
-        reply_to: &str,
+        env: &Envelope<'_>,
         attachments: Vec<MailAttachment>,
         root: &mut Option<String>,
-        earlier: &[String],
-        now: Timestamp,
     ) -> (Mail, QueuedMail) {
+        let Envelope {
+            ticket,
+            p,
+            reply_to,
+            earlier,
+            now,
+        } = *env;
         let dir = &self.settings.directory;
         let message_id = message::new_message_id(&ticket.reference, self.own_domain());
         // The first mail of a ticket becomes its root, once it is built.
@@ -313,24 +380,23 @@ impl Desk {
     async fn insert_mails(
         &self,
         tx: &mut Tx,
-        ticket_id: i64,
+        change: &Change<'_>,
         rows: &[QueuedMail],
         late: Vec<LateMessage>,
         unverified: bool,
-        now: Timestamp,
     ) -> Result<(), DeskError> {
         let from = &self.settings.directory.helpdesk.address;
         let rows: Vec<NewOutboxRow<'_>> = rows
             .iter()
             .map(|m| NewOutboxRow {
-                ticket_id: Some(ticket_id),
+                ticket_id: Some(change.ticket_id),
                 event: &m.event,
                 recipient: &m.recipient,
                 envelope_from: from,
                 message_id: &m.message_id,
                 subject: &m.subject,
                 raw: &m.raw,
-                at: now,
+                at: change.now,
                 unverified,
             })
             .collect();
@@ -395,12 +461,30 @@ impl Desk {
         });
         let mut root = tx.thread_root(ticket_id).await?;
         let had_root = root.is_some();
-        match self.render_mail(ticket, &p, ctx, &reply_to, Vec::new(), &mut root, &[], now) {
+        let env = Envelope {
+            ticket,
+            p: &p,
+            reply_to: &reply_to,
+            earlier: &[],
+            now,
+        };
+        match self.render_mail(&env, ctx, Vec::new(), &mut root) {
             Ok(mail) => {
                 if !had_root && let Some(r) = &root {
                     tx.set_thread_root(ticket_id, r).await?;
                 }
-                self.insert_mails(tx, ticket_id, &[mail], Vec::new(), false, now)
+                let system = crate::workflow::Actor {
+                    person: system,
+                    proof: crate::workflow::Proof::System,
+                };
+                let change = Change {
+                    ticket_id,
+                    thread_root: root.as_deref(),
+                    author: Author::new(&system),
+                    inbound: None,
+                    now,
+                };
+                self.insert_mails(tx, &change, &[mail], Vec::new(), false)
                     .await?;
             }
             Err(problem) => {

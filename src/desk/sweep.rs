@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Author, Desk, DeskError, Write};
+use super::{Author, Change, Desk, DeskError};
 use crate::workflow::rules::Due;
 use crate::workflow::{self, Actor, Proof, StateKind, Workflow};
 
@@ -143,7 +143,7 @@ impl Desk {
             person: self.system_person(),
             proof: Proof::System,
         };
-        let w = Write {
+        let w = Change {
             ticket_id: rec.id,
             thread_root: rec.thread_root.as_deref(),
             author: Author::new(&system),
