@@ -8,6 +8,7 @@ mod late_render;
 mod mail;
 mod notify;
 mod outbox;
+mod refused;
 mod report;
 mod sweep;
 mod view;

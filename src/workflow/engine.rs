@@ -95,16 +95,21 @@ pub fn act(
             transition,
             partner,
             name,
-        } => transition_on(
-            &mut draft,
-            actor,
-            transition,
-            partner.as_deref(),
-            name,
-            comment,
-            visibility,
-            &fields,
-        ),
+        } => {
+            let said = Said {
+                comment,
+                visibility,
+                fields: &fields,
+            };
+            transition_on(
+                &mut draft,
+                actor,
+                transition,
+                partner.as_deref(),
+                name,
+                said,
+            )
+        }
         other => agent_action(&mut draft, actor, other, comment, visibility),
     };
     match result {
@@ -262,17 +267,27 @@ fn transition_permitted(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What an intent says along with its action: a comment, and fields to set.
+#[derive(Clone, Copy)]
+struct Said<'a> {
+    comment: Option<&'a str>,
+    visibility: Visibility,
+    fields: &'a BTreeMap<String, String>,
+}
+
 fn transition_on(
     draft: &mut Draft<'_>,
     actor: &Actor,
     t: &Transition,
     partner: Option<&str>,
     name: &str,
-    comment: Option<&str>,
-    visibility: Visibility,
-    fields: &BTreeMap<String, String>,
+    said: Said<'_>,
 ) -> Result<(), Refusal> {
+    let Said {
+        comment,
+        visibility,
+        fields,
+    } = said;
     let wf = draft.wf;
     transition_permitted(wf, &draft.ticket, actor, t, partner, name)?;
     if t.require_comment && comment.is_none() {

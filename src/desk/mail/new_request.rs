@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Decided, MailCtx, applied, attachments_of, refused, text_cut_line};
-use crate::desk::notify::RefusedMail;
+use crate::desk::refused::RefusedMail;
 use crate::desk::report::RefusalReport;
 use crate::desk::{CreateRequest, Desk, DeskError, Outcome};
 use crate::inbound::{self, Reading, classify::strip_prefixes};
