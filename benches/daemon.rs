@@ -28,11 +28,9 @@ use std::time::{Duration, Instant};
 
 use support::TestEnv;
 use support::daemon::Daemon;
+use support::demo::{SUPPORT, TEAM};
+use support::dialects::sqlite_url;
 use support::mailstack::MailStack;
-
-const SUPPORT: &str = "support@helpdesk.example";
-/// Where each reply's notification goes.
-const TEAM: &str = "team@helpdesk.example";
 
 fn count(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -186,7 +184,7 @@ fn latency(mails: usize) -> (Vec<f64>, Vec<f64>) {
         .enable_all()
         .build()
         .unwrap();
-    let url = format!("sqlite://{}", env.path("data/deskmail.sqlite").display());
+    let url = sqlite_url(&env.path("data"), "deskmail.sqlite");
     let store = rt.block_on(deskmail::store::Store::open(&url)).unwrap();
     // The ticket's acknowledgement out of the way.
     daemon.wait_until("the outbox empty", Duration::from_secs(30), || {

@@ -24,9 +24,12 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use deskmail::desk::{CreateRequest, Desk, Outcome};
-use deskmail::workflow::{Actor, Intent};
+use deskmail::workflow::Intent;
 use jiff::Timestamp;
+use support::demo;
+use support::dialects::sqlite_url;
 use support::numbers::{Rng, median, peak_mib};
+use support::without_deskmail_env;
 
 const MAILS: usize = 10_000;
 const TICKETS: usize = 200;
@@ -142,15 +145,9 @@ async fn open(config: &Path) -> Desk {
 /// TICKETS tickets, each sent To Customer (so a customer's reply moves it); per ticket the
 /// reply token and the notification to anna.
 async fn tickets(desk: &Desk) -> Vec<(String, String, String)> {
-    let anna = Actor {
-        person: desk.person("anna@acme.example").unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    };
-    let alice = Actor {
-        person: desk.person("alice@helpdesk.example").unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    };
-    let now: Timestamp = "2026-11-22T13:00:00Z".parse().unwrap();
+    let anna = demo::actor(desk, demo::ANNA);
+    let alice = demo::actor(desk, demo::ALICE);
+    let now: Timestamp = demo::at("13:00");
     let mut out = Vec::new();
     for i in 0..TICKETS {
         let Outcome::Applied { reference, .. } = desk
@@ -464,7 +461,7 @@ async fn plain_postgres(url: &str, mails: usize, per_commit: usize) -> f64 {
 /// Pipe mode: one process per mail; the median seconds per mail.
 async fn pipe_mode() -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("pipe.sqlite").display());
+    let url = sqlite_url(dir.path(), "pipe.sqlite");
     let cfg = config(dir.path(), &url);
     let desk = open(&cfg).await;
     let t = tickets(&desk).await;
@@ -494,10 +491,7 @@ async fn pipe_mode() -> f64 {
 async fn main() {
     println!("deskmail inbound benchmark");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        &format!("sqlite://{}", dir.path().join("b.sqlite").display()),
-    );
+    let cfg = config(dir.path(), &sqlite_url(dir.path(), "b.sqlite"));
     let desk = open(&cfg).await;
     let t = tickets(&desk).await;
     let mails = corpus(&t, 42);
@@ -522,7 +516,7 @@ async fn main() {
         let target = PathBuf::from(target);
         std::fs::create_dir_all(&target).unwrap();
         let url = std::env::var("DESKMAIL_BENCH_PREPARE_URL")
-            .unwrap_or_else(|_| format!("sqlite://{}", target.join("prepared.sqlite").display()));
+            .unwrap_or_else(|_| sqlite_url(&target, "prepared.sqlite"));
         let cfg = config(&target, &url);
         let d = open(&cfg).await;
         let t = tickets(&d).await;
@@ -565,9 +559,9 @@ async fn main() {
 
     // 2. The whole ingest.
     if part("ingest") {
-        let sqlite_url = |round: usize| {
+        let round_url = |round: usize| {
             let d = tempfile::tempdir().unwrap().keep();
-            format!("sqlite://{}", d.join(format!("i{round}.sqlite")).display())
+            sqlite_url(&d, &format!("i{round}.sqlite"))
         };
         let pg = std::env::var("DESKMAIL_TEST_PG").as_deref() != Ok("skip");
         let mut pg_dbs: Vec<support::pg::PgDb> = Vec::new();
@@ -576,12 +570,12 @@ async fn main() {
         let mut peaks: Vec<f64> = Vec::new();
         let base = tempfile::tempdir().unwrap();
         for round in 0..INGEST_RUNS {
-            let (rate, peak) = ingest_run(&sqlite_url, round, &mails, 100).await;
+            let (rate, peak) = ingest_run(&round_url, round, &mails, 100).await;
             grouped.push(rate);
             peaks.push(peak);
             py100.push(python_sqlite(base.path(), MAILS, 100));
             single.push(
-                ingest_run(&sqlite_url, round, &mails[..MAILS / 2], 1)
+                ingest_run(&round_url, round, &mails[..MAILS / 2], 1)
                     .await
                     .0,
             );
@@ -639,15 +633,4 @@ async fn main() {
         "pipe mode (one process per mail, {PIPE_MAILS} mails, SQLite): median {:.1} ms per mail",
         per_mail * 1000.0
     );
-}
-
-/// Leaves the shell's `DESKMAIL*` variables out of a child's environment: the benchmark
-/// measures the config it writes, not the caller's overrides.
-fn without_deskmail_env(c: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DESKMAIL") {
-            c.env_remove(k);
-        }
-    }
-    c
 }

@@ -17,8 +17,10 @@ use std::time::Instant;
 
 use deskmail::desk::{CreateRequest, Desk, Outcome};
 use deskmail::outbound::Transport;
-use deskmail::workflow::{self, Actor, Decision, Effects, Intent};
+use deskmail::workflow::{self, Decision, Effects, Intent};
 use jiff::Timestamp;
+use support::demo::actor;
+use support::dialects::sqlite_url;
 use support::mailstack::MailStack;
 use support::numbers::median;
 
@@ -36,16 +38,9 @@ async fn desk_at(dir: &std::path::Path, smtp: Option<&MailStack>, connections: u
     settings.outbound.secret_file = dir.join("reply.key");
     settings.outbound.spool_dir = dir.join("spool");
     let outbound = deskmail::outbound::Outbound::open(&settings.outbound).unwrap();
-    let url = format!("sqlite://{}", dir.join("bench.sqlite").display());
+    let url = sqlite_url(dir, "bench.sqlite");
     let store = deskmail::store::Store::open(&url).await.unwrap();
     Desk::new(settings, store, outbound)
-}
-
-fn actor(d: &Desk, who: &str) -> Actor {
-    Actor {
-        person: d.person(who).unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    }
 }
 
 /// Tickets and the effects of "To Customer" on each (two notifications: the customer group and

@@ -27,7 +27,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use sqlx::{Any, AnyPool};
+use support::dialects::sqlite_url;
 use support::numbers::{Rng, median, peak_mib};
+use support::without_deskmail_env;
 
 /// Mails per Maildir handed to one `deskmail ingest`.
 const CHUNK: usize = 20_000;
@@ -45,8 +47,7 @@ struct Store {
 impl Store {
     fn new(dir: &Path, tickets: usize) -> Store {
         std::fs::create_dir_all(dir).unwrap();
-        let db = dir.join("deskmail.sqlite");
-        let url = format!("sqlite://{}", db.display());
+        let url = sqlite_url(dir, "deskmail.sqlite");
         // DESKMAIL_BENCH_CACHE_MIB sets store.cache_mib.
         let cache = std::env::var("DESKMAIL_BENCH_CACHE_MIB")
             .map(|c| format!("\ncache_mib = {c}"))
@@ -78,7 +79,7 @@ impl Store {
     fn run(&self, args: &[&str]) -> (f64, f64, String) {
         let report = self.dir.join("time.txt");
         let t = Instant::now();
-        let out = without_deskmail_env(&mut Command::new("/usr/bin/time"))
+        let out = without_deskmail_env(Command::new("/usr/bin/time").env_remove("RUST_LOG"))
             .arg("-f")
             .arg("%M")
             .arg("-o")
@@ -121,15 +122,6 @@ impl Store {
         sqlx::any::install_default_drivers();
         AnyPool::connect(&self.url).await.unwrap()
     }
-}
-
-fn without_deskmail_env(c: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DESKMAIL") || k == "RUST_LOG" {
-            c.env_remove(k);
-        }
-    }
-    c
 }
 
 /// A customer's new request, number `i`.
@@ -257,10 +249,7 @@ async fn make_due(store: &Store, now: jiff::Timestamp) {
     let outbound = deskmail::outbound::Outbound::open(&settings.outbound).unwrap();
     let db = deskmail::store::Store::open(&store.url).await.unwrap();
     let desk = deskmail::desk::Desk::new(settings, db, outbound);
-    let alice = deskmail::workflow::Actor {
-        person: desk.person("alice@helpdesk.example").unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    };
+    let alice = support::demo::actor(&desk, support::demo::ALICE);
     let mut rng = Rng(0xd0e);
     let when = now - jiff::SignedDuration::from_hours(24 * 8);
     for (reference, _) in tickets(store, 1000, true, &mut rng).await {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use support::TestEnv;
+use support::demo;
 use support::pg::PgDb;
 
 #[test]
@@ -1262,7 +1263,8 @@ fn a_syntax_error_on_the_store_url_line_does_not_show_its_password() {
 fn a_reply_to_a_closed_itil_portal_ticket_opens_a_follow_up_with_its_fields() {
     let mut env = TestEnv::new();
     env.set("DESKMAIL__WORKFLOW__PRESET", "itil-portal");
-    let r = env.ok(&[
+    let fields = demo::field_args(&demo::MAILBOX_REQUEST);
+    let mut create = vec![
         "ticket",
         "create",
         "--as",
@@ -1271,15 +1273,9 @@ fn a_reply_to_a_closed_itil_portal_ticket_opens_a_follow_up_with_its_fields() {
         "Mailbox full",
         "--text",
         "Full.",
-        "--field",
-        "service=Email",
-        "--field",
-        "sub_category=Mailbox",
-        "--field",
-        "impact=medium",
-        "--field",
-        "urgency=high",
-    ]);
+    ];
+    create.extend(fields.iter().map(String::as_str));
+    let r = env.ok(&create);
     let r = r.trim();
     env.ok(&[
         "ticket",

@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::Value;
 use support::TestEnv;
+use support::demo::field_args;
 use support::stories::{self, Expect, Story, What};
 
 fn history_len(v: &Value) -> usize {
@@ -58,9 +59,7 @@ fn play(story: &Story) {
                 if let Some(to) = to {
                     args.extend(["--to".to_string(), to.to_string()]);
                 }
-                for (k, v) in *fields {
-                    args.extend(["--field".to_string(), format!("{k}={v}")]);
-                }
+                args.extend(field_args(fields));
             }
             What::Act {
                 action,
@@ -82,9 +81,7 @@ fn play(story: &Story) {
                 if let Some(c) = comment {
                     args.extend(["--comment".to_string(), c.to_string()]);
                 }
-                for (k, v) in *fields {
-                    args.extend(["--field".to_string(), format!("{k}={v}")]);
-                }
+                args.extend(field_args(fields));
             }
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();

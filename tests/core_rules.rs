@@ -6,24 +6,12 @@ mod support;
 use std::collections::BTreeMap;
 
 use deskmail::config::Settings;
-use deskmail::workflow::{self, Actor, Decision, Intent, NewTicket, Outcome, Ticket};
+use deskmail::workflow::{self, Decision, Intent, NewTicket, Outcome, Ticket, Turn};
 use jiff::Timestamp;
+use support::demo::{self, ALICE, ANNA, actor};
 
 fn now() -> Timestamp {
-    "2026-11-22T09:00:00Z".parse().unwrap()
-}
-
-fn actor(s: &Settings, who: &str) -> Actor {
-    Actor {
-        person: s.directory.person(who).unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    }
-}
-
-fn pairs(f: &[(&str, &str)]) -> BTreeMap<String, String> {
-    f.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    demo::at("09:00")
 }
 
 fn new_ticket(s: &Settings, who: &str, fields: &[(&str, &str)]) -> Result<Ticket, String> {
@@ -31,7 +19,7 @@ fn new_ticket(s: &Settings, who: &str, fields: &[(&str, &str)]) -> Result<Ticket
         reference: "T-1".into(),
         subject: "Subject".into(),
         text: "Text".into(),
-        fields: pairs(fields),
+        fields: demo::fields(fields),
         source: "cli".into(),
         ..Default::default()
     };
@@ -54,7 +42,7 @@ fn check(
         action: action.into(),
         comment: comment.map(String::from),
         internal: false,
-        fields: pairs(fields),
+        fields: demo::fields(fields),
     };
     match workflow::act(&s.workflow, &s.directory, t, &actor(s, who), &intent, now()) {
         Outcome::Decided(Decision::Apply(e)) => Ok(e.ticket),
@@ -62,9 +50,6 @@ fn check(
         Outcome::FollowUp => Err("follow_up".into()),
     }
 }
-
-const ANNA: &str = "anna@acme.example";
-const ALICE: &str = "alice@helpdesk.example";
 
 #[test]
 fn fields_are_set_only_by_the_actions_that_take_them() {
@@ -293,4 +278,65 @@ fn due_times_follow_the_time_rules() {
         .timers_fired
         .push("close resolved after 7 days".into());
     assert_eq!(Due::of(wf, &fired).at(), None, "fired in this stay");
+}
+
+#[test]
+fn no_preset_names_a_party_of_the_demo_directory() {
+    let s = support::demo_settings("partner-routing");
+    let d = &s.directory;
+    let mut names: Vec<&str> = d.partners.iter().map(|p| p.name.as_str()).collect();
+    names.extend(d.agents.iter().map(|a| a.address.as_str()));
+    for o in &d.organisations {
+        names.push(&o.name);
+        names.extend(o.domains.iter().map(String::as_str));
+        names.extend(o.members.iter().map(|m| m.address.as_str()));
+    }
+    assert!(
+        names.len() > 10,
+        "the demo directory has its parties: {names:?}"
+    );
+    for (preset, source) in workflow::presets::PRESETS {
+        let source = source.to_lowercase();
+        for name in &names {
+            assert!(
+                !source.contains(&name.to_lowercase()),
+                "{preset} names {name:?} of the demo directory"
+            );
+        }
+        // Partner aliases are keyed by a partner's name: only an admin's own workflow knows them.
+        let wf = workflow::presets::load(preset).unwrap();
+        assert!(
+            wf.transitions.iter().all(|t| t.partner_aliases.is_empty()),
+            "{preset} has partner_aliases"
+        );
+    }
+}
+
+#[test]
+fn an_own_workflow_gives_one_partner_a_short_name() {
+    let plain = support::demo_settings("partner-routing");
+    let mut s = support::demo_settings("partner-routing");
+    let to_partner = s
+        .workflow
+        .transitions
+        .iter_mut()
+        .find(|t| t.per_partner)
+        .unwrap();
+    to_partner.partner_aliases = BTreeMap::from([(
+        "2nd Level Support Provider".to_string(),
+        vec!["To 2nd Level Provider".to_string()],
+    )]);
+    assert!(workflow::validate(&s.workflow, &s.directory).is_empty());
+    let t = new_ticket(&s, ANNA, &[]).unwrap();
+    let sent = check(&s, &t, ALICE, "to 2nd level provider", None, &[]).unwrap();
+    assert_eq!(sent.status, "On Partner");
+    assert_eq!(
+        sent.waiting_on.to_string(),
+        Turn::Partner("2nd Level Support Provider".into()).to_string()
+    );
+    // The preset alone knows no such name.
+    assert_eq!(
+        check(&plain, &t, ALICE, "To 2nd Level Provider", None, &[]).unwrap_err(),
+        "unknown_action"
+    );
 }

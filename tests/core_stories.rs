@@ -6,27 +6,10 @@ use std::collections::BTreeMap;
 
 use deskmail::config::Settings;
 use deskmail::recipients;
-use deskmail::workflow::{
-    self, Actor, Decision, Effects, Intent, NewTicket, Outcome, Rejection, Ticket,
-};
+use deskmail::workflow::{self, Decision, Effects, Intent, NewTicket, Outcome, Rejection, Ticket};
 use jiff::{SignedDuration, Timestamp};
+use support::demo::{self, actor, fields};
 use support::stories::{self, Expect, Story, What};
-
-fn actor(s: &Settings, who: &str) -> Actor {
-    Actor {
-        person: s
-            .directory
-            .person(who)
-            .unwrap_or_else(|| panic!("{who} not in the directory")),
-        proof: deskmail::workflow::Proof::Cli,
-    }
-}
-
-fn fields(f: &[(&str, &str)]) -> BTreeMap<String, String> {
-    f.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn mailed(s: &Settings, e: &Effects) -> Vec<String> {
     e.notices
@@ -39,7 +22,7 @@ fn play(story: &Story) {
     let s = support::demo_settings(story.preset);
     let wf = &s.workflow;
     let dir = &s.directory;
-    let t0: Timestamp = "2026-11-22T09:00:00Z".parse().unwrap();
+    let t0: Timestamp = demo::at("09:00");
     let mut tickets: Vec<Ticket> = Vec::new();
     for (i, step) in story.steps.iter().enumerate() {
         let at = format!("{} step {} ({})", story.preset, i + 1, step.who);

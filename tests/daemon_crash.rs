@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use support::TestEnv;
 use support::daemon::Daemon;
+use support::demo::SUPPORT;
 use support::mailstack::{MailStack, header};
 
 const MAILS: usize = 1000;
-const SUPPORT: &str = "support@helpdesk.example";
 
 fn request(i: usize) -> String {
     format!(

@@ -47,11 +47,10 @@ use deskmail::workflow::definition::ClosedReply;
 use serde_json::Value;
 use support::TestEnv;
 use support::daemon::Daemon;
+use support::demo::SUPPORT;
 use support::mailstack::{MailStack, header, text_part};
 use support::stories::{self, Expect, Step, Story, What};
 
-/// The help desk's receiving address: the mailbox the daemon reads over IMAP.
-const SUPPORT: &str = "support@helpdesk.example";
 const PROCESSED: &str = "deskmail/processed";
 const FAILED: &str = "deskmail/failed";
 /// How long any one thing (a mail taken in, a notification delivered) may take.

@@ -8,21 +8,18 @@ mod support;
 
 use deskmail::desk::{Desk, Incoming, IngestError, MailReport, MailStatus};
 use jiff::Timestamp;
+use support::dialects::sqlite_url;
 use support::hostile::{self, Expect};
 use support::mailstack::text_part;
 
 fn now() -> Timestamp {
-    "2026-11-22T12:00:00Z".parse().unwrap()
+    support::demo::at("12:00")
 }
 
 /// A desk on the demo settings with a fresh SQLite store.
 async fn desk() -> Desk {
     let dir = tempfile::tempdir().unwrap().keep();
-    support::demo_desk(
-        &format!("sqlite://{}", dir.join("hostile.sqlite").display()),
-        "partner-routing",
-    )
-    .await
+    support::demo_desk(&sqlite_url(&dir, "hostile.sqlite"), "partner-routing").await
 }
 
 async fn take(d: &Desk, raw: Vec<u8>) -> Result<MailReport, IngestError> {
@@ -336,7 +333,7 @@ async fn a_mail_of_files_only_becomes_a_comment_with_them() {
 #[tokio::test(flavor = "current_thread")]
 async fn notifications_stay_within_their_size_and_say_what_they_leave_out() {
     let dir = tempfile::tempdir().unwrap().keep();
-    let url = format!("sqlite://{}", dir.join("n.sqlite").display());
+    let url = sqlite_url(&dir, "n.sqlite");
     let d = support::demo_desk_with(&url, "partner-routing", |s| {
         s.outbound.max_message_bytes = 256 * 1024;
     })
@@ -431,7 +428,7 @@ async fn a_mail_that_asks_for_no_automatic_answer_gets_no_acknowledgement() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_mail_refused_for_its_size_is_taken_in_once_the_limit_allows_it() {
     let dir = tempfile::tempdir().unwrap().keep();
-    let url = format!("sqlite://{}", dir.join("s.sqlite").display());
+    let url = sqlite_url(&dir, "s.sqlite");
     let raw = mail(
         ANNA,
         "support@helpdesk.example",

@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use deskmail::desk::{CreateRequest, Desk, Incoming, MailReport, Outcome};
-use deskmail::workflow::{Actor, Intent};
-use jiff::Timestamp;
+use deskmail::workflow::Intent;
 use serde::Deserialize;
+use support::demo::{self, actor};
+use support::dialects::sqlite_url;
 
 const SECRET: &str = "fixture-secret-0123456789abcdef";
 const REF: &str = "SUP-20261122-0001";
@@ -77,61 +78,75 @@ fn exact() -> String {
     "exact".into()
 }
 
+/// The groups of fixtures (folders of `fixtures/inbound/`) and how many mails each has at least.
+const GROUPS: [(&str, usize); 5] = [
+    ("auto", 7),
+    ("bounces", 6),
+    ("forged", 4),
+    ("new", 5),
+    ("replies", 30),
+];
+
+/// Every fixture's mail, sorted. A group that is missing or has fewer mails than its floor, a
+/// folder that is no group and a mail without its expectations fail.
 fn fixtures() -> Vec<PathBuf> {
     let root = support::root().join("fixtures/inbound");
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|f| f.unwrap().path())
+            .collect()
+    };
+    for dir in entries(&root).into_iter().filter(|d| d.is_dir()) {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            GROUPS.iter().any(|(g, _)| *g == name),
+            "fixtures/inbound/{name} is no group the test knows"
+        );
+    }
     let mut out = Vec::new();
-    for group in std::fs::read_dir(&root).unwrap() {
-        let group = group.unwrap().path();
-        if !group.is_dir() {
-            continue;
+    for (group, floor) in GROUPS {
+        let mails: Vec<PathBuf> = entries(&root.join(group))
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        assert!(
+            mails.len() >= floor,
+            "fixtures/inbound/{group}: {} mails, fewer than its {floor}",
+            mails.len()
+        );
+        for m in &mails {
+            assert!(
+                m.with_extension("toml").is_file(),
+                "{}: no expectations beside it",
+                m.display()
+            );
         }
-        for f in std::fs::read_dir(&group).unwrap() {
-            let f = f.unwrap().path();
-            if f.extension().is_some_and(|e| e == "eml") {
-                out.push(f);
-            }
-        }
+        out.extend(mails);
     }
     out.sort();
-    assert!(out.len() >= 40, "the corpus is there: {}", out.len());
     out
-}
-
-fn at(t: &str) -> Timestamp {
-    t.parse().unwrap()
 }
 
 /// The demo help desk with the fixtures' ticket, its notifications in the outbox.
 async fn world(dir: &Path, given: &Given) -> Desk {
     std::fs::write(dir.join("reply.key"), SECRET).unwrap();
-    let url = format!("sqlite://{}", dir.join("fixtures.sqlite").display());
+    let url = sqlite_url(dir, "fixtures.sqlite");
     let desk = support::demo_desk_with(&url, &given.preset, |s| {
         s.inbound.trusted_authserv_ids = vec!["mx.helpdesk.example".into()];
         s.outbound.secret_file = dir.join("reply.key");
         s.outbound.spool_dir = dir.join("spool");
     })
     .await;
-    let actor = |a: &str| Actor {
-        person: desk.person(a).unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    };
     // The itil-portal preset asks for the service of the contract on creation.
-    let fields: BTreeMap<String, String> = if given.preset == "itil-portal" {
-        [
-            ("service", "Email"),
-            ("sub_category", "Mailbox"),
-            ("impact", "medium"),
-            ("urgency", "high"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    let fields = if given.preset == "itil-portal" {
+        demo::fields(&demo::MAILBOX_REQUEST)
     } else {
         BTreeMap::new()
     };
     let created = desk
         .create(
-            &actor("anna@acme.example"),
+            &actor(&desk, demo::ANNA),
             CreateRequest {
                 subject: "Printer on fire".into(),
                 text: "It smokes.".into(),
@@ -139,7 +154,7 @@ async fn world(dir: &Path, given: &Given) -> Desk {
                 fields,
                 ..Default::default()
             },
-            at("2026-11-22T13:30:00Z"),
+            demo::at("13:30"),
         )
         .await
         .unwrap();
@@ -148,7 +163,7 @@ async fn world(dir: &Path, given: &Given) -> Desk {
         let o = desk
             .act(
                 REF,
-                &actor(who),
+                &actor(&desk, who),
                 &Intent::Act {
                     action: action.clone(),
                     comment: Some(format!("Step {} of the story.", n + 1)),
@@ -156,7 +171,7 @@ async fn world(dir: &Path, given: &Given) -> Desk {
                     fields: BTreeMap::new(),
                 },
                 &[],
-                at("2026-11-22T13:38:00Z") + jiff::SignedDuration::from_mins(n as i64),
+                demo::at("13:38") + jiff::SignedDuration::from_mins(n as i64),
             )
             .await
             .unwrap();
@@ -234,11 +249,7 @@ async fn check(path: &Path) -> Vec<String> {
     let outbox_before = desk.store.outbox(None, None, 1000).await.unwrap().len();
     let status_before = desk.store.ticket(REF).await.unwrap().unwrap().ticket.status;
     let report: MailReport = desk
-        .ingest(
-            &[Incoming::new(raw, None)],
-            at("2026-11-22T15:00:00Z"),
-            false,
-        )
+        .ingest(&[Incoming::new(raw, None)], demo::at("15:00"), false)
         .await
         .pop()
         .unwrap()
@@ -399,5 +410,6 @@ async fn every_fixture_gives_its_expected_text_and_action() {
         }
     }
     println!("{count} fixtures, {} failing", failures.len());
+    assert!(count > 0, "no fixture named {only:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -7,10 +7,11 @@ mod support;
 use deskmail::desk::{Desk, Incoming, MailReport, MailStatus};
 use jiff::{SignedDuration, Timestamp};
 use mail_parser::MimeHeaders;
-use support::pg::PgDb;
+use support::demo;
+use support::dialects::sqlite_url;
 
 fn t0() -> Timestamp {
-    "2026-11-22T10:00:00Z".parse().unwrap()
+    demo::at("10:00")
 }
 
 fn mail(headers: &[(&str, &str)], body: &str) -> Incoming {
@@ -202,10 +203,7 @@ async fn suite(url: &str) {
     );
 
     // Closed: a reply opens a follow-up ticket that links the old one.
-    let alice = deskmail::workflow::Actor {
-        person: d.person("alice@helpdesk.example").unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    };
+    let alice = demo::actor(&d, demo::ALICE);
     for action in ["Resolve", "Close"] {
         let o = d
             .act(
@@ -282,50 +280,15 @@ async fn large_values(url: &str) {
     assert!(sent.contents() == log, "the attachment arrives whole");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn large_values_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    large_values(&format!(
-        "sqlite://{}",
-        dir.path().join("t.sqlite").display()
-    ))
-    .await;
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn large_values_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    large_values(&db.url).await;
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn inbound_suite_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    suite(&format!(
-        "sqlite://{}",
-        dir.path().join("t.sqlite").display()
-    ))
-    .await;
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn inbound_suite_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    suite(&db.url).await;
+on_each_dialect! {
+    large_values => large_values;
+    inbound_suite => suite;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn plus_addresses_pick_the_request_type() {
     let dir = tempfile::tempdir().unwrap();
-    let d = support::demo_desk(
-        &format!("sqlite://{}", dir.path().join("t.sqlite").display()),
-        "triage",
-    )
-    .await;
+    let d = support::demo_desk(&sqlite_url(dir.path(), "t.sqlite"), "triage").await;
     let new = |to: &str, id: &str| {
         mail(
             &[

@@ -4,8 +4,6 @@
 
 mod support;
 
-use support::pg::PgDb;
-
 async fn plans(url: &str) -> Vec<(String, Vec<String>)> {
     let store = deskmail::store::Store::open(url).await.unwrap();
     let plans = store.list_plans().await.unwrap();
@@ -51,19 +49,12 @@ fn check(plans: &[(String, Vec<String>)]) {
     }
 }
 
-#[tokio::test]
-async fn list_filters_use_indexes_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
-    check(&plans(&url).await);
+async fn list_filters_use_indexes(url: &str) {
+    check(&plans(url).await);
 }
 
-#[tokio::test]
-async fn list_filters_use_indexes_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    check(&plans(&db.url).await);
+on_each_dialect! {
+    list_filters_use_indexes => list_filters_use_indexes;
 }
 
 #[test]

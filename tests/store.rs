@@ -11,21 +11,15 @@ use deskmail::store::{Page, TicketFilter};
 use deskmail::workflow::{Actor, Intent};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Any;
-use support::pg::PgDb;
+use support::demo::{self, actor};
 
+/// 23:30 UTC the day before [`demo::DAY`]: already that day in the help desk's zone (Berlin).
 fn t0() -> Timestamp {
-    "2026-11-21T23:30:00Z".parse().unwrap()
+    demo::at("00:00") - SignedDuration::from_mins(30)
 }
 
 async fn desk(url: &str, preset: &str) -> Desk {
     support::demo_desk(url, preset).await
-}
-
-fn actor(d: &Desk, who: &str) -> Actor {
-    Actor {
-        person: d.person(who).unwrap(),
-        proof: deskmail::workflow::Proof::Cli,
-    }
 }
 
 fn request(subject: &str) -> CreateRequest {
@@ -753,98 +747,11 @@ async fn transactions(url: &str) {
     d.store.close().await;
 }
 
-#[tokio::test]
-async fn transactions_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    transactions(&format!(
-        "sqlite://{}",
-        dir.path().join("deskmail.sqlite").display()
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn transactions_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    transactions(&db.url).await;
-}
-
-#[tokio::test]
-async fn store_suite_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
-    suite(&url).await;
-}
-
-#[tokio::test]
-async fn store_suite_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    suite(&db.url).await;
-}
-
-#[tokio::test]
-async fn paging_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
-    paging(&url).await;
-}
-
-#[tokio::test]
-async fn paging_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    paging(&db.url).await;
-}
-
-#[tokio::test]
-async fn due_times_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
-    due_times(&url).await;
-}
-
-#[tokio::test]
-async fn due_times_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    due_times(&db.url).await;
-}
-
-#[tokio::test]
-async fn claims_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    claims(&format!(
-        "sqlite://{}",
-        dir.path().join("deskmail.sqlite").display()
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn claims_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    claims(&db.url).await;
-}
-
-#[tokio::test]
-async fn concurrent_creation_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("deskmail.sqlite").display());
-    concurrent_numbers(&url).await;
-}
-
-#[tokio::test]
-async fn concurrent_creation_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    concurrent_numbers(&db.url).await;
+on_each_dialect! {
+    transactions => transactions;
+    store_suite => suite;
+    paging => paging;
+    due_times => due_times;
+    claims => claims;
+    concurrent_creation => concurrent_numbers;
 }

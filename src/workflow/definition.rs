@@ -136,7 +136,9 @@ pub struct Transition {
     /// One transition per involved partner ("To IT Provider", ...).
     #[serde(default)]
     pub per_partner: bool,
-    /// Extra aliases for one partner's expansion (`"2nd Level Support Provider" = ["To 2nd Level Provider"]`).
+    /// Extra aliases for one partner's expansion, by the partner's name (`"Field Service
+    /// Partner" = ["To Field Service"]`): for an admin's own workflow file, which knows its
+    /// directory. The presets name no partner.
     #[serde(default)]
     pub partner_aliases: BTreeMap<String, Vec<String>>,
     /// State names or `@kind`; empty means every state that is not closed.

@@ -1,8 +1,11 @@
-//! Shared test support: the demo config in a temporary directory, the CLI runner, a throw-away
-//! PostgreSQL database per test, and the seed stories.
+//! Shared test support: the demo config in a temporary directory, the CLI runner, the demo's
+//! people and values, stores on both dialects (a throw-away PostgreSQL database per test), and
+//! the seed stories.
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod demo;
+pub mod dialects;
 pub mod hostile;
 pub mod mailstack;
 pub mod numbers;
@@ -99,11 +102,7 @@ impl TestEnv {
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_deskmail"));
         c.arg("--config").arg(self.config());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("DESKMAIL") {
-                c.env_remove(k);
-            }
-        }
+        without_deskmail_env(&mut c);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -228,6 +227,16 @@ pub fn python_figure(script: &str, args: &[&str]) -> f64 {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `c` without the caller's `DESKMAIL*` variables, so that the config file alone counts.
+pub fn without_deskmail_env(c: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DESKMAIL") {
+            c.env_remove(k);
+        }
+    }
+    c
 }
 
 /// Reads a file relative to the repository root.

@@ -1,6 +1,8 @@
 //! The stories of `docs/presets.md`, one per preset, as data. The core tests and the CLI
 //! tests play the same tables, so the two paths must give the same states.
 
+use super::demo::{ALICE, ANNA, BEN, CARL, MAILBOX_REQUEST, OPS};
+
 /// What a step does.
 pub enum What {
     Create {
@@ -48,12 +50,6 @@ pub struct Story {
     pub preset: &'static str,
     pub steps: Vec<Step>,
 }
-
-const ANNA: &str = "anna@acme.example";
-const BEN: &str = "ben@acme.example";
-const CARL: &str = "carl@globex.example";
-const ALICE: &str = "alice@helpdesk.example";
-const OPS: &str = "ops@itprov.example";
 
 fn step(who: &'static str, what: What, expect: Expect) -> Step {
     Step {
@@ -191,23 +187,10 @@ pub fn itil_portal() -> Story {
         steps: vec![
             step(
                 ANNA,
-                create(
-                    "Mailbox full",
-                    &[
-                        ("service", "Email"),
-                        ("sub_category", "Mailbox"),
-                        ("impact", "medium"),
-                        ("urgency", "high"),
-                    ],
-                ),
+                create("Mailbox full", &MAILBOX_REQUEST),
                 Status("Open"),
             )
-            .fields(&[
-                ("service", "Email"),
-                ("sub_category", "Mailbox"),
-                ("impact", "medium"),
-                ("urgency", "high"),
-            ]),
+            .fields(&MAILBOX_REQUEST),
             step(
                 ANNA,
                 create(
