@@ -53,16 +53,9 @@ impl Desk {
         transport: &Transport,
         now: &(dyn Fn() -> Timestamp + Sync),
     ) -> Result<SendReport, DeskError> {
-        let mut report = SendReport::default();
         let width = transport.parallelism().max(1);
         let per_batch = (width * PER_CONNECTION) as i64;
-        // A claim must outlast the slowest batch and the one before it (a row claimed ahead
-        // waits for that), or another sender would take rows this one is still sending: every
-        // mail may take two full timeouts (a broken reused connection).
-        let claim = SignedDuration::from_secs(
-            (CLAIM_SECS as u64).max(transport.timeout_secs() * 4 * PER_CONNECTION as u64 + 60)
-                as i64,
-        );
+        let claim = claim_time(transport);
         let claim_next = || {
             let store = self.store.clone();
             let t = now();
@@ -77,17 +70,11 @@ impl Desk {
         let mut running: JoinSet<(Claimed, Result<(), SendError>)> = JoinSet::new();
         let mut pending: VecDeque<Claimed> = VecDeque::new();
         let mut claiming = Some(claim_next());
-        let mut exhausted = false;
-        // A failure may queue a notice for the support team: a claim that started before it
-        // cannot have seen that row, so an empty answer from it does not end the run.
-        let mut failures = 0usize;
-        let mut failures_at_claim = 0usize;
-        // Successes are recorded a few at a time (one statement each time): only those not yet
-        // recorded could be sent again after a crash.
-        let mut sent: Vec<(i64, i64)> = Vec::new();
+        let mut run = Run::default();
         loop {
-            while running.len() < width {
-                let Some(c) = pending.pop_front() else { break };
+            while running.len() < width
+                && let Some(c) = pending.pop_front()
+            {
                 let transport = Arc::clone(&transport);
                 running.spawn(async move {
                     let r = transport
@@ -105,33 +92,16 @@ impl Desk {
                         Ok(r) => r,
                         Err(e) => {
                             // A delivery task died: what it held stays claimed and is retried
-                            // when the claim runs out; record what is known first.
-                            self.flush_sent(&mut sent, now(), &mut report).await?;
-                            return Err(DeskError::Internal(e.to_string()));
+                            // when the claim runs out; record what is known first. The
+                            // error names the task's panic message.
+                            self.flush_sent(&mut run, now()).await?;
+                            return Err(DeskError::Internal(format!("a delivery task failed: {e}")));
                         }
                     };
-                    match result {
-                        Ok(()) => {
-                            tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
-                            sent.push((c.id, c.claimed_until));
-                            let queued_for = now().as_millisecond() - c.created_at;
-                            report.waited.push(std::time::Duration::from_millis(
-                                u64::try_from(queued_for).unwrap_or(0),
-                            ));
-                            if sent.len() >= FLUSH_EVERY {
-                                self.flush_sent(&mut sent, now(), &mut report).await?;
-                            }
-                        }
-                        Err(e) => {
-                            self.flush_sent(&mut sent, now(), &mut report).await?;
-                            self.record(&c, e, now(), &mut report).await?;
-                            failures += 1;
-                            exhausted = false;
-                        }
-                    }
+                    self.settle(&mut run, c, result, now()).await?;
                     // Claim ahead once the current batch is all under way (or done).
-                    if pending.is_empty() && claiming.is_none() && !exhausted {
-                        failures_at_claim = failures;
+                    if pending.is_empty() && claiming.is_none() && !run.exhausted {
+                        run.failures_at_claim = run.failures;
                         claiming = Some(claim_next());
                     }
                 }
@@ -139,31 +109,57 @@ impl Desk {
                     claiming = None;
                     let batch = claimed.map_err(|e| DeskError::Internal(e.to_string()))??;
                     // An empty claim ends the run once the deliveries under way are done.
-                    exhausted = batch.is_empty() && failures_at_claim == failures;
+                    run.exhausted = batch.is_empty() && run.failures_at_claim == run.failures;
                     pending.extend(batch);
-                    if !exhausted && pending.is_empty() {
-                        failures_at_claim = failures;
+                    if !run.exhausted && pending.is_empty() {
+                        run.failures_at_claim = run.failures;
                         claiming = Some(claim_next());
                     }
                 }
             }
         }
-        self.flush_sent(&mut sent, now(), &mut report).await?;
-        Ok(report)
+        self.flush_sent(&mut run, now()).await?;
+        Ok(run.report)
     }
 
-    async fn flush_sent(
+    /// Records a delivery that ended. Successes are recorded a few at a time (one statement
+    /// each time): only those not yet recorded could be sent again after a crash.
+    async fn settle(
         &self,
-        sent: &mut Vec<(i64, i64)>,
+        run: &mut Run,
+        c: Claimed,
+        result: Result<(), SendError>,
         now: Timestamp,
-        report: &mut SendReport,
     ) -> Result<(), DeskError> {
-        if sent.is_empty() {
+        match result {
+            Ok(()) => {
+                tracing::info!(id = c.id, to = %c.recipient, message_id = %c.message_id, "sent");
+                run.sent.push((c.id, c.claimed_until));
+                let queued_for = now.as_millisecond() - c.created_at;
+                run.report.waited.push(std::time::Duration::from_millis(
+                    u64::try_from(queued_for).unwrap_or(0),
+                ));
+                if run.sent.len() >= FLUSH_EVERY {
+                    self.flush_sent(run, now).await?;
+                }
+            }
+            Err(e) => {
+                self.flush_sent(run, now).await?;
+                self.record(&c, e, now, &mut run.report).await?;
+                run.failures += 1;
+                run.exhausted = false;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_sent(&self, run: &mut Run, now: Timestamp) -> Result<(), DeskError> {
+        if run.sent.is_empty() {
             return Ok(());
         }
-        self.store.mark_sent(sent, now).await?;
-        report.sent += sent.len();
-        sent.clear();
+        self.store.mark_sent(&run.sent, now).await?;
+        run.report.sent += run.sent.len();
+        run.sent.clear();
         Ok(())
     }
 
@@ -224,7 +220,7 @@ impl Desk {
             tx.mark_failing(&c.recipient, why, now).await?;
         }
         if let Some(ticket_id) = c.ticket_id
-            && let Some(rec) = self.store.ticket_by_id(ticket_id).await?
+            && let Some(rec) = tx.ticket_by_id(ticket_id).await?
         {
             let detail = format!("{} to {} failed: {why}", c.event, c.recipient);
             tx.insert_history(&NewHistoryRow {
@@ -251,6 +247,30 @@ impl Desk {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// How long a claim lasts: it must outlast the slowest batch and the one before it (a row
+/// claimed ahead waits for that), or another sender would take rows this one is still sending:
+/// every mail may take two full timeouts (a broken reused connection).
+fn claim_time(transport: &Transport) -> SignedDuration {
+    let slowest = transport.timeout_secs() * 4 * PER_CONNECTION as u64 + 60;
+    SignedDuration::from_secs((CLAIM_SECS as u64).max(slowest) as i64)
+}
+
+/// Where a `send_outbox` run stands.
+#[derive(Default)]
+struct Run {
+    report: SendReport,
+    /// Sent, not recorded yet: (id, claimed until).
+    sent: Vec<(i64, i64)>,
+    /// Deliveries that failed. A failure may queue a notice for the support team: a claim that
+    /// started before it cannot have seen that row, so an empty answer from it does not end
+    /// the run.
+    failures: usize,
+    /// `failures` when the last claim started.
+    failures_at_claim: usize,
+    /// The last claim found nothing due.
+    exhausted: bool,
 }
 
 /// Why a notification was given up, as far as what follows depends on it.
