@@ -426,15 +426,7 @@ impl Desk {
             include_comment: false,
             person: compose::recipient_person(dir, &team),
         };
-        let effects = Effects {
-            action: "delivery_failed".into(),
-            ticket: ticket.clone(),
-            previous_status: None,
-            comment: None,
-            notices: Vec::new(),
-            history: Vec::new(),
-            merge_into: None,
-        };
+        let effects = Effects::notice_only("delivery_failed", ticket, Vec::new());
         let system = self.system_person();
         let reply_to =
             self.outbound

@@ -377,6 +377,22 @@ pub struct Effects {
     pub merge_into: Option<String>,
 }
 
+impl Effects {
+    /// A notice about a ticket that changes nothing on it (a "not done" notice, a delivery
+    /// failure), as the notifications need it.
+    pub fn notice_only(action: &str, ticket: &Ticket, notices: Vec<Notice>) -> Effects {
+        Effects {
+            action: action.to_string(),
+            ticket: ticket.clone(),
+            previous_status: None,
+            comment: None,
+            notices,
+            history: Vec::new(),
+            merge_into: None,
+        }
+    }
+}
+
 /// An action this actor may take on this ticket, for refusals and for the action links in mails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AllowedAction {

@@ -167,7 +167,11 @@ impl Desk {
             at: m.now,
         })
         .await?;
-        let effects = not_done_effects(&rec, actor);
+        let notice = Notice {
+            event: Event::NotDone,
+            audience: Audience::Person(actor.address().to_string()),
+        };
+        let effects = Effects::notice_only("not_done", &rec.ticket, vec![notice]);
         let refusal = RefusalCtx {
             action: nd.written.to_string(),
             reason: crate::outbound::refusal_text::describe(nd.refusal, &actor.person.locale),
@@ -219,22 +223,6 @@ fn asked(cmds: &Commands, actor: &Actor, wf: &Workflow, comment: &str, internal:
         asked.wanted = Some((wf.comment.name.clone(), act(&wf.comment.name)));
     }
     asked
-}
-
-/// The "not done" notice to the sender, as a change with no effect on the ticket.
-fn not_done_effects(rec: &TicketRecord, actor: &Actor) -> Effects {
-    Effects {
-        action: "not_done".into(),
-        ticket: rec.ticket.clone(),
-        previous_status: None,
-        comment: None,
-        notices: vec![Notice {
-            event: Event::NotDone,
-            audience: Audience::Person(actor.address().to_string()),
-        }],
-        history: Vec::new(),
-        merge_into: None,
-    }
 }
 
 /// A reply's comment: its new text; when it has none (a reply that only quotes, a forwarded
