@@ -11,6 +11,14 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// `n` random bytes from the operating system, as hex.
+pub fn random_hex(n: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
 /// The SHA-256 digest of `bytes`, as hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod intake;
 pub mod outbound;
 pub mod recipients;
+pub mod reply_token;
 pub mod store;
 pub mod ticket_number;
 pub mod workflow;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use deskmail::outbound::TokenKey;
+use deskmail::reply_token::TokenKey;
 use serde_json::Value;
 use support::TestEnv;
 use support::mailstack::{MailStack, header, html_part, text_part};

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::{CmdResult, Failure};
 use crate::config::{self, Problem, Settings, redact_url};
-use crate::outbound::token::{self, KeyFile};
+use crate::reply_token::{self, KeyFile};
 use crate::outbound::{Templates, Transport};
 use crate::store::{Dialect, Store, sqlite_path};
 use crate::workflow::{self, Workflow};
@@ -36,7 +36,7 @@ struct KeyCheck {
     warnings: Vec<Problem>,
 }
 
-/// The reply-token secret: readable and at least [`token::MIN_KEY_BYTES`] long, or missing
+/// The reply-token secret: readable and at least [`reply_token::MIN_KEY_BYTES`] long, or missing
 /// where deskmail may create it; readable by its owner only (else a warning: it works, but
 /// whoever reads it can forge verified replies). Checked as the user running check-config.
 fn check_reply_key(s: &Settings) -> KeyCheck {
@@ -49,7 +49,7 @@ fn check_reply_key(s: &Settings) -> KeyCheck {
         problems: Vec::new(),
         warnings: Vec::new(),
     };
-    match token::inspect(path) {
+    match reply_token::inspect(path) {
         Err(e) => check.problems.push(at(e.to_string())),
         Ok(KeyFile::Missing {
             creatable: Ok(()), ..
@@ -71,11 +71,11 @@ fn check_reply_key(s: &Settings) -> KeyCheck {
                 check
                     .problems
                     .push(at(format!("{shown} is empty: {replace}")));
-            } else if len < token::MIN_KEY_BYTES {
+            } else if len < reply_token::MIN_KEY_BYTES {
                 check.problems.push(at(format!(
                     "{shown} is {len} bytes, too short: a reply-token secret needs at least {} bytes; \
                      write a longer one, or {replace} (reply addresses already sent then no longer verify)",
-                    token::MIN_KEY_BYTES
+                    reply_token::MIN_KEY_BYTES
                 )));
             }
             if mode & 0o077 != 0 {

@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use super::parse::{Mailbox, Parsed};
 use crate::directory::{Directory, Party, Person, domain_of};
-use crate::outbound::TokenKey;
-use crate::outbound::token;
+use crate::reply_token::{self, TokenKey};
 
 /// How a sender was verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,14 +157,14 @@ fn find_token(
         let Some((base, plus)) = local.split_once('+') else {
             continue;
         };
-        if !plus.starts_with(token::PREFIX) {
+        if !plus.starts_with(reply_token::PREFIX) {
             continue;
         }
         let plain = format!("{base}@{domain}");
         if !ctx.receiving.contains(&plain) {
             continue;
         }
-        let Some((reference, _)) = token::parse(recipient) else {
+        let Some((reference, _)) = reply_token::parse(recipient) else {
             continue;
         };
         if let Some((_, issued_to)) = ctx.key.verify(recipient, &candidates) {

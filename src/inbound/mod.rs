@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::directory::Directory;
-use crate::outbound::TokenKey;
+use crate::reply_token::TokenKey;
 use crate::workflow::Workflow;
 
 pub use classify::{Class, Classification};

@@ -218,7 +218,7 @@ pub fn new_message_id(reference: &str, domain: &str) -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
-        super::token::random_hex(6).unwrap_or_else(|_| {
+        crate::hex::random_hex(6).unwrap_or_else(|_| {
             let mut h = Sha256::new();
             h.update(std::process::id().to_le_bytes());
             h.update(Timestamp::now().as_nanosecond().to_le_bytes());

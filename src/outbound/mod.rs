@@ -7,13 +7,12 @@ pub mod message;
 pub mod mime;
 pub mod refusal_text;
 pub mod render;
-pub mod token;
 pub mod transport;
 
 use crate::config::OutboundSettings;
+use crate::reply_token::{self, TokenKey};
 
 pub use render::Templates;
-pub use token::TokenKey;
 pub use transport::{SendError, Transport};
 
 /// What composing notifications needs at hand: the settings, the compiled templates and the key
@@ -33,7 +32,7 @@ pub enum OutboundError {
     #[error("templates:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Templates(Vec<render::TemplateProblem>),
     #[error(transparent)]
-    Key(#[from] token::KeyError),
+    Key(#[from] reply_token::KeyError),
 }
 
 impl Outbound {
@@ -50,12 +49,12 @@ impl Outbound {
             );
         }
         // Still used: a new key would break the reply addresses already sent.
-        if key.key_bytes() < token::MIN_KEY_BYTES {
+        if key.key_bytes() < reply_token::MIN_KEY_BYTES {
             tracing::warn!(
                 "the reply-token secret {} is {} bytes, shorter than the {} check-config wants",
                 settings.secret_file.display(),
                 key.key_bytes(),
-                token::MIN_KEY_BYTES
+                reply_token::MIN_KEY_BYTES
             );
         }
         Ok(Outbound {

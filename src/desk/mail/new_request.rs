@@ -78,7 +78,7 @@ impl Desk {
     /// The address the mail was sent to that deskmail receives at (plus-part kept): the
     /// envelope's first, then To and Cc; the mailbox's own when none is.
     fn receiving_address(&self, reading: &Reading, mailbox: Option<&str>) -> Option<String> {
-        let token_part = format!("+{}", crate::outbound::token::PREFIX);
+        let token_part = format!("+{}", crate::reply_token::PREFIX);
         let ours = |a: &str| {
             a.contains('@')
                 && !a.contains(&token_part)

@@ -1,4 +1,6 @@
-//! Signed reply addresses: `support+r-<ref>-<mac>@helpdesk.example`.
+//! Reply tokens: signed reply addresses, `support+r-<ref>-<mac>@helpdesk.example`. Outbound
+//! mail issues them ([`TokenKey::reply_address`]); inbound mail verifies them
+//! (`inbound::identify`), so they live apart from both.
 //!
 //! The plus-part carries the ticket and an HMAC-SHA256 over ticket and recipient, so a reply can
 //! be checked without a database lookup: recompute the MAC for the sender (or the group the token
@@ -159,7 +161,7 @@ impl TokenKey {
             Ok(secret) => Ok((TokenKey(secret), false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let secret =
-                    random_hex(NEW_KEY_RANDOM_BYTES).map_err(|source| KeyError::Create {
+                    crate::hex::random_hex(NEW_KEY_RANDOM_BYTES).map_err(|source| KeyError::Create {
                         path: shown.clone(),
                         source,
                     })?;
@@ -259,14 +261,6 @@ fn base32(bytes: &[u8]) -> String {
         out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
     }
     out
-}
-
-/// `n` random bytes from the operating system, as hex.
-pub fn random_hex(n: usize) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(crate::hex::hex(&bytes))
 }
 
 /// Writes a new file with mode 0600, complete or not at all: a temporary file is written and
