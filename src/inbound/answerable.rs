@@ -8,6 +8,7 @@
 //!   missing return path, `X-Auto-Response-Suppress`, a list's headers): its sender gets no
 //!   automatic answer to it, while the mail itself is still taken in.
 
+use super::address::base_local_part;
 use super::parse::Parsed;
 
 /// Local parts of addresses that belong to mail systems, after `+tag`, lower-cased.
@@ -41,7 +42,7 @@ const VERP_STARTS: [&str; 5] = ["bounce-", "bounces-", "bounce+", "bounces+", "r
 pub fn role_address(address: &str) -> Option<&'static str> {
     let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
     let local = local.to_ascii_lowercase();
-    let base = local.split('+').next().unwrap_or(&local);
+    let base = base_local_part(&local);
     if ROLE_LOCAL_PARTS.contains(&base) {
         return Some("a mail system's address, which no person reads");
     }

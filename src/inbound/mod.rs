@@ -12,6 +12,7 @@
 //!
 //! Architecture invariant: parsing never fails; a bad mail gives a value and warnings.
 
+pub mod address;
 pub mod answerable;
 pub mod bounds;
 pub mod classify;
@@ -30,6 +31,7 @@ use crate::directory::Directory;
 use crate::reply_token::TokenKey;
 use crate::workflow::Workflow;
 
+pub use address::plain_address;
 pub use classify::{Class, Classification};
 pub use commands::Commands;
 pub use extract::Extracted;
@@ -88,15 +90,6 @@ impl Reader {
     /// Is this one of the help desk's own addresses (in any plus form)?
     pub fn is_own(&self, address: &str) -> bool {
         self.own.contains(&plain_address(address))
-    }
-}
-
-/// An address without its plus part, lower-cased (`support+bug@x` → `support@x`).
-pub fn plain_address(address: &str) -> String {
-    let address = address.to_ascii_lowercase();
-    match address.split_once('@') {
-        Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
-        None => address,
     }
 }
 
