@@ -42,12 +42,12 @@ impl std::fmt::Debug for TokenKey {
 /// Why the key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read the reply-token secret {path}: {source}")]
+    #[error("cannot read the reply-token secret {path}")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot create the reply-token secret {path}: {source}")]
+    #[error("cannot create the reply-token secret {path}")]
     Create {
         path: String,
         source: std::io::Error,
@@ -160,11 +160,12 @@ impl TokenKey {
             }),
             Ok(secret) => Ok((TokenKey(secret), false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret =
-                    crate::hex::random_hex(NEW_KEY_RANDOM_BYTES).map_err(|source| KeyError::Create {
+                let secret = crate::hex::random_hex(NEW_KEY_RANDOM_BYTES).map_err(|source| {
+                    KeyError::Create {
                         path: shown.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 match write_private(path, secret.as_bytes()) {
                     Ok(()) => Ok((TokenKey(secret.into_bytes()), true)),
                     // Another process created it first: use theirs.
@@ -374,7 +375,17 @@ mod tests {
         assert!(!missing.exists() && !dir.path().join("new").exists());
         // A directory where the file should be cannot be read.
         let err = inspect(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("Is a directory"), "{err}");
+        assert!(matches!(err, KeyError::Read { .. }), "{err}");
+        assert_eq!(
+            crate::errors::causes(&err),
+            [
+                format!(
+                    "cannot read the reply-token secret {}",
+                    dir.path().display()
+                ),
+                "Is a directory (os error 21)".to_string()
+            ]
+        );
         assert!(may_create_in(&path).is_err());
     }
 }

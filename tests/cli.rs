@@ -1328,3 +1328,37 @@ fn a_reply_to_a_closed_itil_portal_ticket_opens_a_follow_up_with_its_fields() {
     assert_eq!(shown["fields"]["urgency"], "high");
     assert!(shown["fields"].get("satisfaction").is_none(), "{shown}");
 }
+
+#[test]
+fn a_failure_is_shown_with_its_causes() {
+    // The reply-token secret is a directory: what could not be done, then why.
+    let env = TestEnv::new();
+    let key = env.path("data/reply-token.key");
+    std::fs::create_dir_all(&key).unwrap();
+    let err = env.fails(&["ticket", "list"]);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "deskmail: cannot read the reply-token secret {}",
+                key.display()
+            ),
+            "  caused by: Is a directory (os error 21)".to_string(),
+        ],
+        "{err}"
+    );
+
+    // The store's directory cannot be created (a file is in its way): the store's words and
+    // the file system's, each once.
+    let mut env = TestEnv::new();
+    let file = env.path("a-file");
+    std::fs::write(&file, "").unwrap();
+    let url = format!("sqlite://{}/sub/deskmail.sqlite", file.display());
+    env.set("DESKMAIL__STORE__URL", &url);
+    let err = env.fails(&["ticket", "list"]);
+    let top = format!("deskmail: cannot create the directory {}/sub", file.display());
+    let top_line = err.lines().find(|l| l.starts_with(&top));
+    assert!(top_line.is_some(), "{err}");
+    assert_eq!(err.matches("Not a directory (os error 20)").count(), 1, "{err}");
+}

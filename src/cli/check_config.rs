@@ -3,17 +3,18 @@
 
 use std::path::Path;
 
-use super::{CmdResult, Failure};
+use super::CmdResult;
 use crate::config::{self, Problem, Settings, redact_url};
-use crate::reply_token::{self, KeyFile};
+use crate::errors;
 use crate::outbound::{Templates, Transport};
+use crate::reply_token::{self, KeyFile};
 use crate::store::{Dialect, Store, sqlite_path};
 use crate::workflow::{self, Workflow};
 
 pub async fn run(path: &Path) -> CmdResult {
     let settings = match config::load(path) {
         Ok(s) => s,
-        Err(e) => return Err(Failure(e.to_string())),
+        Err(e) => return Err(e.into()),
     };
     let (store_line, mut problems) = check_store(&settings).await;
     problems.extend(check_outbound(&settings));
@@ -23,7 +24,7 @@ pub async fn run(path: &Path) -> CmdResult {
         eprintln!("WARNING: {w}");
     }
     if !problems.is_empty() {
-        return Err(Failure(config::ConfigErrors(problems).to_string()));
+        return Err(config::ConfigErrors(problems).into());
     }
     print_summary(&settings, &store_line, &key.line);
     Ok(())
@@ -50,7 +51,7 @@ fn check_reply_key(s: &Settings) -> KeyCheck {
         warnings: Vec::new(),
     };
     match reply_token::inspect(path) {
-        Err(e) => check.problems.push(at(e.to_string())),
+        Err(e) => check.problems.push(at(errors::chain(&e))),
         Ok(KeyFile::Missing {
             creatable: Ok(()), ..
         }) => {
@@ -114,7 +115,7 @@ async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
     }
     let store = match Store::connect_within(url, std::time::Duration::from_secs(2)).await {
         Ok(st) => st,
-        Err(e) => return (shown, vec![problem("store.url", e.to_string())]),
+        Err(e) => return (shown, vec![problem("store.url", errors::chain(&e))]),
     };
     let usage = match store.workflow_usage().await {
         Ok(u) => u,
@@ -183,7 +184,7 @@ fn check_outbound(s: &Settings) -> Vec<Problem> {
         out.push(Problem::new(
             s.file.display().to_string(),
             "outbound.smtp",
-            e.to_string(),
+            errors::chain(&e),
         ));
     }
     out

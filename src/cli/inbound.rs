@@ -5,7 +5,7 @@ use clap::Subcommand;
 use jiff::Timestamp;
 
 use super::{CmdResult, Failure};
-use crate::desk::{Desk, IngestError};
+use crate::desk::Desk;
 
 #[derive(Debug, Subcommand)]
 pub enum InboundCommand {
@@ -56,7 +56,7 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
             if let Some(s) = &status
                 && !["applied", "refused", "recorded", "failed"].contains(&s.as_str())
             {
-                return Err(Failure(format!(
+                return Err(Failure::msg(format!(
                     "--status {s}: one of applied, refused, recorded, failed"
                 )));
             }
@@ -93,7 +93,7 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
         InboundCommand::Show { id } => {
             use std::io::Write as _;
             let Some(stored) = desk.store.stored_mail(id).await? else {
-                return Err(Failure(format!("no stored mail {id}")));
+                return Err(Failure::msg(format!("no stored mail {id}")));
             };
             if stored.headers_only {
                 eprintln!("mail {id} was over the size limit: only its headers were kept");
@@ -101,17 +101,16 @@ pub async fn run(desk: Desk, cmd: InboundCommand) -> CmdResult {
             let mut out = std::io::stdout().lock();
             out.write_all(&stored.raw)
                 .and_then(|()| out.flush())
-                .map_err(|e| Failure(format!("stdout: {e}")))?;
+                .map_err(|e| Failure::with_cause("stdout", e))?;
             Ok(())
         }
         InboundCommand::Retry { id } => match desk.retry_inbound(id, Timestamp::now()).await? {
-            None => Err(Failure(format!("no stored mail {id}"))),
+            None => Err(Failure::msg(format!("no stored mail {id}"))),
             Some(Ok(report)) => {
                 println!("{}", report.line());
                 Ok(())
             }
-            Some(Err(e @ IngestError::Temporary(_))) => Err(Failure(e.to_string())),
-            Some(Err(e)) => Err(Failure(e.to_string())),
+            Some(Err(e)) => Err(e.into()),
         },
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Failure, OpenError};
 use crate::desk::{Desk, IngestError, MailReport, MailStatus, Whole};
+use crate::errors;
 use crate::intake;
 
 /// sysexits.h: the input data was incorrect.
@@ -57,7 +58,7 @@ pub struct IngestArgs {
 /// Why an input named on the command line is not taken (nothing is, then).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("{}: {source}", dir.display())]
+    #[error("cannot list the files of {}", dir.display())]
     Read {
         dir: PathBuf,
         source: std::io::Error,
@@ -199,14 +200,14 @@ pub async fn run(
     if let Some(m) = &args.mailbox
         && !desk.settings.mailboxes.iter().any(|b| &b.name == m)
     {
-        return Err(Failure(format!(
+        return Err(Failure::msg(format!(
             "--mailbox {m}: no such mailbox (see [[mailboxes]])"
         )));
     }
     let now = match &args.now {
         Some(t) => t
             .parse()
-            .map_err(|e| Failure(format!("--now {t}: not an RFC 3339 time: {e}")))?,
+            .map_err(|e| Failure::with_cause(format!("--now {t}: not an RFC 3339 time"), e))?,
         None => Timestamp::now(),
     };
     let postgres = desk.store.dialect() == crate::store::Dialect::Postgres;
@@ -251,7 +252,7 @@ pub async fn run(
     if let Err(e) = taken {
         // The mails after the last one reported were not taken in. The MTA keeps them and
         // tries again; a Maildir keeps its files.
-        tracing::error!("cannot take mail in: {e}");
+        tracing::error!("cannot take mail in: {}", errors::Chain(&e));
         return Ok(worse(printer.worst, EX_TEMPFAIL));
     }
     Ok(printer.worst)
@@ -344,7 +345,7 @@ impl Printer {
             let mut out = std::io::stdout().lock();
             out.write_all(json.as_bytes())
                 .and_then(|()| out.flush())
-                .map_err(|e| Failure(format!("stdout: {e}")))
+                .map_err(|e| Failure::with_cause("stdout", e))
         });
         if let Err(e) = written {
             self.failure.get_or_insert(e);

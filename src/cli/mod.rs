@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, LogFormat, Settings};
 use crate::desk::Desk;
+use crate::errors;
 use crate::outbound::{Outbound, OutboundError};
 use crate::store::{Store, StoreError};
 
@@ -81,7 +82,8 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// One line per reason: a configuration (or a template directory) may have several.
+    /// One line per reason, each with its causes: a configuration (or a template directory)
+    /// may have several.
     pub fn reasons(&self) -> Vec<String> {
         match self {
             OpenError::Config(config::ConfigErrors(problems)) => {
@@ -90,18 +92,54 @@ impl OpenError {
             OpenError::Outbound(OutboundError::Templates(problems)) => {
                 problems.iter().map(ToString::to_string).collect()
             }
-            other => vec![other.to_string()],
+            other => vec![errors::chain(other)],
         }
     }
 }
 
-/// What a command failed with: printed on stderr, exit code 1.
+/// What a command failed with: printed on stderr with its causes, exit code 1. Any error
+/// converts into one and keeps its chain; [`Failure::msg`] is a failure of the command line's
+/// own, [`Failure::with_cause`] one that says what was being done when its cause happened.
 #[derive(Debug)]
-pub struct Failure(pub String);
+pub struct Failure(Box<dyn std::error::Error + Send + Sync>);
 
-impl<E: std::fmt::Display> From<E> for Failure {
+/// A command line's own words for what it was doing, with the error that stopped it.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct Doing {
+    text: String,
+    #[source]
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Failure {
+    pub fn msg(text: impl Into<String>) -> Failure {
+        Failure(text.into().into())
+    }
+
+    pub fn with_cause(
+        text: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Failure {
+        Failure(Box::new(Doing {
+            text: text.into(),
+            cause: Box::new(cause),
+        }))
+    }
+
+    /// The lines printed on stderr: `deskmail: what failed`, then `  caused by: why`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut causes = errors::causes(self.0.as_ref()).into_iter();
+        let first = causes.next().unwrap_or_default();
+        std::iter::once(format!("deskmail: {first}"))
+            .chain(causes.map(|c| format!("  caused by: {c}")))
+            .collect()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure(e.to_string())
+        Failure(Box::new(e))
     }
 }
 
@@ -132,8 +170,10 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
-        Err(Failure(message)) => {
-            eprintln!("deskmail: {message}");
+        Err(failure) => {
+            for line in failure.lines() {
+                eprintln!("{line}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -211,14 +251,14 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
         Command::Ticket(cmd) => ticket::run(open(path).await?, *cmd).await,
         Command::Outbox(cmd) => outbox::run(open(path).await?, cmd).await,
         Command::Inbound(cmd) => inbound::run(open(path).await?, cmd).await,
-        Command::Ingest(_) => Err(Failure("ingest runs through `run`".into())),
-        Command::Run => Err(Failure("the daemon runs through `run::main`".into())),
+        Command::Ingest(_) => Err(Failure::msg("ingest runs through `run`")),
+        Command::Run => Err(Failure::msg("the daemon runs through `run::main`")),
         Command::Sweep { now } => {
             let desk = open(path).await?;
             let now = match now {
-                Some(t) => t
-                    .parse()
-                    .map_err(|e| Failure(format!("--now {t}: not an RFC 3339 time: {e}")))?,
+                Some(t) => t.parse().map_err(|e| {
+                    Failure::with_cause(format!("--now {t}: not an RFC 3339 time"), e)
+                })?,
                 None => jiff::Timestamp::now(),
             };
             let report = desk.sweep(now).await?;

@@ -47,7 +47,7 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
             if let Some(s) = &status
                 && !["queued", "sending", "sent", "failed"].contains(&s.as_str())
             {
-                return Err(Failure(format!(
+                return Err(Failure::msg(format!(
                     "--status {s}: one of queued, sending, sent, failed"
                 )));
             }
@@ -86,9 +86,9 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
             let transport = Transport::from_settings(&desk.settings.outbound)?;
             let report = match now {
                 Some(t) => {
-                    let at: Timestamp = t
-                        .parse()
-                        .map_err(|e| Failure(format!("--now {t}: not an RFC 3339 time: {e}")))?;
+                    let at: Timestamp = t.parse().map_err(|e| {
+                        Failure::with_cause(format!("--now {t}: not an RFC 3339 time"), e)
+                    })?;
                     desk.send_outbox(&transport, &move || at).await?
                 }
                 None => desk.send_outbox(&transport, &Timestamp::now).await?,
@@ -107,7 +107,7 @@ pub async fn run(desk: Desk, cmd: OutboxCommand) -> CmdResult {
                 println!("notification {id} queued again");
                 Ok(())
             } else {
-                Err(Failure(format!("no failed notification with id {id}")))
+                Err(Failure::msg(format!("no failed notification with id {id}")))
             }
         }
     }

@@ -68,7 +68,7 @@ pub fn main(config: Option<&Path>, verbose: u8) -> ExitCode {
         match crate::daemon::run(&path, settings, desk).await {
             Ok(code) => code,
             Err(e) => {
-                tracing::error!("cannot start: {e}");
+                tracing::error!("cannot start: {}", crate::errors::Chain(&e));
                 1
             }
         }

@@ -132,8 +132,8 @@ fn read_attachments(paths: &[PathBuf]) -> Result<Vec<NewAttachment>, Failure> {
     paths
         .iter()
         .map(|p| {
-            let content =
-                std::fs::read(p).map_err(|e| Failure(format!("--attach {}: {e}", p.display())))?;
+            let content = std::fs::read(p)
+                .map_err(|e| Failure::with_cause(format!("--attach {}", p.display()), e))?;
             let filename = p
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -306,7 +306,7 @@ async fn report(desk: &Desk, actor: &Actor, outcome: Outcome, json: bool) -> Cmd
             eprintln!("{closed} is closed: the reply opened {reference}, which links it");
             Ok(())
         }
-        Outcome::Rejected(r) => Err(Failure(rejection_text(&r))),
+        Outcome::Rejected(r) => Err(Failure::msg(rejection_text(&r))),
     }
 }
 
@@ -432,18 +432,12 @@ fn parse_when(s: &str, tz: &TimeZone, end_of_day: bool) -> Result<Timestamp, Fai
         return Ok(t);
     }
     let d: Date = s.parse().map_err(|_| {
-        Failure(format!(
+        Failure::msg(format!(
             "\"{s}\" is neither a date (YYYY-MM-DD) nor an RFC 3339 time"
         ))
     })?;
-    let d = if end_of_day {
-        d.tomorrow().map_err(|e| Failure(e.to_string()))?
-    } else {
-        d
-    };
-    Ok(d.to_zoned(tz.clone())
-        .map_err(|e| Failure(e.to_string()))?
-        .timestamp())
+    let d = if end_of_day { d.tomorrow()? } else { d };
+    Ok(d.to_zoned(tz.clone())?.timestamp())
 }
 
 async fn list(desk: &Desk, a: ListArgs) -> CmdResult {

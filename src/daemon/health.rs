@@ -95,6 +95,11 @@ impl Health {
         });
     }
 
+    /// How many mailboxes are connected, of how many watched.
+    pub fn connected_of_watched(&self) -> (usize, usize) {
+        self.with(|m| (m.values().filter(|h| h.connected).count(), m.len()))
+    }
+
     /// Whether every mailbox is connected (or had one failure only), and a line each.
     pub fn readiness(&self) -> (bool, Vec<String>) {
         self.with(|m| {

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Shared;
+use crate::errors;
 
 const REQUEST_BYTES: usize = 8 * 1024;
 const REQUEST_TIME: Duration = Duration::from_secs(5);
@@ -22,7 +23,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!("HTTP: cannot accept: {e}");
+                    tracing::warn!("HTTP: cannot accept: {}", errors::Chain(&e));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -31,7 +32,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             if let Err(e) = tokio::time::timeout(REQUEST_TIME, answer(stream, &shared)).await {
-                tracing::debug!("HTTP: request not read in time: {e}");
+                tracing::debug!("HTTP: request not read in time: {}", errors::Chain(&e));
             }
         });
     }
@@ -80,7 +81,7 @@ async fn ready(shared: &Shared) -> (&'static str, &'static str, String) {
         Ok(Ok(())) => lines.insert(0, "store: reachable".into()),
         Ok(Err(e)) => {
             ok = false;
-            lines.insert(0, format!("store: {e}"));
+            lines.insert(0, format!("store: {}", errors::Chain(&e)));
         }
         Err(_) => {
             ok = false;

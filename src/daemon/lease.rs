@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Metrics, Shared};
+use crate::errors;
 use crate::store::Fence;
 
 /// This daemon's name for itself in the leases: host, process and a random part.
@@ -29,7 +30,7 @@ pub(super) async fn alive(shared: Arc<Shared>) {
         let desk = shared.desk();
         let secs = desk.settings.daemon.lease.as_secs();
         if let Err(e) = desk.store.take_lease(&name, &shared.holder, secs).await {
-            tracing::warn!("cannot renew this daemon's lease: {e}");
+            tracing::warn!("cannot renew this daemon's lease: {}", errors::Chain(&e));
         }
         tokio::select! {
             _ = super::stopped(&mut stopping) => return,
@@ -62,7 +63,7 @@ where
             () = work(fence.clone()) => {
                 held.set(0);
                 if let Err(e) = shared.desk().store.release_lease(&fence).await {
-                    tracing::warn!(mailbox = %mailbox, "cannot give the lease up: {e}");
+                    tracing::warn!(mailbox = %mailbox, "cannot give the lease up: {}", errors::Chain(&e));
                 }
                 return;
             }
@@ -102,8 +103,15 @@ async fn take(shared: &Shared, name: &str, mailbox: &str) -> Option<Fence> {
                 shared.health.standby(mailbox);
             }
             Err(e) => {
-                tracing::warn!(mailbox, "cannot take the mailbox's lease: {e}");
-                shared.failed(mailbox, &format!("cannot take the lease: {e}"));
+                tracing::warn!(
+                    mailbox,
+                    "cannot take the mailbox's lease: {}",
+                    errors::Chain(&e)
+                );
+                shared.failed(
+                    mailbox,
+                    &format!("cannot take the lease: {}", errors::Chain(&e)),
+                );
             }
         }
         tokio::select! {
@@ -124,9 +132,9 @@ async fn lost(shared: &Shared, fence: &Fence, secs: u64) -> String {
             Ok(false) => return "the lease was taken over".into(),
             Err(e) => {
                 if renewed.elapsed() >= Duration::from_secs(secs) {
-                    return format!("the lease could not be renewed: {e}");
+                    return format!("the lease could not be renewed: {}", errors::Chain(&e));
                 }
-                tracing::warn!(lease = %fence.name, "cannot renew the lease yet: {e}");
+                tracing::warn!(lease = %fence.name, "cannot renew the lease yet: {}", errors::Chain(&e));
             }
         }
     }

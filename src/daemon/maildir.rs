@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::Shared;
 use crate::config::MaildirSettings;
 use crate::desk::{IngestError, MailReport, MailStatus};
+use crate::errors;
 use crate::intake::Arrival;
 use crate::store::Fence;
 
@@ -48,7 +49,7 @@ pub(super) async fn run(
                 events
             }
             Err(e) => {
-                let e = format!("{}: {e}", root.display());
+                let e = format!("{}: {}", root.display(), errors::Chain(&e));
                 tracing::error!(mailbox = %mailbox, "cannot watch the Maildir: {e}");
                 shared.failed(&mailbox, &e);
                 tokio::select! {
@@ -67,8 +68,8 @@ pub(super) async fn run(
                 if shared.is_stopping() {
                     return;
                 }
-                tracing::warn!(mailbox = %mailbox, "cannot read the Maildir: {e}");
-                shared.failed(&mailbox, &e.to_string());
+                tracing::warn!(mailbox = %mailbox, "cannot read the Maildir: {}", errors::Chain(&e));
+                shared.failed(&mailbox, &errors::chain(&e));
                 break;
             }
             shared.synced(&mailbox);
@@ -151,12 +152,12 @@ async fn scan(
             }
             Ok(Err(e)) => {
                 lock(in_flight).remove(&path);
-                tracing::warn!(mailbox, file = %path.display(), "cannot read it: {e}");
+                tracing::warn!(mailbox, file = %path.display(), "cannot read it: {}", errors::Chain(&e));
                 continue;
             }
             Err(e) => {
                 lock(in_flight).remove(&path);
-                return Err(std::io::Error::other(e));
+                return Err(std::io::Error::other(errors::TaskFailed::from(e)));
             }
         };
         let done = {
@@ -214,7 +215,7 @@ fn settle(path: &Path, folders: &Folders, result: &Result<MailReport, IngestErro
     match std::fs::rename(path, to.join("cur").join(name)) {
         Ok(()) => true,
         Err(e) => {
-            tracing::error!(file = %path.display(), "taken in, but cannot be moved: {e}");
+            tracing::error!(file = %path.display(), "taken in, but cannot be moved: {}", errors::Chain(&e));
             false
         }
     }

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{Settings, Source};
 use crate::desk::{Desk, IngestError, MailReport};
+use crate::errors::{self, TaskFailed};
 use crate::intake::{self, Ack, Arrival, Desks};
 pub use health::Health;
 use metrics::Metrics;
@@ -33,11 +34,7 @@ use metrics::Metrics;
 /// Why the daemon could not start (once started, it never stops for a fault).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
-    Settings(#[from] crate::config::ConfigErrors),
-    #[error("{0}")]
-    Open(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
         source: std::io::Error,
@@ -184,7 +181,7 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
             if let Err(e) =
                 intake::run(&desks, intake::Arrivals::Streamed(arrivals), &options).await
             {
-                tracing::error!("taking mail in stopped: {e}");
+                tracing::error!("taking mail in stopped: {}", errors::Chain(&e));
             }
         })
     };
@@ -239,9 +236,13 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
     let _ = stop.send(true);
     let within = settings.daemon.stop_within;
     let finished = tokio::time::timeout(within, async {
-        while sources.join_next().await.is_some() {}
-        let _ = intake.await;
-        while others.join_next().await.is_some() {}
+        while let Some(ended) = sources.join_next().await {
+            report_end("a mailbox's source", ended);
+        }
+        report_end("the intake", intake.await);
+        while let Some(ended) = others.join_next().await {
+            report_end("a task of the daemon", ended);
+        }
     })
     .await;
     watchdog.abort();
@@ -255,6 +256,14 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
     Ok(0)
 }
 
+/// Logs a task that ended by a panic, with what the panic said (a task ends by itself only
+/// when the daemon stops).
+fn report_end(task: &str, ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        tracing::error!("{task} ended: {}", TaskFailed::from(e));
+    }
+}
+
 /// On SQLite only this daemon sends: notifications a killed run had in hand go out now, not
 /// when their claims run out (on PostgreSQL another daemon may be sending them).
 async fn release_claims(desk: &Desk) {
@@ -264,7 +273,7 @@ async fn release_claims(desk: &Desk) {
     match desk.store.release_claims(jiff::Timestamp::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} notification(s) an earlier run had in hand are sent again"),
-        Err(e) => tracing::warn!("cannot release earlier claims: {e}"),
+        Err(e) => tracing::warn!("cannot release earlier claims: {}", errors::Chain(&e)),
     }
 }
 
@@ -318,7 +327,7 @@ async fn reload(path: &Path, running: &Settings, put_desk: &watch::Sender<Arc<De
 }
 
 fn load_again(path: &Path, running: &Settings, desk: &Desk) -> Result<Desk, String> {
-    let settings = crate::config::load(path).map_err(|e| e.to_string())?;
+    let settings = crate::config::load(path).map_err(|e| errors::chain(&e))?;
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
@@ -326,7 +335,7 @@ fn load_again(path: &Path, running: &Settings, desk: &Desk) -> Result<Desk, Stri
         tracing::warn!("store.url changed: it takes effect at the next start");
     }
     let outbound =
-        crate::outbound::Outbound::open(&settings.outbound).map_err(|e| e.to_string())?;
+        crate::outbound::Outbound::open(&settings.outbound).map_err(|e| errors::chain(&e))?;
     let claims_as = desk.claims_as.clone();
     let mut desk = Desk::new(settings, desk.store.clone(), outbound);
     desk.claims_as = claims_as;
@@ -346,12 +355,10 @@ async fn watchdog(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let (_, lines) = shared.health.readiness();
-        let connected = lines.iter().filter(|l| l.ends_with(": connected")).count();
+        let (connected, watched) = shared.health.connected_of_watched();
         let waiting = shared.metrics.outbox_depth.get();
         systemd::status(&format!(
-            "{connected} of {} mailbox(es) connected; {waiting} notification(s) waiting",
-            lines.len()
+            "{connected} of {watched} mailbox(es) connected; {waiting} notification(s) waiting"
         ));
         if watchdog.is_none() {
             continue;

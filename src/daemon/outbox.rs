@@ -8,6 +8,7 @@ use jiff::Timestamp;
 
 use super::Shared;
 use crate::desk::Desk;
+use crate::errors;
 use crate::outbound::Transport;
 
 pub(super) async fn run(shared: Arc<Shared>) {
@@ -25,7 +26,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if made.as_ref().is_none_or(|(d, _)| !Arc::ptr_eq(d, &desk)) {
             match Transport::from_settings(&desk.settings.outbound) {
                 Ok(t) => made = Some((Arc::clone(&desk), t)),
-                Err(e) => tracing::error!("cannot send notifications: {e}"),
+                Err(e) => tracing::error!("cannot send notifications: {}", errors::Chain(&e)),
             }
         }
         if let Some((desk, transport)) = &made {
@@ -48,7 +49,10 @@ async fn release_dead_claims(desk: &Desk) {
     match desk.store.release_dead_claims(Timestamp::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} notification(s) a stopped daemon had in hand are sent again"),
-        Err(e) => tracing::warn!("cannot look for notifications stopped daemons had in hand: {e}"),
+        Err(e) => tracing::warn!(
+            "cannot look for notifications stopped daemons had in hand: {}",
+            errors::Chain(&e)
+        ),
     }
 }
 
@@ -71,7 +75,7 @@ async fn send(shared: &Shared, desk: &Desk, transport: &Transport) {
                 );
             }
         }
-        Err(e) => tracing::error!("sending notifications failed: {e}"),
+        Err(e) => tracing::error!("sending notifications failed: {}", errors::Chain(&e)),
     }
     match desk.store.outbox_depth().await {
         Ok((n, oldest)) => {
@@ -84,6 +88,6 @@ async fn send(shared: &Shared, desk: &Desk, transport: &Transport) {
             });
             shared.metrics.outbox_oldest_age.set(age);
         }
-        Err(e) => tracing::warn!("cannot read the outbox's depth: {e}"),
+        Err(e) => tracing::warn!("cannot read the outbox's depth: {}", errors::Chain(&e)),
     }
 }

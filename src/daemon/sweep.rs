@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::Shared;
+use crate::errors;
 
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut stopping = shared.stopping.clone();
@@ -23,7 +24,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             Ok(Some(_)) => {}
             Ok(None) => continue,
             Err(e) => {
-                tracing::warn!("cannot take the time rules' lease: {e}");
+                tracing::warn!("cannot take the time rules' lease: {}", errors::Chain(&e));
                 continue;
             }
         }
@@ -43,7 +44,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     "sweep"
                 );
             }
-            Err(e) => tracing::error!("the time rules could not run: {e}"),
+            Err(e) => tracing::error!("the time rules could not run: {}", errors::Chain(&e)),
         }
     }
 }

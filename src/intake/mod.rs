@@ -78,8 +78,11 @@ pub fn fixed(desk: Desk) -> Desks {
 
 /// Why the intake stopped before every mail was acknowledged.
 #[derive(Debug, thiserror::Error)]
-#[error("reading the mails ahead failed (a fault of deskmail's)")]
-pub struct ReadAheadFailed;
+#[error("reading the mails ahead failed (a fault of deskmail's): the thread panicked: {panic}")]
+pub struct ReadAheadFailed {
+    /// What the panic said.
+    pub panic: String,
+}
 
 /// Takes in every mail `arrivals` yields, acknowledging each. Returns when they are all
 /// acknowledged; an error when the read-ahead thread failed, so that mails after the last one
@@ -104,7 +107,9 @@ pub async fn run(
     } else {
         commit::in_lanes(desks, blocks, &options).await;
     }
-    helper.join().map_err(|_| ReadAheadFailed)
+    helper.join().map_err(|payload| ReadAheadFailed {
+        panic: crate::errors::panic_message(payload.as_ref()).to_string(),
+    })
 }
 
 /// Reads up to `limit + 1` bytes; when there are more, the whole mail's size and digest. `size`

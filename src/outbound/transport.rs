@@ -35,12 +35,24 @@ pub enum SendError {
     TooLarge(String),
 }
 
+/// Why the SMTP settings make no transport.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("cannot read the CA certificate {path}: {reason}")]
-    Ca { path: String, reason: String },
-    #[error("cannot set up TLS for {host}: {reason}")]
-    Tls { host: String, reason: String },
+    #[error("cannot read the CA certificate {path}")]
+    CaFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the CA certificate {path} is not a PEM certificate")]
+    Ca {
+        path: String,
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("cannot set up TLS for {host}")]
+    Tls {
+        host: String,
+        source: lettre::transport::smtp::Error,
+    },
 }
 
 /// A configured way out.
@@ -92,19 +104,19 @@ impl Transport {
         let tls_params = || -> Result<TlsParameters, TransportError> {
             let mut b = TlsParameters::builder(smtp.host.clone());
             if let Some(ca) = &smtp.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| TransportError::Ca {
+                let pem = std::fs::read(ca).map_err(|source| TransportError::CaFile {
                     path: ca.display().to_string(),
-                    reason: e.to_string(),
+                    source,
                 })?;
-                let cert = Certificate::from_pem(&pem).map_err(|e| TransportError::Ca {
+                let cert = Certificate::from_pem(&pem).map_err(|source| TransportError::Ca {
                     path: ca.display().to_string(),
-                    reason: e.to_string(),
+                    source,
                 })?;
                 b = b.add_root_certificate(cert);
             }
-            b.build_rustls().map_err(|e| TransportError::Tls {
+            b.build_rustls().map_err(|source| TransportError::Tls {
                 host: smtp.host.clone(),
-                reason: e.to_string(),
+                source,
             })
         };
         let timeout = Duration::from_secs(smtp.timeout_secs);
@@ -481,5 +493,5 @@ async fn spool(dir: &Path, message_id: &str, raw: &[u8]) -> std::io::Result<()> 
         std::fs::rename(&tmp, dir.join(format!("{name}.eml")))
     })
     .await
-    .map_err(std::io::Error::other)?
+    .map_err(|e| std::io::Error::other(crate::errors::TaskFailed::from(e)))?
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::Shared;
 use crate::config::{ImapSettings, Start};
 use crate::desk::{IngestError, Origin, Whole};
+use crate::errors::{self, TaskFailed};
 use crate::intake::Arrival;
 use crate::store::{Cursor, Fence, Move, StoreError};
 pub use session::ImapFailure;
@@ -40,12 +41,14 @@ const MISSES: u32 = 3;
 pub enum SourceError {
     #[error(transparent)]
     Imap(#[from] ImapFailure),
-    #[error("the store: {0}")]
+    #[error("the store")]
     Store(#[from] StoreError),
     #[error("the intake has stopped")]
     IntakeGone,
-    #[error("noting the settled mails failed: {0}")]
-    Noting(String),
+    #[error("handing the mails to the intake failed")]
+    HandOver(#[source] TaskFailed),
+    #[error("noting the settled mails failed")]
+    Noting(#[source] TaskFailed),
 }
 
 /// Where the mailbox is, kept across connections.
@@ -82,7 +85,7 @@ pub(super) async fn run(
             Ok(()) => return,
             Err(e) => {
                 failures += 1;
-                let e = e.to_string();
+                let e = errors::chain(&e);
                 state.shared.failed(&state.name, &e);
                 let wait = backoff(failures);
                 tracing::warn!(mailbox = %state.name, "{e}; connecting again in {} s", wait.as_secs());
@@ -277,8 +280,7 @@ struct Noting(Option<tokio::task::JoinHandle<Result<(), SourceError>>>);
 impl Noting {
     async fn done(&mut self) -> Result<(), SourceError> {
         if let Some(task) = self.0.take() {
-            task.await
-                .map_err(|e| SourceError::Noting(e.to_string()))??;
+            task.await.map_err(|e| SourceError::Noting(e.into()))??;
         }
         Ok(())
     }
@@ -381,7 +383,9 @@ async fn settle(
         mut settled,
         sending,
     } = flight;
-    sending.await.map_err(|_| SourceError::IntakeGone)??;
+    sending
+        .await
+        .map_err(|e| SourceError::HandOver(e.into()))??;
     let mut outcomes: HashMap<u32, bool> = HashMap::with_capacity(chunk.len());
     while let Some((uid, done)) = settled.recv().await {
         outcomes.insert(uid, done);
@@ -411,7 +415,7 @@ async fn settle(
         if let Some(previous) = previous {
             previous
                 .await
-                .map_err(|e| SourceError::Noting(e.to_string()))??;
+                .map_err(|e| SourceError::Noting(e.into()))??;
         }
         if after != before {
             store

@@ -36,24 +36,39 @@ type Stream = Box<dyn Io>;
 pub enum ImapFailure {
     #[error("{0}: no answer within {secs} s", secs = STEP.as_secs())]
     Timeout(&'static str),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Imap {
         what: &'static str,
         source: ImapError,
     },
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("the server refused the login: {0}")]
-    Login(ImapError),
+    #[error("TLS: {what}")]
+    Tls {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the server refused the login")]
+    Login(#[source] ImapError),
     #[error("the server closed the connection")]
     Closed,
     #[error("folder {0}: the server gives no UIDVALIDITY")]
     NoUidValidity(String),
+}
+
+impl ImapFailure {
+    fn tls(
+        what: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ImapFailure {
+        ImapFailure::Tls {
+            what: what.to_string(),
+            source: Box::new(source),
+        }
+    }
 }
 
 trait Step<T> {
@@ -134,13 +149,13 @@ fn tls(settings: &ImapSettings) -> Result<TlsConnector, ImapFailure> {
         let _ = roots.add(cert);
     }
     if let Some(ca) = &settings.ca_file {
-        let certs = CertificateDer::pem_file_iter(ca)
-            .map_err(|e| ImapFailure::Tls(format!("{}: {e}", ca.display())))?;
+        let certs =
+            CertificateDer::pem_file_iter(ca).map_err(|e| ImapFailure::tls(ca.display(), e))?;
         for cert in certs {
-            let cert = cert.map_err(|e| ImapFailure::Tls(format!("{}: {e}", ca.display())))?;
+            let cert = cert.map_err(|e| ImapFailure::tls(ca.display(), e))?;
             roots
                 .add(cert)
-                .map_err(|e| ImapFailure::Tls(format!("{}: {e}", ca.display())))?;
+                .map_err(|e| ImapFailure::tls(ca.display(), e))?;
         }
     }
     let config = ClientConfig::builder()
@@ -154,7 +169,7 @@ async fn tls_over(
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapFailure> {
     let name = ServerName::try_from(settings.host.clone())
-        .map_err(|e| ImapFailure::Tls(format!("{}: {e}", settings.host)))?;
+        .map_err(|e| ImapFailure::tls(&settings.host, e))?;
     timed("TLS handshake", tls(settings)?.connect(name, tcp)).await
 }
 
@@ -250,6 +265,31 @@ impl Connection {
 
     /// Creates the folder unless it is there.
     pub async fn ensure_folder(&mut self, name: &str) -> Result<(), ImapFailure> {
+        if self.has_folder(name).await? {
+            return Ok(());
+        }
+        match timed("CREATE", self.session.create(name)).await {
+            // Another client may have created it meanwhile. The server then says NO
+            // [ALREADYEXISTS], a code async-imap hands on only inside a text: the folder is
+            // looked for again instead.
+            Err(
+                e @ ImapFailure::Imap {
+                    source: ImapError::No(_),
+                    ..
+                },
+            ) => {
+                if self.has_folder(name).await? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the server lists a folder of this name.
+    async fn has_folder(&mut self, name: &str) -> Result<bool, ImapFailure> {
         let session = &mut self.session;
         let found: Vec<async_imap::types::Name> = timed("LIST", async {
             session
@@ -259,16 +299,7 @@ impl Connection {
                 .await
         })
         .await?;
-        if found.iter().any(|n| n.name() == name) {
-            return Ok(());
-        }
-        match timed("CREATE", self.session.create(name)).await {
-            Err(ImapFailure::Imap {
-                source: ImapError::No(m),
-                ..
-            }) if m.to_ascii_uppercase().contains("ALREADYEXISTS") => Ok(()),
-            other => other,
-        }
+        Ok(found.iter().any(|n| n.name() == name))
     }
 
     pub async fn select(&mut self, folder: &str) -> Result<Selected, ImapFailure> {
