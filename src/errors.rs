@@ -91,6 +91,20 @@ mod tests {
         assert_eq!(causes(&std::io::Error::other("alone")), ["alone"]);
     }
 
+    #[test]
+    fn a_panicked_thread_says_what_it_said() {
+        let joined = std::thread::spawn(|| panic!("the {} broke", "valve")).join();
+        assert_eq!(
+            panic_message(joined.unwrap_err().as_ref()),
+            "the valve broke"
+        );
+        let joined = std::thread::spawn(|| std::panic::panic_any(42)).join();
+        assert_eq!(
+            panic_message(joined.unwrap_err().as_ref()),
+            "a panic without a message"
+        );
+    }
+
     #[tokio::test]
     async fn a_panicked_task_keeps_what_it_said() {
         let task = tokio::spawn(async { panic!("the {} broke", "pump") });

@@ -1357,8 +1357,15 @@ fn a_failure_is_shown_with_its_causes() {
     let url = format!("sqlite://{}/sub/deskmail.sqlite", file.display());
     env.set("DESKMAIL__STORE__URL", &url);
     let err = env.fails(&["ticket", "list"]);
-    let top = format!("deskmail: cannot create the directory {}/sub", file.display());
+    let top = format!(
+        "deskmail: cannot create the directory {}/sub",
+        file.display()
+    );
     let top_line = err.lines().find(|l| l.starts_with(&top));
     assert!(top_line.is_some(), "{err}");
-    assert_eq!(err.matches("Not a directory (os error 20)").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("Not a directory (os error 20)").count(),
+        1,
+        "{err}"
+    );
 }
