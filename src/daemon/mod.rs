@@ -256,8 +256,8 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
     Ok(0)
 }
 
-/// Logs a task that ended by a panic, with what the panic said (a task ends by itself only
-/// when the daemon stops).
+/// Logs a task that ended by a panic, with what the panic said. The tasks are joined when the
+/// daemon stops; the panic hook wrote the panic to stderr when it happened.
 fn report_end(task: &str, ended: Result<(), tokio::task::JoinError>) {
     if let Err(e) = ended {
         tracing::error!("{task} ended: {}", TaskFailed::from(e));
