@@ -78,10 +78,12 @@ impl Desk {
     /// The address the mail was sent to that deskmail receives at (plus-part kept): the
     /// envelope's first, then To and Cc; the mailbox's own when none is.
     fn receiving_address(&self, reading: &Reading, mailbox: Option<&str>) -> Option<String> {
-        let token_part = format!("+{}", crate::reply_token::PREFIX);
+        // A reply address (`support+r-...@`) names a ticket, not where new requests go.
+        let reply_address =
+            |a: &str| plus_part(a).is_some_and(|p| p.starts_with(crate::reply_token::PREFIX));
         let ours = |a: &str| {
             a.contains('@')
-                && !a.contains(&token_part)
+                && !reply_address(a)
                 && self.reader.receiving.contains(&inbound::plain_address(a))
         };
         let m = &reading.mail;
