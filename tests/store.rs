@@ -725,6 +725,19 @@ async fn transactions(url: &str) {
     assert!(!err.is_temporary(), "{err}");
     assert_eq!(texts(&d).await, before);
 
+    // A statement that is not kept back, as the first of a transaction, runs inside it: it
+    // goes out after the `BEGIN`, so dropping the transaction undoes it.
+    let mut tx = d.store.begin().await.unwrap();
+    tx.insert_comment(&comment(id, "returned an id"))
+        .await
+        .unwrap();
+    drop(tx);
+    let mut tx = d.store.begin().await.unwrap();
+    assert_eq!(tx.move_comments(id, id).await.unwrap(), before.len() as u64);
+    tx.reopen_inbound(0).await.unwrap();
+    drop(tx);
+    assert_eq!(texts(&d).await, before);
+
     // Nothing sent, nothing to commit.
     d.store.begin().await.unwrap().commit().await.unwrap();
 
@@ -747,6 +760,53 @@ async fn transactions(url: &str) {
     d.store.close().await;
 }
 
+/// The mails counted per recipient on a ticket since `t0()`.
+async fn counted(tx: &mut deskmail::store::Tx, ticket: i64, team: &[String]) -> i64 {
+    let state = tx
+        .outbox_state(ticket, team, &[], true, t0())
+        .await
+        .unwrap();
+    state.per_thread.values().sum()
+}
+
+/// A savepoint rollback leaves nothing the transaction remembered behind: the ticket as read
+/// inside it and the notifications counted inside it are read again afterwards.
+async fn savepoints(url: &str) {
+    use deskmail::store::NewOutboxRow;
+    use deskmail::workflow::rules::Due;
+    let d = desk(url, "partner-routing").await;
+    let reference = create(&d, "anna@acme.example", "Printer on fire", t0()).await;
+    let team = vec!["team@helpdesk.example".to_string()];
+    let mut tx = d.store.begin().await.unwrap();
+    let rec = tx.ticket_for_update(&reference).await.unwrap().unwrap();
+    let before = counted(&mut tx, rec.id, &team).await;
+    tx.savepoint().await.unwrap();
+    let mut changed = rec.ticket.clone();
+    changed.subject = "Printer still on fire".into();
+    tx.update_ticket(rec.id, &changed, Due::NONE).await.unwrap();
+    let read = tx.ticket_for_update(&reference).await.unwrap().unwrap();
+    assert_eq!(read.ticket.subject, "Printer still on fire");
+    let row = NewOutboxRow {
+        ticket_id: Some(rec.id),
+        event: "commented",
+        recipient: &team[0],
+        envelope_from: "support@helpdesk.example",
+        message_id: "<undone@helpdesk.example>",
+        subject: "undone",
+        raw: b"Subject: undone\r\n\r\nx\r\n",
+        at: t0(),
+        unverified: false,
+    };
+    tx.insert_outbox(std::slice::from_ref(&row)).await.unwrap();
+    assert_eq!(counted(&mut tx, rec.id, &team).await, before + 1);
+    tx.rollback_to_savepoint().await.unwrap();
+    let read = tx.ticket_for_update(&reference).await.unwrap().unwrap();
+    assert_eq!(read.ticket.subject, "Printer on fire");
+    assert_eq!(counted(&mut tx, rec.id, &team).await, before);
+    tx.commit().await.unwrap();
+    d.store.close().await;
+}
+
 on_each_dialect! {
     transactions => transactions;
     store_suite => suite;
@@ -754,4 +814,5 @@ on_each_dialect! {
     due_times => due_times;
     claims => claims;
     concurrent_creation => concurrent_numbers;
+    savepoints => savepoints;
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, AssertSqlSafe};
 
-use super::deferred::{Val, bind_query_as, value_rows};
+use super::deferred::{Table, Val, Write, bind_query_as, value_rows};
 use super::{Store, StoreError};
 
 /// Bytes of a packed message per row: eight rows fill an 8 KiB page.
@@ -41,7 +41,7 @@ const IDS_PER_STATEMENT: usize = 500;
 /// The statements writing packed messages (each at most [`MOST`] bytes), each to the outbox
 /// row of its Message-ID (written before them), no statement carrying more than a piece's
 /// bytes.
-pub(super) fn body_inserts(messages: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<Val>)> {
+pub(super) fn body_inserts(messages: Vec<(String, Vec<u8>)>) -> Vec<Write> {
     let mut statements = Vec::new();
     let mut rows: Vec<Val> = Vec::new();
     let mut bytes = 0;
@@ -65,14 +65,14 @@ pub(super) fn body_inserts(messages: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec
 }
 
 /// One statement writing chunks, from their values (Message-ID, number, bytes) in threes.
-fn body_insert(rows: Vec<Val>) -> (String, Vec<Val>) {
+fn body_insert(rows: Vec<Val>) -> Write {
     let sql = format!(
         // VALUES names its columns column1, column2, ... in both dialects.
         "INSERT INTO outbox_bodies (id, data) SELECT o.id * {SLOTS} + m.column2, m.column3 \
          FROM (VALUES {}) AS m JOIN outbox o ON o.message_id = m.column1",
         value_rows("($1, $2, $3)", 3, rows.len() / 3)
     );
-    (sql, rows)
+    Write::insert_select(Table::OutboxBodies, &[Table::Outbox], sql, rows)
 }
 
 /// `WHERE` the chunks of the notifications `ids` (their ranges of ids), and its values.
@@ -88,11 +88,12 @@ fn chunks_of(ids: &[i64]) -> (String, Vec<Val>) {
 }
 
 /// The statements deleting the bodies of the notifications `ids`.
-pub(super) fn body_deletes(ids: &[i64]) -> Vec<(String, Vec<Val>)> {
+pub(super) fn body_deletes(ids: &[i64]) -> Vec<Write> {
     ids.chunks(IDS_PER_STATEMENT)
         .map(|ids| {
             let (filter, vals) = chunks_of(ids);
-            (format!("DELETE FROM outbox_bodies {filter}"), vals)
+            let sql = format!("DELETE FROM outbox_bodies {filter}");
+            Write::change(Table::OutboxBodies, sql, vals)
         })
         .collect()
 }
@@ -198,8 +199,8 @@ mod tests {
                 })
                 .collect()
         };
-        let first = blobs(&statements[0].1);
-        let second = blobs(&statements[1].1);
+        let first = blobs(&statements[0].vals);
+        let second = blobs(&statements[1].vals);
         assert_eq!(&first[..3], &[CHUNK, CHUNK, 1]);
         assert!(first.iter().sum::<usize>() <= super::super::PIECE);
         assert_eq!(
@@ -215,16 +216,17 @@ mod tests {
                 })
                 .collect()
         };
-        let all: Vec<(String, i64)> = statements
-            .iter()
-            .flat_map(|(_, vals)| numbers(vals))
-            .collect();
+        let all: Vec<(String, i64)> = statements.iter().flat_map(|w| numbers(&w.vals)).collect();
         for m in ["<a@x>", "<b@x>"] {
             let seqs: Vec<i64> = all.iter().filter(|(id, _)| id == m).map(|r| r.1).collect();
             assert_eq!(seqs, (0..seqs.len() as i64).collect::<Vec<_>>(), "{m}");
         }
         // On PostgreSQL a chunk insert, which reads `outbox`, is never a part of the
         // statement that writes the rows it reads.
-        assert!(super::super::deferred::reads_to_write(&statements[0].0));
+        let rows = Write::insert(Table::Outbox, "INSERT INTO outbox ...", Vec::new());
+        assert!(!super::super::deferred::one_statement([
+            rows.touch,
+            statements[0].touch
+        ]));
     }
 }

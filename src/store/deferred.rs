@@ -14,11 +14,9 @@
 //! A deferred write that fails reports its error with the statement it went out with; the
 //! transaction fails either way.
 
+use sqlx::Any;
 use sqlx::any::AnyArguments;
-use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{Any, AssertSqlSafe};
-
-use super::{Dialect, StoreError, Tx};
+use sqlx::query::{Query, QueryAs};
 
 /// A value bound to a deferred statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,252 +129,166 @@ pub(crate) fn bind_query_as<O>(
     bind_vals!(q, vals)
 }
 
-pub(crate) fn bind_scalar<O>(
-    q: QueryScalar<'_, Any, O, AnyArguments>,
-    vals: Vec<Val>,
-) -> QueryScalar<'_, Any, O, AnyArguments> {
-    bind_vals!(q, vals)
+/// A table a kept-back write changes or reads (see `migrations/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    AddressStatus,
+    Comments,
+    DueBasis,
+    History,
+    InboundMessages,
+    MailboxMoves,
+    Outbox,
+    OutboxBodies,
+    Pieces,
+    TicketParties,
+    Tickets,
 }
 
-impl Tx {
-    /// A write whose result nobody waits for: kept back until the next read or the commit.
-    pub(crate) async fn defer(&mut self, sql: String, vals: Vec<Val>) -> Result<(), StoreError> {
-        // A ticket read ahead may be what this write changes.
-        self.prefetched = None;
-        self.pending.push((sql, vals));
-        Ok(())
-    }
-
-    /// Notes that a pending write changes ticket `id` (see [`Tx::may_change`]).
-    pub(crate) fn note_ticket_change(&mut self, id: i64) {
-        self.changed_tickets.push(id);
-    }
-
-    /// Notes a ticket's id and reference, as read or written.
-    pub(crate) fn note_ticket(&mut self, id: i64, reference: &str) {
-        if !self.known_tickets.iter().any(|(i, _)| *i == id) {
-            self.known_tickets.push((id, reference.to_string()));
-        }
-    }
-
-    /// Whether the pending writes may change the ticket `reference`: unless every write to
-    /// `tickets` among them was noted with its ticket, and each of those is known to be
-    /// another one.
-    pub(crate) fn may_change(&self, reference: &str) -> bool {
-        let writes = self
-            .pending
-            .iter()
-            .filter(|(s, _)| statement_table(s) == Some("tickets"))
-            .count();
-        writes != self.changed_tickets.len()
-            || self.changed_tickets.iter().any(|id| {
-                self.known_tickets
-                    .iter()
-                    .find(|(i, _)| i == id)
-                    .is_none_or(|(_, r)| r == reference)
-            })
-    }
-
-    /// A read's SQL and the values to bind before its own: on SQLite the pending writes go in
-    /// front of it (see [`Tx::with_pending`]); on PostgreSQL they are sent first.
-    pub(crate) async fn prepare_read(
-        &mut self,
-        sql: &str,
-    ) -> Result<(String, Vec<Val>), StoreError> {
-        match self.dialect {
-            Dialect::Sqlite => Ok(self.with_pending(sql)),
-            Dialect::Postgres => {
-                self.flush().await?;
-                Ok((sql.to_string(), Vec::new()))
-            }
-        }
-    }
-
-    /// [`Tx::prepare_read`] for a statement that reads only the tables `reads`: on PostgreSQL
-    /// the pending writes then go along as `WITH` parts of it, when none of them touches those
-    /// tables (the statement would not see their changes) and none changes a table's rows
-    /// twice.
-    pub(crate) async fn prepare_read_of(
-        &mut self,
-        sql: &str,
-        reads: &[&str],
-    ) -> Result<(String, Vec<Val>), StoreError> {
-        if self.dialect == Dialect::Sqlite {
-            return Ok(self.with_pending(sql));
-        }
-        if self.pending.is_empty() {
-            // Nothing to send but perhaps the `BEGIN`.
-            self.send_pending().await?;
-            return Ok((sql.to_string(), Vec::new()));
-        }
-        let touches = self
-            .pending
-            .iter()
-            .any(|(s, _)| statement_table(s).is_some_and(|t| reads.contains(&t)));
-        if touches || !one_statement(self.pending.iter().map(|(s, _)| s.as_str())) {
-            self.send_pending().await?;
-            return Ok((sql.to_string(), Vec::new()));
-        }
-        if self.mail_unfinished() {
-            // The writes wait for the mail's row, written once the mail is done with (see
-            // `Tx::finish_inbound`); this read does not need them.
-            return Ok((sql.to_string(), Vec::new()));
-        }
-        let mut vals: Vec<Val> = Vec::new();
-        let mut parts: Vec<String> = Vec::new();
-        self.changed_tickets.clear();
-        for (i, (s, v)) in self.pending.drain(..).enumerate() {
-            parts.push(format!("w{i} AS ({})", renumber(&s, vals.len())));
-            vals.extend(v);
-        }
-        let sql = renumber(sql, vals.len());
-        // A read that has `WITH` parts of its own takes the writes as its first ones.
-        let sql = match sql.strip_prefix("WITH ") {
-            Some(rest) => format!("WITH {}, {rest}", parts.join(", ")),
-            None => format!("WITH {} {sql}", parts.join(", ")),
-        };
-        Ok((sql, vals))
-    }
-
-    /// `sql` with the pending writes in front of it (its placeholders moved after theirs), and
-    /// their values, which are bound first. The pending writes are taken.
-    pub(crate) fn with_pending(&mut self, sql: &str) -> (String, Vec<Val>) {
-        let begin = self.take_begin();
-        if self.pending.is_empty() && !begin {
-            return (sql.to_string(), Vec::new());
-        }
-        let mut text = String::new();
-        if begin {
-            text.push_str("BEGIN IMMEDIATE;\n");
-        }
-        let mut vals: Vec<Val> = Vec::new();
-        self.changed_tickets.clear();
-        for (s, v) in self.pending.drain(..) {
-            text.push_str(&renumber(&s, vals.len()));
-            text.push_str(";\n");
-            vals.extend(v);
-        }
-        text.push_str(&renumber(sql, vals.len()));
-        (text, vals)
-    }
-
-    /// Sends the pending writes.
-    pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
-        self.send_pending().await
-    }
-
-    /// Sends the pending writes (and a `BEGIN` not sent yet).
-    async fn send_pending(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() && !self.needs_begin() {
-            return Ok(());
-        }
-        if self.dialect == Dialect::Postgres {
-            return self.flush_postgres().await;
-        }
-        let (mut sql, vals) = self.with_pending("");
-        // The last statement of the batch is the empty one `with_pending` was given.
-        sql.truncate(sql.trim_end().len());
-        bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals)
-            .execute(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(())
-    }
+/// A write kept back: its statement, and what it touches as data, which decides what it may
+/// go out with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Write {
+    pub(super) sql: String,
+    pub(super) vals: Vec<Val>,
+    pub(super) touch: Touch,
+    /// The ticket it changes, for a write to `tickets` (see `Tx::may_change`).
+    pub(super) ticket: Option<i64>,
 }
 
-/// The table a write goes to (`INSERT INTO t`, `UPDATE t`, `DELETE FROM t`).
-fn statement_table(sql: &str) -> Option<&str> {
-    let t = sql.trim_start();
-    let rest = t
-        .strip_prefix("INSERT INTO ")
-        .or_else(|| t.strip_prefix("UPDATE "))
-        .or_else(|| t.strip_prefix("DELETE FROM "))?;
-    rest.split_whitespace().next()
+/// The tables a write touches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Touch {
+    /// The table it writes.
+    pub(super) table: Table,
+    /// It looks at the table's existing rows to change them (`UPDATE`, `DELETE`, an upsert).
+    pub(super) looks_at_rows: bool,
+    /// The tables it reads to make its rows (`INSERT ... SELECT`).
+    pub(super) reads: &'static [Table],
 }
 
-/// The table whose existing rows a statement looks at to change them (`UPDATE t`, `DELETE
-/// FROM t`, `INSERT INTO t ... ON CONFLICT ...`), if any.
-fn rows_changed_in(sql: &str) -> Option<&str> {
-    let t = sql.trim_start();
-    if t.starts_with("INSERT INTO ") && !t.contains("ON CONFLICT") {
-        return None;
+impl Write {
+    fn new(table: Table, looks_at_rows: bool, sql: impl Into<String>, vals: Vec<Val>) -> Write {
+        Write {
+            sql: sql.into(),
+            vals,
+            touch: Touch {
+                table,
+                looks_at_rows,
+                reads: &[],
+            },
+            ticket: None,
+        }
     }
-    statement_table(t)
-}
 
-/// Whether a write reads rows to make its own (`INSERT INTO t ... SELECT`). Which tables it
-/// reads is not known here, so it never joins earlier writes in one statement.
-pub(super) fn reads_to_write(sql: &str) -> bool {
-    let t = sql.trim_start();
-    t.starts_with("INSERT INTO ") && t.contains(" SELECT ")
+    /// `INSERT INTO table ... VALUES ...` without `ON CONFLICT`.
+    pub(crate) fn insert(table: Table, sql: impl Into<String>, vals: Vec<Val>) -> Write {
+        Write::new(table, false, sql, vals)
+    }
+
+    /// `INSERT INTO table ... SELECT` from the tables `reads`.
+    pub(crate) fn insert_select(
+        table: Table,
+        reads: &'static [Table],
+        sql: impl Into<String>,
+        vals: Vec<Val>,
+    ) -> Write {
+        let mut w = Write::new(table, false, sql, vals);
+        w.touch.reads = reads;
+        w
+    }
+
+    /// `UPDATE`, `DELETE` or `INSERT ... ON CONFLICT`: a write that looks at the table's rows.
+    pub(crate) fn change(table: Table, sql: impl Into<String>, vals: Vec<Val>) -> Write {
+        Write::new(table, true, sql, vals)
+    }
+
+    /// A change of the ticket `id` (a write to `tickets`).
+    pub(crate) fn ticket(id: i64, sql: impl Into<String>, vals: Vec<Val>) -> Write {
+        Write {
+            ticket: Some(id),
+            ..Write::change(Table::Tickets, sql, vals)
+        }
+    }
 }
 
 /// Whether writes can go out as the parts of one PostgreSQL statement. Its parts all see the
 /// rows as they were before it, so none may look at the rows of a table an earlier part wrote
-/// (an `UPDATE` would miss rows inserted or change rows updated before it).
-fn one_statement<'a>(writes: impl IntoIterator<Item = &'a str>) -> bool {
-    let mut written: Vec<&str> = Vec::new();
-    for sql in writes {
-        if rows_changed_in(sql).is_some_and(|t| written.contains(&t))
-            || (!written.is_empty() && reads_to_write(sql))
+/// (an `UPDATE` would miss rows inserted or change rows updated before it), nor read one.
+pub(super) fn one_statement(writes: impl IntoIterator<Item = Touch>) -> bool {
+    let mut written: Vec<Table> = Vec::new();
+    for w in writes {
+        if (w.looks_at_rows && written.contains(&w.table))
+            || w.reads.iter().any(|t| written.contains(t))
         {
             return false;
         }
-        written.extend(statement_table(sql));
+        written.push(w.table);
     }
     true
 }
 
+/// `sql` with `writes` joined in front as `WITH` parts (`w0`, `w1`, ...), and the values, the
+/// writes' first.
+pub(super) fn with_parts(writes: Vec<Write>, sql: &str) -> (String, Vec<Val>) {
+    let mut vals: Vec<Val> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    for (i, w) in writes.into_iter().enumerate() {
+        parts.push(format!("w{i} AS ({})", renumber(&w.sql, vals.len())));
+        vals.extend(w.vals);
+    }
+    let sql = renumber(sql, vals.len());
+    if parts.is_empty() {
+        return (sql, vals);
+    }
+    // A statement that has `WITH` parts of its own takes the writes as its first ones.
+    let sql = match sql.strip_prefix("WITH ") {
+        Some(rest) => format!("WITH {}, {rest}", parts.join(", ")),
+        None => format!("WITH {} {sql}", parts.join(", ")),
+    };
+    (sql, vals)
+}
+
+/// `sql` with `writes` in front of it as statements of one SQLite call, and the values, the
+/// writes' first (SQLite binds each statement's `$N` from the shared list).
+pub(super) fn in_front(begin: bool, writes: Vec<Write>, sql: &str) -> (String, Vec<Val>) {
+    let mut text = String::new();
+    if begin {
+        text.push_str("BEGIN IMMEDIATE;\n");
+    }
+    let mut vals: Vec<Val> = Vec::new();
+    for w in writes {
+        text.push_str(&renumber(&w.sql, vals.len()));
+        text.push_str(";\n");
+        vals.extend(w.vals);
+    }
+    text.push_str(&renumber(sql, vals.len()));
+    (text, vals)
+}
+
 /// The pending writes as PostgreSQL statements: each a run of them joined by `WITH`, a new one
 /// started where a write could not be a part of the run before it (see [`one_statement`]).
-fn postgres_batches(pending: Vec<(String, Vec<Val>)>) -> Vec<(String, Vec<Val>)> {
-    let mut out: Vec<(String, Vec<Val>)> = Vec::new();
-    let mut run: Vec<(String, Vec<Val>)> = Vec::new();
-    let close = |run: &mut Vec<(String, Vec<Val>)>, out: &mut Vec<(String, Vec<Val>)>| {
-        if run.is_empty() {
-            return;
+pub(super) fn postgres_batches(pending: Vec<Write>) -> Vec<(String, Vec<Val>)> {
+    let mut out = Vec::new();
+    let mut run: Vec<Write> = Vec::new();
+    for w in pending {
+        if !one_statement(run.iter().chain(std::iter::once(&w)).map(|w| w.touch)) {
+            out.push(close(std::mem::take(&mut run)));
         }
-        let mut vals: Vec<Val> = Vec::new();
-        let mut parts: Vec<String> = Vec::new();
-        for (s, v) in run.drain(..) {
-            parts.push(renumber(&s, vals.len()));
-            vals.extend(v);
-        }
-        let last = parts.pop().unwrap_or_default();
-        let sql = if parts.is_empty() {
-            last
-        } else {
-            let with: Vec<String> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| format!("w{i} AS ({p})"))
-                .collect();
-            format!("WITH {} {last}", with.join(", "))
-        };
-        out.push((sql, vals));
-    };
-    for (sql, vals) in pending {
-        let joined = run.iter().map(|(s, _)| s.as_str());
-        if !one_statement(joined.chain(std::iter::once(sql.as_str()))) {
-            close(&mut run, &mut out);
-        }
-        run.push((sql, vals));
+        run.push(w);
     }
-    close(&mut run, &mut out);
+    if !run.is_empty() {
+        out.push(close(run));
+    }
     out
 }
 
-impl Tx {
-    async fn flush_postgres(&mut self) -> Result<(), StoreError> {
-        self.changed_tickets.clear();
-        for (sql, vals) in postgres_batches(std::mem::take(&mut self.pending)) {
-            bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals)
-                .execute(&mut *self.inner)
-                .await
-                .map_err(|e| self.error(e))?;
-        }
-        Ok(())
-    }
+/// A run of writes as one statement: the last one with the others as its `WITH` parts.
+fn close(mut run: Vec<Write>) -> (String, Vec<Val>) {
+    let last = run.pop().expect("a run has a write");
+    let (sql, mut vals) = with_parts(run, &last.sql);
+    vals.extend(last.vals);
+    (sql, vals)
 }
 
 #[cfg(test)]
@@ -402,12 +314,16 @@ mod tests {
 
     #[test]
     fn postgres_joins_writes_but_never_changes_a_table_twice_in_one_statement() {
-        let w = |s: &str| (s.to_string(), vec![Val::Int(Some(1))]);
+        let one = || vec![Val::Int(Some(1))];
         let batches = postgres_batches(vec![
-            w("UPDATE tickets SET a = $1"),
-            w("INSERT INTO comments (x) VALUES ($1)"),
-            w("INSERT INTO history (x) VALUES ($1)"),
-            w("UPDATE tickets SET b = $1"),
+            Write::ticket(1, "UPDATE tickets SET a = $1", one()),
+            Write::insert(
+                Table::Comments,
+                "INSERT INTO comments (x) VALUES ($1)",
+                one(),
+            ),
+            Write::insert(Table::History, "INSERT INTO history (x) VALUES ($1)", one()),
+            Write::ticket(1, "UPDATE tickets SET b = $1", one()),
         ]);
         assert_eq!(batches.len(), 2);
         assert_eq!(
@@ -417,19 +333,31 @@ mod tests {
         );
         assert_eq!(batches[0].1.len(), 3);
         assert_eq!(batches[1].0, "UPDATE tickets SET b = $1");
-        // Nor changes or deletes rows that an earlier part inserted: it would not see them.
+        // Nor changes, deletes or reads rows that an earlier part inserted: it would not see
+        // them.
         for second in [
-            "UPDATE outbox SET m = $1",
-            "DELETE FROM outbox WHERE x = $1",
-            "INSERT INTO bodies (x) SELECT o.id FROM outbox o WHERE o.x = $1",
+            Write::change(Table::Outbox, "UPDATE outbox SET m = $1", one()),
+            Write::change(Table::Outbox, "DELETE FROM outbox WHERE x = $1", one()),
+            Write::insert_select(
+                Table::OutboxBodies,
+                &[Table::Outbox],
+                "INSERT INTO outbox_bodies (x) SELECT o.id FROM outbox o WHERE o.x = $1",
+                one(),
+            ),
         ] {
             let batches = postgres_batches(vec![
-                w("INSERT INTO outbox (x) VALUES ($1)"),
-                w("INSERT INTO history (x) VALUES ($1)"),
-                w(second),
+                Write::insert(Table::Outbox, "INSERT INTO outbox (x) VALUES ($1)", one()),
+                Write::insert(Table::History, "INSERT INTO history (x) VALUES ($1)", one()),
+                second.clone(),
             ]);
-            assert_eq!(batches.len(), 2, "{second}");
-            assert_eq!(batches[1].0, second);
+            assert_eq!(batches.len(), 2, "{}", second.sql);
+            assert_eq!(batches[1].0, second.sql);
         }
+        // A plain insert into a table written before joins the run: it looks at no rows.
+        let batches = postgres_batches(vec![
+            Write::insert(Table::History, "INSERT INTO history (x) VALUES ($1)", one()),
+            Write::insert(Table::History, "INSERT INTO history (x) VALUES ($1)", one()),
+        ]);
+        assert_eq!(batches.len(), 1);
     }
 }

@@ -6,10 +6,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow, Row};
 
-use super::deferred::{Val, bind_query, bind_query_as, bind_scalar};
+use super::deferred::{Table, Touch, Val, Write, bind_query_as};
 use super::pieces::Owner;
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
+use super::tx::Reads;
 use super::{Dialect, Store, StoreError, Tx};
 
 /// A mail as it arrives.
@@ -121,7 +122,7 @@ fn insert_inbound_sql(dialect: Dialect) -> &'static str {
             sender, subject, status, raw_lz4, received_at, attempts) \
             VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, 1) \
             ON CONFLICT (dedupe_key) DO NOTHING;\n\
-            SELECT last_insert_rowid() WHERE changes() = 1"
+            SELECT 'mail' AS kind, last_insert_rowid() AS id WHERE changes() = 1"
         }
         Dialect::Postgres => {
             "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, \
@@ -132,31 +133,83 @@ fn insert_inbound_sql(dialect: Dialect) -> &'static str {
     }
 }
 
-/// A mail's row as PostgreSQL's ingest writes it, once, when the mail is done with (binds: id,
-/// key, Message-ID, mailbox, sender, subject, packed bytes, time received, status, class,
-/// reason, ticket, detail, time processed).
-const INBOUND_ROW: &str = "INSERT INTO inbound_messages (id, dedupe_key, message_id, mailbox, \
-     sender, subject, raw_lz4, received_at, status, class, reason, ticket_id, detail, \
-     processed_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-     $14, 1)";
+/// The id of a row just written.
+#[derive(FromRow)]
+struct NewId {
+    id: i64,
+}
 
-/// Where [`INBOUND_ROW`]'s values sit (`$N` is at N - 1): the id, the key, and the mail's
-/// outcome, which starts with its status and runs to the time processed.
-const ROW_ID: usize = 0;
-const ROW_KEY: usize = 1;
-const ROW_STATUS: usize = 8;
-const ROW_OUTCOME: std::ops::RangeInclusive<usize> = ROW_STATUS..=13;
+/// A mail's row as PostgreSQL's ingest writes it, once, when the mail is done with (see
+/// [`Tx::insert_inbound_locking`]): kept back until then, its outcome filled in by
+/// [`Tx::finish_inbound`].
+#[derive(Debug)]
+pub(super) struct MailRow {
+    id: i64,
+    key: String,
+    /// Message-ID, mailbox, sender, subject, packed bytes, time received.
+    mail: [Val; 6],
+    /// What became of it, as [`outcome_vals`] binds it.
+    outcome: Option<[Val; 6]>,
+}
+
+impl MailRow {
+    pub(super) const TOUCH: Touch = Touch {
+        table: Table::InboundMessages,
+        looks_at_rows: false,
+        reads: &[],
+    };
+
+    pub(super) fn finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    pub(super) fn into_write(self) -> Write {
+        let outcome = self.outcome.unwrap_or_else(|| {
+            let none = Val::Text(None);
+            let never = Val::Int(None);
+            [
+                "processing".into(),
+                none.clone(),
+                none.clone(),
+                never.clone(),
+                none,
+                never,
+            ]
+        });
+        let mut vals = vec![self.id.into(), self.key.into()];
+        vals.extend(self.mail);
+        vals.extend(outcome);
+        Write::insert(
+            Table::InboundMessages,
+            "INSERT INTO inbound_messages (id, dedupe_key, message_id, mailbox, sender, subject, \
+             raw_lz4, received_at, status, class, reason, ticket_id, detail, processed_at, \
+             attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)",
+            vals,
+        )
+    }
+}
+
+/// A mail's outcome as bound: status, class, reason, ticket, detail, time processed.
+fn outcome_vals(o: &InboundOutcome<'_>) -> [Val; 6] {
+    [
+        o.status.into(),
+        o.class.into(),
+        o.reason.into(),
+        o.ticket_id.into(),
+        o.detail.into(),
+        ms(o.at).into(),
+    ]
+}
 
 impl Tx {
     /// The stored mail with this key, if any: its id and status.
     pub async fn inbound_by_key(&mut self, key: &str) -> Result<Option<(i64, String)>, StoreError> {
-        sqlx::query_as::<Any, (i64, String)>(
+        self.fetch_optional(
+            Reads::All,
             "SELECT id, status FROM inbound_messages WHERE dedupe_key = $1",
+            |q| q.bind(key),
         )
-        .bind(key)
-        .fetch_optional(self.conn().await?)
         .await
-        .map_err(|e| self.error(e))
     }
 
     /// Keeps a mail (status `processing` until [`Tx::finish_inbound`]); `None` when another
@@ -165,18 +218,12 @@ impl Tx {
         // The writes kept back (the last mail's) go out in front of this one.
         // The insert's own conflict check is not changed by the updates of other mails' rows
         // that may be pending: it reads nothing else.
-        let (sql, pending) = self
-            .prepare_read_of(insert_inbound_sql(self.dialect), &[])
-            .await?;
         let packed = m.packed();
-        let q = bind_scalar(sqlx::query_scalar::<Any, i64>(AssertSqlSafe(sql)), pending);
-        bind_mail!(q, m, &*packed)
-            // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
-            // first write's.
-            .fetch_all(&mut *self.inner)
-            .await
-            .map(|ids| ids.into_iter().next())
-            .map_err(|e| self.error(e))
+        let sql = insert_inbound_sql(self.dialect());
+        let id: Option<NewId> = self
+            .fetch_optional(Reads::Only(&[]), sql, |q| bind_mail!(q, m, &*packed))
+            .await?;
+        Ok(id.map(|r| r.id))
     }
 
     /// [`Tx::insert_inbound`], and in the same round trip the ticket `reference` names (on
@@ -186,38 +233,35 @@ impl Tx {
         m: &NewInbound<'_>,
         reference: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
-        self.prefetched = None;
+        self.memory().prefetched = None;
         let Some(reference) = reference else {
             return self.insert_inbound(m).await;
         };
-        if self.dialect == Dialect::Postgres {
+        if self.dialect() == Dialect::Postgres {
             return self.insert_inbound_locking(m, reference).await;
         }
-        let (sql, pending) = self.with_pending(&format!(
-            "{};\nSELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $8",
+        let sql = format!(
+            "{};\nSELECT 'ticket' AS kind, {TICKET_COLUMNS} FROM tickets WHERE ref = $8",
             insert_inbound_sql(Dialect::Sqlite)
-        ));
+        );
         let packed = m.packed();
-        let q = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending);
-        let rows = bind_mail!(q, m, &*packed)
-            .bind(reference)
-            .fetch_all(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?;
-        // The id comes as a row of one column, the ticket as a row of many.
+        let rows = self
+            .rows(Reads::All, &sql, |q| {
+                bind_mail!(q, m, &*packed).bind(reference)
+            })
+            .await?;
         let mut id = None;
-        let mut prefetched = None;
         for row in rows {
-            if row.columns().len() == 1 {
-                id = Some(row.try_get::<i64, _>(0).map_err(|e| self.error(e))?);
+            let kind: String = row.try_get("kind").map_err(|e| self.error(e))?;
+            if kind == "mail" {
+                id = Some(NewId::from_row(&row).map_err(|e| self.error(e))?.id);
             } else {
                 let ticket = TicketRow::from_row(&row).map_err(|e| self.error(e))?;
                 let rec = ticket.into_record()?;
                 self.note_parties(&rec);
-                prefetched = Some(rec);
+                self.memory().prefetched = Some(rec);
             }
         }
-        self.prefetched = prefetched;
         Ok(id)
     }
 
@@ -235,11 +279,7 @@ impl Tx {
         reference: &str,
     ) -> Result<Option<i64>, StoreError> {
         // The same mail twice in one group: the lookup must see the first one's row.
-        if self
-            .pending
-            .iter()
-            .any(|(s, v)| s == INBOUND_ROW && v.get(ROW_KEY) == Some(&Val::from(m.dedupe_key)))
-        {
+        if self.pending_mails().any(|r| r.key == m.dedupe_key) {
             self.flush().await?;
         }
         let sql = format!(
@@ -250,61 +290,46 @@ impl Tx {
         );
         // The lookup by key is not changed by other mails' rows kept back, nor the ticket by
         // writes to other tickets.
-        let reads: &[&str] = if self.may_change(reference) {
-            &["tickets"]
+        let reads: &'static [Table] = if self.may_change(reference) {
+            &[Table::Tickets]
         } else {
             &[]
         };
-        let (sql, pending) = self.prepare_read_of(&sql, reads).await?;
-        let row = bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
-            .bind(m.dedupe_key)
-            .bind(reference)
-            .fetch_one(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?;
+        let rows = self
+            .rows(Reads::Only(reads), &sql, |q| {
+                q.bind(m.dedupe_key).bind(reference)
+            })
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| self.error(sqlx::Error::RowNotFound))?;
         let stored: Option<i64> = row.try_get("stored_id").map_err(|e| self.error(e))?;
         let id: i64 = row.try_get("new_id").map_err(|e| self.error(e))?;
         let found: Option<i64> = row.try_get("id").map_err(|e| self.error(e))?;
         if let Some(found) = found {
-            let ticket = TicketRow::from_row(&row).map_err(|e| self.error(e))?;
+            let ticket = TicketRow::from_row(row).map_err(|e| self.error(e))?;
             self.note_ticket(found, reference);
             let rec = ticket.into_record()?;
             self.note_parties(&rec);
-            self.prefetched = Some(rec);
+            self.memory().prefetched = Some(rec);
         }
         if stored.is_some() {
             return Ok(None);
         }
-        // Not `defer`: the ticket just read stays at hand.
-        self.pending.push((
-            INBOUND_ROW.to_string(),
-            vec![
-                id.into(),
-                m.dedupe_key.into(),
+        self.keep_mail(MailRow {
+            id,
+            key: m.dedupe_key.to_string(),
+            mail: [
                 m.message_id.into(),
                 m.mailbox.into(),
                 m.sender.into(),
                 m.subject.into(),
                 m.packed().into_owned().into(),
                 ms(m.received_at).into(),
-                "processing".into(),
-                Val::Text(None),
-                Val::Text(None),
-                Val::Int(None),
-                Val::Text(None),
-                Val::Int(None),
             ],
-        ));
+            outcome: None,
+        });
         Ok(Some(id))
-    }
-
-    /// Whether a mail's row waits among the pending writes for the mail to be done with.
-    pub(crate) fn mail_unfinished(&self) -> bool {
-        self.pending.iter().any(|(s, v)| {
-            s == INBOUND_ROW
-                && v.get(ROW_STATUS)
-                    .is_some_and(|status| *status == Val::from("processing"))
-        })
     }
 
     /// Keeps a mail over the size limit as its headers only (`m.raw` holds them), with its size,
@@ -317,34 +342,32 @@ impl Tx {
         o: &InboundOutcome<'_>,
     ) -> Result<Option<i64>, StoreError> {
         let packed = m.packed();
-        let q = sqlx::query_scalar::<Any, i64>(
-            "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, \
+        let sql = "INSERT INTO inbound_messages (dedupe_key, message_id, mailbox, sender, subject, \
              raw_lz4, received_at, status, class, reason, detail, processed_at, attempts, size, \
              sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14) \
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        );
-        bind_mail!(q, m, &*packed)
-            .bind(o.status)
-            .bind(o.class)
-            .bind(o.reason)
-            .bind(o.detail)
-            .bind(ms(o.at))
-            .bind(i64::try_from(size).unwrap_or(i64::MAX))
-            .bind(sha256)
-            .fetch_optional(self.conn().await?)
-            .await
-            .map_err(|e| self.error(e))
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id";
+        let id: Option<NewId> = self
+            .fetch_optional(Reads::All, sql, |q| {
+                bind_mail!(q, m, &*packed)
+                    .bind(o.status)
+                    .bind(o.class)
+                    .bind(o.reason)
+                    .bind(o.detail)
+                    .bind(ms(o.at))
+                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                    .bind(sha256)
+            })
+            .await?;
+        Ok(id.map(|r| r.id))
     }
 
     /// Marks a stored mail as being applied again (a retry).
     pub async fn reopen_inbound(&mut self, id: i64) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
+        self.execute(
             "UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1 WHERE id = $1",
+            |q| q.bind(id),
         )
-        .bind(id)
-        .execute(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))?;
+        .await?;
         Ok(())
     }
 
@@ -354,32 +377,20 @@ impl Tx {
         id: i64,
         o: &InboundOutcome<'_>,
     ) -> Result<(), StoreError> {
-        let outcome: [Val; 6] = [
-            o.status.into(),
-            o.class.into(),
-            o.reason.into(),
-            o.ticket_id.into(),
-            o.detail.into(),
-            ms(o.at).into(),
-        ];
         // Its row not written yet (PostgreSQL, see `insert_inbound_locking`): written as it ends.
-        if let Some((_, vals)) = self
-            .pending
-            .iter_mut()
-            .find(|(s, v)| s == INBOUND_ROW && v.get(ROW_ID) == Some(&Val::from(id)))
-        {
-            vals.splice(ROW_OUTCOME, outcome);
+        if let Some(row) = self.pending_mails().find(|r| r.id == id) {
+            row.outcome = Some(outcome_vals(o));
             return Ok(());
         }
-        let mut vals = Vec::from(outcome);
+        let mut vals = Vec::from(outcome_vals(o));
         vals.push(id.into());
-        self.defer(
+        self.defer(Write::change(
+            Table::InboundMessages,
             "UPDATE inbound_messages SET status = $1, class = $2, reason = $3, ticket_id = $4, \
-             detail = $5, processed_at = $6 WHERE id = $7"
-                .into(),
+             detail = $5, processed_at = $6 WHERE id = $7",
             vals,
-        )
-        .await
+        ));
+        Ok(())
     }
 
     /// The tickets that Message-IDs belong to: notifications deskmail sent, the threads' roots,
@@ -401,13 +412,10 @@ impl Tx {
              UNION ALL SELECT i.dedupe_key, t.ref FROM inbound_messages i JOIN tickets t \
              ON t.id = i.ticket_id WHERE i.dedupe_key IN ({list})"
         );
-        let mut q = sqlx::query_as::<Any, (String, String)>(AssertSqlSafe(sql));
-        for id in ids {
-            q = q.bind(id.clone());
-        }
-        q.fetch_all(self.conn().await?)
-            .await
-            .map_err(|e| self.error(e))
+        self.fetch_all(Reads::All, &sql, |q| {
+            ids.iter().fold(q, |q, id| q.bind(id.as_str()))
+        })
+        .await
     }
 
     /// The notification with this Message-ID: its ticket, recipient and event.
@@ -415,13 +423,12 @@ impl Tx {
         &mut self,
         message_id: &str,
     ) -> Result<Option<(Option<i64>, String, String)>, StoreError> {
-        sqlx::query_as::<Any, (Option<i64>, String, String)>(
+        self.fetch_optional(
+            Reads::All,
             "SELECT ticket_id, recipient, event FROM outbox WHERE message_id = $1",
+            |q| q.bind(message_id),
         )
-        .bind(message_id)
-        .fetch_optional(self.conn().await?)
         .await
-        .map_err(|e| self.error(e))
     }
 
     /// Was a history line of this kind and detail written on the ticket since `since`? (The
@@ -433,17 +440,14 @@ impl Tx {
         detail: &str,
         since: Timestamp,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query_scalar::<Any, i64>(
-            "SELECT COUNT(*) FROM history WHERE ticket_id = $1 AND kind = $2 AND detail = $3 \
-             AND created_at >= $4",
-        )
-        .bind(ticket_id)
-        .bind(kind)
-        .bind(detail)
-        .bind(ms(since))
-        .fetch_one(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))?;
+        let (n,): (i64,) = self
+            .fetch_one(
+                Reads::All,
+                "SELECT COUNT(*) FROM history WHERE ticket_id = $1 AND kind = $2 \
+                 AND detail = $3 AND created_at >= $4",
+                |q| q.bind(ticket_id).bind(kind).bind(detail).bind(ms(since)),
+            )
+            .await?;
         Ok(n > 0)
     }
 
@@ -454,45 +458,15 @@ impl Tx {
         event: &str,
         since: Timestamp,
     ) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<Any, i64>(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND event = $2 AND created_at >= $3",
-        )
-        .bind(recipient)
-        .bind(event)
-        .bind(ms(since))
-        .fetch_one(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))
-    }
-
-    /// A savepoint inside the transaction: one mail of a group can be undone alone.
-    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.late_at_savepoint = self.late.len();
-        self.exec("SAVEPOINT mail").await
-    }
-
-    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        self.exec("RELEASE SAVEPOINT mail").await
-    }
-
-    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        // What the undone mail kept back is undone with it, never sent.
-        self.pending.clear();
-        self.changed_tickets.clear();
-        self.prefetched = None;
-        self.known_parties.clear();
-        self.late.truncate(self.late_at_savepoint);
-        self.seen_outbox.forget();
-        self.exec("ROLLBACK TO SAVEPOINT mail").await?;
-        self.exec("RELEASE SAVEPOINT mail").await
-    }
-
-    async fn exec(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        sqlx::query::<Any>(sql)
-            .execute(self.conn().await?)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(())
+        let (n,): (i64,) = self
+            .fetch_one(
+                Reads::All,
+                "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND event = $2 \
+                 AND created_at >= $3",
+                |q| q.bind(recipient).bind(event).bind(ms(since)),
+            )
+            .await?;
+        Ok(n)
     }
 }
 

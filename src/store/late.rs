@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::bodies::body_inserts;
+use super::deferred::{Table, Write};
 use super::pieces::Owner;
 use super::{NewHistoryRow, NewOutboxRow, StoreError, Tx};
 
@@ -44,16 +45,16 @@ impl Tx {
             .partition(|r| late.iter().any(|m| m.message_id == r.message_id));
         self.insert_outbox(&now).await?;
         self.insert_outbox_rows(&later).await?;
-        self.late.extend(late);
+        self.memory().late.extend(late);
         Ok(())
     }
 
     /// Waits for the messages still being made and writes them (see the module's comment).
     pub(crate) async fn fill_late(&mut self) -> Result<(), StoreError> {
-        if self.late.is_empty() {
+        let late = std::mem::take(&mut self.memory().late);
+        if late.is_empty() {
             return Ok(());
         }
-        let late = std::mem::take(&mut self.late);
         let mut made: Vec<(String, Vec<u8>)> = Vec::with_capacity(late.len());
         for mut m in late {
             let problem = match (&mut m.made).await {
@@ -75,15 +76,15 @@ impl Tx {
                 Ok(Err(problem)) => problem,
                 Err(_) => "the rendering thread stopped".to_string(),
             };
-            self.defer(
-                "DELETE FROM outbox WHERE message_id = $1".to_string(),
+            self.defer(Write::change(
+                Table::Outbox,
+                "DELETE FROM outbox WHERE message_id = $1",
                 vec![m.message_id.clone().into()],
-            )
-            .await?;
+            ));
             self.not_mailed(&m, &problem);
         }
-        for (sql, vals) in body_inserts(made) {
-            self.defer(sql, vals).await?;
+        for w in body_inserts(made) {
+            self.defer(w);
         }
         Ok(())
     }
@@ -95,16 +96,15 @@ impl Tx {
     fn not_mailed(&mut self, m: &LateMessage, problem: &str) {
         tracing::warn!(to = %m.recipient, error = %problem, "notification not written");
         let detail = format!("not mailed to {}: {problem}", m.recipient);
-        self.pending
-            .push(super::tickets::history_insert(&NewHistoryRow {
-                ticket_id: m.ticket_id,
-                actor: &m.actor,
-                action: &m.action,
-                kind: "notice",
-                detail: &detail,
-                inbound_id: None,
-                at: m.at,
-            }));
+        self.defer(super::tickets::history_insert(&NewHistoryRow {
+            ticket_id: m.ticket_id,
+            actor: &m.actor,
+            action: &m.action,
+            kind: "notice",
+            detail: &detail,
+            inbound_id: None,
+            at: m.at,
+        }));
     }
 }
 
@@ -163,7 +163,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(state.per_hour.get("team@helpdesk.example"), Some(&2));
-        assert_eq!(tx.late.len(), 2);
+        assert_eq!(tx.memory().late.len(), 2);
         let long: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
         send_one.send(Ok(crate::store::pack(b"one"))).unwrap();
         send_two.send(Ok(crate::store::pack(&long))).unwrap();

@@ -92,8 +92,8 @@ impl Tx {
     /// until the commit, so that a takeover waits for it. A transaction that writes a mail
     /// read under a lease commits only when this holds.
     pub async fn holds(&mut self, fence: &Fence) -> Result<bool, StoreError> {
-        let now = now_ms(self.dialect);
-        let lock = match self.dialect {
+        let now = now_ms(self.dialect());
+        let lock = match self.dialect() {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR SHARE",
         };
@@ -101,13 +101,11 @@ impl Tx {
             "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3 \
              AND expires_at >= {now}{lock}"
         );
-        let found: Option<i64> = sqlx::query_scalar::<Any, i64>(sqlx::AssertSqlSafe(sql))
-            .bind(&fence.name)
-            .bind(&fence.holder)
-            .bind(fence.epoch)
-            .fetch_optional(self.conn().await?)
-            .await
-            .map_err(|e| self.error(e))?;
+        let found: Option<(i64,)> = self
+            .fetch_optional(super::tx::Reads::All, &sql, |q| {
+                q.bind(&fence.name).bind(&fence.holder).bind(fence.epoch)
+            })
+            .await?;
         Ok(found.is_some())
     }
 }

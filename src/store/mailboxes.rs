@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use sqlx::Any;
 
+use super::deferred::{Table, Write};
 use super::rows::ms;
 use super::{Store, StoreError, Tx};
 
@@ -31,18 +32,18 @@ impl Tx {
         uid: u32,
         folder: &str,
     ) -> Result<(), StoreError> {
-        self.defer(
+        self.defer(Write::change(
+            Table::MailboxMoves,
             "INSERT INTO mailbox_moves (mailbox, uidvalidity, uid, folder) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (mailbox, uidvalidity, uid) DO UPDATE SET folder = $4"
-                .into(),
+             ON CONFLICT (mailbox, uidvalidity, uid) DO UPDATE SET folder = $4",
             vec![
                 mailbox.into(),
                 i64::from(uidvalidity).into(),
                 i64::from(uid).into(),
                 folder.into(),
             ],
-        )
-        .await
+        ));
+        Ok(())
     }
 }
 

@@ -17,6 +17,7 @@ mod rows;
 mod seen_outbox;
 mod sqlite_heap;
 mod tickets;
+mod tx;
 mod wal_sync;
 mod writer;
 
@@ -25,6 +26,8 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
+
+use tx::TxConn;
 
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
@@ -35,6 +38,7 @@ pub use outbox::{Claimed, NewOutboxRow, OutboxEntry, OutboxState, count_key};
 pub use pieces::{Owner, PIECE};
 pub use rows::{CommentRow, HistoryRow, TicketRecord};
 pub use tickets::{NewCommentRow, NewHistoryRow};
+pub use tx::Tx;
 pub use wal_sync::Durable;
 
 use crate::config::redact_url;
@@ -416,134 +420,6 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite://")?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
-/// A transaction's connection: sqlx's transaction on a pooled connection, or SQLite's writer.
-enum TxConn {
-    Pooled(sqlx::Transaction<'static, Any>),
-    Writer(writer::WriterTx),
-}
-
-impl std::ops::Deref for TxConn {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            TxConn::Pooled(tx) => tx,
-            TxConn::Writer(w) => w.conn_ref(),
-        }
-    }
-}
-
-impl std::ops::DerefMut for TxConn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            TxConn::Pooled(tx) => &mut *tx,
-            TxConn::Writer(w) => w.conn(),
-        }
-    }
-}
-
-/// One transaction: everything an action changes, committed together.
-pub struct Tx {
-    inner: TxConn,
-    dialect: Dialect,
-    url: String,
-    /// Writes not sent yet (see `deferred`).
-    pending: Vec<(String, Vec<deferred::Val>)>,
-    /// The ticket last read (by `ticket_for_update`, or along with an earlier statement, see
-    /// `Tx::insert_inbound_reading`), for the next `ticket_for_update` of it; dropped by any
-    /// write kept back, which every change of a ticket is.
-    prefetched: Option<TicketRecord>,
-    /// The tickets the pending writes change (by id), as `Tx::note_ticket_change` noted them.
-    changed_tickets: Vec<i64>,
-    /// The tickets this transaction knows by both id and reference.
-    known_tickets: Vec<(i64, String)>,
-    /// The parties (`ticket_parties`) of the tickets read or written here, by id.
-    known_parties: Vec<(i64, std::collections::BTreeSet<String>)>,
-    /// Outbox messages still being made, filled in before the commit (see `late`).
-    late: Vec<late::LateMessage>,
-    /// How many of them there were at the savepoint.
-    late_at_savepoint: usize,
-    /// What this transaction knows of its tickets' notifications (see `seen_outbox`).
-    seen_outbox: seen_outbox::SeenOutbox,
-}
-
-impl Tx {
-    fn new(inner: TxConn, dialect: Dialect, url: String) -> Tx {
-        Tx {
-            inner,
-            dialect,
-            url,
-            pending: Vec::new(),
-            prefetched: None,
-            changed_tickets: Vec::new(),
-            known_tickets: Vec::new(),
-            known_parties: Vec::new(),
-            late: Vec::new(),
-            late_at_savepoint: 0,
-            seen_outbox: Default::default(),
-        }
-    }
-
-    /// Commits; returns once the commit is on disk.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        self.commit_unsynced().await?.wait().await
-    }
-
-    /// Commits without waiting for the disk (on SQLite's writer, see `wal_sync`): what the
-    /// transaction wrote is visible at once, and durable once the returned [`Durable`] says
-    /// so. Nothing that depends on it being durable (an acknowledgement) may happen before.
-    pub async fn commit_unsynced(mut self) -> Result<Durable, StoreError> {
-        self.fill_late().await?;
-        if let TxConn::Writer(w) = &self.inner {
-            // COMMIT goes out with the last writes; a transaction that sent nothing has
-            // nothing to commit.
-            if !w.begun() && self.pending.is_empty() {
-                return Ok(Durable::already());
-            }
-            self.pending.push(("COMMIT".into(), Vec::new()));
-            self.flush().await?;
-            return Ok(match &mut self.inner {
-                TxConn::Writer(w) => w.set_committed(),
-                TxConn::Pooled(_) => Durable::already(),
-            });
-        }
-        self.flush().await?;
-        let url = self.url.clone();
-        match self.inner {
-            TxConn::Pooled(tx) => tx
-                .commit()
-                .await
-                .map(|()| Durable::already())
-                .map_err(|e| classify(&url, e)),
-            TxConn::Writer(_) => Ok(Durable::already()),
-        }
-    }
-
-    /// Whether `BEGIN IMMEDIATE` is still to be sent.
-    fn needs_begin(&self) -> bool {
-        matches!(&self.inner, TxConn::Writer(w) if !w.begun())
-    }
-
-    /// True once: `BEGIN IMMEDIATE` is to go in front of what is sent now (SQLite's writer
-    /// starts its transaction with the first statement).
-    fn take_begin(&mut self) -> bool {
-        match &mut self.inner {
-            TxConn::Writer(w) => w.take_begin(),
-            TxConn::Pooled(_) => false,
-        }
-    }
-
-    /// The connection, the pending writes sent first.
-    pub(crate) async fn conn(&mut self) -> Result<&mut sqlx::AnyConnection, StoreError> {
-        self.flush().await?;
-        Ok(&mut *self.inner)
-    }
-
-    pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
-        classify(&self.url, e)
-    }
 }
 
 #[cfg(test)]

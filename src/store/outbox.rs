@@ -8,9 +8,10 @@ use serde::Serialize;
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
 use super::bodies::{body_deletes, body_inserts};
-use super::deferred::{Val, bind_query_as, value_rows};
+use super::deferred::{Table, Val, Write, bind_query_as, value_rows};
 use super::pieces::Owner;
 use super::rows::{ms, ts};
+use super::tx::Reads;
 use super::{Dialect, Store, StoreError, Tx};
 
 /// The ids of up to `$2` notifications sent before `$1` whose bodies are still kept, the
@@ -122,6 +123,15 @@ struct EntryRow {
     sent_at: Option<i64>,
 }
 
+/// A row of [`Tx::outbox_state`]'s read: of which part (`kind`), and its values.
+#[derive(FromRow)]
+struct StateRow {
+    kind: String,
+    k: String,
+    v: Option<String>,
+    n: i64,
+}
+
 /// A notification's values for [`outbox_insert`] (its message is written apart, see `bodies`).
 fn outbox_values(r: &NewOutboxRow<'_>) -> Vec<Val> {
     vec![
@@ -137,7 +147,7 @@ fn outbox_values(r: &NewOutboxRow<'_>) -> Vec<Val> {
 }
 
 /// One statement writing notifications, from each one's [`outbox_values`].
-fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
+fn outbox_insert(rows: Vec<Vec<Val>>) -> Write {
     let sql = format!(
         "INSERT INTO outbox (ticket_id, event, recipient, envelope_from, message_id, subject, \
          status, attempts, next_attempt_at, created_at, unverified) VALUES {}",
@@ -147,7 +157,7 @@ fn outbox_insert(rows: Vec<Vec<Val>>) -> (String, Vec<Val>) {
             rows.len()
         )
     );
-    (sql, rows.into_iter().flatten().collect())
+    Write::insert(Table::Outbox, sql, rows.into_iter().flatten().collect())
 }
 
 impl Tx {
@@ -164,8 +174,8 @@ impl Tx {
                 (r.message_id.to_string(), packed)
             })
             .collect();
-        for (sql, vals) in body_inserts(messages) {
-            self.defer(sql, vals).await?;
+        for w in body_inserts(messages) {
+            self.defer(w);
         }
         for r in rows {
             self.insert_pieces(Owner::Outbox(r.message_id), r.raw)
@@ -182,9 +192,9 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
-        self.seen_outbox.queued(rows);
-        let (sql, vals) = outbox_insert(rows.iter().map(outbox_values).collect());
-        self.defer(sql, vals).await
+        self.memory().seen_outbox.queued(rows);
+        self.defer(outbox_insert(rows.iter().map(outbox_values).collect()));
+        Ok(())
     }
 
     /// What writing a ticket's notifications needs to know, in one query: which of `addresses`
@@ -206,7 +216,7 @@ impl Tx {
             per_thread,
             since,
         };
-        if let Some(known) = self.seen_outbox.lookup(&asked) {
+        if let Some(known) = self.memory_ref().seen_outbox.lookup(&asked) {
             return Ok(known);
         }
         let mut binds: Vec<String> = Vec::new();
@@ -260,25 +270,16 @@ impl Tx {
             ));
         }
         let sql = parts.join(" UNION ALL ");
-        let (sql, pending) = self
-            .prepare_read_of(&sql, &["outbox", "address_status"])
+        let reads = Reads::Only(&[Table::Outbox, Table::AddressStatus]);
+        let rows: Vec<StateRow> = self
+            .fetch_all(reads, &sql, |q| {
+                let q = q.bind(ticket_id).bind(ms(since));
+                binds.iter().fold(q, |q, b| q.bind(b.as_str()))
+            })
             .await?;
-        let mut q = bind_query_as(
-            sqlx::query_as::<Any, (String, String, Option<String>, i64)>(AssertSqlSafe(sql)),
-            pending,
-        )
-        .bind(ticket_id)
-        .bind(ms(since));
-        for b in &binds {
-            q = q.bind(b.clone());
-        }
-        let rows = q
-            .fetch_all(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?;
         let mut state = OutboxState::default();
         let mut ids: Vec<(i64, String, String)> = Vec::new();
-        for (kind, k, v, n) in rows {
+        for StateRow { kind, k, v, n } in rows {
             match kind.as_str() {
                 "f" => {
                     state.failing.insert(k, v.unwrap_or_default());
@@ -305,17 +306,17 @@ impl Tx {
                 list.remove(0);
             }
         }
-        self.seen_outbox.keep(&asked, &state);
+        self.memory().seen_outbox.keep(&asked, &state);
         Ok(state)
     }
 
     /// The ticket's thread root, if it has one yet.
     pub async fn thread_root(&mut self, ticket_id: i64) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar::<Any, Option<String>>("SELECT thread_root FROM tickets WHERE id = $1")
-            .bind(ticket_id)
-            .fetch_one(self.conn().await?)
-            .await
-            .map_err(|e| self.error(e))
+        let sql = "SELECT thread_root FROM tickets WHERE id = $1";
+        let (root,): (Option<String>,) = self
+            .fetch_one(Reads::All, sql, |q| q.bind(ticket_id))
+            .await?;
+        Ok(root)
     }
 
     pub async fn set_thread_root(
@@ -323,12 +324,11 @@ impl Tx {
         ticket_id: i64,
         message_id: &str,
     ) -> Result<(), StoreError> {
-        self.defer(
-            "UPDATE tickets SET thread_root = $1 WHERE id = $2 AND thread_root IS NULL".into(),
+        self.defer(Write::ticket(
+            ticket_id,
+            "UPDATE tickets SET thread_root = $1 WHERE id = $2 AND thread_root IS NULL",
             vec![message_id.into(), ticket_id.into()],
-        )
-        .await?;
-        self.note_ticket_change(ticket_id);
+        ));
         Ok(())
     }
 
@@ -339,14 +339,14 @@ impl Tx {
         reason: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.seen_outbox.forget();
-        self.defer(
+        self.memory().seen_outbox.forget();
+        self.defer(Write::change(
+            Table::AddressStatus,
             "INSERT INTO address_status (address, status, reason, updated_at) VALUES ($1, 'failing', $2, $3) \
-             ON CONFLICT (address) DO UPDATE SET status = 'failing', reason = $2, updated_at = $3"
-                .into(),
+             ON CONFLICT (address) DO UPDATE SET status = 'failing', reason = $2, updated_at = $3",
             vec![address.into(), reason.into(), ms(at).into()],
-        )
-        .await
+        ));
+        Ok(())
     }
 }
 
@@ -373,14 +373,11 @@ impl Store {
              attempts, created_at"
         );
         let mut tx = self.begin_bookkeeping().await?;
-        let mut rows = sqlx::query_as::<Any, Claimed>(AssertSqlSafe(sql))
-            .bind(ms(until))
-            .bind(ms(now))
-            .bind(limit)
-            .bind(by)
-            .fetch_all(tx.conn().await?)
-            .await
-            .map_err(|e| tx.error(e))?;
+        let mut rows: Vec<Claimed> = tx
+            .fetch_all(Reads::All, &sql, |q| {
+                q.bind(ms(until)).bind(ms(now)).bind(limit).bind(by)
+            })
+            .await?;
         tx.commit().await?;
         rows.sort_by_key(|r| r.id);
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -474,23 +471,21 @@ impl Store {
     /// failed one with this id.
     pub async fn retry_failed(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let recipient = sqlx::query_scalar::<Any, String>(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, created_at = $1, attempts = 0 \
-             WHERE id = $2 AND status = 'failed' RETURNING recipient",
-        )
-        .bind(ms(now))
-        .bind(id)
-        .fetch_optional(tx.conn().await?)
-        .await
-        .map_err(|e| tx.error(e))?;
-        let Some(recipient) = recipient else {
+        let recipient: Option<(String,)> = tx
+            .fetch_optional(
+                Reads::All,
+                "UPDATE outbox SET status = 'queued', next_attempt_at = $1, created_at = $1, \
+                 attempts = 0 WHERE id = $2 AND status = 'failed' RETURNING recipient",
+                |q| q.bind(ms(now)).bind(id),
+            )
+            .await?;
+        let Some((recipient,)) = recipient else {
             return Ok(false);
         };
-        sqlx::query::<Any>("DELETE FROM address_status WHERE address = $1")
-            .bind(recipient)
-            .execute(tx.conn().await?)
-            .await
-            .map_err(|e| tx.error(e))?;
+        tx.execute("DELETE FROM address_status WHERE address = $1", |q| {
+            q.bind(recipient)
+        })
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -508,18 +503,15 @@ impl Store {
         let sql = format!(
             "UPDATE outbox SET body_kept = 0 WHERE id IN ({SENT_BODIES}) RETURNING id, message_id"
         );
-        let dropped = sqlx::query_as::<Any, (i64, String)>(AssertSqlSafe(sql))
-            .bind(ms(before))
-            .bind(limit)
-            .fetch_all(tx.conn().await?)
-            .await
-            .map_err(|e| tx.error(e))?;
+        let dropped: Vec<(i64, String)> = tx
+            .fetch_all(Reads::All, &sql, |q| q.bind(ms(before)).bind(limit))
+            .await?;
         if dropped.is_empty() {
             return Ok(0);
         }
         let ids: Vec<i64> = dropped.iter().map(|(id, _)| *id).collect();
-        for (sql, vals) in body_deletes(&ids) {
-            tx.defer(sql, vals).await?;
+        for w in body_deletes(&ids) {
+            tx.defer(w);
         }
         // A message over a piece's size kept the rest in `pieces`.
         let owners: Vec<Val> = dropped
@@ -528,7 +520,7 @@ impl Store {
             .collect();
         let places: Vec<String> = (1..=owners.len()).map(|i| format!("${i}")).collect();
         let sql = format!("DELETE FROM pieces WHERE owner IN ({})", places.join(", "));
-        tx.defer(sql, owners).await?;
+        tx.defer(Write::change(Table::Pieces, sql, owners));
         tx.commit().await?;
         Ok(dropped.len())
     }

@@ -7,9 +7,9 @@
 //!
 //! A value's first piece being exactly [`PIECE`] bytes long is what says that more may follow.
 
-use sqlx::{Any, AssertSqlSafe};
+use sqlx::Any;
 
-use super::deferred::bind_query;
+use super::tx::Reads;
 use super::{Store, StoreError, Tx};
 
 /// The most bytes of a value one statement carries.
@@ -60,19 +60,11 @@ impl Tx {
         let key = owner.key();
         for (seq, piece) in value.chunks(PIECE).enumerate().skip(1) {
             let packed = super::pack(piece);
-            let (sql, pending) = self
-                .prepare_read_of(
-                    "INSERT INTO pieces (owner, seq, data) VALUES ($1, $2, $3)",
-                    &[],
-                )
-                .await?;
-            bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), pending)
-                .bind(&key)
-                .bind(seq as i64)
-                .bind(&packed[..])
-                .execute(&mut *self.inner)
-                .await
-                .map_err(|e| self.error(e))?;
+            let sql = "INSERT INTO pieces (owner, seq, data) VALUES ($1, $2, $3)";
+            self.rows(Reads::Only(&[]), sql, |q| {
+                q.bind(&key).bind(seq as i64).bind(&packed[..])
+            })
+            .await?;
         }
         Ok(())
     }

@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use sqlx::{Any, AssertSqlSafe};
 
-use super::deferred::{Val, bind_query_as, value_rows};
+use super::deferred::{Table, Val, Write, value_rows};
 use super::rows::{
     CommentDbRow, CommentRow, HistoryDbRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow,
     ms, to_json,
 };
+use super::tx::Reads;
 use super::{Store, StoreError, Tx};
 use crate::workflow::Ticket;
 use crate::workflow::rules::Due;
@@ -44,50 +45,50 @@ impl Tx {
     /// The next number in a ticket-number scope. The row lock this takes serialises concurrent
     /// creations in the same scope until commit, also across processes on one PostgreSQL.
     pub async fn next_ticket_seq(&mut self, scope: &str) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<Any, i64>(
-            "INSERT INTO ticket_counters (scope, value) VALUES ($1, 1) \
-             ON CONFLICT (scope) DO UPDATE SET value = ticket_counters.value + 1 \
-             RETURNING value",
-        )
-        .bind(scope)
-        .fetch_one(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))
+        let (value,): (i64,) = self
+            .fetch_one(
+                Reads::All,
+                "INSERT INTO ticket_counters (scope, value) VALUES ($1, 1) \
+                 ON CONFLICT (scope) DO UPDATE SET value = ticket_counters.value + 1 \
+                 RETURNING value",
+                |q| q.bind(scope),
+            )
+            .await?;
+        Ok(value)
     }
 
     pub async fn insert_ticket(&mut self, t: &Ticket, due: Due) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar::<Any, i64>(
-            "INSERT INTO tickets (ref, workflow, status, status_since, subject, requester, \
+        let sql = "INSERT INTO tickets (ref, workflow, status, status_since, subject, requester, \
              organisation, assignee, customer_it_assignee, involved_partners, waiting_on, source, \
              system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at, \
              due_at, service) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id",
-        )
-        .bind(&t.reference)
-        .bind(&t.workflow)
-        .bind(&t.status)
-        .bind(ms(t.status_since))
-        .bind(&t.subject)
-        .bind(&t.requester)
-        .bind(&t.organisation)
-        .bind(&t.assignee)
-        .bind(&t.customer_it_assignee)
-        .bind(to_json(&t.involved_partners))
-        .bind(t.waiting_on.to_string())
-        .bind(&t.source)
-        .bind(&t.system)
-        .bind(to_json(&t.fields))
-        .bind(to_json(&t.watchers))
-        .bind(to_json(&t.timers_fired))
-        .bind(&t.linked_to)
-        .bind(ms(t.created_at))
-        .bind(ms(t.updated_at))
-        .bind(t.closed_at.map(ms))
-        .bind(due.at().map(ms))
-        .bind(t.fields.get("service"))
-        .fetch_one(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))?;
+             $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id";
+        let (id,): (i64,) = self
+            .fetch_one(Reads::All, sql, |q| {
+                q.bind(&t.reference)
+                    .bind(&t.workflow)
+                    .bind(&t.status)
+                    .bind(ms(t.status_since))
+                    .bind(&t.subject)
+                    .bind(&t.requester)
+                    .bind(&t.organisation)
+                    .bind(&t.assignee)
+                    .bind(&t.customer_it_assignee)
+                    .bind(to_json(&t.involved_partners))
+                    .bind(t.waiting_on.to_string())
+                    .bind(&t.source)
+                    .bind(&t.system)
+                    .bind(to_json(&t.fields))
+                    .bind(to_json(&t.watchers))
+                    .bind(to_json(&t.timers_fired))
+                    .bind(&t.linked_to)
+                    .bind(ms(t.created_at))
+                    .bind(ms(t.updated_at))
+                    .bind(t.closed_at.map(ms))
+                    .bind(due.at().map(ms))
+                    .bind(t.fields.get("service"))
+            })
+            .await?;
         self.write_parties(id, Some(BTreeSet::new()), parties(t))
             .await?;
         Ok(id)
@@ -100,25 +101,24 @@ impl Tx {
     ) -> Result<Option<TicketRecord>, StoreError> {
         // Writes still pending are no change of it: `defer`, which every change of a ticket
         // goes through, drops the ticket read ahead.
-        if let Some(rec) = &self.prefetched
+        if let Some(rec) = &self.memory_ref().prefetched
             && rec.ticket.reference == reference
         {
             return Ok(Some(rec.clone()));
         }
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1{}",
-            self.dialect.lock_suffix()
+            self.dialect().lock_suffix()
         );
         // The writes kept back go out in front of this read.
-        let (sql, vals) = self.prepare_read(&sql).await?;
-        let rec = self.one_ticket(sql, vals, reference.into()).await?;
+        let rec = self.one_ticket(Reads::All, &sql, reference).await?;
         // Kept until a write is kept back (every change of a ticket is): the mail's later
         // steps read the same ticket again.
         if let Some(rec) = &rec {
             self.note_ticket(rec.id, reference);
             self.note_parties(rec);
         }
-        self.prefetched = rec.clone();
+        self.memory().prefetched = rec.clone();
         Ok(rec)
     }
 
@@ -126,27 +126,22 @@ impl Tx {
     /// beside it, as a bounce's history line).
     pub async fn ticket_by_id(&mut self, id: i64) -> Result<Option<TicketRecord>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
-        let (sql, vals) = self.prepare_read_of(&sql, &["tickets"]).await?;
-        self.one_ticket(sql, vals, id.into()).await
+        self.one_ticket(Reads::Only(&[Table::Tickets]), &sql, id)
+            .await
     }
 
-    /// The ticket a prepared read (`sql` with the values of the writes in front of it) finds
-    /// by `key`, its last placeholder.
-    async fn one_ticket(
+    /// The ticket `sql` finds by `key` (`$1`).
+    async fn one_ticket<'q, K>(
         &mut self,
-        sql: String,
-        mut vals: Vec<Val>,
-        key: Val,
-    ) -> Result<Option<TicketRecord>, StoreError> {
-        vals.push(key);
-        // `fetch_all`: sqlx's `fetch_optional` stops at the first result, which would be the
-        // first write's.
-        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), vals)
-            .fetch_all(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?
-            .into_iter()
-            .next()
+        reads: Reads,
+        sql: &str,
+        key: K,
+    ) -> Result<Option<TicketRecord>, StoreError>
+    where
+        K: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any> + Send,
+    {
+        self.fetch_optional::<TicketRow>(reads, sql, |q| q.bind(key))
+            .await?
             .map(TicketRow::into_record)
             .transpose()
     }
@@ -160,63 +155,64 @@ impl Tx {
         after: i64,
         limit: i64,
     ) -> Result<Vec<TicketRecord>, StoreError> {
-        let mut vals: Vec<Val> = vec![workflow.into(), after.into(), limit.into()];
-        let places: Vec<String> = states
-            .iter()
-            .map(|s| {
-                vals.push(s.as_str().into());
-                format!("${}", vals.len())
-            })
-            .collect();
-        if places.is_empty() {
+        if states.is_empty() {
             return Ok(Vec::new());
         }
+        let places: Vec<String> = (4..4 + states.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets WHERE workflow = $1 AND status IN ({}) \
              AND id > $2 ORDER BY id LIMIT $3{}",
             places.join(", "),
-            self.dialect.lock_suffix()
+            self.dialect().lock_suffix()
         );
-        // The `BEGIN` (and any writes kept back) go out in front of this read.
-        let (sql, mut all) = self.prepare_read(&sql).await?;
-        all.extend(vals);
-        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(sql)), all)
-            .fetch_all(&mut *self.inner)
-            .await
-            .map_err(|e| self.error(e))?
-            .into_iter()
-            .map(TicketRow::into_record)
-            .collect()
+        self.fetch_all::<TicketRow>(Reads::All, &sql, |q| {
+            let q = q.bind(workflow).bind(after).bind(limit);
+            states.iter().fold(q, |q, s| q.bind(s.as_str()))
+        })
+        .await?
+        .into_iter()
+        .map(TicketRow::into_record)
+        .collect()
     }
 
     /// Keeps when a ticket's next time rule is due.
     pub async fn set_due(&mut self, id: i64, due: Due) -> Result<(), StoreError> {
-        let sql = "UPDATE tickets SET due_at = $1 WHERE id = $2".to_string();
-        self.defer(sql, vec![due.at().map(ms).into(), id.into()])
-            .await
+        let sql = "UPDATE tickets SET due_at = $1 WHERE id = $2";
+        self.defer(Write::ticket(
+            id,
+            sql,
+            vec![due.at().map(ms).into(), id.into()],
+        ));
+        Ok(())
     }
 
     /// Forgets what a workflow's due times were worked out from: the next sweep works them
     /// out again.
     pub async fn forget_due_basis(&mut self, workflow: &str) -> Result<(), StoreError> {
-        let sql = "DELETE FROM due_basis WHERE workflow = $1".to_string();
-        self.defer(sql, vec![workflow.into()]).await
+        let sql = "DELETE FROM due_basis WHERE workflow = $1";
+        self.defer(Write::change(Table::DueBasis, sql, vec![workflow.into()]));
+        Ok(())
     }
 
     /// Notes what a workflow's due times are worked out from now.
     pub async fn set_due_basis(&mut self, workflow: &str, digest: &str) -> Result<(), StoreError> {
         let sql = "INSERT INTO due_basis (workflow, digest) VALUES ($1, $2) \
-                   ON CONFLICT (workflow) DO UPDATE SET digest = excluded.digest"
-            .to_string();
-        self.defer(sql, vec![workflow.into(), digest.into()]).await
+                   ON CONFLICT (workflow) DO UPDATE SET digest = excluded.digest";
+        let vals = vec![workflow.into(), digest.into()];
+        self.defer(Write::change(Table::DueBasis, sql, vals));
+        Ok(())
     }
 
     /// Notes the parties of a ticket as read in this transaction.
     pub(crate) fn note_parties(&mut self, rec: &TicketRecord) {
-        let now = parties(&rec.ticket);
-        match self.known_parties.iter_mut().find(|(i, _)| *i == rec.id) {
-            Some((_, known)) => *known = now,
-            None => self.known_parties.push((rec.id, now)),
+        self.know_parties(rec.id, parties(&rec.ticket));
+    }
+
+    fn know_parties(&mut self, id: i64, now: BTreeSet<String>) {
+        let known = &mut self.memory().known_parties;
+        match known.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, k)) => *k = now,
+            None => known.push((id, now)),
         }
     }
 
@@ -232,14 +228,14 @@ impl Tx {
             Some(before) => {
                 for gone in before.difference(&after) {
                     let sql = "DELETE FROM ticket_parties WHERE party = $1 AND ticket_id = $2";
-                    self.defer(sql.into(), vec![gone.as_str().into(), id.into()])
-                        .await?;
+                    let vals = vec![gone.as_str().into(), id.into()];
+                    self.defer(Write::change(Table::TicketParties, sql, vals));
                 }
                 after.difference(before).collect()
             }
             None => {
                 let sql = "DELETE FROM ticket_parties WHERE ticket_id = $1";
-                self.defer(sql.into(), vec![id.into()]).await?;
+                self.defer(Write::change(Table::TicketParties, sql, vec![id.into()]));
                 after.iter().collect()
             }
         };
@@ -252,12 +248,9 @@ impl Tx {
                 .into_iter()
                 .flat_map(|p| [Val::from(p.as_str()), id.into()])
                 .collect();
-            self.defer(sql, vals).await?;
+            self.defer(Write::change(Table::TicketParties, sql, vals));
         }
-        match self.known_parties.iter_mut().find(|(i, _)| *i == id) {
-            Some((_, known)) => *known = after,
-            None => self.known_parties.push((id, after)),
-        }
+        self.know_parties(id, after);
         Ok(())
     }
 
@@ -267,12 +260,13 @@ impl Tx {
     /// not, and each such index page is one more page written at commit.
     pub async fn update_ticket(&mut self, id: i64, t: &Ticket, due: Due) -> Result<(), StoreError> {
         let columns = ticket_columns(t, due.at());
-        let before = self
+        let memory = self.memory_ref();
+        let before = memory
             .prefetched
             .as_ref()
             .filter(|rec| rec.id == id)
             .map(|rec| ticket_columns(&rec.ticket, rec.due_at));
-        let parties_before = self
+        let parties_before = memory
             .known_parties
             .iter()
             .find(|(i, _)| *i == id)
@@ -296,18 +290,17 @@ impl Tx {
             sets.join(", "),
             vals.len()
         );
-        self.defer(sql, vals).await?;
+        self.defer(Write::ticket(id, sql, vals));
         self.note_ticket(id, &t.reference);
-        self.note_ticket_change(id);
         Ok(())
     }
 
     /// A comment whose id nobody needs (kept back with the other writes on SQLite).
     pub async fn add_comment(&mut self, c: &NewCommentRow<'_>) -> Result<(), StoreError> {
-        self.defer(
+        self.defer(Write::insert(
+            Table::Comments,
             "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, \
-             created_at, verified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                .into(),
+             created_at, verified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             vec![
                 c.ticket_id.into(),
                 c.author.into(),
@@ -318,26 +311,26 @@ impl Tx {
                 ms(c.at).into(),
                 c.verified_by.into(),
             ],
-        )
-        .await
+        ));
+        Ok(())
     }
 
     pub async fn insert_comment(&mut self, c: &NewCommentRow<'_>) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<Any, i64>(
-            "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, \
-             created_at, verified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(c.ticket_id)
-        .bind(c.author)
-        .bind(c.role)
-        .bind(c.text)
-        .bind(c.visibility)
-        .bind(c.inbound_id)
-        .bind(ms(c.at))
-        .bind(c.verified_by)
-        .fetch_one(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))
+        let sql = "INSERT INTO comments (ticket_id, author, role, text, visibility, inbound_id, \
+             created_at, verified_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+        let (id,): (i64,) = self
+            .fetch_one(Reads::All, sql, |q| {
+                q.bind(c.ticket_id)
+                    .bind(c.author)
+                    .bind(c.role)
+                    .bind(c.text)
+                    .bind(c.visibility)
+                    .bind(c.inbound_id)
+                    .bind(ms(c.at))
+                    .bind(c.verified_by)
+            })
+            .await?;
+        Ok(id)
     }
 
     pub async fn insert_history(&mut self, h: &NewHistoryRow<'_>) -> Result<(), StoreError> {
@@ -352,8 +345,8 @@ impl Tx {
         if rows.is_empty() {
             return Ok(());
         }
-        let (sql, vals) = history_insert_rows(rows);
-        self.defer(sql, vals).await
+        self.defer(history_insert_rows(rows));
+        Ok(())
     }
 
     /// Stores an attachment's content with its comment.
@@ -367,21 +360,20 @@ impl Tx {
         at: Timestamp,
     ) -> Result<i64, StoreError> {
         let digest = crate::hex::sha256_hex(content);
-        let id = sqlx::query_scalar::<Any, i64>(
-            "INSERT INTO attachments (ticket_id, comment_id, filename, content_type, size, sha256, \
-             content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(ticket_id)
-        .bind(comment_id)
-        .bind(filename)
-        .bind(content_type)
-        .bind(content.len() as i64)
-        .bind(digest)
-        .bind(super::pieces::first(content))
-        .bind(ms(at))
-        .fetch_one(self.conn().await?)
-        .await
-        .map_err(|e| self.error(e))?;
+        let sql = "INSERT INTO attachments (ticket_id, comment_id, filename, content_type, size, \
+             sha256, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+        let (id,): (i64,) = self
+            .fetch_one(Reads::All, sql, |q| {
+                q.bind(ticket_id)
+                    .bind(comment_id)
+                    .bind(filename)
+                    .bind(content_type)
+                    .bind(content.len() as i64)
+                    .bind(digest)
+                    .bind(super::pieces::first(content))
+                    .bind(ms(at))
+            })
+            .await?;
         self.insert_pieces(super::pieces::Owner::Attachment(id), content)
             .await?;
         Ok(id)
@@ -389,13 +381,11 @@ impl Tx {
 
     /// Moves a merged ticket's comments to the ticket it was merged into (they keep their times).
     pub async fn move_comments(&mut self, from: i64, to: i64) -> Result<u64, StoreError> {
-        sqlx::query::<Any>("UPDATE comments SET ticket_id = $1 WHERE ticket_id = $2")
-            .bind(to)
-            .bind(from)
-            .execute(self.conn().await?)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(|e| self.error(e))
+        self.execute(
+            "UPDATE comments SET ticket_id = $1 WHERE ticket_id = $2",
+            |q| q.bind(to).bind(from),
+        )
+        .await
     }
 }
 
@@ -527,12 +517,12 @@ fn parties(t: &Ticket) -> BTreeSet<String> {
 }
 
 /// One statement writing a history line.
-pub(crate) fn history_insert(h: &NewHistoryRow<'_>) -> (String, Vec<Val>) {
+pub(crate) fn history_insert(h: &NewHistoryRow<'_>) -> Write {
     history_insert_rows(std::slice::from_ref(h))
 }
 
 /// One statement writing history lines.
-fn history_insert_rows(rows: &[NewHistoryRow<'_>]) -> (String, Vec<Val>) {
+fn history_insert_rows(rows: &[NewHistoryRow<'_>]) -> Write {
     let sql = format!(
         "INSERT INTO history (ticket_id, actor, action, kind, detail, inbound_id, created_at) VALUES {}",
         value_rows("($1, $2, $3, $4, $5, $6, $7)", 7, rows.len())
@@ -549,5 +539,5 @@ fn history_insert_rows(rows: &[NewHistoryRow<'_>]) -> (String, Vec<Val>) {
             ms(h.at).into(),
         ]);
     }
-    (sql, vals)
+    Write::insert(Table::History, sql, vals)
 }

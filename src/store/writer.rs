@@ -114,10 +114,6 @@ impl WriterTx {
             .expect("the writer connection is there while its transaction lives")
     }
 
-    pub(crate) fn conn_ref(&self) -> &AnyConnection {
-        &self.open_ref().conn
-    }
-
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self
             .guard
@@ -159,16 +155,13 @@ impl Drop for WriterTx {
             Ok(handle) => {
                 // The lock goes with the rollback: no transaction gets the connection first.
                 handle.spawn(async move {
-                    let usable = match guard.as_mut() {
-                        Some(open) => match open.conn.execute("ROLLBACK").await {
-                            Ok(_) => true,
-                            // BEGIN itself failed (another process held the lock too long).
-                            Err(e) => e.to_string().contains("no transaction is active"),
-                        },
-                        None => true,
-                    };
-                    if !usable {
-                        // Broken: the next transaction opens a new connection.
+                    // A ROLLBACK that fails (BEGIN itself failed, as when another process held
+                    // the lock too long, or the connection broke) leaves the connection in a
+                    // state not known: it is closed, which rolls back anything still open, and
+                    // the next transaction opens a new one.
+                    if let Some(open) = guard.as_mut()
+                        && open.conn.execute("ROLLBACK").await.is_err()
+                    {
                         *guard = None;
                     }
                 });

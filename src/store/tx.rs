@@ -1,0 +1,441 @@
+//! A transaction and the only ways to run a statement in it. Every statement goes through
+//! [`Tx::rows`] (and the `fetch_*` methods on it) or [`Tx::execute`], which send the writes
+//! kept back and SQLite's `BEGIN IMMEDIATE` first (see `deferred`); nothing outside this module
+//! reaches the connection, so nothing can run before the `BEGIN` or overtake a kept-back write.
+//!
+//! What a transaction remembers besides (tickets read, parties, notifications seen, messages
+//! still being made) is one [`TxMemory`], reset as one at a savepoint rollback.
+
+use std::collections::BTreeSet;
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, FromRow};
+
+use super::deferred::{
+    Table, Touch, Val, Write, bind_query, in_front, one_statement, postgres_batches, with_parts,
+};
+use super::inbound::MailRow;
+use super::late::LateMessage;
+use super::seen_outbox::SeenOutbox;
+use super::wal_sync::Durable;
+use super::{Dialect, StoreError, TicketRecord, classify, writer};
+
+/// A transaction's connection: sqlx's transaction on a pooled connection, or SQLite's writer.
+pub(super) enum TxConn {
+    Pooled(sqlx::Transaction<'static, Any>),
+    Writer(writer::WriterTx),
+}
+
+impl TxConn {
+    fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            TxConn::Pooled(tx) => tx,
+            TxConn::Writer(w) => w.conn(),
+        }
+    }
+}
+
+/// What a statement reads of what the transaction wrote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reads {
+    /// Anything: the writes kept back go out in front of it (on SQLite in the same call).
+    All,
+    /// Only these tables: on PostgreSQL the writes kept back go along as `WITH` parts of it
+    /// when none of them writes these tables.
+    Only(&'static [Table]),
+}
+
+/// A write kept back: a statement, or the row of a mail still being taken in (PostgreSQL, see
+/// `Tx::insert_inbound_locking`), written once the mail is done with.
+#[derive(Debug)]
+pub(super) enum Pending {
+    Write(Write),
+    Mail(Box<MailRow>),
+}
+
+impl Pending {
+    fn into_write(self) -> Write {
+        match self {
+            Pending::Write(w) => w,
+            Pending::Mail(m) => m.into_write(),
+        }
+    }
+
+    fn touch(&self) -> Touch {
+        match self {
+            Pending::Write(w) => w.touch,
+            Pending::Mail(_) => MailRow::TOUCH,
+        }
+    }
+}
+
+/// What a transaction remembers to spare reads; all of it may be wrong once a savepoint is
+/// rolled back, so [`TxMemory::rollback`] drops all of it but what came before the savepoint.
+#[derive(Debug, Default)]
+pub(super) struct TxMemory {
+    /// The ticket last read (by `ticket_for_update`, or along with an earlier statement, see
+    /// `Tx::insert_inbound_reading`), for the next `ticket_for_update` of it; dropped by any
+    /// write kept back, which every change of a ticket is.
+    pub(super) prefetched: Option<TicketRecord>,
+    /// The tickets this transaction knows by both id and reference.
+    pub(super) known_tickets: Vec<(i64, String)>,
+    /// The parties (`ticket_parties`) of the tickets read or written here, by id.
+    pub(super) known_parties: Vec<(i64, BTreeSet<String>)>,
+    /// Outbox messages still being made, filled in before the commit (see `late`).
+    pub(super) late: Vec<LateMessage>,
+    /// How many of them there were at the savepoint.
+    late_at_savepoint: usize,
+    /// What this transaction knows of its tickets' notifications (see `seen_outbox`).
+    pub(super) seen_outbox: SeenOutbox,
+}
+
+impl TxMemory {
+    /// Forgets everything learnt since the savepoint, and everything that may have changed
+    /// since: only the late messages from before it stay.
+    fn rollback(&mut self) {
+        let mut late = std::mem::take(&mut self.late);
+        late.truncate(self.late_at_savepoint);
+        *self = TxMemory {
+            late,
+            ..TxMemory::default()
+        };
+    }
+}
+
+/// One transaction: everything an action changes, committed together.
+pub struct Tx {
+    inner: TxConn,
+    dialect: Dialect,
+    url: String,
+    /// Writes not sent yet (see `deferred`).
+    pending: Vec<Pending>,
+    memory: TxMemory,
+}
+
+impl Tx {
+    pub(super) fn new(inner: TxConn, dialect: Dialect, url: String) -> Tx {
+        Tx {
+            inner,
+            dialect,
+            url,
+            pending: Vec::new(),
+            memory: TxMemory::default(),
+        }
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(super) fn memory(&mut self) -> &mut TxMemory {
+        &mut self.memory
+    }
+
+    pub(super) fn memory_ref(&self) -> &TxMemory {
+        &self.memory
+    }
+
+    pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
+        classify(&self.url, e)
+    }
+
+    /// Commits; returns once the commit is on disk.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.commit_unsynced().await?.wait().await
+    }
+
+    /// Commits without waiting for the disk (on SQLite's writer, see `wal_sync`): what the
+    /// transaction wrote is visible at once, and durable once the returned [`Durable`] says
+    /// so. Nothing that depends on it being durable (an acknowledgement) may happen before.
+    pub async fn commit_unsynced(mut self) -> Result<Durable, StoreError> {
+        self.fill_late().await?;
+        if let TxConn::Writer(w) = &self.inner {
+            // COMMIT goes out with the last writes; a transaction that sent nothing has
+            // nothing to commit.
+            if !w.begun() && self.pending.is_empty() {
+                return Ok(Durable::already());
+            }
+            let (sql, vals) = self.with_pending("COMMIT");
+            self.send(sql, vals).await?;
+            return Ok(match &mut self.inner {
+                TxConn::Writer(w) => w.set_committed(),
+                TxConn::Pooled(_) => Durable::already(),
+            });
+        }
+        self.flush().await?;
+        let url = self.url.clone();
+        match self.inner {
+            TxConn::Pooled(tx) => tx
+                .commit()
+                .await
+                .map(|()| Durable::already())
+                .map_err(|e| classify(&url, e)),
+            TxConn::Writer(_) => Ok(Durable::already()),
+        }
+    }
+
+    /// A write whose result nobody waits for: kept back until the next statement or the
+    /// commit.
+    pub(crate) fn defer(&mut self, w: Write) {
+        // A ticket read ahead may be what this write changes.
+        self.memory.prefetched = None;
+        self.pending.push(Pending::Write(w));
+    }
+
+    /// Keeps back the row of a mail being taken in (the ticket read ahead stays at hand).
+    pub(super) fn keep_mail(&mut self, m: MailRow) {
+        self.pending.push(Pending::Mail(Box::new(m)));
+    }
+
+    /// The rows of mails being taken in, kept back.
+    pub(super) fn pending_mails(&mut self) -> impl Iterator<Item = &mut MailRow> {
+        self.pending.iter_mut().filter_map(|p| match p {
+            Pending::Mail(m) => Some(m.as_mut()),
+            Pending::Write(_) => None,
+        })
+    }
+
+    /// Whether a mail's row waits among the pending writes for the mail to be done with.
+    fn mail_unfinished(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|p| matches!(p, Pending::Mail(m) if !m.finished()))
+    }
+
+    /// Notes a ticket's id and reference, as read or written.
+    pub(crate) fn note_ticket(&mut self, id: i64, reference: &str) {
+        let known = &mut self.memory.known_tickets;
+        if !known.iter().any(|(i, _)| *i == id) {
+            known.push((id, reference.to_string()));
+        }
+    }
+
+    /// Whether the pending writes may change the ticket `reference`: unless every write to
+    /// `tickets` among them names its ticket, and each of those is known to be another one.
+    pub(crate) fn may_change(&self, reference: &str) -> bool {
+        self.pending.iter().any(|p| match p {
+            Pending::Write(w) if w.touch.table == Table::Tickets => w.ticket.is_none_or(|id| {
+                self.memory
+                    .known_tickets
+                    .iter()
+                    .find(|(i, _)| *i == id)
+                    .is_none_or(|(_, r)| r == reference)
+            }),
+            _ => false,
+        })
+    }
+
+    /// The rows a statement returns, the writes kept back (and the `BEGIN`) sent first, as
+    /// `reads` allows. `bind` binds the statement's own values (`$1` on).
+    pub(crate) async fn rows<'q>(
+        &mut self,
+        reads: Reads,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let (sql, vals) = match reads {
+            Reads::All => self.prepare_read(sql).await?,
+            Reads::Only(tables) => self.prepare_read_of(sql, tables).await?,
+        };
+        let q = bind(bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals));
+        // All rows: on SQLite the call may hold several statements, and sqlx's
+        // `fetch_optional` would stop at the first one's result.
+        self.inner
+            .conn()
+            .fetch_all(q)
+            .await
+            .map_err(|e| classify(&self.url, e))
+    }
+
+    /// [`Tx::rows`], each read into `R` by its columns' names.
+    pub(crate) async fn fetch_all<'q, R: for<'r> FromRow<'r, AnyRow>>(
+        &mut self,
+        reads: Reads,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<Vec<R>, StoreError> {
+        let rows = self.rows(reads, sql, bind).await?;
+        rows.iter()
+            .map(|r| R::from_row(r).map_err(|e| self.error(e)))
+            .collect()
+    }
+
+    /// The first row of [`Tx::fetch_all`], if any.
+    pub(crate) async fn fetch_optional<'q, R: for<'r> FromRow<'r, AnyRow>>(
+        &mut self,
+        reads: Reads,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<Option<R>, StoreError> {
+        let rows = self.rows(reads, sql, bind).await?;
+        rows.first()
+            .map(|r| R::from_row(r).map_err(|e| self.error(e)))
+            .transpose()
+    }
+
+    /// The first row of [`Tx::fetch_all`]; none is an error.
+    pub(crate) async fn fetch_one<'q, R: for<'r> FromRow<'r, AnyRow>>(
+        &mut self,
+        reads: Reads,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<R, StoreError> {
+        self.fetch_optional(reads, sql, bind)
+            .await?
+            .ok_or_else(|| self.error(sqlx::Error::RowNotFound))
+    }
+
+    /// Runs a statement after the writes kept back, which go out on their own: the rows it
+    /// changed are its own.
+    pub(crate) async fn execute<'q>(
+        &mut self,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<u64, StoreError> {
+        self.flush().await?;
+        let q = bind(sqlx::query::<Any>(AssertSqlSafe(sql.to_string())));
+        self.inner
+            .conn()
+            .execute(q)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| classify(&self.url, e))
+    }
+
+    /// A read's SQL and the values to bind before its own: on SQLite the pending writes go in
+    /// front of it (see [`Tx::with_pending`]); on PostgreSQL they are sent first.
+    async fn prepare_read(&mut self, sql: &str) -> Result<(String, Vec<Val>), StoreError> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(self.with_pending(sql)),
+            Dialect::Postgres => {
+                self.flush().await?;
+                Ok((sql.to_string(), Vec::new()))
+            }
+        }
+    }
+
+    /// [`Tx::prepare_read`] for a statement that reads only the tables `reads`: on PostgreSQL
+    /// the pending writes then go along as `WITH` parts of it, when none of them writes those
+    /// tables (the statement would not see their changes) and none changes a table's rows
+    /// twice.
+    async fn prepare_read_of(
+        &mut self,
+        sql: &str,
+        reads: &[Table],
+    ) -> Result<(String, Vec<Val>), StoreError> {
+        if self.dialect == Dialect::Sqlite {
+            return Ok(self.with_pending(sql));
+        }
+        let touches = self
+            .pending
+            .iter()
+            .any(|p| reads.contains(&p.touch().table));
+        if self.pending.is_empty()
+            || touches
+            || !one_statement(self.pending.iter().map(Pending::touch))
+        {
+            self.flush().await?;
+            return Ok((sql.to_string(), Vec::new()));
+        }
+        if self.mail_unfinished() {
+            // The writes wait for the mail's row, written once the mail is done with (see
+            // `Tx::finish_inbound`); this read does not need them.
+            return Ok((sql.to_string(), Vec::new()));
+        }
+        let writes = self.pending.drain(..).map(Pending::into_write).collect();
+        Ok(with_parts(writes, sql))
+    }
+
+    /// `sql` with the pending writes (and a `BEGIN` not sent yet) in front of it, its
+    /// placeholders moved after theirs, and their values, which are bound first. The pending
+    /// writes are taken.
+    fn with_pending(&mut self, sql: &str) -> (String, Vec<Val>) {
+        let begin = match &mut self.inner {
+            TxConn::Writer(w) => w.take_begin(),
+            TxConn::Pooled(_) => false,
+        };
+        let writes = self.pending.drain(..).map(Pending::into_write).collect();
+        in_front(begin, writes, sql)
+    }
+
+    /// Sends the pending writes (and a `BEGIN` not sent yet).
+    pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
+        let needs_begin = matches!(&self.inner, TxConn::Writer(w) if !w.begun());
+        if self.pending.is_empty() && !needs_begin {
+            return Ok(());
+        }
+        if self.dialect == Dialect::Postgres {
+            let writes = self.pending.drain(..).map(Pending::into_write).collect();
+            for (sql, vals) in postgres_batches(writes) {
+                self.send(sql, vals).await?;
+            }
+            return Ok(());
+        }
+        let (mut sql, vals) = self.with_pending("");
+        // The last statement of the batch is the empty one `with_pending` was given.
+        sql.truncate(sql.trim_end().len());
+        self.send(sql, vals).await
+    }
+
+    /// Sends one call of statements as they are.
+    async fn send(&mut self, sql: String, vals: Vec<Val>) -> Result<(), StoreError> {
+        bind_query(sqlx::query::<Any>(AssertSqlSafe(sql)), vals)
+            .execute(self.inner.conn())
+            .await
+            .map_err(|e| classify(&self.url, e))?;
+        Ok(())
+    }
+
+    /// A savepoint inside the transaction: one mail of a group can be undone alone.
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.memory.late_at_savepoint = self.memory.late.len();
+        self.execute("SAVEPOINT mail", |q| q).await.map(drop)
+    }
+
+    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute("RELEASE SAVEPOINT mail", |q| q)
+            .await
+            .map(drop)
+    }
+
+    /// Undoes what was done since the savepoint: what the undone mail kept back is undone
+    /// with it, never sent, and what the transaction remembered is forgotten.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.memory.rollback();
+        self.execute("ROLLBACK TO SAVEPOINT mail", |q| q).await?;
+        self.execute("RELEASE SAVEPOINT mail", |q| q)
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A savepoint rollback leaves nothing of what the transaction remembered, whatever it
+    /// is: only the late messages from before the savepoint stay.
+    #[test]
+    fn a_savepoint_rollback_forgets_everything_remembered() {
+        let mut m = TxMemory {
+            known_tickets: vec![(1, "SUP-1".into())],
+            known_parties: vec![(1, BTreeSet::from(["watcher:a".to_string()]))],
+            late_at_savepoint: 0,
+            ..TxMemory::default()
+        };
+        let (_send, made) = tokio::sync::oneshot::channel();
+        m.late.push(LateMessage {
+            message_id: "<m@x>".into(),
+            made,
+            ticket_id: 1,
+            recipient: "a@x".into(),
+            actor: "a".into(),
+            action: "comment".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+        });
+        m.rollback();
+        assert_eq!(format!("{m:?}"), format!("{:?}", TxMemory::default()));
+    }
+}
