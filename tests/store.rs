@@ -760,6 +760,77 @@ async fn transactions(url: &str) {
     d.store.close().await;
 }
 
+/// Every read in a transaction sees the writes it kept back, whatever it declared it reads:
+/// a ticket changed, a notification queued, an address marked failing.
+async fn reads_see_kept_back_writes(url: &str) {
+    use deskmail::store::NewOutboxRow;
+    use deskmail::workflow::rules::Due;
+    let d = desk(url, "partner-routing").await;
+    let reference = create(&d, "anna@acme.example", "Printer on fire", t0()).await;
+    let mut tx = d.store.begin().await.unwrap();
+    let rec = tx.ticket_for_update(&reference).await.unwrap().unwrap();
+    let mut changed = rec.ticket.clone();
+    changed.subject = "Printer still on fire".into();
+    tx.update_ticket(rec.id, &changed, Due::NONE).await.unwrap();
+    let read = tx.ticket_by_id(rec.id).await.unwrap().unwrap();
+    assert_eq!(read.ticket.subject, "Printer still on fire");
+    let to = "team@helpdesk.example".to_string();
+    let row = NewOutboxRow {
+        ticket_id: Some(rec.id),
+        event: "commented",
+        recipient: &to,
+        envelope_from: "support@helpdesk.example",
+        message_id: "<kept@helpdesk.example>",
+        subject: "kept",
+        raw: b"Subject: kept\r\n\r\nx\r\n",
+        at: t0(),
+        unverified: false,
+    };
+    let sent = |state: deskmail::store::OutboxState| state.per_hour.values().sum::<i64>();
+    let outside = std::slice::from_ref(&to);
+    let before = sent(
+        tx.outbox_state(rec.id, &[], outside, false, t0())
+            .await
+            .unwrap(),
+    );
+    tx.insert_outbox(std::slice::from_ref(&row)).await.unwrap();
+    let after = sent(
+        tx.outbox_state(rec.id, &[], outside, false, t0())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, before + 1);
+    let ids = vec!["<kept@helpdesk.example>".to_string()];
+    let found = tx.tickets_by_message_ids(&ids).await.unwrap();
+    assert_eq!(found, [(ids[0].clone(), reference.clone())]);
+    tx.mark_failing(&to, "5.1.1", t0()).await.unwrap();
+    let state = tx
+        .outbox_state(rec.id, std::slice::from_ref(&to), &[], false, t0())
+        .await
+        .unwrap();
+    assert_eq!(state.failing.get(&to).map(String::as_str), Some("5.1.1"));
+    tx.commit().await.unwrap();
+    d.store.close().await;
+}
+
+#[tokio::test]
+async fn reads_see_kept_back_writes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    reads_see_kept_back_writes(&format!(
+        "sqlite://{}",
+        dir.path().join("deskmail.sqlite").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn reads_see_kept_back_writes_on_postgres() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    reads_see_kept_back_writes(&db.url).await;
+}
+
 /// The mails counted per recipient on a ticket since `t0()`.
 async fn counted(tx: &mut deskmail::store::Tx, ticket: i64, team: &[String]) -> i64 {
     let state = tx
