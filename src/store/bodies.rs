@@ -13,9 +13,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Any, AssertSqlSafe};
-
-use super::deferred::{Table, Val, Write, bind_query_as, value_rows};
+use super::deferred::{Table, Val, Write, bind_query, value_rows};
 use super::{Store, StoreError};
 
 /// Bytes of a packed message per row: eight rows fill an 8 KiB page.
@@ -109,13 +107,8 @@ impl Store {
             let (filter, vals) = chunks_of(ids);
             // Put in order here: an ORDER BY would have SQLite sort the chunks, bytes and all.
             let sql = format!("SELECT id, data FROM outbox_bodies {filter}");
-            let mut chunks = bind_query_as(
-                sqlx::query_as::<Any, (i64, Vec<u8>)>(AssertSqlSafe(sql)),
-                vals,
-            )
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
+            let mut chunks: Vec<(i64, Vec<u8>)> =
+                self.fetch_all(&sql, |q| bind_query(q, vals)).await?;
             chunks.sort_unstable_by_key(|(id, _)| *id);
             for (id, data) in chunks {
                 bodies
@@ -152,7 +145,7 @@ mod tests {
             ("<queued@x>", super::super::pack(b"still to send"), "queued"),
             ("<sent@x>", Vec::new(), "sent"),
         ] {
-            sqlx::query::<Any>(insert)
+            sqlx::query::<sqlx::Any>(insert)
                 .bind(id)
                 .bind(message)
                 .bind(status)

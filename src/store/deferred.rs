@@ -16,7 +16,7 @@
 
 use sqlx::Any;
 use sqlx::any::AnyArguments;
-use sqlx::query::{Query, QueryAs};
+use sqlx::query::Query;
 
 /// A value bound to a deferred statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,32 +101,16 @@ pub(crate) fn value_rows(row: &str, width: usize, rows: usize) -> String {
         .join(", ")
 }
 
-macro_rules! bind_vals {
-    ($q:expr, $vals:expr) => {{
-        let mut q = $q;
-        for v in $vals {
-            q = match v {
-                Val::Int(i) => q.bind(i),
-                Val::Text(t) => q.bind(t),
-                Val::Blob(b) => q.bind(b),
-            };
-        }
-        q
-    }};
-}
-
+/// `q` with `vals` bound, in order.
 pub(crate) fn bind_query(
     q: Query<'_, Any, AnyArguments>,
     vals: Vec<Val>,
 ) -> Query<'_, Any, AnyArguments> {
-    bind_vals!(q, vals)
-}
-
-pub(crate) fn bind_query_as<O>(
-    q: QueryAs<'_, Any, O, AnyArguments>,
-    vals: Vec<Val>,
-) -> QueryAs<'_, Any, O, AnyArguments> {
-    bind_vals!(q, vals)
+    vals.into_iter().fold(q, |q, v| match v {
+        Val::Int(i) => q.bind(i),
+        Val::Text(t) => q.bind(t),
+        Val::Blob(b) => q.bind(b),
+    })
 }
 
 /// A table a kept-back write changes or reads (see `migrations/`).

@@ -4,9 +4,9 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::{Any, AssertSqlSafe, FromRow, Row};
+use sqlx::{FromRow, Row};
 
-use super::deferred::{Table, Touch, Val, Write, bind_query_as};
+use super::deferred::{Table, Touch, Val, Write, bind_query};
 use super::pieces::Owner;
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
@@ -484,10 +484,7 @@ impl Store {
              t.ref AS reference, i.attempts, i.received_at, i.processed_at \
              FROM inbound_messages i LEFT JOIN tickets t ON t.id = i.ticket_id{page}"
         );
-        let rows = bind_query_as(sqlx::query_as::<Any, EntryRow>(AssertSqlSafe(sql)), vals)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
+        let rows: Vec<EntryRow> = self.fetch_all(&sql, |q| bind_query(q, vals)).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(InboundEntry {
@@ -511,52 +508,41 @@ impl Store {
     /// Lets a refused or failed mail be applied again (`inbound retry`); false for one that
     /// was applied or recorded, which is never applied twice.
     pub async fn reopen_for_retry(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query::<Any>(
-            "UPDATE inbound_messages SET status = 'failed' WHERE id = $1 AND status IN ('refused', 'failed')",
-        )
-        .bind(id)
-        .execute(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
-        Ok(done.rows_affected() > 0)
+        let sql = "UPDATE inbound_messages SET status = 'failed' WHERE id = $1 \
+                   AND status IN ('refused', 'failed')";
+        Ok(self.execute(sql, |q| q.bind(id)).await? > 0)
     }
 
     /// A stored mail with its bytes.
     pub async fn stored_mail(&self, id: i64) -> Result<Option<StoredMail>, StoreError> {
-        type Row = (
-            i64,
-            String,
-            Option<String>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            i64,
-            Option<String>,
-        );
-        let row = sqlx::query_as::<Any, Row>(
-            "SELECT id, status, mailbox, raw, raw_lz4, received_at, sha256 FROM inbound_messages \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
-        let Some((id, status, mailbox, raw, packed, received, sha256)) = row else {
+        #[derive(FromRow)]
+        struct Row {
+            status: String,
+            mailbox: Option<String>,
+            raw: Option<Vec<u8>>,
+            raw_lz4: Option<Vec<u8>>,
+            received_at: i64,
+            sha256: Option<String>,
+        }
+        let sql = "SELECT status, mailbox, raw, raw_lz4, received_at, sha256 \
+                   FROM inbound_messages WHERE id = $1";
+        let Some(row) = self.fetch_optional::<Row>(sql, |q| q.bind(id)).await? else {
             return Ok(None);
         };
         // Mails stored before packing came in keep `raw`.
-        let mut raw = match packed {
+        let mut raw = match row.raw_lz4 {
             Some(p) => super::unpack(&p)
                 .map_err(|e| StoreError::Corrupt(format!("inbound mail {id}: {e}")))?,
-            None => raw.unwrap_or_default(),
+            None => row.raw.unwrap_or_default(),
         };
         self.append_pieces(Owner::Inbound(id), &mut raw).await?;
         Ok(Some(StoredMail {
             id,
-            status,
-            mailbox,
+            status: row.status,
+            mailbox: row.mailbox,
             raw,
-            headers_only: sha256.is_some(),
-            received_at: ts(received)?,
+            headers_only: row.sha256.is_some(),
+            received_at: ts(row.received_at)?,
         }))
     }
 }

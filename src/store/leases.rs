@@ -1,8 +1,6 @@
 //! Leases: which daemon does a piece of work (a mailbox, the time rules) when several share
 //! one database. Expiry is by the database's clock, so the daemons' clocks need not agree.
 
-use sqlx::Any;
-
 use super::{Dialect, Store, StoreError, Tx};
 
 /// A lease held: its name, this daemon's name for itself, and the epoch it was taken at.
@@ -40,14 +38,11 @@ impl Store {
              WHERE leases.holder = $2 OR leases.expires_at < {now} \
              RETURNING epoch"
         );
-        let epoch: Option<i64> = sqlx::query_scalar::<Any, i64>(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(holder)
-            .bind(i64::try_from(secs * 1000).unwrap_or(i64::MAX / 2))
-            .fetch_optional(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(epoch.map(|epoch| Fence {
+        let ms = i64::try_from(secs * 1000).unwrap_or(i64::MAX / 2);
+        let epoch: Option<(i64,)> = self
+            .fetch_optional(&sql, |q| q.bind(name).bind(holder).bind(ms))
+            .await?;
+        Ok(epoch.map(|(epoch,)| Fence {
             name: name.to_string(),
             holder: holder.to_string(),
             epoch,
@@ -61,29 +56,26 @@ impl Store {
             "UPDATE leases SET expires_at = {now} + $4 \
              WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at >= {now}"
         );
-        let done = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
-            .bind(&fence.name)
-            .bind(&fence.holder)
-            .bind(fence.epoch)
-            .bind(i64::try_from(secs * 1000).unwrap_or(i64::MAX / 2))
-            .execute(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(done.rows_affected() == 1)
+        let ms = i64::try_from(secs * 1000).unwrap_or(i64::MAX / 2);
+        let done = self
+            .execute(&sql, |q| {
+                q.bind(&fence.name)
+                    .bind(&fence.holder)
+                    .bind(fence.epoch)
+                    .bind(ms)
+            })
+            .await?;
+        Ok(done == 1)
     }
 
     /// Gives a lease up, so that another daemon may take it at once.
     pub async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
-        )
-        .bind(&fence.name)
-        .bind(&fence.holder)
-        .bind(fence.epoch)
-        .execute(self.pool())
+        let sql = "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3";
+        self.execute(sql, |q| {
+            q.bind(&fence.name).bind(&fence.holder).bind(fence.epoch)
+        })
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        .map(drop)
     }
 }
 

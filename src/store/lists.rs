@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use sqlx::{Any, AssertSqlSafe};
 
-use super::deferred::{Val, bind_query_as};
+use super::deferred::{Val, bind_query};
 use super::rows::{TICKET_COLUMNS, TicketRecord, TicketRow, ms};
 use super::{Store, StoreError};
 
@@ -223,10 +223,8 @@ impl Store {
         page: Page<'_>,
     ) -> Result<Vec<TicketRecord>, StoreError> {
         let (text, vals) = page_sql(f, page);
-        bind_query_as(sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(text)), vals)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.error(e))?
+        self.fetch_all::<TicketRow>(&text, |q| bind_query(q, vals))
+            .await?
             .into_iter()
             .map(TicketRow::into_record)
             .collect()
@@ -356,7 +354,7 @@ impl Store {
             }
         };
         let rows: Vec<sqlx::any::AnyRow> =
-            super::deferred::bind_query(sqlx::query::<Any>(AssertSqlSafe(explain)), vals)
+            bind_query(sqlx::query::<Any>(AssertSqlSafe(explain)), vals)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(|e| self.error(e))?;

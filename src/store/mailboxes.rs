@@ -2,7 +2,6 @@
 //! outcome is on disk) and which mails are still to be moved out of its folder.
 
 use jiff::Timestamp;
-use sqlx::Any;
 
 use super::deferred::{Table, Write};
 use super::rows::ms;
@@ -50,13 +49,8 @@ impl Tx {
 impl Store {
     /// The mailbox's cursor, if it has one.
     pub async fn cursor(&self, mailbox: &str) -> Result<Option<Cursor>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as::<Any, (i64, i64)>(
-            "SELECT uidvalidity, last_uid FROM mailbox_cursors WHERE mailbox = $1",
-        )
-        .bind(mailbox)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+        let sql = "SELECT uidvalidity, last_uid FROM mailbox_cursors WHERE mailbox = $1";
+        let row: Option<(i64, i64)> = self.fetch_optional(sql, |q| q.bind(mailbox)).await?;
         Ok(row.map(|(v, u)| Cursor {
             uidvalidity: u32::try_from(v).unwrap_or(0),
             last_uid: u32::try_from(u).unwrap_or(0),
@@ -70,21 +64,19 @@ impl Store {
         cursor: Cursor,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "INSERT INTO mailbox_cursors (mailbox, uidvalidity, last_uid, updated_at) \
+        let sql = "INSERT INTO mailbox_cursors (mailbox, uidvalidity, last_uid, updated_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (mailbox) DO UPDATE SET \
              last_uid = CASE WHEN mailbox_cursors.uidvalidity = $2 \
              AND mailbox_cursors.last_uid > $3 THEN mailbox_cursors.last_uid ELSE $3 END, \
-             uidvalidity = $2, updated_at = $4",
-        )
-        .bind(mailbox)
-        .bind(i64::from(cursor.uidvalidity))
-        .bind(i64::from(cursor.last_uid))
-        .bind(ms(now))
-        .execute(self.pool())
+             uidvalidity = $2, updated_at = $4";
+        self.execute(sql, |q| {
+            q.bind(mailbox)
+                .bind(i64::from(cursor.uidvalidity))
+                .bind(i64::from(cursor.last_uid))
+                .bind(ms(now))
+        })
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        .map(drop)
     }
 
     /// Drops the moves noted under another UIDVALIDITY than the folder's: their UIDs name
@@ -94,13 +86,10 @@ impl Store {
         mailbox: &str,
         uidvalidity: u32,
     ) -> Result<(), StoreError> {
-        sqlx::query::<Any>("DELETE FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity <> $2")
-            .bind(mailbox)
-            .bind(i64::from(uidvalidity))
-            .execute(self.pool())
+        let sql = "DELETE FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity <> $2";
+        self.execute(sql, |q| q.bind(mailbox).bind(i64::from(uidvalidity)))
             .await
-            .map_err(|e| self.error(e))?;
-        Ok(())
+            .map(drop)
     }
 
     /// The moves still to be made in the mailbox's folder of this UIDVALIDITY, by UID.
@@ -109,15 +98,11 @@ impl Store {
         mailbox: &str,
         uidvalidity: u32,
     ) -> Result<Vec<Move>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as::<Any, (i64, String)>(
-            "SELECT uid, folder FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity = $2 \
-             ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(i64::from(uidvalidity))
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+        let sql = "SELECT uid, folder FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity = $2 \
+             ORDER BY uid";
+        let rows: Vec<(i64, String)> = self
+            .fetch_all(sql, |q| q.bind(mailbox).bind(i64::from(uidvalidity)))
+            .await?;
         Ok(rows
             .into_iter()
             .filter_map(|(uid, folder)| {
@@ -145,12 +130,8 @@ impl Store {
             let sql = format!(
                 "DELETE FROM mailbox_moves WHERE mailbox = $1 AND uidvalidity = $2 AND uid IN ({list})"
             );
-            sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
-                .bind(mailbox)
-                .bind(i64::from(uidvalidity))
-                .execute(self.pool())
-                .await
-                .map_err(|e| self.error(e))?;
+            self.execute(&sql, |q| q.bind(mailbox).bind(i64::from(uidvalidity)))
+                .await?;
         }
         Ok(())
     }

@@ -24,8 +24,9 @@ mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow, install_default_drivers};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, FromRow};
 
 use tx::TxConn;
 
@@ -368,6 +369,52 @@ impl Store {
         classify(&self.url, e)
     }
 
+    /// The rows of one statement on the pool, each read into `R` by its columns' names; `bind`
+    /// binds its values.
+    pub(crate) async fn fetch_all<'q, R: for<'r> FromRow<'r, AnyRow>>(
+        &self,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<Vec<R>, StoreError> {
+        let q = bind(sqlx::query::<Any>(AssertSqlSafe(sql.to_string())));
+        let rows = self.pool.fetch_all(q).await.map_err(|e| self.error(e))?;
+        read_rows(&rows).map_err(|e| self.error(e))
+    }
+
+    /// The first row of [`Store::fetch_all`], if any.
+    pub(crate) async fn fetch_optional<'q, R: for<'r> FromRow<'r, AnyRow>>(
+        &self,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<Option<R>, StoreError> {
+        let q = bind(sqlx::query::<Any>(AssertSqlSafe(sql.to_string())));
+        let row = self.pool.fetch_optional(q).await;
+        let row = row.map_err(|e| self.error(e))?;
+        row.map(|r| R::from_row(&r).map_err(|e| self.error(e)))
+            .transpose()
+    }
+
+    /// Runs one statement on `pool`; how many rows it changed.
+    pub(crate) async fn execute_on<'q>(
+        &self,
+        pool: &AnyPool,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<u64, StoreError> {
+        let q = bind(sqlx::query::<Any>(AssertSqlSafe(sql.to_string())));
+        let done = pool.execute(q).await.map_err(|e| self.error(e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// [`Store::execute_on`] the main pool.
+    pub(crate) async fn execute<'q>(
+        &self,
+        sql: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<u64, StoreError> {
+        self.execute_on(&self.pool, sql, bind).await
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -413,6 +460,11 @@ fn classify(url: &str, e: sqlx::Error) -> StoreError {
     } else {
         StoreError::Query(e)
     }
+}
+
+/// Rows read into `R` by their columns' names.
+fn read_rows<R: for<'r> FromRow<'r, AnyRow>>(rows: &[AnyRow]) -> Result<Vec<R>, sqlx::Error> {
+    rows.iter().map(R::from_row).collect()
 }
 
 /// The file of an `sqlite://PATH[?query]` URL.

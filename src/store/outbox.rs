@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::{Any, AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
 use super::bodies::{body_deletes, body_inserts};
-use super::deferred::{Table, Val, Write, bind_query_as, value_rows};
+use super::deferred::{Table, Val, Write, bind_query, value_rows};
 use super::pieces::Owner;
 use super::rows::{ms, ts};
 use super::tx::Reads;
@@ -420,12 +420,9 @@ impl Store {
              WHERE status = 'sending' AND ({})",
             list.join(" OR ")
         );
-        sqlx::query::<Any>(AssertSqlSafe(sql))
-            .bind(ms(at))
-            .execute(self.bookkeeping_pool())
+        self.execute_on(self.bookkeeping_pool(), &sql, |q| q.bind(ms(at)))
             .await
-            .map_err(|e| self.error(e))?;
-        Ok(())
+            .map(drop)
     }
 
     /// Puts a notification back in the queue after a temporary failure (if the claim is still
@@ -437,33 +434,23 @@ impl Store {
         next: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_until = NULL, last_error = $2 \
-             WHERE id = $3 AND status = 'sending' AND claimed_until = $4",
-        )
-        .bind(ms(next))
-        .bind(error)
-        .bind(id)
-        .bind(claim)
-        .execute(self.bookkeeping_pool())
+        let sql = "UPDATE outbox SET status = 'queued', next_attempt_at = $1, \
+                   claimed_until = NULL, last_error = $2 \
+                   WHERE id = $3 AND status = 'sending' AND claimed_until = $4";
+        self.execute_on(self.bookkeeping_pool(), sql, |q| {
+            q.bind(ms(next)).bind(error).bind(id).bind(claim)
+        })
         .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        .map(drop)
     }
 
     /// Records a permanent failure (if the claim is still this sender's).
     pub async fn mark_failed(&self, id: i64, claim: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = $1 \
-             WHERE id = $2 AND status = 'sending' AND claimed_until = $3",
-        )
-        .bind(error)
-        .bind(id)
-        .bind(claim)
-        .execute(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        let sql = "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = $1 \
+                   WHERE id = $2 AND status = 'sending' AND claimed_until = $3";
+        self.execute(sql, |q| q.bind(error).bind(id).bind(claim))
+            .await
+            .map(drop)
     }
 
     /// Re-queues a failed notification as if new (its retry time starts again) and forgets that
@@ -529,14 +516,9 @@ impl Store {
     /// knows no other sender runs (the daemon on SQLite, at its start), so that what a killed
     /// run had in hand goes out at once, not when its claim runs out. Returns how many.
     pub async fn release_claims(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query::<Any>(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1 WHERE status = 'sending'",
-        )
-        .bind(ms(now))
-        .execute(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
-        Ok(done.rows_affected())
+        let sql =
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1 WHERE status = 'sending'";
+        self.execute(sql, |q| q.bind(ms(now))).await
     }
 
     /// Puts back in the queue the notifications claimed by daemons whose own lease
@@ -548,23 +530,16 @@ impl Store {
              AND expires_at < {})",
             super::leases::now_ms(self.dialect())
         );
-        let done = sqlx::query::<Any>(AssertSqlSafe(sql))
-            .bind(ms(now))
-            .execute(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(done.rows_affected())
+        self.execute(&sql, |q| q.bind(ms(now))).await
     }
 
     /// How many notifications wait to be sent (queued, or being sent), and when the oldest of
     /// them was queued.
     pub async fn outbox_depth(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
-        let (n, oldest): (i64, Option<i64>) = sqlx::query_as::<Any, (i64, Option<i64>)>(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('queued', 'sending')",
-        )
-        .fetch_one(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+        let sql =
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status IN ('queued', 'sending')";
+        let row: Option<(i64, Option<i64>)> = self.fetch_optional(sql, |q| q).await?;
+        let (n, oldest) = row.unwrap_or_default();
         Ok((n, oldest.map(ts).transpose()?))
     }
 
@@ -581,10 +556,7 @@ impl Store {
              o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at \
              FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id{page}"
         );
-        let rows = bind_query_as(sqlx::query_as::<Any, EntryRow>(AssertSqlSafe(sql)), vals)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.error(e))?;
+        let rows: Vec<EntryRow> = self.fetch_all(&sql, |q| bind_query(q, vals)).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(OutboxEntry {

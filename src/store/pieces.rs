@@ -7,8 +7,6 @@
 //!
 //! A value's first piece being exactly [`PIECE`] bytes long is what says that more may follow.
 
-use sqlx::Any;
-
 use super::tx::Reads;
 use super::{Store, StoreError, Tx};
 
@@ -81,15 +79,10 @@ impl Store {
             return Ok(());
         }
         let key = owner.key();
-        let packed: Vec<Vec<u8>> = sqlx::query_scalar::<Any, Vec<u8>>(
-            "SELECT data FROM pieces WHERE owner = $1 ORDER BY seq",
-        )
-        .bind(&key)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?;
+        let sql = "SELECT data FROM pieces WHERE owner = $1 ORDER BY seq";
+        let packed: Vec<(Vec<u8>,)> = self.fetch_all(sql, |q| q.bind(&key)).await?;
         value.reserve_exact(packed.len() * PIECE);
-        for p in packed {
+        for (p,) in packed {
             let piece = super::unpack(&p)
                 .map_err(|e| StoreError::Corrupt(format!("a piece of {key}: {e}")))?;
             value.extend_from_slice(&piece);

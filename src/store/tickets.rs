@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
-use sqlx::{Any, AssertSqlSafe};
+use sqlx::Any;
 
 use super::deferred::{Table, Val, Write, value_rows};
 use super::rows::{
@@ -391,92 +391,60 @@ impl Tx {
 
 impl Store {
     pub async fn ticket(&self, reference: &str) -> Result<Option<TicketRecord>, StoreError> {
-        sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1"
-        )))
-        .bind(reference)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|e| self.error(e))?
-        .map(TicketRow::into_record)
-        .transpose()
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $1");
+        let row: Option<TicketRow> = self.fetch_optional(&sql, |q| q.bind(reference)).await?;
+        row.map(TicketRow::into_record).transpose()
     }
 
     pub async fn ticket_by_id(&self, id: i64) -> Result<Option<TicketRecord>, StoreError> {
-        sqlx::query_as::<Any, TicketRow>(AssertSqlSafe(format!(
-            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|e| self.error(e))?
-        .map(TicketRow::into_record)
-        .transpose()
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
+        let row: Option<TicketRow> = self.fetch_optional(&sql, |q| q.bind(id)).await?;
+        row.map(TicketRow::into_record).transpose()
     }
 
     /// Comments, oldest first.
     pub async fn comments(&self, ticket_id: i64) -> Result<Vec<CommentRow>, StoreError> {
-        sqlx::query_as::<Any, CommentDbRow>(
-            "SELECT id, author, role, text, visibility, inbound_id, created_at, verified_by \
-             FROM comments \
-             WHERE ticket_id = $1 ORDER BY created_at, id",
-        )
-        .bind(ticket_id)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?
-        .into_iter()
-        .map(CommentDbRow::into_row)
-        .collect()
+        let sql = "SELECT id, author, role, text, visibility, inbound_id, created_at, verified_by \
+             FROM comments WHERE ticket_id = $1 ORDER BY created_at, id";
+        self.fetch_all::<CommentDbRow>(sql, |q| q.bind(ticket_id))
+            .await?
+            .into_iter()
+            .map(CommentDbRow::into_row)
+            .collect()
     }
 
     /// History, oldest first.
     pub async fn history(&self, ticket_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
-        sqlx::query_as::<Any, HistoryDbRow>(
-            "SELECT actor, action, kind, detail, inbound_id, created_at FROM history \
-             WHERE ticket_id = $1 ORDER BY id",
-        )
-        .bind(ticket_id)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))?
-        .into_iter()
-        .map(HistoryDbRow::into_row)
-        .collect()
+        let sql = "SELECT actor, action, kind, detail, inbound_id, created_at FROM history \
+             WHERE ticket_id = $1 ORDER BY id";
+        self.fetch_all::<HistoryDbRow>(sql, |q| q.bind(ticket_id))
+            .await?
+            .into_iter()
+            .map(HistoryDbRow::into_row)
+            .collect()
     }
 
     /// How many tickets each workflow has in each status.
     pub async fn workflow_usage(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        sqlx::query_as::<Any, (String, String, i64)>(
-            "SELECT workflow, status, COUNT(*) FROM tickets GROUP BY workflow, status \
-             ORDER BY workflow, status",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))
+        let sql = "SELECT workflow, status, COUNT(*) FROM tickets GROUP BY workflow, status \
+             ORDER BY workflow, status";
+        self.fetch_all(sql, |q| q).await
     }
 
     /// The refs of up to `limit` tickets whose time rule is due at `now`, the longest due
     /// first (through the `tickets_due` index).
     pub async fn due_refs(&self, now: Timestamp, limit: i64) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar::<Any, String>(
-            "SELECT ref FROM tickets WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2",
-        )
-        .bind(ms(now))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| self.error(e))
+        let sql = "SELECT ref FROM tickets WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2";
+        let refs: Vec<(String,)> = self.fetch_all(sql, |q| q.bind(ms(now)).bind(limit)).await?;
+        Ok(refs.into_iter().map(|(r,)| r).collect())
     }
 
     /// What a workflow's due times were worked out from ([`Due::basis`], as a digest); None
     /// when they never were.
     pub async fn due_basis(&self, workflow: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar::<Any, String>("SELECT digest FROM due_basis WHERE workflow = $1")
-            .bind(workflow)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(|e| self.error(e))
+        let sql = "SELECT digest FROM due_basis WHERE workflow = $1";
+        let digest: Option<(String,)> = self.fetch_optional(sql, |q| q.bind(workflow)).await?;
+        Ok(digest.map(|(d,)| d))
     }
 }
 

@@ -19,7 +19,7 @@ use super::inbound::MailRow;
 use super::late::LateMessage;
 use super::seen_outbox::SeenOutbox;
 use super::wal_sync::Durable;
-use super::{Dialect, StoreError, TicketRecord, classify, writer};
+use super::{Dialect, StoreError, TicketRecord, classify, read_rows, writer};
 
 /// A transaction's connection: sqlx's transaction on a pooled connection, or SQLite's writer.
 pub(super) enum TxConn {
@@ -256,9 +256,7 @@ impl Tx {
         bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
     ) -> Result<Vec<R>, StoreError> {
         let rows = self.rows(reads, sql, bind).await?;
-        rows.iter()
-            .map(|r| R::from_row(r).map_err(|e| self.error(e)))
-            .collect()
+        read_rows(&rows).map_err(|e| self.error(e))
     }
 
     /// The first row of [`Tx::fetch_all`], if any.
