@@ -240,70 +240,27 @@ impl Store {
             partner: Some("Acme IT".into()),
             organisation: Some("Acme".into()),
         };
+        let only = |set: &dyn Fn(&mut TicketFilter)| {
+            let mut f = TicketFilter::default();
+            set(&mut f);
+            f
+        };
+        let some = |s: &str| Some(s.to_string());
         let cases: Vec<(&str, TicketFilter)> = vec![
-            (
-                "ref",
-                TicketFilter {
-                    reference: Some("X-1".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                "status",
-                TicketFilter {
-                    status: Some("new".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                "organisation",
-                TicketFilter {
-                    organisation: Some("acme".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                "requester",
-                TicketFilter {
-                    requester: Some("a@b.example".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                "service",
-                TicketFilter {
-                    service: Some("mail".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                "created",
-                TicketFilter {
-                    created_from: Some(t),
-                    ..Default::default()
-                },
-            ),
-            (
-                "closed",
-                TicketFilter {
-                    closed_to: Some(t),
-                    ..Default::default()
-                },
-            ),
-            (
-                "visibility",
-                TicketFilter {
-                    visible_to: Some(reader.clone()),
-                    ..Default::default()
-                },
-            ),
+            ("ref", only(&|f| f.reference = some("X-1"))),
+            ("status", only(&|f| f.status = some("new"))),
+            ("organisation", only(&|f| f.organisation = some("acme"))),
+            ("requester", only(&|f| f.requester = some("a@b.example"))),
+            ("service", only(&|f| f.service = some("mail"))),
+            ("created", only(&|f| f.created_from = Some(t))),
+            ("closed", only(&|f| f.closed_to = Some(t))),
+            ("visibility", only(&|f| f.visible_to = Some(reader.clone()))),
             (
                 "visibility and status",
-                TicketFilter {
-                    visible_to: Some(reader),
-                    status: Some("new".into()),
-                    ..Default::default()
-                },
+                only(&|f| {
+                    f.visible_to = Some(reader.clone());
+                    f.status = some("new");
+                }),
             ),
         ];
         let mut out = Vec::new();

@@ -371,7 +371,7 @@ impl Store {
 
     /// The rows of one statement on the pool, each read into `R` by its columns' names; `bind`
     /// binds its values.
-    pub(crate) async fn fetch_all<'q, R: for<'r> FromRow<'r, AnyRow>>(
+    pub(super) async fn fetch_all<'q, R: for<'r> FromRow<'r, AnyRow>>(
         &self,
         sql: &str,
         bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
@@ -382,7 +382,7 @@ impl Store {
     }
 
     /// The first row of [`Store::fetch_all`], if any.
-    pub(crate) async fn fetch_optional<'q, R: for<'r> FromRow<'r, AnyRow>>(
+    pub(super) async fn fetch_optional<'q, R: for<'r> FromRow<'r, AnyRow>>(
         &self,
         sql: &str,
         bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
@@ -395,7 +395,7 @@ impl Store {
     }
 
     /// Runs one statement on `pool`; how many rows it changed.
-    pub(crate) async fn execute_on<'q>(
+    pub(super) async fn execute_on<'q>(
         &self,
         pool: &AnyPool,
         sql: &str,
@@ -407,7 +407,7 @@ impl Store {
     }
 
     /// [`Store::execute_on`] the main pool.
-    pub(crate) async fn execute<'q>(
+    pub(super) async fn execute<'q>(
         &self,
         sql: &str,
         bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,

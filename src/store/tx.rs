@@ -38,7 +38,7 @@ impl TxConn {
 
 /// What a statement reads of what the transaction wrote.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Reads {
+pub(super) enum Reads {
     /// Anything: the writes kept back go out in front of it (on SQLite in the same call).
     All,
     /// Only these tables: on PostgreSQL the writes kept back go along as `WITH` parts of it
@@ -124,7 +124,7 @@ impl Tx {
         }
     }
 
-    pub(crate) fn dialect(&self) -> Dialect {
+    pub(super) fn dialect(&self) -> Dialect {
         self.dialect
     }
 
@@ -136,7 +136,7 @@ impl Tx {
         &self.memory
     }
 
-    pub(crate) fn error(&self, e: sqlx::Error) -> StoreError {
+    pub(super) fn error(&self, e: sqlx::Error) -> StoreError {
         classify(&self.url, e)
     }
 
@@ -177,7 +177,7 @@ impl Tx {
 
     /// A write whose result nobody waits for: kept back until the next statement or the
     /// commit.
-    pub(crate) fn defer(&mut self, w: Write) {
+    pub(super) fn defer(&mut self, w: Write) {
         // A ticket read ahead may be what this write changes.
         self.memory.prefetched = None;
         self.pending.push(Pending::Write(w));
@@ -204,7 +204,7 @@ impl Tx {
     }
 
     /// Notes a ticket's id and reference, as read or written.
-    pub(crate) fn note_ticket(&mut self, id: i64, reference: &str) {
+    pub(super) fn note_ticket(&mut self, id: i64, reference: &str) {
         let known = &mut self.memory.known_tickets;
         if !known.iter().any(|(i, _)| *i == id) {
             known.push((id, reference.to_string()));
@@ -213,7 +213,7 @@ impl Tx {
 
     /// Whether the pending writes may change the ticket `reference`: unless every write to
     /// `tickets` among them names its ticket, and each of those is known to be another one.
-    pub(crate) fn may_change(&self, reference: &str) -> bool {
+    pub(super) fn may_change(&self, reference: &str) -> bool {
         self.pending.iter().any(|p| match p {
             Pending::Write(w) if w.touch.table == Table::Tickets => w.ticket.is_none_or(|id| {
                 self.memory
@@ -228,7 +228,7 @@ impl Tx {
 
     /// The rows a statement returns, the writes kept back (and the `BEGIN`) sent first, as
     /// `reads` allows. `bind` binds the statement's own values (`$1` on).
-    pub(crate) async fn rows<'q>(
+    pub(super) async fn rows<'q>(
         &mut self,
         reads: Reads,
         sql: &str,
@@ -249,7 +249,7 @@ impl Tx {
     }
 
     /// [`Tx::rows`], each read into `R` by its columns' names.
-    pub(crate) async fn fetch_all<'q, R: for<'r> FromRow<'r, AnyRow>>(
+    pub(super) async fn fetch_all<'q, R: for<'r> FromRow<'r, AnyRow>>(
         &mut self,
         reads: Reads,
         sql: &str,
@@ -260,7 +260,7 @@ impl Tx {
     }
 
     /// The first row of [`Tx::fetch_all`], if any.
-    pub(crate) async fn fetch_optional<'q, R: for<'r> FromRow<'r, AnyRow>>(
+    pub(super) async fn fetch_optional<'q, R: for<'r> FromRow<'r, AnyRow>>(
         &mut self,
         reads: Reads,
         sql: &str,
@@ -273,7 +273,7 @@ impl Tx {
     }
 
     /// The first row of [`Tx::fetch_all`]; none is an error.
-    pub(crate) async fn fetch_one<'q, R: for<'r> FromRow<'r, AnyRow>>(
+    pub(super) async fn fetch_one<'q, R: for<'r> FromRow<'r, AnyRow>>(
         &mut self,
         reads: Reads,
         sql: &str,
@@ -286,7 +286,7 @@ impl Tx {
 
     /// Runs a statement after the writes kept back, which go out on their own: the rows it
     /// changed are its own.
-    pub(crate) async fn execute<'q>(
+    pub(super) async fn execute<'q>(
         &mut self,
         sql: &str,
         bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
@@ -358,7 +358,7 @@ impl Tx {
     }
 
     /// Sends the pending writes (and a `BEGIN` not sent yet).
-    pub(crate) async fn flush(&mut self) -> Result<(), StoreError> {
+    pub(super) async fn flush(&mut self) -> Result<(), StoreError> {
         let needs_begin = matches!(&self.inner, TxConn::Writer(w) if !w.begun());
         if self.pending.is_empty() && !needs_begin {
             return Ok(());
