@@ -92,6 +92,12 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
+/// `n` placeholders from `$from` on, comma-separated (`$3, $4, $5`).
+pub(crate) fn places(from: usize, n: usize) -> String {
+    let list: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
+    list.join(", ")
+}
+
 /// The `VALUES` list of a multi-row insert: `row` (placeholders `$1`..`$width`) once per row,
 /// numbered on (`($1, $2), ($3, $4), ...`).
 pub(crate) fn value_rows(row: &str, width: usize, rows: usize) -> String {

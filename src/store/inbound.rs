@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
-use super::deferred::{Table, Touch, Val, Write, bind_query};
+use super::deferred::{Table, Touch, Val, Write, bind_query, places};
 use super::pieces::Owner;
 use super::rows::{TICKET_COLUMNS, TicketRow};
 use super::rows::{ms, ts};
@@ -403,8 +403,7 @@ impl Tx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let list = list.join(", ");
+        let list = places(1, ids.len());
         let sql = format!(
             "SELECT o.message_id, t.ref FROM outbox o JOIN tickets t ON t.id = o.ticket_id \
              WHERE o.message_id IN ({list}) \

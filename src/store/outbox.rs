@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::bodies::{body_deletes, body_inserts};
-use super::deferred::{Table, Val, Write, bind_query, value_rows};
+use super::deferred::{Table, Val, Write, bind_query, places, value_rows};
 use super::pieces::Owner;
 use super::rows::{ms, ts};
 use super::tx::Reads;
@@ -505,8 +505,10 @@ impl Store {
             .iter()
             .map(|(_, m)| Val::from(Owner::Outbox(m).key()))
             .collect();
-        let places: Vec<String> = (1..=owners.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("DELETE FROM pieces WHERE owner IN ({})", places.join(", "));
+        let sql = format!(
+            "DELETE FROM pieces WHERE owner IN ({})",
+            places(1, owners.len())
+        );
         tx.defer(Write::change(Table::Pieces, sql, owners));
         tx.commit().await?;
         Ok(dropped.len())

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use sqlx::Any;
 
-use super::deferred::{Table, Val, Write, value_rows};
+use super::deferred::{Table, Val, Write, bind_query, places, value_rows};
 use super::rows::{
     CommentDbRow, CommentRow, HistoryDbRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow,
     ms, to_json,
@@ -58,36 +58,25 @@ impl Tx {
     }
 
     pub async fn insert_ticket(&mut self, t: &Ticket, due: Due) -> Result<i64, StoreError> {
-        let sql = "INSERT INTO tickets (ref, workflow, status, status_since, subject, requester, \
-             organisation, assignee, customer_it_assignee, involved_partners, waiting_on, source, \
-             system, fields, watchers, timers_fired, linked_to, created_at, updated_at, closed_at, \
-             due_at, service) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id";
+        // The columns no update changes, then the ones `update_ticket` writes.
+        let mut columns: Vec<(&str, Val)> = vec![
+            ("ref", t.reference.as_str().into()),
+            ("workflow", t.workflow.as_str().into()),
+            ("requester", t.requester.as_str().into()),
+            ("source", t.source.as_str().into()),
+            ("system", t.system.as_deref().into()),
+            ("created_at", ms(t.created_at).into()),
+        ];
+        columns.extend(ticket_columns(t, due.at()));
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        let sql = format!(
+            "INSERT INTO tickets ({}) VALUES ({}) RETURNING id",
+            names.join(", "),
+            places(1, names.len())
+        );
+        let vals = columns.into_iter().map(|(_, v)| v).collect();
         let (id,): (i64,) = self
-            .fetch_one(Reads::All, sql, |q| {
-                q.bind(&t.reference)
-                    .bind(&t.workflow)
-                    .bind(&t.status)
-                    .bind(ms(t.status_since))
-                    .bind(&t.subject)
-                    .bind(&t.requester)
-                    .bind(&t.organisation)
-                    .bind(&t.assignee)
-                    .bind(&t.customer_it_assignee)
-                    .bind(to_json(&t.involved_partners))
-                    .bind(t.waiting_on.to_string())
-                    .bind(&t.source)
-                    .bind(&t.system)
-                    .bind(to_json(&t.fields))
-                    .bind(to_json(&t.watchers))
-                    .bind(to_json(&t.timers_fired))
-                    .bind(&t.linked_to)
-                    .bind(ms(t.created_at))
-                    .bind(ms(t.updated_at))
-                    .bind(t.closed_at.map(ms))
-                    .bind(due.at().map(ms))
-                    .bind(t.fields.get("service"))
-            })
+            .fetch_one(Reads::All, &sql, |q| bind_query(q, vals))
             .await?;
         self.write_parties(id, Some(BTreeSet::new()), parties(t))
             .await?;
@@ -158,11 +147,10 @@ impl Tx {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let places: Vec<String> = (4..4 + states.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM tickets WHERE workflow = $1 AND status IN ({}) \
              AND id > $2 ORDER BY id LIMIT $3{}",
-            places.join(", "),
+            places(4, states.len()),
             self.dialect().lock_suffix()
         );
         self.fetch_all::<TicketRow>(Reads::All, &sql, |q| {
