@@ -8,8 +8,8 @@ use sqlx::{FromRow, Row};
 
 use super::deferred::{Table, Touch, Val, Write, bind_query, places};
 use super::pieces::Owner;
+use super::rows::{MaybeMillis, Millis, ms, ts};
 use super::rows::{TICKET_COLUMNS, TicketRow};
-use super::rows::{ms, ts};
 use super::tx::Reads;
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -54,7 +54,7 @@ pub struct InboundOutcome<'a> {
 }
 
 /// A stored mail, as `inbound list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct InboundEntry {
     pub id: i64,
     pub message_id: Option<String>,
@@ -66,24 +66,10 @@ pub struct InboundEntry {
     pub reason: Option<String>,
     pub ticket: Option<String>,
     pub attempts: i64,
+    #[sqlx(try_from = "Millis")]
     pub received_at: Timestamp,
+    #[sqlx(try_from = "MaybeMillis")]
     pub processed_at: Option<Timestamp>,
-}
-
-#[derive(Debug, FromRow)]
-struct EntryRow {
-    id: i64,
-    message_id: Option<String>,
-    mailbox: Option<String>,
-    sender: Option<String>,
-    subject: Option<String>,
-    status: String,
-    class: Option<String>,
-    reason: Option<String>,
-    reference: Option<String>,
-    attempts: i64,
-    received_at: i64,
-    processed_at: Option<i64>,
 }
 
 /// A stored mail to apply again.
@@ -480,28 +466,10 @@ impl Store {
         let (page, vals) = super::lists::status_page("i", status, after, limit);
         let sql = format!(
             "SELECT i.id, i.message_id, i.mailbox, i.sender, i.subject, i.status, i.class, i.reason, \
-             t.ref AS reference, i.attempts, i.received_at, i.processed_at \
+             t.ref AS ticket, i.attempts, i.received_at, i.processed_at \
              FROM inbound_messages i LEFT JOIN tickets t ON t.id = i.ticket_id{page}"
         );
-        let rows: Vec<EntryRow> = self.fetch_all(&sql, |q| bind_query(q, vals)).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(InboundEntry {
-                    id: r.id,
-                    message_id: r.message_id,
-                    mailbox: r.mailbox,
-                    sender: r.sender,
-                    subject: r.subject,
-                    status: r.status,
-                    class: r.class,
-                    reason: r.reason,
-                    ticket: r.reference,
-                    attempts: r.attempts,
-                    received_at: ts(r.received_at)?,
-                    processed_at: r.processed_at.map(ts).transpose()?,
-                })
-            })
-            .collect()
+        self.fetch_all(&sql, |q| bind_query(q, vals)).await
     }
 
     /// Lets a refused or failed mail be applied again (`inbound retry`); false for one that

@@ -10,7 +10,7 @@ use sqlx::FromRow;
 use super::bodies::{body_deletes, body_inserts};
 use super::deferred::{Table, Val, Write, bind_query, places, value_rows};
 use super::pieces::Owner;
-use super::rows::{ms, ts};
+use super::rows::{MaybeMillis, Millis, ms, ts};
 use super::tx::Reads;
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -91,7 +91,7 @@ pub struct Claimed {
 }
 
 /// A line of `outbox list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct OutboxEntry {
     pub id: i64,
     pub ticket: Option<String>,
@@ -101,26 +101,13 @@ pub struct OutboxEntry {
     pub message_id: String,
     pub status: String,
     pub attempts: i64,
+    #[sqlx(try_from = "Millis")]
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
+    #[sqlx(try_from = "Millis")]
     pub created_at: Timestamp,
+    #[sqlx(try_from = "MaybeMillis")]
     pub sent_at: Option<Timestamp>,
-}
-
-#[derive(Debug, FromRow)]
-struct EntryRow {
-    id: i64,
-    reference: Option<String>,
-    event: String,
-    recipient: String,
-    subject: String,
-    message_id: String,
-    status: String,
-    attempts: i64,
-    next_attempt_at: i64,
-    last_error: Option<String>,
-    created_at: i64,
-    sent_at: Option<i64>,
 }
 
 /// A row of [`Tx::outbox_state`]'s read: of which part (`kind`), and its values.
@@ -554,28 +541,10 @@ impl Store {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let (page, vals) = super::lists::status_page("o", status, after, limit);
         let sql = format!(
-            "SELECT o.id, t.ref AS reference, o.event, o.recipient, o.subject, o.message_id, o.status, \
+            "SELECT o.id, t.ref AS ticket, o.event, o.recipient, o.subject, o.message_id, o.status, \
              o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at \
              FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id{page}"
         );
-        let rows: Vec<EntryRow> = self.fetch_all(&sql, |q| bind_query(q, vals)).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxEntry {
-                    id: r.id,
-                    ticket: r.reference,
-                    event: r.event,
-                    recipient: r.recipient,
-                    subject: r.subject,
-                    message_id: r.message_id,
-                    status: r.status,
-                    attempts: r.attempts,
-                    next_attempt_at: ts(r.next_attempt_at)?,
-                    last_error: r.last_error,
-                    created_at: ts(r.created_at)?,
-                    sent_at: r.sent_at.map(ts).transpose()?,
-                })
-            })
-            .collect()
+        self.fetch_all(&sql, |q| bind_query(q, vals)).await
     }
 }

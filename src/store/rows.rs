@@ -99,20 +99,35 @@ impl TicketRow {
     }
 }
 
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct CommentDbRow {
-    pub id: i64,
-    pub author: String,
-    pub role: String,
-    pub text: String,
-    pub visibility: String,
-    pub inbound_id: Option<i64>,
-    pub created_at: i64,
-    pub verified_by: Option<String>,
+/// A time as stored (milliseconds since 1970), read into a [`Timestamp`] by `FromRow`
+/// (`#[sqlx(try_from = "Millis")]`).
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct Millis(i64);
+
+impl TryFrom<Millis> for Timestamp {
+    type Error = StoreError;
+
+    fn try_from(m: Millis) -> Result<Timestamp, StoreError> {
+        ts(m.0)
+    }
+}
+
+/// A time that may be missing, as stored (`#[sqlx(try_from = "MaybeMillis")]`).
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct MaybeMillis(Option<i64>);
+
+impl TryFrom<MaybeMillis> for Option<Timestamp> {
+    type Error = StoreError;
+
+    fn try_from(m: MaybeMillis) -> Result<Option<Timestamp>, StoreError> {
+        m.0.map(ts).transpose()
+    }
 }
 
 /// A stored comment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct CommentRow {
     pub id: i64,
     pub author: String,
@@ -120,57 +135,21 @@ pub struct CommentRow {
     pub text: String,
     pub visibility: String,
     pub inbound_id: Option<i64>,
+    #[sqlx(try_from = "Millis")]
     pub created_at: Timestamp,
     /// How the author was verified: `token`, `dmarc`, `dkim`, `cli`, `none` (not verified);
     /// absent for comments written before deskmail kept it.
     pub verified_by: Option<String>,
 }
 
-impl CommentDbRow {
-    pub(crate) fn into_row(self) -> Result<CommentRow, StoreError> {
-        Ok(CommentRow {
-            id: self.id,
-            author: self.author,
-            role: self.role,
-            text: self.text,
-            visibility: self.visibility,
-            inbound_id: self.inbound_id,
-            created_at: ts(self.created_at)?,
-            verified_by: self.verified_by,
-        })
-    }
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct HistoryDbRow {
-    pub actor: String,
-    pub action: String,
-    pub kind: String,
-    pub detail: String,
-    pub inbound_id: Option<i64>,
-    pub created_at: i64,
-}
-
 /// One stored line of a ticket's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct HistoryRow {
     pub actor: String,
     pub action: String,
     pub kind: String,
     pub detail: String,
     pub inbound_id: Option<i64>,
+    #[sqlx(try_from = "Millis")]
     pub created_at: Timestamp,
-}
-
-impl HistoryDbRow {
-    pub(crate) fn into_row(self) -> Result<HistoryRow, StoreError> {
-        Ok(HistoryRow {
-            actor: self.actor,
-            action: self.action,
-            kind: self.kind,
-            detail: self.detail,
-            inbound_id: self.inbound_id,
-            created_at: ts(self.created_at)?,
-        })
-    }
 }

@@ -6,10 +6,7 @@ use jiff::Timestamp;
 use sqlx::Any;
 
 use super::deferred::{Table, Val, Write, bind_query, places, value_rows};
-use super::rows::{
-    CommentDbRow, CommentRow, HistoryDbRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow,
-    ms, to_json,
-};
+use super::rows::{CommentRow, HistoryRow, TICKET_COLUMNS, TicketRecord, TicketRow, ms, to_json};
 use super::tx::Reads;
 use super::{Store, StoreError, Tx};
 use crate::workflow::Ticket;
@@ -394,22 +391,14 @@ impl Store {
     pub async fn comments(&self, ticket_id: i64) -> Result<Vec<CommentRow>, StoreError> {
         let sql = "SELECT id, author, role, text, visibility, inbound_id, created_at, verified_by \
              FROM comments WHERE ticket_id = $1 ORDER BY created_at, id";
-        self.fetch_all::<CommentDbRow>(sql, |q| q.bind(ticket_id))
-            .await?
-            .into_iter()
-            .map(CommentDbRow::into_row)
-            .collect()
+        self.fetch_all(sql, |q| q.bind(ticket_id)).await
     }
 
     /// History, oldest first.
     pub async fn history(&self, ticket_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
         let sql = "SELECT actor, action, kind, detail, inbound_id, created_at FROM history \
              WHERE ticket_id = $1 ORDER BY id";
-        self.fetch_all::<HistoryDbRow>(sql, |q| q.bind(ticket_id))
-            .await?
-            .into_iter()
-            .map(HistoryDbRow::into_row)
-            .collect()
+        self.fetch_all(sql, |q| q.bind(ticket_id)).await
     }
 
     /// How many tickets each workflow has in each status.
