@@ -813,24 +813,6 @@ async fn reads_see_kept_back_writes(url: &str) {
     d.store.close().await;
 }
 
-#[tokio::test]
-async fn reads_see_kept_back_writes_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    reads_see_kept_back_writes(&format!(
-        "sqlite://{}",
-        dir.path().join("deskmail.sqlite").display()
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn reads_see_kept_back_writes_on_postgres() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    reads_see_kept_back_writes(&db.url).await;
-}
-
 /// The mails counted per recipient on a ticket since `t0()`.
 async fn counted(tx: &mut deskmail::store::Tx, ticket: i64, team: &[String]) -> i64 {
     let state = tx
@@ -886,4 +868,5 @@ on_each_dialect! {
     claims => claims;
     concurrent_creation => concurrent_numbers;
     savepoints => savepoints;
+    reads_see_kept_back_writes => reads_see_kept_back_writes;
 }
