@@ -206,57 +206,7 @@ impl Tx {
         if let Some(known) = self.memory_ref().seen_outbox.lookup(&asked) {
             return Ok(known);
         }
-        let mut binds: Vec<String> = Vec::new();
-        let list = |items: &[String], binds: &mut Vec<String>| -> String {
-            items
-                .iter()
-                .map(|a| {
-                    binds.push(a.clone());
-                    format!("${}", binds.len() + 2)
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        // The first branch names the columns and always runs (it refers to both fixed
-        // parameters, which SQLite wants used).
-        let mut parts = vec![
-            "SELECT 'x' AS kind, '' AS k, CAST(NULL AS TEXT) AS v, CAST(0 AS BIGINT) AS n \
-             WHERE $1 = $1 AND $2 = $2"
-                .to_string(),
-        ];
-        // Per recipient, its last Message-IDs on this ticket, straight from the covering index
-        // (ticket_id, recipient, id, ...): no sort, however long the ticket's history.
-        for a in addresses {
-            let at = list(std::slice::from_ref(a), &mut binds);
-            parts.push(format!(
-                "SELECT kind, k, v, n FROM (SELECT 'm' AS kind, recipient AS k, message_id AS v, id AS n \
-                 FROM outbox WHERE ticket_id = $1 AND recipient = {at} ORDER BY id DESC LIMIT {EARLIER}) AS m{}",
-                binds.len()
-            ));
-        }
-        if !addresses.is_empty() {
-            parts.push(format!(
-                "SELECT 'f', address, reason, CAST(0 AS BIGINT) FROM address_status \
-                 WHERE status = 'failing' AND address IN ({})",
-                list(addresses, &mut binds)
-            ));
-        }
-        // Counted apart by cause: `v` is '1' for the mails an unverified sender's mail caused.
-        if per_thread {
-            parts.push(
-                "SELECT 't', recipient, CAST(unverified AS TEXT), COUNT(*) FROM outbox \
-                 WHERE ticket_id = $1 AND created_at >= $2 GROUP BY recipient, unverified"
-                    .into(),
-            );
-        }
-        if !outside.is_empty() {
-            parts.push(format!(
-                "SELECT 'h', recipient, CAST(unverified AS TEXT), COUNT(*) FROM outbox \
-                 WHERE recipient IN ({}) AND created_at >= $2 GROUP BY recipient, unverified",
-                list(outside, &mut binds)
-            ));
-        }
-        let sql = parts.join(" UNION ALL ");
+        let (sql, binds) = state_sql(&asked);
         let reads = Reads::Only(&[Table::Outbox, Table::AddressStatus]);
         let rows: Vec<StateRow> = self
             .fetch_all(reads, &sql, |q| {
@@ -264,35 +214,7 @@ impl Tx {
                 binds.iter().fold(q, |q, b| q.bind(b.as_str()))
             })
             .await?;
-        let mut state = OutboxState::default();
-        let mut ids: Vec<(i64, String, String)> = Vec::new();
-        for StateRow { kind, k, v, n } in rows {
-            match kind.as_str() {
-                "f" => {
-                    state.failing.insert(k, v.unwrap_or_default());
-                }
-                "m" => ids.push((n, k, v.unwrap_or_default())),
-                "t" => {
-                    state
-                        .per_thread
-                        .insert(count_key(&k, v.as_deref() == Some("1")), n);
-                }
-                "h" => {
-                    state
-                        .per_hour
-                        .insert(count_key(&k, v.as_deref() == Some("1")), n);
-                }
-                _ => {}
-            }
-        }
-        ids.sort_by_key(|(id, _, _)| *id);
-        for (_, recipient, message_id) in ids {
-            let list = state.earlier.entry(recipient).or_default();
-            list.push(message_id);
-            if list.len() > EARLIER {
-                list.remove(0);
-            }
-        }
+        let state = state_from(rows);
         self.memory().seen_outbox.keep(&asked, &state);
         Ok(state)
     }
@@ -335,6 +257,96 @@ impl Tx {
         ));
         Ok(())
     }
+}
+
+/// [`Tx::outbox_state`]'s read: one statement of `UNION ALL` parts, each row tagged by its
+/// part (`kind`), and the values bound after the ticket (`$1`) and the time (`$2`).
+fn state_sql(a: &Asked<'_>) -> (String, Vec<String>) {
+    let mut binds: Vec<String> = Vec::new();
+    let list = |items: &[String], binds: &mut Vec<String>| -> String {
+        items
+            .iter()
+            .map(|a| {
+                binds.push(a.clone());
+                format!("${}", binds.len() + 2)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The first branch names the columns and always runs (it refers to both fixed
+    // parameters, which SQLite wants used).
+    let mut parts = vec![
+        "SELECT 'x' AS kind, '' AS k, CAST(NULL AS TEXT) AS v, CAST(0 AS BIGINT) AS n \
+         WHERE $1 = $1 AND $2 = $2"
+            .to_string(),
+    ];
+    // Per recipient, its last Message-IDs on this ticket, straight from the covering index
+    // (ticket_id, recipient, id, ...): no sort, however long the ticket's history.
+    for x in a.addresses {
+        let at = list(std::slice::from_ref(x), &mut binds);
+        parts.push(format!(
+            "SELECT kind, k, v, n FROM (SELECT 'm' AS kind, recipient AS k, message_id AS v, id AS n \
+             FROM outbox WHERE ticket_id = $1 AND recipient = {at} ORDER BY id DESC LIMIT {EARLIER}) AS m{}",
+            binds.len()
+        ));
+    }
+    if !a.addresses.is_empty() {
+        parts.push(format!(
+            "SELECT 'f', address, reason, CAST(0 AS BIGINT) FROM address_status \
+             WHERE status = 'failing' AND address IN ({})",
+            list(a.addresses, &mut binds)
+        ));
+    }
+    // Counted apart by cause: `v` is '1' for the mails an unverified sender's mail caused.
+    if a.per_thread {
+        parts.push(
+            "SELECT 't', recipient, CAST(unverified AS TEXT), COUNT(*) FROM outbox \
+             WHERE ticket_id = $1 AND created_at >= $2 GROUP BY recipient, unverified"
+                .into(),
+        );
+    }
+    if !a.outside.is_empty() {
+        parts.push(format!(
+            "SELECT 'h', recipient, CAST(unverified AS TEXT), COUNT(*) FROM outbox \
+             WHERE recipient IN ({}) AND created_at >= $2 GROUP BY recipient, unverified",
+            list(a.outside, &mut binds)
+        ));
+    }
+    (parts.join(" UNION ALL "), binds)
+}
+
+/// What [`state_sql`]'s rows say.
+fn state_from(rows: Vec<StateRow>) -> OutboxState {
+    let mut state = OutboxState::default();
+    let mut ids: Vec<(i64, String, String)> = Vec::new();
+    for StateRow { kind, k, v, n } in rows {
+        match kind.as_str() {
+            "f" => {
+                state.failing.insert(k, v.unwrap_or_default());
+            }
+            "m" => ids.push((n, k, v.unwrap_or_default())),
+            "t" => {
+                state
+                    .per_thread
+                    .insert(count_key(&k, v.as_deref() == Some("1")), n);
+            }
+            "h" => {
+                state
+                    .per_hour
+                    .insert(count_key(&k, v.as_deref() == Some("1")), n);
+            }
+            _ => {}
+        }
+    }
+    ids.sort_by_key(|(id, _, _)| *id);
+    for (_, recipient, message_id) in ids {
+        let list = state.earlier.entry(recipient).or_default();
+        list.push(message_id);
+        if list.len() > EARLIER {
+            list.remove(0);
+        }
+    }
+    state
 }
 
 impl Store {
