@@ -11,8 +11,10 @@
 //!   changes, so two that change the same table's rows go out in different statements, and the
 //!   read follows as a statement of its own.
 //!
-//! A deferred write that fails reports its error with the statement it went out with; the
-//! transaction fails either way.
+//! Each write carries what it touches as data ([`Write`]: the table it writes, whether it
+//! looks at that table's rows, the tables it reads), which alone decides what may go out
+//! together; `tx` decides when. A deferred write that fails reports its error with the
+//! statement it went out with; the transaction fails either way.
 
 use sqlx::Any;
 use sqlx::any::AnyArguments;
