@@ -29,11 +29,12 @@ def run(binary, prepared, work, extra, pg):
     """One ingest of the prepared Maildir into a fresh copy; mails per second."""
     shutil.copytree(prepared, work)
     config = os.path.join(work, "deskmail.toml")
-    if pg:
-        url = pg_copy(pg)
-        text = open(config).read()
-        text = re.sub(r'url = "postgres[^"]*"', f'url = "{url}"', text)
-        open(config, "w").write(text)
+    # The store named in the config is the prepared one: each run takes in the mails on a copy.
+    url = pg_copy(pg) if pg else "sqlite://" + os.path.join(work, "prepared.sqlite")
+    text = open(config).read()
+    text, n = re.subn(r'^url = "[^"]*"', f'url = "{url}"', text, flags=re.M)
+    assert n == 1, "the config names no store"
+    open(config, "w").write(text)
     maildir = os.path.join(work, "Maildir")
     mails = len(os.listdir(os.path.join(maildir, "new")))
     os.sync()
@@ -49,6 +50,10 @@ def run(binary, prepared, work, extra, pg):
     took = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"{binary} failed ({done.returncode}): {done.stderr[-2000:].decode()}")
+    # Every mail was applied (not refused, not a duplicate of an earlier run).
+    applied = done.stderr.decode().count(": applied ")
+    if applied != mails:
+        sys.exit(f"{binary}: {applied} of {mails} mails applied")
     shutil.rmtree(work)
     return mails / took
 

@@ -553,10 +553,10 @@ async fn bodies(d: &Desk, url: &str, now: Timestamp) {
             message_id: id.into(),
             made,
             ticket_id: 0,
-            recipient: "team@helpdesk.example".into(),
             actor: "a".into(),
             action: "comment".into(),
             at: now,
+            not_mailed: Box::new(|why| format!("not mailed to team@helpdesk.example: {why}")),
         });
     }
     let row = |message_id| deskmail::store::NewOutboxRow {

@@ -166,7 +166,7 @@ impl Desk {
                 .await
                 .unwrap_or_else(|| {
                     (
-                        temporary(mails.len(), &"the group could not be applied"),
+                        temporary(mails.len(), "the group could not be applied"),
                         Durable::already(),
                     )
                 }),
@@ -183,7 +183,9 @@ impl Desk {
         savepoints: bool,
     ) -> Option<(Vec<Result<MailReport, IngestError>>, Durable)> {
         let n = mails.len();
-        let failed = |e: &dyn std::fmt::Display| Some((temporary(n, e), Durable::already()));
+        let failed = |e: &(dyn std::error::Error + 'static)| {
+            Some((temporary(n, &crate::errors::chain(e)), Durable::already()))
+        };
         let mut tx = match self.store.begin().await {
             Ok(tx) => tx,
             Err(e) => return failed(&e),
@@ -220,7 +222,7 @@ impl Desk {
                     {
                         return failed(&e);
                     }
-                    let reason = e.to_string();
+                    let reason = crate::errors::chain(&e);
                     tracing::error!(error = %reason, "mail could not be applied; kept as failed");
                     match self.keep_failed(&mut tx, mail, &reason, now).await {
                         Ok(id) => out.push(Err(IngestError::Failed { id, reason })),
@@ -237,7 +239,7 @@ impl Desk {
             return Some((out, Durable::already()));
         }
         if let Err(e) = still_held(&mut tx, mails).await {
-            return failed(&e);
+            return failed(e.as_ref());
         }
         match tx.commit_unsynced().await {
             Ok(durable) => Some((out, durable)),
@@ -554,7 +556,7 @@ async fn note_move(tx: &mut Tx, mail: &Incoming, failed: bool) -> Result<(), Sto
 const KEPT_HEADER_BYTES: usize = 256 * 1024;
 
 /// Every mail of a group deferred: try again later.
-fn temporary(n: usize, e: &dyn std::fmt::Display) -> Vec<Result<MailReport, IngestError>> {
+fn temporary(n: usize, e: &str) -> Vec<Result<MailReport, IngestError>> {
     (0..n)
         .map(|_| Err(IngestError::Temporary(e.to_string())))
         .collect()
@@ -578,6 +580,6 @@ pub fn on_disk(
 ) -> Vec<Result<MailReport, IngestError>> {
     match synced {
         Ok(()) => out,
-        Err(e) => temporary(out.len(), &e),
+        Err(e) => temporary(out.len(), &crate::errors::chain(&e)),
     }
 }

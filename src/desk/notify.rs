@@ -248,14 +248,15 @@ impl Desk {
             job.run(&self.outbound.templates);
         }
         let change = n.change;
+        let to = p.address.clone();
         made.late.push(LateMessage {
             message_id: queued.message_id.clone(),
             made: receiver,
             ticket_id: change.ticket_id,
-            recipient: p.address.clone(),
             actor: change.author.actor.person.address.clone(),
             action: n.effects.action.clone(),
             at: change.now,
+            not_mailed: Box::new(move |why| format!("not mailed to {to}: {why}")),
         });
         made.rows.push(queued);
     }

@@ -55,7 +55,9 @@ impl Desk {
                 match self.sweep_one(&reference, now).await {
                     Ok(Some(rules)) => report.changed.push((reference, rules)),
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(ticket = %reference, "time rules not applied: {e}"),
+                    Err(e) => {
+                        tracing::warn!(ticket = %reference, "time rules not applied: {}", crate::errors::Chain(&e))
+                    }
                 }
             }
             if !full {
@@ -114,7 +116,7 @@ impl Desk {
             Err(e) => {
                 // Not read again until its workflow is back, which then works its tickets'
                 // due times out again (no basis noted for it).
-                tracing::warn!(ticket = %reference, "no time rules apply: {e}");
+                tracing::warn!(ticket = %reference, "no time rules apply: {}", crate::errors::Chain(&e));
                 tx.set_due(rec.id, Due::NONE).await?;
                 tx.forget_due_basis(&rec.ticket.workflow).await?;
                 tx.commit().await?;

@@ -144,8 +144,6 @@ pub(crate) struct Write {
     pub(super) sql: String,
     pub(super) vals: Vec<Val>,
     pub(super) touch: Touch,
-    /// The ticket it changes, for a write to `tickets` (see `Tx::may_change`).
-    pub(super) ticket: Option<i64>,
 }
 
 /// The tables a write touches.
@@ -169,7 +167,6 @@ impl Write {
                 looks_at_rows,
                 reads: &[],
             },
-            ticket: None,
         }
     }
 
@@ -193,14 +190,6 @@ impl Write {
     /// `UPDATE`, `DELETE` or `INSERT ... ON CONFLICT`: a write that looks at the table's rows.
     pub(crate) fn change(table: Table, sql: impl Into<String>, vals: Vec<Val>) -> Write {
         Write::new(table, true, sql, vals)
-    }
-
-    /// A change of the ticket `id` (a write to `tickets`).
-    pub(crate) fn ticket(id: i64, sql: impl Into<String>, vals: Vec<Val>) -> Write {
-        Write {
-            ticket: Some(id),
-            ..Write::change(Table::Tickets, sql, vals)
-        }
     }
 }
 
@@ -308,14 +297,14 @@ mod tests {
     fn postgres_joins_writes_but_never_changes_a_table_twice_in_one_statement() {
         let one = || vec![Val::Int(Some(1))];
         let batches = postgres_batches(vec![
-            Write::ticket(1, "UPDATE tickets SET a = $1", one()),
+            Write::change(Table::Tickets, "UPDATE tickets SET a = $1", one()),
             Write::insert(
                 Table::Comments,
                 "INSERT INTO comments (x) VALUES ($1)",
                 one(),
             ),
             Write::insert(Table::History, "INSERT INTO history (x) VALUES ($1)", one()),
-            Write::ticket(1, "UPDATE tickets SET b = $1", one()),
+            Write::change(Table::Tickets, "UPDATE tickets SET b = $1", one()),
         ]);
         assert_eq!(batches.len(), 2);
         assert_eq!(

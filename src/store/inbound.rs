@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
-use super::deferred::{Table, Touch, Val, Write, bind_query, places};
+use super::deferred::{Table, Val, Write, bind_query, places};
 use super::pieces::Owner;
 use super::rows::{MaybeMillis, Millis, ms, ts};
 use super::rows::{TICKET_COLUMNS, TicketRow};
@@ -125,56 +125,6 @@ struct NewId {
     id: i64,
 }
 
-/// A mail's row as PostgreSQL's ingest writes it, once, when the mail is done with (see
-/// [`Tx::insert_inbound_locking`]): kept back until then, its outcome filled in by
-/// [`Tx::finish_inbound`].
-#[derive(Debug)]
-pub(super) struct MailRow {
-    id: i64,
-    key: String,
-    /// Message-ID, mailbox, sender, subject, packed bytes, time received.
-    mail: [Val; 6],
-    /// What became of it, as [`outcome_vals`] binds it.
-    outcome: Option<[Val; 6]>,
-}
-
-impl MailRow {
-    pub(super) const TOUCH: Touch = Touch {
-        table: Table::InboundMessages,
-        looks_at_rows: false,
-        reads: &[],
-    };
-
-    pub(super) fn finished(&self) -> bool {
-        self.outcome.is_some()
-    }
-
-    pub(super) fn into_write(self) -> Write {
-        let outcome = self.outcome.unwrap_or_else(|| {
-            let none = Val::Text(None);
-            let never = Val::Int(None);
-            [
-                "processing".into(),
-                none.clone(),
-                none.clone(),
-                never.clone(),
-                none,
-                never,
-            ]
-        });
-        let mut vals = vec![self.id.into(), self.key.into()];
-        vals.extend(self.mail);
-        vals.extend(outcome);
-        Write::insert(
-            Table::InboundMessages,
-            "INSERT INTO inbound_messages (id, dedupe_key, message_id, mailbox, sender, subject, \
-             raw_lz4, received_at, status, class, reason, ticket_id, detail, processed_at, \
-             attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)",
-            vals,
-        )
-    }
-}
-
 /// A mail's outcome as bound: status, class, reason, ticket, detail, time processed.
 fn outcome_vals(o: &InboundOutcome<'_>) -> [Val; 6] {
     [
@@ -212,8 +162,8 @@ impl Tx {
         Ok(id.map(|r| r.id))
     }
 
-    /// [`Tx::insert_inbound`], and in the same round trip the ticket `reference` names (on
-    /// PostgreSQL with its row lock), kept for the `ticket_for_update` that follows.
+    /// [`Tx::insert_inbound`], and on SQLite in the same call the ticket `reference` names,
+    /// kept for the `ticket_for_update` that follows (on PostgreSQL that reads and locks it).
     pub async fn insert_inbound_reading(
         &mut self,
         m: &NewInbound<'_>,
@@ -224,7 +174,7 @@ impl Tx {
             return self.insert_inbound(m).await;
         };
         if self.dialect() == Dialect::Postgres {
-            return self.insert_inbound_locking(m, reference).await;
+            return self.insert_inbound(m).await;
         }
         let sql = format!(
             "{};\nSELECT 'ticket' AS kind, {TICKET_COLUMNS} FROM tickets WHERE ref = $8",
@@ -249,73 +199,6 @@ impl Tx {
             }
         }
         Ok(id)
-    }
-
-    /// PostgreSQL's [`Tx::insert_inbound_reading`]. One statement (with the writes kept back,
-    /// when they leave `tickets` alone) locks and reads the ticket, looks the mail up and takes
-    /// an id for it; it comes back as one row, the ticket's columns all null when there is no
-    /// such ticket. The mail's row itself is kept back, so that [`Tx::finish_inbound`] can
-    /// write it once, as it ends (a row written twice leaves a dead version and a second entry
-    /// in each of its indexes). Another process taking in the same mail at the same time
-    /// makes one of the two inserts fail on the key; the group is then run again, and finds
-    /// the mail taken in.
-    async fn insert_inbound_locking(
-        &mut self,
-        m: &NewInbound<'_>,
-        reference: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        // The same mail twice in one group: the lookup must see the first one's row.
-        if self.pending_mails().any(|r| r.key == m.dedupe_key) {
-            self.flush().await?;
-        }
-        let sql = format!(
-            "WITH t AS (SELECT {TICKET_COLUMNS} FROM tickets WHERE ref = $2 FOR UPDATE) \
-             SELECT (SELECT id FROM inbound_messages WHERE dedupe_key = $1) AS stored_id, \
-             nextval(pg_get_serial_sequence('inbound_messages', 'id')) AS new_id, t.* \
-             FROM (SELECT 1) AS one LEFT JOIN t ON true"
-        );
-        // The lookup by key is not changed by other mails' rows kept back, nor the ticket by
-        // writes to other tickets.
-        let reads: &'static [Table] = if self.may_change(reference) {
-            &[Table::Tickets]
-        } else {
-            &[]
-        };
-        let rows = self
-            .rows(Reads::Only(reads), &sql, |q| {
-                q.bind(m.dedupe_key).bind(reference)
-            })
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| self.error(sqlx::Error::RowNotFound))?;
-        let stored: Option<i64> = row.try_get("stored_id").map_err(|e| self.error(e))?;
-        let id: i64 = row.try_get("new_id").map_err(|e| self.error(e))?;
-        let found: Option<i64> = row.try_get("id").map_err(|e| self.error(e))?;
-        if let Some(found) = found {
-            let ticket = TicketRow::from_row(row).map_err(|e| self.error(e))?;
-            self.note_ticket(found, reference);
-            let rec = ticket.into_record()?;
-            self.note_parties(&rec);
-            self.memory().prefetched = Some(rec);
-        }
-        if stored.is_some() {
-            return Ok(None);
-        }
-        self.keep_mail(MailRow {
-            id,
-            key: m.dedupe_key.to_string(),
-            mail: [
-                m.message_id.into(),
-                m.mailbox.into(),
-                m.sender.into(),
-                m.subject.into(),
-                m.packed().into_owned().into(),
-                ms(m.received_at).into(),
-            ],
-            outcome: None,
-        });
-        Ok(Some(id))
     }
 
     /// Keeps a mail over the size limit as its headers only (`m.raw` holds them), with its size,
@@ -363,11 +246,6 @@ impl Tx {
         id: i64,
         o: &InboundOutcome<'_>,
     ) -> Result<(), StoreError> {
-        // Its row not written yet (PostgreSQL, see `insert_inbound_locking`): written as it ends.
-        if let Some(row) = self.pending_mails().find(|r| r.id == id) {
-            row.outcome = Some(outcome_vals(o));
-            return Ok(());
-        }
         let mut vals = Vec::from(outcome_vals(o));
         vals.push(id.into());
         self.defer(Write::change(

@@ -18,17 +18,27 @@ use super::pieces::Owner;
 use super::{NewHistoryRow, NewOutboxRow, StoreError, Tx};
 
 /// The message of an outbox row, still being made.
-#[derive(Debug)]
 pub struct LateMessage {
     pub message_id: String,
     /// The message packed with [`super::pack`], or why it could not be made.
     pub made: oneshot::Receiver<Result<Vec<u8>, String>>,
-    /// For the history line when it could not be made.
+    /// The ticket, author, action and time of the history line written when it could not be
+    /// made ...
     pub ticket_id: i64,
-    pub recipient: String,
     pub actor: String,
     pub action: String,
     pub at: Timestamp,
+    /// ... and the line's text, from why it could not be.
+    pub not_mailed: Box<dyn FnOnce(&str) -> String + Send>,
+}
+
+impl std::fmt::Debug for LateMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateMessage")
+            .field("message_id", &self.message_id)
+            .field("ticket_id", &self.ticket_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tx {
@@ -81,7 +91,7 @@ impl Tx {
                 "DELETE FROM outbox WHERE message_id = $1",
                 vec![m.message_id.clone().into()],
             ));
-            self.not_mailed(&m, &problem);
+            self.not_mailed(m, &problem);
         }
         for w in body_inserts(made) {
             self.defer(w);
@@ -91,11 +101,11 @@ impl Tx {
 }
 
 impl Tx {
-    /// A notification whose message could not be made: logged, and a line in its ticket's
-    /// history (at the commit, when nothing reads any more).
-    fn not_mailed(&mut self, m: &LateMessage, problem: &str) {
-        tracing::warn!(to = %m.recipient, error = %problem, "notification not written");
-        let detail = format!("not mailed to {}: {problem}", m.recipient);
+    /// A notification whose message could not be made: logged, and the line the desk gave for
+    /// it in its ticket's history (at the commit, when nothing reads any more).
+    fn not_mailed(&mut self, m: LateMessage, problem: &str) {
+        let detail = (m.not_mailed)(problem);
+        tracing::warn!(error = %problem, "notification not written: {detail}");
         self.defer(super::tickets::history_insert(&NewHistoryRow {
             ticket_id: m.ticket_id,
             actor: &m.actor,
@@ -136,10 +146,10 @@ mod tests {
             message_id: message_id.into(),
             made,
             ticket_id: 1,
-            recipient: "team@helpdesk.example".into(),
             actor: "a".into(),
             action: "comment".into(),
             at: Timestamp::UNIX_EPOCH,
+            not_mailed: Box::new(|why| format!("not mailed to team@helpdesk.example: {why}")),
         };
         (m, send)
     }

@@ -83,16 +83,16 @@ impl Dialect {
 pub enum StoreError {
     #[error("store URL must start with sqlite:// or postgres://")]
     BadUrl,
-    #[error("cannot create the directory {path}: {source}")]
+    #[error("cannot create the directory {path}")]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the store at {url} is unavailable (busy or unreachable): {source}")]
+    #[error("the store at {url} is unavailable (busy or unreachable)")]
     Unavailable { url: String, source: sqlx::Error },
-    #[error("database error: {0}")]
-    Query(sqlx::Error),
-    #[error("migrating the schema failed: {0}")]
+    #[error("a database statement failed")]
+    Query(#[source] sqlx::Error),
+    #[error("migrating the schema failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),

@@ -203,7 +203,9 @@ impl Tx {
             per_thread,
             since,
         };
-        if let Some(known) = self.memory_ref().seen_outbox.lookup(&asked) {
+        // Kept on PostgreSQL only, where each read is a round trip (see `seen_outbox`).
+        let keep = self.dialect() == Dialect::Postgres;
+        if keep && let Some(known) = self.memory_ref().seen_outbox.lookup(&asked) {
             return Ok(known);
         }
         let (sql, binds) = state_sql(&asked);
@@ -215,7 +217,9 @@ impl Tx {
             })
             .await?;
         let state = state_from(rows);
-        self.memory().seen_outbox.keep(&asked, &state);
+        if keep {
+            self.memory().seen_outbox.keep(&asked, &state);
+        }
         Ok(state)
     }
 
@@ -233,8 +237,8 @@ impl Tx {
         ticket_id: i64,
         message_id: &str,
     ) -> Result<(), StoreError> {
-        self.defer(Write::ticket(
-            ticket_id,
+        self.defer(Write::change(
+            Table::Tickets,
             "UPDATE tickets SET thread_root = $1 WHERE id = $2 AND thread_root IS NULL",
             vec![message_id.into(), ticket_id.into()],
         ));

@@ -101,7 +101,6 @@ impl Tx {
         // Kept until a write is kept back (every change of a ticket is): the mail's later
         // steps read the same ticket again.
         if let Some(rec) = &rec {
-            self.note_ticket(rec.id, reference);
             self.note_parties(rec);
         }
         self.memory().prefetched = rec.clone();
@@ -163,8 +162,8 @@ impl Tx {
     /// Keeps when a ticket's next time rule is due.
     pub async fn set_due(&mut self, id: i64, due: Due) -> Result<(), StoreError> {
         let sql = "UPDATE tickets SET due_at = $1 WHERE id = $2";
-        self.defer(Write::ticket(
-            id,
+        self.defer(Write::change(
+            Table::Tickets,
             sql,
             vec![due.at().map(ms).into(), id.into()],
         ));
@@ -275,8 +274,7 @@ impl Tx {
             sets.join(", "),
             vals.len()
         );
-        self.defer(Write::ticket(id, sql, vals));
-        self.note_ticket(id, &t.reference);
+        self.defer(Write::change(Table::Tickets, sql, vals));
         Ok(())
     }
 

@@ -13,9 +13,8 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, FromRow};
 
 use super::deferred::{
-    Table, Touch, Val, Write, bind_query, in_front, one_statement, postgres_batches, with_parts,
+    Table, Val, Write, bind_query, in_front, one_statement, postgres_batches, with_parts,
 };
-use super::inbound::MailRow;
 use super::late::LateMessage;
 use super::seen_outbox::SeenOutbox;
 use super::wal_sync::Durable;
@@ -46,30 +45,6 @@ pub(super) enum Reads {
     Only(&'static [Table]),
 }
 
-/// A write kept back: a statement, or the row of a mail still being taken in (PostgreSQL, see
-/// `Tx::insert_inbound_locking`), written once the mail is done with.
-#[derive(Debug)]
-pub(super) enum Pending {
-    Write(Write),
-    Mail(Box<MailRow>),
-}
-
-impl Pending {
-    fn into_write(self) -> Write {
-        match self {
-            Pending::Write(w) => w,
-            Pending::Mail(m) => m.into_write(),
-        }
-    }
-
-    fn touch(&self) -> Touch {
-        match self {
-            Pending::Write(w) => w.touch,
-            Pending::Mail(_) => MailRow::TOUCH,
-        }
-    }
-}
-
 /// What a transaction remembers to spare reads; all of it may be wrong once a savepoint is
 /// rolled back, so [`TxMemory::rollback`] drops all of it but what came before the savepoint.
 #[derive(Debug, Default)]
@@ -78,8 +53,6 @@ pub(super) struct TxMemory {
     /// `Tx::insert_inbound_reading`), for the next `ticket_for_update` of it; dropped by any
     /// write kept back, which every change of a ticket is.
     pub(super) prefetched: Option<TicketRecord>,
-    /// The tickets this transaction knows by both id and reference.
-    pub(super) known_tickets: Vec<(i64, String)>,
     /// The parties (`ticket_parties`) of the tickets read or written here, by id.
     pub(super) known_parties: Vec<(i64, BTreeSet<String>)>,
     /// Outbox messages still being made, filled in before the commit (see `late`).
@@ -109,7 +82,7 @@ pub struct Tx {
     dialect: Dialect,
     url: String,
     /// Writes not sent yet (see `deferred`).
-    pending: Vec<Pending>,
+    pending: Vec<Write>,
     memory: TxMemory,
 }
 
@@ -180,50 +153,7 @@ impl Tx {
     pub(super) fn defer(&mut self, w: Write) {
         // A ticket read ahead may be what this write changes.
         self.memory.prefetched = None;
-        self.pending.push(Pending::Write(w));
-    }
-
-    /// Keeps back the row of a mail being taken in (the ticket read ahead stays at hand).
-    pub(super) fn keep_mail(&mut self, m: MailRow) {
-        self.pending.push(Pending::Mail(Box::new(m)));
-    }
-
-    /// The rows of mails being taken in, kept back.
-    pub(super) fn pending_mails(&mut self) -> impl Iterator<Item = &mut MailRow> {
-        self.pending.iter_mut().filter_map(|p| match p {
-            Pending::Mail(m) => Some(m.as_mut()),
-            Pending::Write(_) => None,
-        })
-    }
-
-    /// Whether a mail's row waits among the pending writes for the mail to be done with.
-    fn mail_unfinished(&self) -> bool {
-        self.pending
-            .iter()
-            .any(|p| matches!(p, Pending::Mail(m) if !m.finished()))
-    }
-
-    /// Notes a ticket's id and reference, as read or written.
-    pub(super) fn note_ticket(&mut self, id: i64, reference: &str) {
-        let known = &mut self.memory.known_tickets;
-        if !known.iter().any(|(i, _)| *i == id) {
-            known.push((id, reference.to_string()));
-        }
-    }
-
-    /// Whether the pending writes may change the ticket `reference`: unless every write to
-    /// `tickets` among them names its ticket, and each of those is known to be another one.
-    pub(super) fn may_change(&self, reference: &str) -> bool {
-        self.pending.iter().any(|p| match p {
-            Pending::Write(w) if w.touch.table == Table::Tickets => w.ticket.is_none_or(|id| {
-                self.memory
-                    .known_tickets
-                    .iter()
-                    .find(|(i, _)| *i == id)
-                    .is_none_or(|(_, r)| r == reference)
-            }),
-            _ => false,
-        })
+        self.pending.push(w);
     }
 
     /// The rows a statement returns, the writes kept back (and the `BEGIN`) sent first, as
@@ -325,23 +255,15 @@ impl Tx {
         if self.dialect == Dialect::Sqlite {
             return Ok(self.with_pending(sql));
         }
-        let touches = self
-            .pending
-            .iter()
-            .any(|p| reads.contains(&p.touch().table));
+        let touches = self.pending.iter().any(|w| reads.contains(&w.touch.table));
         if self.pending.is_empty()
             || touches
-            || !one_statement(self.pending.iter().map(Pending::touch))
+            || !one_statement(self.pending.iter().map(|w| w.touch))
         {
             self.flush().await?;
             return Ok((sql.to_string(), Vec::new()));
         }
-        if self.mail_unfinished() {
-            // The writes wait for the mail's row, written once the mail is done with (see
-            // `Tx::finish_inbound`); this read does not need them.
-            return Ok((sql.to_string(), Vec::new()));
-        }
-        let writes = self.pending.drain(..).map(Pending::into_write).collect();
+        let writes = self.pending.drain(..).collect();
         Ok(with_parts(writes, sql))
     }
 
@@ -353,7 +275,7 @@ impl Tx {
             TxConn::Writer(w) => w.take_begin(),
             TxConn::Pooled(_) => false,
         };
-        let writes = self.pending.drain(..).map(Pending::into_write).collect();
+        let writes = self.pending.drain(..).collect();
         in_front(begin, writes, sql)
     }
 
@@ -364,7 +286,7 @@ impl Tx {
             return Ok(());
         }
         if self.dialect == Dialect::Postgres {
-            let writes = self.pending.drain(..).map(Pending::into_write).collect();
+            let writes = self.pending.drain(..).collect();
             for (sql, vals) in postgres_batches(writes) {
                 self.send(sql, vals).await?;
             }
@@ -418,7 +340,6 @@ mod tests {
     #[test]
     fn a_savepoint_rollback_forgets_everything_remembered() {
         let mut m = TxMemory {
-            known_tickets: vec![(1, "SUP-1".into())],
             known_parties: vec![(1, BTreeSet::from(["watcher:a".to_string()]))],
             late_at_savepoint: 0,
             ..TxMemory::default()
@@ -428,10 +349,10 @@ mod tests {
             message_id: "<m@x>".into(),
             made,
             ticket_id: 1,
-            recipient: "a@x".into(),
             actor: "a".into(),
             action: "comment".into(),
             at: jiff::Timestamp::UNIX_EPOCH,
+            not_mailed: Box::new(|why| why.to_string()),
         });
         m.rollback();
         assert_eq!(format!("{m:?}"), format!("{:?}", TxMemory::default()));
