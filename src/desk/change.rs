@@ -24,11 +24,7 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let mut tx = self.store.begin().await?;
-        let by = By {
-            actor,
-            mail: None,
-            now,
-        };
+        let by = By::direct(actor, now);
         let outcome = self.create_in(&mut tx, by, &req, None).await?;
         if matches!(outcome, Outcome::Applied { .. }) {
             tx.commit().await?;
@@ -110,11 +106,7 @@ impl Desk {
         now: Timestamp,
     ) -> Result<Outcome, DeskError> {
         let mut tx = self.store.begin().await?;
-        let by = By {
-            actor,
-            mail: None,
-            now,
-        };
+        let by = By::direct(actor, now);
         let outcome = self
             .act_in(&mut tx, reference, by, intent, attachments)
             .await?;

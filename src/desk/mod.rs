@@ -127,6 +127,15 @@ pub(crate) struct By<'a> {
 }
 
 impl<'a> By<'a> {
+    /// A change asked for directly (the command line), not by mail.
+    pub(crate) fn direct(actor: &'a Actor, now: Timestamp) -> By<'a> {
+        By {
+            actor,
+            mail: None,
+            now,
+        }
+    }
+
     /// The author of the change, as its notifications need them.
     fn author(&self) -> Author<'a> {
         Author {

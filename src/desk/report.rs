@@ -10,7 +10,7 @@ use crate::inbound::{Reading, Verification};
 use crate::workflow::{Effects, Refusal, Rejection};
 
 /// What became of a mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// A ticket was created or changed.
@@ -18,6 +18,7 @@ pub enum Status {
     /// Not applied; the sender was told where that is safe.
     Refused,
     /// An auto-reply, a bounce, a list's or deskmail's own mail: kept, nothing changed.
+    #[default]
     Recorded,
     /// Taken in before: nothing changed.
     Duplicate,
@@ -42,7 +43,7 @@ impl Status {
 }
 
 /// The sender as the report shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SenderReport {
     pub address: String,
     pub name: String,
@@ -120,7 +121,7 @@ impl RefusalReport {
 }
 
 /// What happened to one mail.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MailReport {
     pub status: Status,
     pub inbound_id: Option<i64>,
@@ -163,8 +164,6 @@ pub struct MailReport {
 impl MailReport {
     pub(crate) fn new(r: &Reading) -> MailReport {
         MailReport {
-            status: Status::Recorded,
-            inbound_id: None,
             message_id: r.mail.message_id.clone(),
             subject: r.mail.subject.clone(),
             class: r.class.class.as_str(),
@@ -177,20 +176,10 @@ impl MailReport {
                 how: r.sender.verified.clone(),
                 via: r.sender.via,
             },
-            ticket: None,
             matched_by: "none",
-            text: None,
-            commands: Vec::new(),
-            command_problem: None,
-            fields: BTreeMap::new(),
-            action: None,
-            followed_up: None,
-            refusal: None,
             bounce: r.class.bounce.clone(),
-            mailed: Vec::new(),
-            not_mailed: Vec::new(),
-            notes: Vec::new(),
             warnings: r.mail.warnings.clone(),
+            ..MailReport::default()
         }
     }
 
@@ -270,34 +259,16 @@ mod tests {
 
     fn report() -> MailReport {
         MailReport {
-            status: Status::Recorded,
-            inbound_id: None,
-            message_id: None,
             subject: "hi".into(),
             class: "person",
-            class_reason: String::new(),
             sender: SenderReport {
                 address: "a@b.example".into(),
-                name: String::new(),
                 role: "customer",
-                verified: false,
-                how: None,
                 via: "from",
+                ..SenderReport::default()
             },
-            ticket: None,
             matched_by: "none",
-            text: None,
-            commands: Vec::new(),
-            command_problem: None,
-            fields: BTreeMap::new(),
-            action: None,
-            followed_up: None,
-            refusal: None,
-            bounce: None,
-            mailed: Vec::new(),
-            not_mailed: Vec::new(),
-            notes: Vec::new(),
-            warnings: Vec::new(),
+            ..MailReport::default()
         }
     }
 
