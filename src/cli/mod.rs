@@ -61,6 +61,11 @@ pub enum Command {
     /// Run as a service: watch the mailboxes, send notifications, apply the time rules (stop
     /// with SIGTERM, reload the settings with SIGHUP)
     Run,
+    /// Copy the SQLite store to FILE (a new file) while deskmail runs, and check the copy
+    Backup {
+        /// Where the backup goes; it must not exist yet
+        file: std::path::PathBuf,
+    },
     /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
     Sweep {
         /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
@@ -246,6 +251,26 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
                 ran,
                 store.url()
             );
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let settings = load(path)?;
+            let url = settings.store_url.expose();
+            if url.starts_with("postgres") {
+                // Said without connecting to it.
+                return Err(crate::store::BackupError::Postgres.into());
+            }
+            let store = Store::connect(url).await?;
+            let b = store.backup(&file).await?;
+            println!(
+                "{} backed up to {}: {} tickets, {} stored mails, {} bytes; the copy passed SQLite's integrity check and has the current schema",
+                store.url(),
+                file.display(),
+                b.tickets,
+                b.mails,
+                b.bytes
+            );
+            store.close().await;
             Ok(())
         }
         Command::Ticket(cmd) => ticket::run(open(path).await?, *cmd).await,

@@ -4,6 +4,7 @@
 //!
 //! Everything one action changes is written through one [`Tx`]; dropping it rolls back.
 
+mod backup;
 mod bodies;
 mod deferred;
 mod inbound;
@@ -30,6 +31,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor, FromRow};
 
 use tx::TxConn;
 
+pub use backup::{Backup, BackupError};
 pub use inbound::{InboundEntry, InboundOutcome, NewInbound, StoredMail};
 pub use late::LateMessage;
 pub use leases::Fence;
