@@ -6,6 +6,7 @@
 #   is installed with "No configuration" (no main.cf, nothing listening), and both are disabled
 #   at boot and stopped. Mail packages that were on the machine before are left as they are;
 #   GNU time, with which the inbound benchmark measures a process's peak memory;
+# - promtool (Debian's prometheus package, its service off), which checks the alerting rules;
 # - a PostgreSQL answering on 127.0.0.1:5432 with trust auth for the user postgres.
 # Safe to run again: it changes nothing that already works, and it repairs what an earlier
 # version left (the system's Postfix set up as "Internet Site" on every interface, and both
@@ -136,6 +137,33 @@ if ours postfix || ours dovecot-core; then
     echo "test-setup: the system's own Postfix and Dovecot are off at boot and not running (the tests start their own)"
 fi
 echo "test-setup: Postfix $(postconf -d -h mail_version 2>/dev/null), $(dovecot --version 2>/dev/null | sed 's/^/Dovecot /')"
+
+# promtool, from Debian's prometheus package: the tests check the alerting rules in
+# monitoring/ with it. The system's Prometheus that comes with it is never started: the
+# package is kept from starting it (policy-rc.d), and it is disabled at boot.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "test-setup: installing promtool (Debian's prometheus package; its service stays off)"
+    new=
+    installed prometheus || new=prometheus
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+    if [ -n "$made_policy" ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+    if [ -n "$new" ]; then remember prometheus; fi
+fi
+if grep -qx prometheus "$MARKER" 2>/dev/null; then
+    disable_at_boot prometheus
+    if pgrep -x prometheus >/dev/null 2>&1; then
+        as_root service prometheus stop >/dev/null 2>&1 || true
+        echo "test-setup: stopped the system's Prometheus"
+    fi
+fi
+echo "test-setup: $(promtool --version 2>&1 | head -n 1)"
 
 if pg_answers; then
     echo "test-setup: PostgreSQL answers on $PGHOST:$PGPORT"

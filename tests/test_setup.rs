@@ -70,3 +70,25 @@ fn the_system_mail_services_test_setup_installed_stay_off() {
         );
     }
 }
+
+/// The Prometheus that comes with promtool is never started at boot, nor left running.
+#[test]
+fn the_system_prometheus_test_setup_installed_stays_off() {
+    if !installed_by_test_setup("prometheus") {
+        eprintln!("test-setup.sh did not install Prometheus here: the admin's, not looked at");
+        return;
+    }
+    assert!(
+        !enabled_at_boot("prometheus"),
+        "the system's Prometheus, installed by scripts/test-setup.sh for promtool, starts at \
+         boot: run scripts/test-setup.sh"
+    );
+    let running = Command::new("pgrep")
+        .args(["-x", "prometheus"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        !running,
+        "the system's Prometheus runs: run scripts/test-setup.sh"
+    );
+}
