@@ -33,6 +33,68 @@ fn the_example_config_passes_as_it_is() {
     );
 }
 
+/// The commented minimal config an install starts from (`packaging/deskmail.toml`): it passes
+/// `check-config`, and a customer's mail opens a ticket with it. Its paths under
+/// /var/lib/deskmail are moved to a temporary directory.
+#[test]
+fn the_minimal_config_passes_and_takes_a_customers_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_deskmail"));
+        support::without_deskmail_env(&mut cmd);
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        cmd.current_dir(dir.path())
+            .env(
+                "DESKMAIL__STORE__URL",
+                format!("sqlite://{}", at("d.sqlite")),
+            )
+            .env("DESKMAIL__OUTBOUND__SECRET_FILE", at("reply.key"))
+            .env("DESKMAIL__OUTBOUND__SPOOL_DIR", at("spool"))
+            .arg("--config")
+            .arg(support::root().join("packaging/deskmail.toml"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&["check-config"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("deskmail.toml: OK"), "{stdout}");
+    assert!(stdout.contains("preset open-closed"), "{stdout}");
+    let mail = b"Return-Path: <dana@customer.example>\r\n\
+        From: Dana <dana@customer.example>\r\nTo: support@helpdesk.example\r\n\
+        Subject: The printer jams\r\nMessage-ID: <dana-1@customer.example>\r\n\r\nPaper everywhere.\r\n";
+    let out = run(&["ingest", "--mailbox", "support", "-"], Some(mail));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("applied person from dana@customer.example"),
+        "{stderr}"
+    );
+    let out = run(&["outbox", "send"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spooled = std::fs::read_dir(dir.path().join("spool")).unwrap().count();
+    assert!(
+        spooled >= 1,
+        "the customer is told: {spooled} mails spooled"
+    );
+}
+
 #[test]
 fn quick_start_story_in_json() {
     let env = TestEnv::new();
