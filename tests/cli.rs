@@ -1431,3 +1431,28 @@ fn a_failure_is_shown_with_its_causes() {
         "{err}"
     );
 }
+
+/// Shell completions and the manual page come from the command line's own definition: every
+/// command is in them.
+#[test]
+fn completions_and_the_manual_page_name_every_command() {
+    let env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = env.ok(&["completions", shell]);
+        for command in [
+            "ticket", "ingest", "inbound", "outbox", "backup", "run", "sweep",
+        ] {
+            assert!(script.contains(command), "{shell}: {command} missing");
+        }
+    }
+    let page = env.ok(&["man-page"]);
+    assert!(page.contains(".TH deskmail 1"), "{page}");
+    assert!(page.contains(".SH NAME"), "{page}");
+    for command in ["check\\-config", "backup", "ingest", "completions"] {
+        assert!(
+            page.contains(command),
+            "{command} missing from the manual page"
+        );
+    }
+    assert!(env.fails(&["completions", "tcsh"]).contains("tcsh"));
+}

@@ -66,6 +66,13 @@ pub enum Command {
         /// Where the backup goes; it must not exist yet
         file: std::path::PathBuf,
     },
+    /// Print the completions for a shell (bash, zsh, fish) on stdout
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `deskmail man-page | man -l -`
+    ManPage,
     /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
     Sweep {
         /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
@@ -241,6 +248,18 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 
 async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
     match command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cli = Cli::command();
+            clap_complete::generate(shell, &mut cli, "deskmail", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::ManPage => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Failure::with_cause("cannot write the manual page", e))
+        }
         Command::CheckConfig => check_config::run(path).await,
         Command::Migrate => {
             let settings = load(path)?;
