@@ -46,6 +46,20 @@ ours() {
     return 1
 }
 
+# `apt-get install ARGS` without starting the services the packages bring: a policy-rc.d that
+# says "no" is the Debian way (one the admin put there is left alone).
+install_without_starting() {
+    local made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install "$@"
+    if [ -n "$made_policy" ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+}
+
 remember() { as_root mkdir -p "$(dirname "$MARKER")"; echo "$1" | as_root tee -a "$MARKER" >/dev/null; }
 
 # Whether unit $1 (postfix, dovecot, dovecot.socket) starts at boot: systemd's view (which also
@@ -97,17 +111,9 @@ if [ -n "$mail_missing" ]; then
     # Postfix without a configuration of its own: no main.cf, so it could not even start.
     echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
     # Keep the packages from starting the system's own Postfix and Dovecot: the tests run
-    # their own instances. A policy-rc.d that says "no" is the Debian way.
-    made_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-        as_root chmod +x /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
-    as_root apt-get update -q
+    # their own instances.
     # shellcheck disable=SC2086 # one word per package
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $MAIL_PACKAGES
-    if [ -n "$made_policy" ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+    install_without_starting -y -q $MAIL_PACKAGES
     for pkg in $new; do remember "$pkg"; done
 fi
 
@@ -145,15 +151,7 @@ if ! command -v promtool >/dev/null 2>&1; then
     echo "test-setup: installing promtool (Debian's prometheus package; its service stays off)"
     new=
     installed prometheus || new=prometheus
-    made_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-        as_root chmod +x /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
-    as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
-    if [ -n "$made_policy" ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+    install_without_starting -y -q --no-install-recommends prometheus
     if [ -n "$new" ]; then remember prometheus; fi
 fi
 if grep -qx prometheus "$MARKER" 2>/dev/null; then

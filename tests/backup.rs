@@ -21,19 +21,7 @@ fn on_store(env: &TestEnv, url: &str) -> TestEnv {
 #[test]
 fn a_backup_holds_the_store_and_never_overwrites_a_file() {
     let env = TestEnv::new();
-    let reference = env
-        .ok(&[
-            "ticket",
-            "create",
-            "--as",
-            "anna@acme.example",
-            "--subject",
-            "Printer on fire",
-            "--text",
-            "Smoke everywhere.",
-        ])
-        .trim()
-        .to_string();
+    let reference = env.create_fire_ticket();
     let file = env.path("backup.sqlite");
     let file_arg = file.to_str().unwrap();
     let out = env.ok(&["backup", file_arg]);

@@ -98,19 +98,7 @@ fn the_minimal_config_passes_and_takes_a_customers_mail() {
 #[test]
 fn quick_start_story_in_json() {
     let env = TestEnv::new();
-    let r = env
-        .ok(&[
-            "ticket",
-            "create",
-            "--as",
-            "anna@acme.example",
-            "--subject",
-            "Printer on fire",
-            "--text",
-            "Smoke everywhere.",
-        ])
-        .trim()
-        .to_string();
+    let r = env.create_fire_ticket();
     assert!(
         r.starts_with("SUP-") && r.len() == "SUP-20261122-0001".len(),
         "{r}"

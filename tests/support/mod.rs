@@ -126,6 +126,22 @@ impl TestEnv {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `ticket create` of the demo's first request: Anna's printer on fire. Its ref.
+    pub fn create_fire_ticket(&self) -> String {
+        self.ok(&[
+            "ticket",
+            "create",
+            "--as",
+            "anna@acme.example",
+            "--subject",
+            "Printer on fire",
+            "--text",
+            "Smoke everywhere.",
+        ])
+        .trim()
+        .to_string()
+    }
+
     /// Runs deskmail and requires failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
