@@ -10,7 +10,8 @@ rounds and B first in odd ones; `sync` runs before each. ROUNDS is 8 unless give
 to both (`--batch 1` for one commit per mail).
 
 With DESKMAIL_BENCH_PREPARE_URL set to a PostgreSQL database when preparing, the store is that
-database: give its URL as DESKMAIL_AB_PG; each run gets a copy (`CREATE DATABASE ... TEMPLATE`).
+database: give its URL as DESKMAIL_AB_PG; each run gets a copy (`CREATE DATABASE ... TEMPLATE`),
+dropped after it.
 
 Prints each binary's median rate (mails per second) and the median of B's rate over A's, round
 by round.
@@ -55,6 +56,8 @@ def run(binary, prepared, work, extra, pg):
     if applied != mails:
         sys.exit(f"{binary}: {applied} of {mails} mails applied")
     shutil.rmtree(work)
+    if pg:
+        pg_drop(url)
     return mails / took
 
 
@@ -67,6 +70,12 @@ def pg_copy(template_url):
         check=True,
     )
     return f"{base}/{copy}"
+
+
+def pg_drop(url):
+    """Drops a database `pg_copy` made."""
+    base, name = url.rsplit("/", 1)
+    subprocess.run(["psql", f"{base}/postgres", "-qc", f"DROP DATABASE {name}"], check=True)
 
 
 def main():
