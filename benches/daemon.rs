@@ -83,19 +83,7 @@ fn environment(stack: &MailStack, imap: &str) -> (TestEnv, String) {
         1,
     );
     std::fs::write(env.config(), config).unwrap();
-    let reference = env
-        .ok(&[
-            "ticket",
-            "create",
-            "--as",
-            "anna@acme.example",
-            "--subject",
-            "Printer on fire",
-            "--text",
-            "Smoke.",
-        ])
-        .trim()
-        .to_string();
+    let reference = env.create_fire_ticket();
     (env, reference)
 }
 

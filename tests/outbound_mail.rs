@@ -33,17 +33,8 @@ fn the_seed_000_story_reaches_the_right_mailboxes_threaded_and_in_their_language
         return;
     };
     let env = env_for(&stack);
-    let r = env.ok(&[
-        "ticket",
-        "create",
-        "--as",
-        "anna@acme.example",
-        "--subject",
-        "Printer on fire",
-        "--text",
-        "Smoke!",
-    ]);
-    let r = r.trim();
+    let r = env.create_fire_ticket();
+    let r = r.as_str();
     env.ok(&[
         "ticket",
         "act",

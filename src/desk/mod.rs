@@ -49,8 +49,8 @@ pub enum DeskError {
     MergeTarget(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("a task of the outbox sender failed")]
+    Task(#[from] crate::errors::TaskFailed),
     #[error("not a mail: {0}")]
     NotAMail(String),
     #[error(

@@ -95,7 +95,7 @@ impl Desk {
                             // when the claim runs out; record what is known first. The
                             // error names the task's panic message.
                             self.flush_sent(&mut run, now()).await?;
-                            return Err(DeskError::Internal(format!("a delivery task failed: {e}")));
+                            return Err(crate::errors::TaskFailed::from(e).into());
                         }
                     };
                     self.settle(&mut run, c, result, now()).await?;
@@ -107,7 +107,7 @@ impl Desk {
                 }
                 claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
                     claiming = None;
-                    let batch = claimed.map_err(|e| DeskError::Internal(e.to_string()))??;
+                    let batch = claimed.map_err(crate::errors::TaskFailed::from)??;
                     // An empty claim ends the run once the deliveries under way are done.
                     run.exhausted = batch.is_empty() && run.failures_at_claim == run.failures;
                     pending.extend(batch);

@@ -1,8 +1,8 @@
 //! A copy of an SQLite store taken while deskmail runs: `VACUUM INTO` reads one consistent
 //! snapshot (a read transaction in WAL mode: the writer goes on meanwhile) and writes it as a
 //! new, compact database. The copy is written beside its destination, synced, checked (SQLite's
-//! integrity check, the schema's migrations) and only then renamed into place, so that the
-//! destination is a whole, checked backup or nothing. PostgreSQL has its own tools (`pg_dump`).
+//! integrity check, the schema's migrations) and only then linked into place (never over a
+//! file), so that the destination is a whole, checked backup or nothing. PostgreSQL has its own tools (`pg_dump`).
 
 use std::path::{Path, PathBuf};
 
@@ -78,7 +78,13 @@ impl Store {
         std::fs::File::open(&partial)
             .and_then(|f| f.sync_all())
             .map_err(write)?;
-        std::fs::rename(&partial, to).map_err(write)?;
+        // A link, not a rename: it fails where a file appeared at `to` meanwhile.
+        let linked = std::fs::hard_link(&partial, to);
+        let _ = std::fs::remove_file(&partial);
+        linked.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::Exists(to.to_path_buf()),
+            _ => write(e),
+        })?;
         if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
