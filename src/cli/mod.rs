@@ -2,6 +2,7 @@
 //! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
 
 use crate::affinity;
+mod auth;
 mod check_config;
 mod inbound;
 mod ingest;
@@ -66,6 +67,9 @@ pub enum Command {
         /// Where the backup goes; it must not exist yet
         file: std::path::PathBuf,
     },
+    /// Sign in to the OAuth2 accounts (Microsoft 365, Google) of the mailboxes and of SMTP
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// Print the completions for a shell (bash, zsh, fish) on stdout
     Completions {
         #[arg(value_enum)]
@@ -261,6 +265,7 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
                 .map_err(|e| Failure::with_cause("cannot write the manual page", e))
         }
         Command::CheckConfig => check_config::run(path).await,
+        Command::Auth(cmd) => auth::run(load(path)?, cmd).await,
         Command::Migrate => {
             let settings = load(path)?;
             let store = Store::connect(settings.store_url.expose()).await?;

@@ -123,6 +123,16 @@ impl MailStack {
     /// Starts a stack; `tls` makes Postfix offer STARTTLS with a certificate generated here.
     /// `None` when mail tests are skipped (`DESKMAIL_TEST_MAIL=skip`).
     pub fn start(tls: bool) -> Option<MailStack> {
+        MailStack::start_with(tls, None)
+    }
+
+    /// A stack whose Dovecot (IMAP, and Postfix's SMTP AUTH through it) also takes XOAUTH2
+    /// logins, checking their tokens at `introspection_url`.
+    pub fn start_oauth2(introspection_url: &str) -> Option<MailStack> {
+        MailStack::start_with(false, Some(introspection_url))
+    }
+
+    fn start_with(tls: bool, introspection_url: Option<&str>) -> Option<MailStack> {
         if std::env::var("DESKMAIL_TEST_MAIL").as_deref() == Ok("skip") {
             eprintln!("DESKMAIL_TEST_MAIL=skip: skipping a test that needs Postfix and Dovecot");
             return None;
@@ -136,6 +146,9 @@ impl MailStack {
         std::fs::write(dir.join("users.txt"), USERS.join("\n") + "\n").unwrap();
         if tls {
             make_certificates(&dir.join("tls"));
+        }
+        if let Some(url) = introspection_url {
+            std::fs::write(dir.join("oauth2.url"), url).unwrap();
         }
         let [smtp_port, imap_port, lmtp_port, smtps_port] = free_ports::<4>();
         let stack = MailStack {
@@ -449,6 +462,15 @@ impl MailStack {
             "[mailboxes.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user}\"\npassword_file = \"{}\"\n",
             self.imap_port,
             password_file.display()
+        )
+    }
+
+    /// The `[mailboxes.imap]` table that reads a user's INBOX on this stack with OAuth2 (the
+    /// `[mailboxes.imap.oauth2]` table follows it).
+    pub fn imap_oauth2_config(&self, user: &str) -> String {
+        format!(
+            "[mailboxes.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user}\"\nauth = \"oauth2\"\n",
+            self.imap_port,
         )
     }
 

@@ -9,6 +9,7 @@ pub mod dialects;
 pub mod hostile;
 pub mod mailstack;
 pub mod numbers;
+pub mod oauth_provider;
 pub mod pg;
 pub mod stories;
 
