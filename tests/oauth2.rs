@@ -407,3 +407,52 @@ fn client_credentials_log_in_without_a_sign_in() {
     let (status, _, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn oauth2_settings_that_cannot_work_are_refused_naming_their_key() {
+    let env = TestEnv::new();
+    let imap = |table: &str| {
+        format!(
+            "[mailboxes.imap]\nhost = \"imap.example.com\"\nusername = \"{SUPPORT}\"\nauth = \"oauth2\"\n[mailboxes.imap.oauth2]\n{table}"
+        )
+    };
+    let cases = [
+        (
+            "provider = \"google\"\nclient_id = \"x\"\nflow = \"device\"\ntoken_file = \"t\"\n",
+            "mailboxes[0].imap.oauth2.flow: Google's device flow does not allow the Gmail scope",
+        ),
+        (
+            "provider = \"microsoft\"\nclient_id = \"x\"\nflow = \"client_credentials\"\n",
+            "mailboxes[0].imap.oauth2.client_secret_file: is needed with flow = \"client_credentials\"",
+        ),
+        (
+            "provider = \"custom\"\nclient_id = \"x\"\ntoken_url = \"http://auth.example.com/token\"\nscopes = [\"a\"]\nflow = \"authorization_code\"\nauthorize_url = \"https://auth.example.com/a\"\ntoken_file = \"t\"\n",
+            "mailboxes[0].imap.oauth2.token_url: http://auth.example.com/token: an https:// address",
+        ),
+        (
+            "provider = \"microsoft\"\nclient_id = \"x\"\n",
+            "mailboxes[0].imap.oauth2.token_file: is needed",
+        ),
+        (
+            "provider = \"microsoft\"\nclient_id = \"x\"\ntoken_file = \"t\"\nclient_secret_expires = \"June\"\n",
+            "mailboxes[0].imap.oauth2.client_secret_expires: \"June\" is not a date",
+        ),
+    ];
+    for (table, expected) in cases {
+        std::fs::write(env.config(), config(&imap(table), "", "")).unwrap();
+        let stderr = env.fails(&["check-config"]);
+        assert!(stderr.contains(expected), "{table}\n{stderr}");
+    }
+    // A password and an oauth2 table at once.
+    let both = format!(
+        "{}client_id = \"x\"\n",
+        imap("provider = \"microsoft\"\ntoken_file = \"t\"\n")
+    )
+    .replace("auth = \"oauth2\"\n", "password_file = \"p\"\n");
+    std::fs::write(env.config(), config(&both, "", "")).unwrap();
+    let stderr = env.fails(&["check-config"]);
+    assert!(
+        stderr.contains("not both") || stderr.contains("password_file"),
+        "{stderr}"
+    );
+}

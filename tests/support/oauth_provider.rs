@@ -31,6 +31,8 @@ struct State {
     /// The user client credentials act for (Microsoft 365's app-only access to one mailbox).
     app_user: Option<String>,
     access_lifetime: u64,
+    /// Said with each refresh token, where set (Google's apps in testing: 7 days).
+    refresh_lifetime: Option<u64>,
     next: u64,
     /// Token requests answered, by grant type and result (`refresh_token ok`).
     requests: Vec<String>,
@@ -58,6 +60,9 @@ impl State {
             let refresh = self.token("rt");
             self.refresh.insert(refresh.clone(), user.to_string());
             answer["refresh_token"] = json!(refresh);
+            if let Some(secs) = self.refresh_lifetime {
+                answer["refresh_token_expires_in"] = json!(secs);
+            }
         }
         answer
     }
@@ -172,6 +177,11 @@ impl Provider {
             "{}?code={code}&state={}",
             params["redirect_uri"], params["state"]
         )
+    }
+
+    /// Refresh tokens are said to last this long from now on.
+    pub fn set_refresh_token_lifetime(&self, secs: u64) {
+        self.with(|s| s.refresh_lifetime = Some(secs));
     }
 
     /// Client credentials act for this mailbox.
