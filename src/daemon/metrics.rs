@@ -1,7 +1,7 @@
 //! What `/metrics` shows (OpenMetrics text, which Prometheus reads): mails by mailbox and
 //! outcome, notifications by outcome, the outbox's depth and its oldest row's age, each
-//! mailbox's connection and the mails moved out of it, and how long a mail takes from its arrival to its commit on disk and
-//! to its notifications accepted.
+//! mailbox's connection and the mails moved out of it, how long a mail takes from its arrival
+//! to its commit on disk and to its notifications accepted, and each OAuth2 account's tokens.
 
 use std::sync::atomic::AtomicU64;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// Where each `Raw*` struct is read from in the file. A struct not listed here fails the test,
 /// so that a new section's keys cannot go undocumented.
-pub const SECTIONS: [(&str, &[&str]); 19] = [
+pub const SECTIONS: [(&str, &[&str]); 20] = [
     ("RawHelpdesk", &["helpdesk"]),
     ("RawStore", &["store"]),
     ("RawWorkflow", &["workflow"]),
@@ -26,6 +26,10 @@ pub const SECTIONS: [(&str, &[&str]); 19] = [
     ("RawInbound", &["inbound"]),
     ("RawOutbound", &["outbound"]),
     ("RawSmtp", &["outbound.smtp"]),
+    (
+        "RawOAuth2",
+        &["mailboxes.imap.oauth2", "outbound.smtp.oauth2"],
+    ),
 ];
 
 /// Each `Raw*` struct of the source with its fields' names.
