@@ -11,6 +11,7 @@ pub mod mailstack;
 pub mod numbers;
 pub mod pg;
 pub mod stories;
+pub mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
