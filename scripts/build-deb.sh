@@ -21,7 +21,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 say "building the release binary"
 cargo build --release --locked >&2
-bin=target/release/deskmail
+bin=${CARGO_TARGET_DIR:-target}/release/deskmail
 
 assets=target/deb-assets
 rm -rf "$assets"
@@ -37,12 +37,11 @@ fi
 "$bin" completions fish >"$assets/deskmail.fish"
 
 say "packaging"
-rm -f target/debian/deskmail_*.deb
-# The package's file dates are the last commit's, so that a rebuild of one commit gives the same
-# package. (Set for this step only: some crates' build scripts watch SOURCE_DATE_EPOCH, and the
+# The files in the package are dated by the last commit, not by the time of the build. (Set for
+# this step only: some crates' build scripts watch SOURCE_DATE_EPOCH, and the
 # release build above should reuse what a plain `cargo build --release` built.)
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
-SOURCE_DATE_EPOCH=$epoch cargo deb --no-build --locked >&2
-deb=$(realpath target/debian/deskmail_*.deb)
+# cargo-deb prints the package's path last on stdout.
+deb=$(SOURCE_DATE_EPOCH=$epoch cargo deb --no-build --locked | tail -n 1)
 say "built $deb"
 echo "$deb"
