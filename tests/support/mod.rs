@@ -12,6 +12,7 @@ pub mod numbers;
 pub mod oauth_provider;
 pub mod pg;
 pub mod stories;
+pub mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
