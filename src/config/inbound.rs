@@ -1,6 +1,5 @@
 //! `[inbound]`: how mail coming in is read, trusted and kept.
 
-
 use serde::Deserialize;
 
 use super::Loader;
