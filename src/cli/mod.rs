@@ -3,6 +3,7 @@
 
 use crate::affinity;
 mod check_config;
+mod doctor;
 mod inbound;
 mod ingest;
 mod outbox;
@@ -65,6 +66,13 @@ pub enum Command {
     Backup {
         /// Where the backup goes; it must not exist yet
         file: std::path::PathBuf,
+    },
+    /// Check that every account, server and certificate of the config works, before going
+    /// live: a line per check (OK, WARN, FAIL) with a hint; exit 1 when a check fails
+    Doctor {
+        /// The checks as a JSON array of {subject, check, status, detail, hint}
+        #[arg(long)]
+        json: bool,
     },
     /// Print the completions for a shell (bash, zsh, fish) on stdout
     Completions {
@@ -261,6 +269,7 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
                 .map_err(|e| Failure::with_cause("cannot write the manual page", e))
         }
         Command::CheckConfig => check_config::run(path).await,
+        Command::Doctor { json } => doctor::run(path, json).await,
         Command::Migrate => {
             let settings = load(path)?;
             let store = Store::connect(settings.store_url.expose()).await?;

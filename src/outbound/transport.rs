@@ -14,7 +14,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 
-use crate::config::{OutboundSettings, SmtpTls};
+use crate::config::{OutboundSettings, SmtpSettings, SmtpTls};
 
 /// Why a delivery failed, as the sender acts on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,31 +101,9 @@ impl Transport {
         let Some(smtp) = &s.smtp else {
             return Ok(Transport::Spool(s.spool_dir.clone()));
         };
-        let tls_params = || -> Result<TlsParameters, TransportError> {
-            let mut b = TlsParameters::builder(smtp.host.clone());
-            if let Some(ca) = &smtp.ca_file {
-                let pem = std::fs::read(ca).map_err(|source| TransportError::CaFile {
-                    path: ca.display().to_string(),
-                    source,
-                })?;
-                let cert = Certificate::from_pem(&pem).map_err(|source| TransportError::Ca {
-                    path: ca.display().to_string(),
-                    source,
-                })?;
-                b = b.add_root_certificate(cert);
-            }
-            b.build_rustls().map_err(|source| TransportError::Tls {
-                host: smtp.host.clone(),
-                source,
-            })
-        };
+        let tls_params = || tls_parameters(smtp);
         let timeout = Duration::from_secs(smtp.timeout_secs);
-        let credentials = match (&smtp.username, &smtp.password) {
-            (Some(user), Some(pass)) => {
-                Some(Credentials::new(user.clone(), pass.expose().to_string()))
-            }
-            _ => None,
-        };
+        let credentials = credentials(smtp);
         let tls = match smtp.tls {
             SmtpTls::Starttls => TlsMode::Starttls(tls_params()?),
             SmtpTls::Implicit => TlsMode::Implicit(tls_params()?),
@@ -208,8 +186,39 @@ impl Transport {
     }
 }
 
+/// The mechanisms deskmail logs in with, in this order.
+pub(crate) const MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
+
+/// What deskmail logs in to the SMTP server with, when the settings name an account.
+pub(crate) fn credentials(smtp: &SmtpSettings) -> Option<Credentials> {
+    match (&smtp.username, &smtp.password) {
+        (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.expose().to_string())),
+        _ => None,
+    }
+}
+
+/// TLS towards the SMTP server: the system's CAs and the configured `ca_file`.
+pub(crate) fn tls_parameters(smtp: &SmtpSettings) -> Result<TlsParameters, TransportError> {
+    let mut b = TlsParameters::builder(smtp.host.clone());
+    if let Some(ca) = &smtp.ca_file {
+        let pem = std::fs::read(ca).map_err(|source| TransportError::CaFile {
+            path: ca.display().to_string(),
+            source,
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|source| TransportError::Ca {
+            path: ca.display().to_string(),
+            source,
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build_rustls().map_err(|source| TransportError::Tls {
+        host: smtp.host.clone(),
+        source,
+    })
+}
+
 /// The name this host says hello with (its hostname when it is a domain name).
-fn hostname_client_id() -> ClientId {
+pub(crate) fn hostname_client_id() -> ClientId {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -265,7 +274,7 @@ impl SmtpClient {
                 }
             };
             if let Some(c) = credentials {
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+                conn.auth(MECHANISMS, c).await?;
             }
             // lettre keeps no note of PIPELINING (RFC 2920): ask once more and read it off the
             // answer. It saves two round trips per mail.
@@ -443,7 +452,7 @@ fn too_large(e: &lettre::transport::smtp::Error, text: &str) -> bool {
 }
 
 /// The limit of a `SIZE 10240000` line of an EHLO answer.
-fn size_keyword(line: &str) -> Option<u64> {
+pub(crate) fn size_keyword(line: &str) -> Option<u64> {
     let mut words = line.split_whitespace();
     let keyword = words.next()?;
     if !keyword.eq_ignore_ascii_case("SIZE") {

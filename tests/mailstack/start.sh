@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/mailstack/start.sh DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT]
+# tests/mailstack/start.sh DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT [IMAPS_PORT]]
 #
 # Starts a throw-away Dovecot (IMAP+IDLE, LMTP) + Postfix (SMTP -> LMTP) pair bound to 127.0.0.1
 # only, with everything (config, mail, queue, logs, pids) under DIR, for deskmail's tests
@@ -13,14 +13,16 @@
 # Users: one address per line in DIR/users.txt (password "secret" for all); the domains are
 # taken from them. TLS: when DIR/tls/cert.pem and DIR/tls/key.pem exist, Postfix offers STARTTLS
 # on SMTP_PORT and, given SMTPS_PORT, implicit TLS (the "submissions" style of port 465) there;
-# that port offers no PIPELINING, so that clients' step-by-step path is exercised too.
+# that port offers no PIPELINING, so that clients' step-by-step path is exercised too. Dovecot
+# then offers STARTTLS on IMAP_PORT and, given IMAPS_PORT, implicit TLS there, with the same
+# certificate.
 set -eu
 
-if [ $# -ne 4 ] && [ $# -ne 5 ]; then
-    echo "usage: $0 DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT]" >&2
+if [ $# -lt 4 ] || [ $# -gt 6 ]; then
+    echo "usage: $0 DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT [IMAPS_PORT]]" >&2
     exit 2
 fi
-DIR=$1 SMTP_PORT=$2 IMAP_PORT=$3 LMTP_PORT=$4 SMTPS_PORT=${5:-}
+DIR=$1 SMTP_PORT=$2 IMAP_PORT=$3 LMTP_PORT=$4 SMTPS_PORT=${5:-} IMAPS_PORT=${6:-}
 
 [ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
 
@@ -98,6 +100,16 @@ done
 mv "$DIR/dovecot/users.tmp" "$DIR/dovecot/users"
 chmod 0644 "$DIR/dovecot/users"
 
+# TLS with the harness's certificate when there is one (imaps on IMAPS_PORT, given one).
+DOVECOT_SSL="ssl = no"
+DOVECOT_IMAPS_PORT=0
+if [ -f "$DIR/tls/cert.pem" ] && [ -f "$DIR/tls/key.pem" ]; then
+    DOVECOT_SSL="ssl = yes
+ssl_cert = <$DIR/tls/cert.pem
+ssl_key = <$DIR/tls/key.pem"
+    DOVECOT_IMAPS_PORT=${IMAPS_PORT:-0}
+fi
+
 cat > "$DIR/dovecot/dovecot.conf" <<EOF
 # Standalone Dovecot 2.3 config; nothing is included from /etc/dovecot.
 protocols = imap lmtp
@@ -108,7 +120,7 @@ instance_name = dovecot-$IMAP_PORT
 log_path = $DIR/log/dovecot.log
 info_log_path = $DIR/log/dovecot.log
 debug_log_path = $DIR/log/dovecot.log
-ssl = no
+$DOVECOT_SSL
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_cache_size = 0
@@ -189,7 +201,8 @@ service imap-login {
     port = $IMAP_PORT
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $DOVECOT_IMAPS_PORT
   }
 }
 service lmtp {
