@@ -227,9 +227,10 @@ fn a_wrong_password_fails_the_logins_with_the_servers_answers() {
         assert_eq!(c["status"].as_str().unwrap().to_uppercase(), l.status);
         assert_eq!(c["subject"], l.subject.as_str());
         assert_eq!(c["check"], l.check.as_str());
-        // The days left may have changed between the two runs.
-        let day = |d: &str| d.split(" (in ").next().unwrap().to_string();
-        assert_eq!(day(c["detail"].as_str().unwrap()), day(&l.detail));
+        // The days left and the free space may have changed between the two runs.
+        if !["TLS", "STARTTLS", "disk space"].contains(&l.check.as_str()) {
+            assert_eq!(c["detail"], l.detail.as_str());
+        }
         assert_eq!(c["hint"].as_str(), l.hint.as_deref());
     }
 }

@@ -188,16 +188,28 @@ async fn folders(
     match timed(conn.has_folder(&watched)).await {
         Some(Ok(true)) => {}
         Some(Ok(false)) => {
-            let listed = match timed(conn.folders()).await {
-                Some(Ok(all)) => all.join(", "),
-                _ => "?".into(),
+            let all = match timed(conn.folders()).await {
+                Some(Ok(all)) => all,
+                _ => Vec::new(),
             };
-            out.push(Check::fail(
-                subject,
-                "folders",
-                format!("the watched folder {watched} does not exist (the server has: {listed})"),
-                "set folder in [mailboxes.imap] to one of the server's folders (names as the server lists them, `/` between levels), or create the folder",
-            ));
+            out.push(if all.is_empty() {
+                Check::fail(
+                    subject,
+                    "folders",
+                    format!("the watched folder {watched} does not exist: the server lists no folder at all to {}", s.username),
+                    "the account logged in but may not see the mailbox: with Microsoft 365 app-only access (flow = \"client_credentials\") give the app's service principal FullAccess to the mailbox (Add-MailboxPermission); see docs/troubleshooting.md",
+                )
+            } else {
+                Check::fail(
+                    subject,
+                    "folders",
+                    format!(
+                        "the watched folder {watched} does not exist (the server has: {})",
+                        all.join(", ")
+                    ),
+                    "set folder in [mailboxes.imap] to one of the server's folders (names as the server lists them, `/` between levels), or create the folder",
+                )
+            });
             return None;
         }
         Some(Err(e)) => {

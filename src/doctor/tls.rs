@@ -189,7 +189,7 @@ pub fn refused(subject: &str, check: &str, e: &rustls::Error, key: &str, has_ca:
                 "the certificate does not name the host deskmail connects to: set {key}.host to a name the certificate lists"
             )
         }
-        _ => "check the server's TLS set-up (`openssl s_client -connect HOST:PORT` shows what it offers)".to_string(),
+        _ => "check that port and tls match (tls = \"implicit\" for 993 and 465, \"starttls\" for 143 and 587) and the server's TLS set-up (`openssl s_client -connect HOST:PORT` shows what it offers)".to_string(),
     };
     Check::fail(subject, check, format!("handshake refused: {e}"), hint)
 }
