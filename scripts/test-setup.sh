@@ -7,6 +7,9 @@
 #   at boot and stopped. Mail packages that were on the machine before are left as they are;
 #   GNU time, with which the inbound benchmark measures a process's peak memory;
 # - promtool (Debian's prometheus package, its service off), which checks the alerting rules;
+# - for the Debian package's test (tests/package.rs): cargo-deb (a pinned version, built by
+#   `cargo install` into ~/.cargo/bin), which scripts/build-deb.sh runs, dpkg-dev (its
+#   dpkg-shlibdeps finds the libraries the binary needs) and man-db (`man deskmail`);
 # - a PostgreSQL answering on 127.0.0.1:5432 with trust auth for the user postgres.
 # Safe to run again: it changes nothing that already works, and it repairs what an earlier
 # version left (the system's Postfix set up as "Internet Site" on every interface, and both
@@ -162,6 +165,23 @@ if grep -qx prometheus "$MARKER" 2>/dev/null; then
     fi
 fi
 echo "test-setup: $(promtool --version 2>&1 | head -n 1)"
+
+# What the Debian package's test needs: scripts/build-deb.sh runs cargo-deb, and cargo-deb runs
+# dpkg-shlibdeps (dpkg-dev); the test reads the installed man page with man (man-db).
+CARGO_DEB_VERSION=3.8.0
+deb_tools_missing=
+for bin in /usr/bin/dpkg-shlibdeps /usr/bin/man; do
+    [ -x "$bin" ] || deb_tools_missing=1
+done
+if [ -n "$deb_tools_missing" ]; then
+    echo "test-setup: installing dpkg-dev and man-db from Debian's packages"
+    install_without_starting -y -q --no-install-recommends dpkg-dev man-db
+fi
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "test-setup: installing cargo-deb $CARGO_DEB_VERSION (cargo install, into ~/.cargo/bin)"
+    cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+fi
+echo "test-setup: $(cargo deb --version 2>&1 | head -n 1)"
 
 if pg_answers; then
     echo "test-setup: PostgreSQL answers on $PGHOST:$PGPORT"

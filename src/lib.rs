@@ -15,6 +15,7 @@ pub mod errors;
 pub mod hex;
 pub mod inbound;
 pub mod intake;
+pub mod oauth2;
 pub mod outbound;
 pub mod recipients;
 pub mod reply_token;

@@ -1444,3 +1444,34 @@ fn completions_and_the_manual_page_name_every_command() {
     }
     assert!(env.fails(&["completions", "tcsh"]).contains("tcsh"));
 }
+
+#[test]
+fn a_store_upgraded_by_a_newer_deskmail_is_refused_not_used() {
+    let env = TestEnv::new();
+    env.create_fire_ticket();
+    let db = env.path("data/deskmail.sqlite");
+    assert!(db.exists());
+    // A newer deskmail's migration, as sqlx records it.
+    let script = "import sqlite3, sys\n\
+        c = sqlite3.connect(sys.argv[1])\n\
+        c.execute(\"INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from the future', 1, x'00', 1)\")\n\
+        c.commit()\n";
+    let ok = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let refused = env.fails(&["ticket", "list"]);
+    assert!(
+        refused
+            .contains("has migration 99990101000000, which this version of deskmail does not know"),
+        "{refused}"
+    );
+    let checked = env.fails(&["check-config"]);
+    assert!(
+        checked.contains("a newer deskmail upgraded it"),
+        "{checked}"
+    );
+}

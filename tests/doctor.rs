@@ -328,3 +328,82 @@ fn directory_ambiguities_are_warnings() {
     assert_eq!(partner.status, "WARN");
     assert!(partner.detail.contains("\"OS/HCMS Support\""));
 }
+
+#[test]
+fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_login() {
+    use support::oauth_provider::Provider;
+    const USER: &str = "support@helpdesk.example";
+    let provider = Provider::start();
+    let Some(stack) = MailStack::start_oauth2(&provider.url("/introspect")) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let token_file = env.path("support.token");
+    std::fs::write(
+        &token_file,
+        format!(
+            "{{\"refresh_token\": \"{}\", \"issued_at\": \"2026-12-06T09:00:00Z\"}}",
+            provider.refresh_token_for(USER)
+        ),
+    )
+    .unwrap();
+    // The mailbox and the SMTP account share the token file.
+    let imap = format!(
+        "{}{}",
+        stack.imap_oauth2_config(USER),
+        provider.config("mailboxes.imap.oauth2", "device", &token_file)
+    );
+    let smtp_table = format!(
+        "{}username = \"{USER}\"\nauth = \"oauth2\"\n{}",
+        stack.smtp_config(1),
+        provider.config("outbound.smtp.oauth2", "device", &token_file)
+    );
+    let config = support::example_config("", &smtp_table);
+    std::fs::write(
+        env.config(),
+        config.replacen(SUPPORT, &format!("{SUPPORT}{imap}"), 1),
+    )
+    .unwrap();
+    let (out, stdout) = doctor(&env, &[]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let all = lines(&stdout);
+    assert_eq!(
+        line(&all, IMAP, "login").detail,
+        format!("logged in as {USER} with an OAuth2 access token (XOAUTH2)")
+    );
+    let auth = line(&all, &smtp(&stack), "AUTH");
+    assert_eq!(auth.status, "OK");
+    assert!(
+        auth.detail.starts_with(&format!(
+            "logged in as {USER} with an OAuth2 access token (XOAUTH2)"
+        )),
+        "{}",
+        auth.detail
+    );
+
+    // The sign-in is revoked: no access token, and the hint says how to sign in again.
+    provider.revoke(USER);
+    provider.expire_access_tokens();
+    let (out, stdout) = doctor(&env, &[]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let all = lines(&stdout);
+    let login = line(&all, IMAP, "login");
+    assert_eq!(login.status, "FAIL");
+    assert!(login.detail.contains("invalid_grant"), "{}", login.detail);
+    assert!(
+        login
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("deskmail auth login support"),
+        "{login:?}"
+    );
+    let auth = line(&all, &smtp(&stack), "AUTH");
+    assert_eq!(auth.status, "FAIL");
+    assert!(
+        auth.hint
+            .as_deref()
+            .unwrap()
+            .contains("deskmail auth login smtp")
+    );
+}

@@ -5,7 +5,12 @@ mod support;
 
 use std::process::Command;
 
+use std::sync::Arc;
+
+use deskmail::config::{Flow, OAuth2Settings};
 use deskmail::daemon::metrics::Metrics;
+use deskmail::oauth2::TokenSource;
+use support::oauth_provider::{CLIENT_ID, Provider};
 
 fn promtool(args: &[&str]) -> String {
     let out = Command::new("promtool")
@@ -27,8 +32,42 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn the_alerting_rules_are_valid_and_fire_when_they_should() {
     let checked = promtool(&["check", "rules", "deskmail-alerts.yml"]);
-    assert!(checked.contains("4 rules found"), "{checked}");
+    assert!(checked.contains("6 rules found"), "{checked}");
     promtool(&["test", "rules", "deskmail-alerts.test.yml"]);
+}
+
+/// An OAuth2 account of this process that got a token from the test provider (whose refresh
+/// tokens last 7 days) and whose client secret expires: its series are exported.
+fn oauth2_account_with_a_token() {
+    let provider = Provider::start();
+    provider.set_refresh_token_lifetime(7 * 86_400);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("support.token");
+    let token = provider.refresh_token_for("support@helpdesk.example");
+    std::fs::write(
+        &token_file,
+        format!("{{\"refresh_token\": \"{token}\", \"issued_at\": \"2026-12-06T09:00:00Z\"}}"),
+    )
+    .unwrap();
+    let settings = Arc::new(OAuth2Settings {
+        provider: "custom".into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: None,
+        flow: Flow::Device,
+        scopes: vec!["mail".into()],
+        token_url: provider.url("/token"),
+        device_url: None,
+        authorize_url: None,
+        token_file: Some(token_file),
+        client_secret_expires: Some(jiff::civil::date(2027, 6, 30)),
+    });
+    let source = TokenSource::shared(&settings, "support@helpdesk.example");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(source.access_token())
+        .unwrap();
 }
 
 /// Every `deskmail_…` series a rule reads is one the daemon exports (a counter with `_total`).
@@ -40,6 +79,7 @@ fn the_rules_read_only_metrics_the_daemon_exports() {
     m.connected
         .get_or_create(&Metrics::mailbox("support"))
         .set(1);
+    oauth2_account_with_a_token();
     let exported = m.encode();
     let rules = support::read("monitoring/deskmail-alerts.yml");
     let mut named = 0;
@@ -53,5 +93,5 @@ fn the_rules_read_only_metrics_the_daemon_exports() {
             );
         }
     }
-    assert!(named >= 4, "{named}");
+    assert!(named >= 7, "{named}");
 }

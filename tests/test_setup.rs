@@ -2,7 +2,8 @@
 //! it installed are there for their programs only (the mail tests start instances of their own,
 //! tests/mailstack/): they must not start at boot, and the system's Postfix listens on loopback
 //! at most. Mail packages that were on the machine before are the admin's and not looked at.
-//! `DESKMAIL_TEST_MAIL=skip` skips this with the other mail tests.
+//! `DESKMAIL_TEST_MAIL=skip` skips this with the other mail tests. It also checks that the tools
+//! the Debian package's test runs are there.
 
 use std::process::Command;
 
@@ -91,4 +92,31 @@ fn the_system_prometheus_test_setup_installed_stays_off() {
         !running,
         "the system's Prometheus runs: run scripts/test-setup.sh"
     );
+}
+
+/// What the Debian package's test (tests/package.rs) runs: cargo-deb (scripts/build-deb.sh),
+/// dpkg-shlibdeps (cargo-deb's `$auto` dependencies) and man. Skipped with the package's test
+/// (`DESKMAIL_TEST_PACKAGE=skip`).
+#[test]
+fn the_package_tools_are_installed() {
+    if std::env::var("DESKMAIL_TEST_PACKAGE").as_deref() == Ok("skip") {
+        eprintln!("DESKMAIL_TEST_PACKAGE=skip: skipping the check of the package's tools");
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo_deb = Command::new(cargo).args(["deb", "--version"]).output();
+    assert!(
+        cargo_deb.as_ref().is_ok_and(|o| o.status.success()),
+        "no cargo-deb (scripts/build-deb.sh needs it): run scripts/test-setup.sh"
+    );
+    eprintln!(
+        "{}",
+        String::from_utf8_lossy(&cargo_deb.unwrap().stdout).trim()
+    );
+    for program in ["/usr/bin/dpkg-shlibdeps", "/usr/bin/man"] {
+        assert!(
+            std::path::Path::new(program).exists(),
+            "no {program} (the package's test needs it): run scripts/test-setup.sh"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use crate::config::{self, Problem, Settings, redact_url};
 use crate::errors;
 use crate::outbound::{Templates, Transport};
 use crate::reply_token::{self, KeyFile};
-use crate::store::{Dialect, Store, sqlite_path};
+use crate::store::{Dialect, Schema, Store, sqlite_path};
 use crate::workflow::{self, Workflow};
 
 pub async fn run(path: &Path) -> CmdResult {
@@ -122,9 +122,18 @@ pub(super) async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
         // A database without deskmail's tables holds no tickets to strand.
         Err(_) => return (format!("{shown} (no schema yet)"), Vec::new()),
     };
-    let current = store.is_current().await;
+    let schema = store.schema().await;
     store.close().await;
     let mut problems = Vec::new();
+    if let Schema::Newer { version } = schema {
+        problems.push(problem(
+            "store.url",
+            format!(
+                "the store has migration {version}, which this version of deskmail does not know: \
+                 a newer deskmail upgraded it"
+            ),
+        ));
+    }
     let mut total = 0;
     for (wf_name, status, count) in &usage {
         total += count;
@@ -157,10 +166,10 @@ pub(super) async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
         Dialect::Sqlite => "sqlite",
         Dialect::Postgres => "postgres",
     };
-    let schema = if current {
-        "schema current"
-    } else {
-        "schema needs `deskmail migrate`"
+    let schema = match schema {
+        Schema::Current => "schema current",
+        Schema::Behind => "schema needs `deskmail migrate`",
+        Schema::Newer { .. } => "schema of a newer deskmail",
     };
     (
         format!("{shown} ({kind}, {total} ticket(s), {schema})"),

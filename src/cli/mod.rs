@@ -2,6 +2,7 @@
 //! turns its arguments into calls on [`crate::desk::Desk`] and its results into text or JSON.
 
 use crate::affinity;
+mod auth;
 mod check_config;
 mod doctor;
 mod inbound;
@@ -67,6 +68,9 @@ pub enum Command {
         /// Where the backup goes; it must not exist yet
         file: std::path::PathBuf,
     },
+    /// Sign in to the OAuth2 accounts (Microsoft 365, Google) of the mailboxes and of SMTP
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// Check that every account, server and certificate of the config works, before going
     /// live: a line per check (OK, WARN, FAIL) with a hint; exit 1 when a check fails
     Doctor {
@@ -269,6 +273,7 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
                 .map_err(|e| Failure::with_cause("cannot write the manual page", e))
         }
         Command::CheckConfig => check_config::run(path).await,
+        Command::Auth(cmd) => auth::run(load(path)?, cmd).await,
         Command::Doctor { json } => doctor::run(path, json).await,
         Command::Migrate => {
             let settings = load(path)?;

@@ -1,7 +1,5 @@
 //! `[inbound]`: how mail coming in is read, trusted and kept.
 
-use std::path::PathBuf;
-
 use serde::Deserialize;
 
 use super::Loader;
@@ -37,8 +35,6 @@ pub struct InboundSettings {
     pub internal_marker: String,
     /// Answer a person outside every organisation with a polite refusal.
     pub refuse_unknown_with_notice: bool,
-    /// Where the daemon keeps a copy of mails it could not apply.
-    pub failed_dir: PathBuf,
 }
 
 impl Default for InboundSettings {
@@ -49,13 +45,19 @@ impl Default for InboundSettings {
             unverified: UnverifiedPolicy::Comment,
             internal_marker: "#internal".into(),
             refuse_unknown_with_notice: true,
-            failed_dir: PathBuf::from("data/failed"),
         }
     }
 }
 
 pub(crate) fn resolve(l: &mut Loader, raw: RawInbound) -> InboundSettings {
     let d = InboundSettings::default();
+    if raw.failed_dir.is_some() {
+        l.warning(
+            "inbound.failed_dir",
+            "is not used: a mail that cannot be applied is kept in the store \
+             (deskmail inbound list --failed); remove the key",
+        );
+    }
     let unverified = match raw.unverified.as_deref().unwrap_or("comment") {
         "comment" => UnverifiedPolicy::Comment,
         "refuse" => UnverifiedPolicy::Refuse,
@@ -91,9 +93,5 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawInbound) -> InboundSettings {
         refuse_unknown_with_notice: raw
             .refuse_unknown_with_notice
             .unwrap_or(d.refuse_unknown_with_notice),
-        failed_dir: raw
-            .failed_dir
-            .map(|p| l.resolve_path(&p))
-            .unwrap_or_else(|| l.resolve_path("data/failed")),
     }
 }

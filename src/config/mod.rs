@@ -19,12 +19,14 @@ use crate::directory::{
 };
 use crate::ticket_number::TicketFormat;
 
+mod auth;
 mod daemon;
 mod inbound;
 mod outbound;
 mod sources;
 mod urls;
 use crate::workflow::{self, Workflow};
+pub use auth::{Auth, Flow, Login, OAuth2Settings};
 pub use daemon::DaemonSettings;
 pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Loader, Secret};
+use super::Loader;
+use super::auth::{Login, RawOAuth2, resolve_login};
 use crate::workflow::rules::parse_duration;
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,7 +31,9 @@ struct RawSmtp {
     port: Option<u16>,
     tls: Option<String>,
     username: Option<String>,
+    auth: Option<String>,
     password_file: Option<String>,
+    oauth2: Option<RawOAuth2>,
     ca_file: Option<String>,
     connections: Option<usize>,
     timeout_secs: Option<u64>,
@@ -52,8 +55,8 @@ pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
+    /// `None`: the server is used without logging in.
+    pub login: Option<Login>,
     /// An extra CA certificate (PEM) to trust besides the system's.
     pub ca_file: Option<PathBuf>,
     /// Connections used in parallel (and reused).
@@ -106,22 +109,22 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
             SmtpTls::Starttls => 587,
             SmtpTls::None => 25,
         });
-        let password = s.password_file.as_deref().and_then(|f| {
-            let path = l.resolve_path(f);
-            match std::fs::read_to_string(&path) {
-                Ok(p) => Some(Secret::new(p.trim_end_matches(['\r', '\n']))),
-                Err(e) => {
-                    l.problem(
-                        "outbound.smtp.password_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    None
+        let login = match s.username {
+            Some(user) => resolve_login(
+                l,
+                "outbound.smtp",
+                user,
+                s.auth.as_deref(),
+                s.password_file.as_deref(),
+                s.oauth2,
+            ),
+            None => {
+                if s.password_file.is_some() || s.oauth2.is_some() || s.auth.is_some() {
+                    l.problem("outbound.smtp.username", "is needed to log in");
                 }
+                None
             }
-        });
-        if s.username.is_some() != s.password_file.is_some() {
-            l.problem("outbound.smtp", "set username and password_file together");
-        }
+        };
         let ca_file = s.ca_file.as_deref().map(|f| l.resolve_path(f));
         if let Some(ca) = &ca_file
             && !ca.exists()
@@ -139,8 +142,7 @@ pub(crate) fn resolve(l: &mut Loader, raw: RawOutbound) -> OutboundSettings {
             host: s.host,
             port,
             tls,
-            username: s.username,
-            password,
+            login,
             ca_file,
             connections: connections.clamp(1, 64),
             timeout_secs: s.timeout_secs.unwrap_or(30),

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Loader, Secret};
+use super::Loader;
+use super::auth::{Login, RawOAuth2, resolve_login};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,7 +17,9 @@ pub(crate) struct RawImap {
     port: Option<u16>,
     tls: Option<String>,
     username: String,
-    password_file: String,
+    auth: Option<String>,
+    password_file: Option<String>,
+    oauth2: Option<RawOAuth2>,
     folder: Option<String>,
     processed_folder: Option<String>,
     failed_folder: Option<String>,
@@ -55,8 +58,7 @@ pub struct ImapSettings {
     pub host: String,
     pub port: u16,
     pub tls: ImapTls,
-    pub username: String,
-    pub password: Secret,
+    pub login: Login,
     pub folder: String,
     /// Where processed mail goes; `None` leaves it where it is.
     pub processed_folder: Option<String>,
@@ -114,7 +116,7 @@ fn resolve_imap(l: &mut Loader, key: &str, raw: RawImap) -> Option<ImapSettings>
         l.problem(
             format!("{key}.tls"),
             format!(
-                "\"none\" sends the password in clear: allowed to a loopback address only, not {}",
+                "\"none\" sends the password or token in clear: allowed to a loopback address only, not {}",
                 raw.host
             ),
         );
@@ -134,17 +136,14 @@ fn resolve_imap(l: &mut Loader, key: &str, raw: RawImap) -> Option<ImapSettings>
             Start::New
         }
     };
-    let path = l.resolve_path(&raw.password_file);
-    let password = match std::fs::read_to_string(&path) {
-        Ok(p) => Secret::new(p.trim_end_matches(['\r', '\n'])),
-        Err(e) => {
-            l.problem(
-                format!("{key}.password_file"),
-                format!("cannot read {}: {e}", path.display()),
-            );
-            return None;
-        }
-    };
+    let login = resolve_login(
+        l,
+        key,
+        raw.username,
+        raw.auth.as_deref(),
+        raw.password_file.as_deref(),
+        raw.oauth2,
+    )?;
     let ca_file = raw.ca_file.as_deref().map(|f| l.resolve_path(f));
     if let Some(ca) = &ca_file
         && !ca.exists()
@@ -176,8 +175,7 @@ fn resolve_imap(l: &mut Loader, key: &str, raw: RawImap) -> Option<ImapSettings>
         host: raw.host,
         port,
         tls,
-        username: raw.username,
-        password,
+        login,
         folder,
         processed_folder,
         failed_folder,
@@ -187,7 +185,7 @@ fn resolve_imap(l: &mut Loader, key: &str, raw: RawImap) -> Option<ImapSettings>
 }
 
 /// A loopback address, or `localhost`.
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_matches(['[', ']'])

@@ -1,7 +1,7 @@
 //! What `/metrics` shows (OpenMetrics text, which Prometheus reads): mails by mailbox and
 //! outcome, notifications by outcome, the outbox's depth and its oldest row's age, each
-//! mailbox's connection and the mails moved out of it, and how long a mail takes from its arrival to its commit on disk and
-//! to its notifications accepted.
+//! mailbox's connection and the mails moved out of it, how long a mail takes from its arrival
+//! to its commit on disk and to its notifications accepted, and each OAuth2 account's tokens.
 
 use std::sync::atomic::AtomicU64;
 
@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::oauth2::TokenSource;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MailLabels {
@@ -26,6 +28,17 @@ pub struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MailboxLabels {
     pub mailbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountLabels {
+    pub account: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    pub account: String,
+    pub result: String,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -48,6 +61,17 @@ pub struct Metrics {
     pub moved: Family<MailboxLabels, Counter>,
     pub to_commit: Histogram,
     pub to_accepted: Histogram,
+    oauth2: OAuth2Metrics,
+}
+
+/// The OAuth2 accounts' tokens, read off their sources when `/metrics` is asked.
+#[derive(Default)]
+struct OAuth2Metrics {
+    access_expiry: Family<AccountLabels, FloatGauge>,
+    refresh_expiry: Family<AccountLabels, FloatGauge>,
+    secret_expiry: Family<AccountLabels, FloatGauge>,
+    last_ok: Family<AccountLabels, Gauge>,
+    refreshes: Family<RefreshLabels, Counter>,
 }
 
 impl Metrics {
@@ -65,6 +89,7 @@ impl Metrics {
             moved: Family::default(),
             to_commit: Histogram::new(latency_buckets()),
             to_accepted: Histogram::new(latency_buckets()),
+            oauth2: OAuth2Metrics::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -122,11 +147,38 @@ impl Metrics {
             "From a change's commit to its notification accepted by the mail server",
             m.to_accepted.clone(),
         );
+        let o = &m.oauth2;
+        r.register(
+            "oauth2_access_token_expiry_timestamp_seconds",
+            "When the OAuth2 account's access token expires (Unix time); it is renewed 5 minutes before",
+            o.access_expiry.clone(),
+        );
+        r.register(
+            "oauth2_refresh_token_expiry_timestamp_seconds",
+            "When the OAuth2 account's refresh token expires, where the provider says (Unix time)",
+            o.refresh_expiry.clone(),
+        );
+        r.register(
+            "oauth2_client_secret_expiry_timestamp_seconds",
+            "When the OAuth2 application's client secret expires (client_secret_expires, Unix time)",
+            o.secret_expiry.clone(),
+        );
+        r.register(
+            "oauth2_last_refresh_ok",
+            "1 when the OAuth2 account's last token request succeeded, 0 when it failed",
+            o.last_ok.clone(),
+        );
+        r.register(
+            "oauth2_refreshes",
+            "OAuth2 token requests, by account and result (ok, failed)",
+            o.refreshes.clone(),
+        );
         m
     }
 
     /// The text `/metrics` answers with.
     pub fn encode(&self) -> String {
+        self.oauth2.read_sources();
         let mut out = String::new();
         // Writing to a String does not fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -157,6 +209,45 @@ impl Metrics {
                     outcome: outcome.to_string(),
                 })
                 .inc_by(n as u64);
+        }
+    }
+}
+
+impl OAuth2Metrics {
+    fn read_sources(&self) {
+        let seconds = |t: jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
+        for source in TokenSource::all() {
+            let status = source.status();
+            let account = AccountLabels {
+                account: source.account().to_string(),
+            };
+            if let Some(t) = status.access_expires_at {
+                self.access_expiry.get_or_create(&account).set(seconds(t));
+            }
+            if let Some(t) = status.refresh_expires_at {
+                self.refresh_expiry.get_or_create(&account).set(seconds(t));
+            }
+            if let Some(date) = source.settings().client_secret_expires
+                && let Ok(t) = date.to_zoned(jiff::tz::TimeZone::UTC)
+            {
+                let t = seconds(t.timestamp());
+                self.secret_expiry.get_or_create(&account).set(t);
+            }
+            if status.refreshes_ok + status.refreshes_failed > 0 {
+                let ok = i64::from(status.last_error.is_none());
+                self.last_ok.get_or_create(&account).set(ok);
+            }
+            for (result, total) in [
+                ("ok", status.refreshes_ok),
+                ("failed", status.refreshes_failed),
+            ] {
+                let labels = RefreshLabels {
+                    account: account.account.clone(),
+                    result: result.to_string(),
+                };
+                let counter = self.refreshes.get_or_create(&labels);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 mod outbox;
 mod sweep;
 mod systemd;
+mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -212,6 +213,7 @@ pub async fn run(path: &Path, settings: Settings, desk: Desk) -> Result<u8, Star
     others.spawn(lease::alive(Arc::clone(&shared)));
     others.spawn(outbox::run(Arc::clone(&shared)));
     others.spawn(sweep::run(Arc::clone(&shared)));
+    others.spawn(tokens::run(Arc::clone(&shared)));
     if let Some(listener) = listener {
         others.spawn(http::serve(listener, Arc::clone(&shared)));
     }

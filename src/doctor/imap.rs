@@ -2,7 +2,7 @@
 //! (`daemon::imap::session`): DNS, TCP, TLS, login, capabilities, folders, messages. A step that
 //! fails ends the mailbox's checks: the later ones need it.
 
-use crate::config::{ImapSettings, ImapTls};
+use crate::config::{Auth, ImapSettings, ImapTls};
 use crate::daemon::imap::ImapFailure;
 use crate::daemon::imap::session::Connection;
 use crate::errors;
@@ -10,7 +10,8 @@ use crate::errors;
 use super::{Check, net, timed, tls, too_slow};
 
 /// Every check of one mailbox.
-pub async fn check(subject: &str, s: &ImapSettings) -> Vec<Check> {
+pub async fn check(name: &str, s: &ImapSettings) -> Vec<Check> {
+    let subject = &format!("mailbox {name}");
     let mut out = Vec::new();
     match net::dns(subject, &s.host, s.port).await {
         Ok((c, addrs)) => {
@@ -24,7 +25,7 @@ pub async fn check(subject: &str, s: &ImapSettings) -> Vec<Check> {
             let connected = tcp.status != super::Status::Fail;
             out.push(tcp);
             if connected {
-                session(subject, s, &mut out).await;
+                session(name, s, &mut out).await;
             }
         }
         Err(c) => out.push(c),
@@ -33,7 +34,8 @@ pub async fn check(subject: &str, s: &ImapSettings) -> Vec<Check> {
 }
 
 /// TLS and what needs a login.
-async fn session(subject: &str, s: &ImapSettings, out: &mut Vec<Check>) {
+async fn session(name: &str, s: &ImapSettings, out: &mut Vec<Check>) {
+    let subject = &format!("mailbox {name}");
     let greeted = match timed(Connection::connect(s)).await {
         None => {
             out.push(Check::fail(
@@ -75,7 +77,7 @@ async fn session(subject: &str, s: &ImapSettings, out: &mut Vec<Check>) {
             return;
         }
         Some(Err(e)) => {
-            out.push(login_failed(subject, s, &e));
+            out.push(login_failed(name, s, &e));
             return;
         }
         Some(Ok(c)) => c,
@@ -83,7 +85,14 @@ async fn session(subject: &str, s: &ImapSettings, out: &mut Vec<Check>) {
     out.push(Check::ok(
         subject,
         "login",
-        format!("logged in as {}", s.username),
+        format!(
+            "logged in as {} with {}",
+            s.login.username,
+            match s.login.auth {
+                Auth::Password(_) => "a password",
+                Auth::OAuth2(_) => "an OAuth2 access token (XOAUTH2)",
+            }
+        ),
     ));
     out.push(capabilities(subject, &mut conn).await);
     let watched = folders(subject, s, &mut conn, out).await;
@@ -110,12 +119,19 @@ fn connect_failed(subject: &str, s: &ImapSettings, e: &ImapFailure) -> Check {
     Check::fail(subject, "TLS", errors::chain(e), hint)
 }
 
-/// The login's failure with the server's answer.
-fn login_failed(subject: &str, s: &ImapSettings, e: &ImapFailure) -> Check {
-    let hint = match e {
-        ImapFailure::Login(_) => format!(
-            "the server refused {} with this password: check password_file (the password only, on one line) and that the account may use IMAP; Microsoft 365 and Google take no passwords over IMAP (auth = \"oauth2\")",
-            s.username
+/// The login's failure with the server's (or the OAuth2 provider's) answer.
+fn login_failed(name: &str, s: &ImapSettings, e: &ImapFailure) -> Check {
+    let subject = &format!("mailbox {name}");
+    let user = &s.login.username;
+    let hint = match (e, &s.login.auth) {
+        (ImapFailure::Login(_), Auth::Password(_)) => format!(
+            "the server refused {user} with this password: check password_file (the password only, on one line) and that the account may use IMAP; Microsoft 365 and Google take no passwords over IMAP (auth = \"oauth2\")"
+        ),
+        (ImapFailure::Login(_), Auth::OAuth2(_)) => format!(
+            "the server refused the access token for {user}: check the app's IMAP permission (and, for client_credentials, the mailbox permission: docs/troubleshooting.md), then `deskmail auth login {name}`"
+        ),
+        (ImapFailure::Token { .. }, _) => format!(
+            "no access token: sign in again as the service's user, `runuser -u deskmail -- deskmail auth login {name}` (`deskmail auth status` shows the token's state)"
         ),
         _ => "the connection broke during the login: try again, else check the server's log"
             .to_string(),
@@ -196,7 +212,7 @@ async fn folders(
                 Check::fail(
                     subject,
                     "folders",
-                    format!("the watched folder {watched} does not exist: the server lists no folder at all to {}", s.username),
+                    format!("the watched folder {watched} does not exist: the server lists no folder at all to {}", s.login.username),
                     "the account logged in but may not see the mailbox: with Microsoft 365 app-only access (flow = \"client_credentials\") give the app's service principal FullAccess to the mailbox (Add-MailboxPermission); see docs/troubleshooting.md",
                 )
             } else {

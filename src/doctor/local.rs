@@ -16,7 +16,7 @@ pub const WARN_FREE: u64 = 1 << 30;
 pub const FAIL_FREE: u64 = 100 << 20;
 
 /// "run doctor as the user deskmail runs as".
-const AS_USER: &str = "run doctor as the user deskmail runs as (`sudo -u deskmail deskmail doctor`): it must be able to write there";
+const AS_USER: &str = "run doctor as the user deskmail runs as (`runuser -u deskmail -- deskmail doctor`): it must be able to write there";
 
 /// A Maildir: there, with new/, cur/ and tmp/, writable.
 pub async fn maildir(subject: &str, root: &Path) -> Vec<Check> {

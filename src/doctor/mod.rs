@@ -138,7 +138,7 @@ pub async fn live(settings: &Settings) -> Vec<Check> {
     let mailboxes = settings.mailboxes.iter().map(|m| async move {
         let subject = format!("mailbox {}", m.name);
         match &m.source {
-            Some(Source::Imap(imap)) => imap::check(&subject, imap).await,
+            Some(Source::Imap(imap)) => imap::check(&m.name, imap).await,
             Some(Source::Maildir(md)) => local::maildir(&subject, &md.path).await,
             None => vec![Check::ok(
                 &subject,

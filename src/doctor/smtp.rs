@@ -1,16 +1,17 @@
 //! `[outbound.smtp]`, step by step, with lettre's protocol code and the transport's own TLS
-//! parameters and credentials: DNS, TCP, EHLO (the extensions), STARTTLS or implicit TLS (the
+//! parameters and login: DNS, TCP, EHLO (the extensions), STARTTLS or implicit TLS (the
 //! certificate), AUTH (the mechanisms, a login), SIZE. Without SMTP: the spool directory.
 
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
 
+use crate::config::Auth;
 use crate::config::{OutboundSettings, SmtpSettings, SmtpTls};
 use crate::errors;
 use crate::outbound::compose::size_text;
 use crate::outbound::transport::{
-    MECHANISMS, credentials, hostname_client_id, size_keyword, tls_parameters,
+    SetupError, SmtpLogin, hostname_client_id, size_keyword, tls_parameters,
 };
 
 use super::{Check, Status, local, net, timed, tls, too_slow};
@@ -279,7 +280,7 @@ async fn auth(
         })
         .collect();
     let offered = offered.join(" ");
-    let Some(creds) = credentials(smtp) else {
+    let (Some(login), Some(account)) = (SmtpLogin::of(smtp), &smtp.login) else {
         return Check::ok(
             subject,
             "AUTH",
@@ -289,7 +290,7 @@ async fn auth(
             ),
         );
     };
-    let user = smtp.username.as_deref().unwrap_or_default();
+    let user = &account.username;
     if offered.is_empty() {
         return Check::fail(
             subject,
@@ -298,19 +299,44 @@ async fn auth(
             "servers often offer AUTH only over TLS: set tls = \"starttls\" or \"implicit\"; or drop username and password_file if the server takes mail from this host without a login",
         );
     }
-    match timed(conn.auth(MECHANISMS, &creds)).await {
+    let how = match account.auth {
+        Auth::Password(_) => "a password",
+        Auth::OAuth2(_) => "an OAuth2 access token (XOAUTH2)",
+    };
+    match timed(login.log_in(conn)).await {
         None => Check::fail(subject, "AUTH", too_slow(), "try again"),
-        Some(Ok(_)) => Check::ok(
+        Some(Ok(())) => Check::ok(
             subject,
             "AUTH",
-            format!("logged in as {user} (offered: {offered})"),
+            format!("logged in as {user} with {how} (offered: {offered})"),
+        ),
+        Some(Err(SetupError::Token(e))) => Check::fail(
+            subject,
+            "AUTH",
+            e,
+            "no access token: sign in again as the service's user, `runuser -u deskmail -- deskmail auth login smtp` (`deskmail auth status` shows the token's state)",
         ),
         Some(Err(e)) => Check::fail(
             subject,
             "AUTH",
-            format!("login as {user} refused: {}", errors::chain(&e)),
-            "check username and password_file in [outbound.smtp], and that the account may send (Microsoft 365: SMTP AUTH enabled for the mailbox)",
+            format!("login as {user} refused: {}", setup_text(&e)),
+            match account.auth {
+                Auth::Password(_) => {
+                    "check username and password_file in [outbound.smtp], and that the account may send (Microsoft 365: SMTP AUTH enabled for the mailbox)"
+                }
+                Auth::OAuth2(_) => {
+                    "the server refused the access token: check the app's SMTP permission (SMTP.Send, or SMTP.SendAsApp for client_credentials) and that SMTP AUTH is enabled for the mailbox; then `deskmail auth login smtp`"
+                }
+            },
         ),
+    }
+}
+
+/// What a failed login says.
+fn setup_text(e: &SetupError) -> String {
+    match e {
+        SetupError::Smtp(e) => errors::chain(e),
+        SetupError::Connect(t) | SetupError::Token(t) => t.clone(),
     }
 }
 

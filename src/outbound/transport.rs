@@ -14,7 +14,9 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 
-use crate::config::{OutboundSettings, SmtpSettings, SmtpTls};
+use crate::config::{Auth, OutboundSettings, SmtpSettings, SmtpTls};
+use crate::errors;
+use crate::oauth2::TokenSource;
 
 /// Why a delivery failed, as the sender acts on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +73,19 @@ struct Connector {
     host: String,
     port: u16,
     tls: TlsMode,
-    credentials: Option<Credentials>,
+    login: Option<SmtpLogin>,
     timeout: Duration,
+}
+
+/// How the SMTP session logs in.
+pub(crate) enum SmtpLogin {
+    /// AUTH PLAIN or LOGIN.
+    Password(Credentials),
+    /// AUTH XOAUTH2 with the account's access token.
+    OAuth2 {
+        user: String,
+        source: Arc<TokenSource>,
+    },
 }
 
 enum TlsMode {
@@ -103,7 +116,7 @@ impl Transport {
         };
         let tls_params = || tls_parameters(smtp);
         let timeout = Duration::from_secs(smtp.timeout_secs);
-        let credentials = credentials(smtp);
+        let login = SmtpLogin::of(smtp);
         let tls = match smtp.tls {
             SmtpTls::Starttls => TlsMode::Starttls(tls_params()?),
             SmtpTls::Implicit => TlsMode::Implicit(tls_params()?),
@@ -113,7 +126,7 @@ impl Transport {
             host: smtp.host.clone(),
             port: smtp.port,
             tls,
-            credentials,
+            login,
             timeout,
         };
         let tls_name = match smtp.tls {
@@ -186,14 +199,30 @@ impl Transport {
     }
 }
 
-/// The mechanisms deskmail logs in with, in this order.
-pub(crate) const MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
+impl SmtpLogin {
+    /// How the SMTP settings log in, when they name an account.
+    pub(crate) fn of(smtp: &SmtpSettings) -> Option<SmtpLogin> {
+        smtp.login.as_ref().map(|l| match &l.auth {
+            Auth::Password(pass) => SmtpLogin::Password(Credentials::new(
+                l.username.clone(),
+                pass.expose().to_string(),
+            )),
+            Auth::OAuth2(settings) => SmtpLogin::OAuth2 {
+                user: l.username.clone(),
+                source: TokenSource::shared(settings, &l.username),
+            },
+        })
+    }
 
-/// What deskmail logs in to the SMTP server with, when the settings name an account.
-pub(crate) fn credentials(smtp: &SmtpSettings) -> Option<Credentials> {
-    match (&smtp.username, &smtp.password) {
-        (Some(user), Some(pass)) => Some(Credentials::new(user.clone(), pass.expose().to_string())),
-        _ => None,
+    /// Logs in: AUTH PLAIN or LOGIN with a password, XOAUTH2 with the account's access token.
+    pub(crate) async fn log_in(&self, conn: &mut AsyncSmtpConnection) -> Result<(), SetupError> {
+        match self {
+            SmtpLogin::Password(c) => {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+                Ok(())
+            }
+            SmtpLogin::OAuth2 { user, source } => oauth2_auth(conn, user, source).await,
+        }
     }
 }
 
@@ -241,7 +270,7 @@ impl SmtpClient {
             host,
             port,
             tls,
-            credentials,
+            login,
             timeout,
         } = &self.connector;
         let setup = async {
@@ -273,8 +302,8 @@ impl SmtpClient {
                     conn
                 }
             };
-            if let Some(c) = credentials {
-                conn.auth(MECHANISMS, c).await?;
+            if let Some(login) = login {
+                login.log_in(&mut conn).await?;
             }
             // lettre keeps no note of PIPELINING (RFC 2920): ask once more and read it off the
             // answer. It saves two round trips per mail.
@@ -301,6 +330,7 @@ impl SmtpClient {
                 SetupError::Smtp(e) => {
                     SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
                 }
+                SetupError::Token(e) => SendError::Temporary(e),
             })
     }
 
@@ -339,6 +369,29 @@ impl SmtpClient {
         }
         Err(SendError::Temporary("the connection broke twice".into()))
     }
+}
+
+/// AUTH XOAUTH2 with the account's access token; a token the server refuses is forgotten, so
+/// that the next connection gets a new one.
+async fn oauth2_auth(
+    conn: &mut AsyncSmtpConnection,
+    user: &str,
+    source: &TokenSource,
+) -> Result<(), SetupError> {
+    let token = source.access_token().await.map_err(|e| {
+        SetupError::Token(format!(
+            "getting an OAuth2 access token for {user}: {}",
+            errors::chain(&e)
+        ))
+    })?;
+    let credentials = Credentials::new(user.to_string(), token.expose().to_string());
+    if let Err(e) = conn.auth(&[Mechanism::Xoauth2], &credentials).await {
+        if e.is_permanent() {
+            source.forget().await;
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// A connection and what its server offers.
@@ -408,9 +461,10 @@ impl Session {
 }
 
 /// Why a session could not be set up.
-enum SetupError {
+pub(crate) enum SetupError {
     Connect(String),
     Smtp(lettre::transport::smtp::Error),
+    Token(String),
 }
 
 impl From<lettre::transport::smtp::Error> for SetupError {

@@ -98,8 +98,25 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    #[error(
+        "the store at {url} has migration {version}, which this version of deskmail does not know: \
+         it was upgraded by a newer deskmail; run that version, or restore the backup taken before \
+         the upgrade"
+    )]
+    NewerSchema { url: String, version: i64 },
     #[error("{0}; what was committed since the last sync is not known to be on disk")]
     NotDurable(String),
+}
+
+/// How a store's schema stands to the migrations of this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration of this build is applied, and no other.
+    Current,
+    /// Some of this build's migrations are not applied yet.
+    Behind,
+    /// A migration this build does not know is applied: a newer deskmail upgraded it.
+    Newer { version: i64 },
 }
 
 impl StoreError {
@@ -323,8 +340,17 @@ impl Store {
         cache_mib: u32,
     ) -> Result<Store, StoreError> {
         let store = Store::connect_with(url, timeout, cache_mib).await?;
-        if !store.is_current().await {
-            store.migrate().await?;
+        match store.schema().await {
+            Schema::Current => {}
+            Schema::Behind => {
+                store.migrate().await?;
+            }
+            Schema::Newer { version } => {
+                return Err(StoreError::NewerSchema {
+                    url: store.url.clone(),
+                    version,
+                });
+            }
         }
         Ok(store)
     }
@@ -346,24 +372,34 @@ impl Store {
     }
 
     async fn applied_migrations(&self) -> usize {
-        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_one(&self.pool)
+        self.applied_versions().await.len()
+    }
+
+    /// The versions of the migrations applied to the store (none before the first).
+    async fn applied_versions(&self) -> Vec<i64> {
+        sqlx::query_scalar::<Any, i64>("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
             .await
-            .map(|n| n as usize)
-            .unwrap_or(0)
+            .unwrap_or_default()
+    }
+
+    /// How the store's schema stands to this build's migrations.
+    pub async fn schema(&self) -> Schema {
+        let applied = self.applied_versions().await;
+        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
+        match applied.iter().find(|v| !known.contains(v)) {
+            Some(&version) => Schema::Newer { version },
+            None if applied.len() >= known.len() => Schema::Current,
+            None => Schema::Behind,
+        }
     }
 
     /// The schema's migrations against this build's: those still to apply, and those applied
     /// that this build does not have (a newer deskmail migrated the store).
     pub async fn migration_state(&self) -> Result<MigrationState, StoreError> {
         self.ping().await?;
-        // A database without deskmail's tables has none applied.
-        let applied: Vec<i64> = sqlx::query_scalar::<Any, i64>(
-            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .unwrap_or_default();
+        let mut applied = self.applied_versions().await;
+        applied.sort_unstable();
         let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
         Ok(MigrationState {
             pending: known
@@ -380,9 +416,9 @@ impl Store {
         })
     }
 
-    /// True when every migration of this build is applied.
+    /// True when every migration of this build is applied, and no other.
     pub async fn is_current(&self) -> bool {
-        self.applied_migrations().await >= self.migrator().iter().count()
+        self.schema().await == Schema::Current
     }
 
     pub fn dialect(&self) -> Dialect {

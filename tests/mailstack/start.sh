@@ -11,11 +11,11 @@
 #   DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd dovecot-lmtpd postfix
 #
 # Users: one address per line in DIR/users.txt (password "secret" for all); the domains are
-# taken from them. TLS: when DIR/tls/cert.pem and DIR/tls/key.pem exist, Postfix offers STARTTLS
-# on SMTP_PORT and, given SMTPS_PORT, implicit TLS (the "submissions" style of port 465) there;
-# that port offers no PIPELINING, so that clients' step-by-step path is exercised too. Dovecot
-# then offers STARTTLS on IMAP_PORT and, given IMAPS_PORT, implicit TLS there, with the same
-# certificate.
+# taken from them. OAuth2: see DIR/oauth2.url below. TLS: when DIR/tls/cert.pem and
+# DIR/tls/key.pem exist, Postfix offers STARTTLS on SMTP_PORT and, given SMTPS_PORT, implicit
+# TLS (the "submissions" style of port 465) there; that port offers no PIPELINING, so that
+# clients' step-by-step path is exercised too. Dovecot then offers STARTTLS on IMAP_PORT and,
+# given IMAPS_PORT, implicit TLS there, with the same certificate.
 set -eu
 
 if [ $# -lt 4 ] || [ $# -gt 6 ]; then
@@ -110,6 +110,29 @@ ssl_key = <$DIR/tls/key.pem"
     DOVECOT_IMAPS_PORT=${IMAPS_PORT:-0}
 fi
 
+# OAuth2: when DIR/oauth2.url holds the test token endpoint's introspection URL (RFC 7662),
+# IMAP and (through the SASL socket) Postfix also take XOAUTH2 and OAUTHBEARER logins, whose
+# bearer tokens Dovecot checks there; password logins go on as before.
+MECHANISMS="plain login"
+OAUTH2_PASSDB=
+PASSWORD_MECHANISMS=
+if [ -s "$DIR/oauth2.url" ]; then
+    MECHANISMS="plain login xoauth2 oauthbearer"
+    cat > "$DIR/dovecot/oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = $(cat "$DIR/oauth2.url")
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+    OAUTH2_PASSDB="passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $DIR/dovecot/oauth2.conf.ext
+}"
+    PASSWORD_MECHANISMS="mechanisms = plain login"
+fi
+
 cat > "$DIR/dovecot/dovecot.conf" <<EOF
 # Standalone Dovecot 2.3 config; nothing is included from /etc/dovecot.
 protocols = imap lmtp
@@ -122,7 +145,7 @@ info_log_path = $DIR/log/dovecot.log
 debug_log_path = $DIR/log/dovecot.log
 $DOVECOT_SSL
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $MECHANISMS
 auth_cache_size = 0
 # Failed logins are otherwise slowed down: 1st bad LOGIN ~1.5 s, every further
 # one from 127.0.0.1 ~6 s (auth_failure_delay=2s + anvil "auth penalty").
@@ -168,8 +191,10 @@ namespace inbox {
   }
 }
 
+$OAUTH2_PASSDB
 passdb {
   driver = passwd-file
+  $PASSWORD_MECHANISMS
   args = scheme=PLAIN username_format=%u $DIR/dovecot/users
 }
 userdb {

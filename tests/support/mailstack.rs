@@ -126,6 +126,16 @@ impl MailStack {
     /// implicit TLS on `imaps_port`) with a certificate generated here.
     /// `None` when mail tests are skipped (`DESKMAIL_TEST_MAIL=skip`).
     pub fn start(tls: bool) -> Option<MailStack> {
+        MailStack::start_with(tls, None)
+    }
+
+    /// A stack whose Dovecot (IMAP, and Postfix's SMTP AUTH through it) also takes XOAUTH2
+    /// logins, checking their tokens at `introspection_url`.
+    pub fn start_oauth2(introspection_url: &str) -> Option<MailStack> {
+        MailStack::start_with(false, Some(introspection_url))
+    }
+
+    fn start_with(tls: bool, introspection_url: Option<&str>) -> Option<MailStack> {
         if std::env::var("DESKMAIL_TEST_MAIL").as_deref() == Ok("skip") {
             eprintln!("DESKMAIL_TEST_MAIL=skip: skipping a test that needs Postfix and Dovecot");
             return None;
@@ -139,6 +149,9 @@ impl MailStack {
         std::fs::write(dir.join("users.txt"), USERS.join("\n") + "\n").unwrap();
         if tls {
             make_certificates(&dir.join("tls"));
+        }
+        if let Some(url) = introspection_url {
+            std::fs::write(dir.join("oauth2.url"), url).unwrap();
         }
         let [smtp_port, imap_port, lmtp_port, smtps_port, imaps_port] = free_ports::<5>();
         let stack = MailStack {
@@ -454,6 +467,15 @@ impl MailStack {
             "[mailboxes.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user}\"\npassword_file = \"{}\"\n",
             self.imap_port,
             password_file.display()
+        )
+    }
+
+    /// The `[mailboxes.imap]` table that reads a user's INBOX on this stack with OAuth2 (the
+    /// `[mailboxes.imap.oauth2]` table follows it).
+    pub fn imap_oauth2_config(&self, user: &str) -> String {
+        format!(
+            "[mailboxes.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user}\"\nauth = \"oauth2\"\n",
+            self.imap_port,
         )
     }
 

@@ -9,8 +9,10 @@ pub mod dialects;
 pub mod hostile;
 pub mod mailstack;
 pub mod numbers;
+pub mod oauth_provider;
 pub mod pg;
 pub mod stories;
+pub mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -22,7 +22,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use crate::config::{ImapSettings, ImapTls};
+use crate::config::{Auth, ImapSettings, ImapTls};
+use crate::oauth2::{self, OAuth2Error, TokenSource};
 
 /// How long any one step may take (a fetched mail's next piece included).
 const STEP: Duration = Duration::from_secs(60);
@@ -53,6 +54,12 @@ pub enum ImapFailure {
     },
     #[error("the server refused the login")]
     Login(#[source] ImapError),
+    #[error("getting an OAuth2 access token for {account}")]
+    Token {
+        account: String,
+        #[source]
+        source: OAuth2Error,
+    },
     #[error("the server closed the connection")]
     Closed,
     #[error("folder {0}: the server gives no UIDVALIDITY")]
@@ -145,6 +152,22 @@ impl Authenticator for Plain<'_> {
     }
 }
 
+/// SASL XOAUTH2: the user and the token first; to a refusal (a challenge with the server's
+/// error) an empty answer, after which the server says NO.
+struct XOAuth2 {
+    response: Option<String>,
+}
+
+impl Authenticator for XOAuth2 {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        self.response
+            .take()
+            .map(String::into_bytes)
+            .unwrap_or_default()
+    }
+}
+
 fn tls(settings: &ImapSettings) -> Result<TlsConnector, ImapFailure> {
     let mut roots = RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -175,6 +198,67 @@ async fn tls_over(
     timed("TLS handshake", tls(settings)?.connect(name, tcp)).await
 }
 
+/// AUTHENTICATE PLAIN, which carries any password as it is; a server that refuses it is asked
+/// with LOGIN.
+async fn login_with_password(
+    client: Client<Stream>,
+    user: &str,
+    password: &str,
+) -> Result<Session<Stream>, ImapFailure> {
+    let login = async {
+        match client.authenticate("PLAIN", Plain { user, password }).await {
+            Ok(s) => Ok(s),
+            Err((ImapError::No(_) | ImapError::Bad(_), client)) => {
+                client.login(user, password).await.map_err(|(e, _)| e)
+            }
+            Err((e, _)) => Err(e),
+        }
+    };
+    logged_in(tokio::time::timeout(STEP, login).await)
+}
+
+/// AUTHENTICATE XOAUTH2 with the account's access token. A token the server refuses is
+/// forgotten, so that the next login gets a new one (a token may be revoked before it expires).
+async fn login_with_token(
+    client: Client<Stream>,
+    user: &str,
+    source: &TokenSource,
+) -> Result<Session<Stream>, ImapFailure> {
+    let token = source
+        .access_token()
+        .await
+        .map_err(|source| ImapFailure::Token {
+            account: user.to_string(),
+            source,
+        })?;
+    let response = Some(oauth2::xoauth2(user, token.expose()));
+    let login = async {
+        client
+            .authenticate("XOAUTH2", XOAuth2 { response })
+            .await
+            .map_err(|(e, _)| e)
+    };
+    let result = logged_in(tokio::time::timeout(STEP, login).await);
+    if let Err(ImapFailure::Login(_)) = result {
+        source.forget().await;
+    }
+    result
+}
+
+fn logged_in(
+    result: Result<Result<Session<Stream>, ImapError>, tokio::time::error::Elapsed>,
+) -> Result<Session<Stream>, ImapFailure> {
+    match result {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e @ (ImapError::No(_) | ImapError::Bad(_)))) => Err(ImapFailure::Login(e)),
+        Ok(Err(source)) => Err(ImapFailure::Imap {
+            what: "login",
+            source,
+        }),
+        Err(_) => Err(ImapFailure::Timeout("login")),
+    }
+}
+
 /// Reads the server's greeting.
 async fn greeting<T: Io>(client: &mut Client<T>) -> Result<(), ImapFailure> {
     match timed("greeting", client.read_response()).await? {
@@ -197,7 +281,7 @@ fn leaf(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<CertificateD
 }
 
 impl Connection {
-    /// Connects and logs in (AUTHENTICATE PLAIN, else LOGIN).
+    /// Connects and logs in (a password: AUTHENTICATE PLAIN, else LOGIN; OAuth2: XOAUTH2).
     pub async fn open(settings: &ImapSettings) -> Result<Connection, ImapFailure> {
         Connection::log_in(Connection::connect(settings).await?, settings).await
     }
@@ -245,30 +329,14 @@ impl Connection {
         settings: &ImapSettings,
     ) -> Result<Connection, ImapFailure> {
         let client = greeted.client;
-        let (user, password) = (settings.username.as_str(), settings.password.expose());
-        // AUTHENTICATE PLAIN carries any password as it is; a server that refuses it is asked
-        // with LOGIN.
-        let login = async {
-            match client.authenticate("PLAIN", Plain { user, password }).await {
-                Ok(s) => Ok(s),
-                Err((ImapError::No(_) | ImapError::Bad(_), client)) => {
-                    client.login(user, password).await.map_err(|(e, _)| e)
-                }
-                Err((e, _)) => Err(e),
+        let mut session = match &settings.login.auth {
+            Auth::Password(password) => {
+                login_with_password(client, &settings.login.username, password.expose()).await?
             }
-        };
-        let mut session = match tokio::time::timeout(STEP, login).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e @ (ImapError::No(_) | ImapError::Bad(_)))) => {
-                return Err(ImapFailure::Login(e));
+            Auth::OAuth2(oauth2) => {
+                let source = TokenSource::shared(oauth2, &settings.login.username);
+                login_with_token(client, &settings.login.username, &source).await?
             }
-            Ok(Err(source)) => {
-                return Err(ImapFailure::Imap {
-                    what: "login",
-                    source,
-                });
-            }
-            Err(_) => return Err(ImapFailure::Timeout("login")),
         };
         // Asked again: servers offer more once logged in (MOVE, UIDPLUS).
         let caps = timed("CAPABILITY", session.capabilities()).await?;
