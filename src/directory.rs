@@ -35,6 +35,9 @@ pub struct Agent {
     pub name: String,
     pub locale: String,
     pub time_zone: String,
+    /// Whether the config names the agent's locale (else it is the help desk's).
+    #[serde(skip)]
+    pub own_locale: bool,
 }
 
 /// A group of agents with its own notification address (e.g. "development").
@@ -277,6 +280,7 @@ mod tests {
                 name: "Alice".into(),
                 locale: "en".into(),
                 time_zone: "Europe/Berlin".into(),
+                own_locale: true,
             }],
             organisations: vec![Organisation {
                 name: "Acme".into(),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod desk;
 pub mod directory;
+pub mod doctor;
 pub mod errors;
 pub mod hex;
 pub mod inbound;

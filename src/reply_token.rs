@@ -112,7 +112,7 @@ fn read_secret(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// The nearest of `path`'s ancestors that exists (`.` for a bare relative name).
-fn nearest_existing(path: &Path) -> PathBuf {
+pub(crate) fn nearest_existing(path: &Path) -> PathBuf {
     path.ancestors()
         .skip(1)
         .find(|a| !a.as_os_str().is_empty() && a.exists())
@@ -121,7 +121,7 @@ fn nearest_existing(path: &Path) -> PathBuf {
 
 /// Whether this process may create entries in `dir` (access(2): the effective permissions,
 /// a read-only file system included).
-fn may_create_in(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn may_create_in(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     if !dir.is_dir() {
         return Err(std::io::Error::new(

@@ -31,16 +31,16 @@ pub async fn run(path: &Path) -> CmdResult {
 }
 
 /// What the reply-token secret's check found: the summary's line, problems, warnings.
-struct KeyCheck {
-    line: String,
-    problems: Vec<Problem>,
-    warnings: Vec<Problem>,
+pub(super) struct KeyCheck {
+    pub(super) line: String,
+    pub(super) problems: Vec<Problem>,
+    pub(super) warnings: Vec<Problem>,
 }
 
 /// The reply-token secret: readable and at least [`reply_token::MIN_KEY_BYTES`] long, or missing
 /// where deskmail may create it; readable by its owner only (else a warning: it works, but
 /// whoever reads it can forge verified replies). Checked as the user running check-config.
-fn check_reply_key(s: &Settings) -> KeyCheck {
+pub(super) fn check_reply_key(s: &Settings) -> KeyCheck {
     let path = &s.outbound.secret_file;
     let shown = path.display();
     let file = s.file.display().to_string();
@@ -103,7 +103,7 @@ fn shell_word(path: &Path) -> String {
 
 /// Checks that the tickets already stored fit the configured workflow: a workflow that drops a
 /// state tickets are still in would strand them.
-async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
+pub(super) async fn check_store(s: &Settings) -> (String, Vec<Problem>) {
     let url = s.store_url.expose();
     let shown = redact_url(url);
     let file = s.file.display().to_string();

@@ -4,6 +4,7 @@
 use crate::affinity;
 mod auth;
 mod check_config;
+mod doctor;
 mod inbound;
 mod ingest;
 mod outbox;
@@ -70,6 +71,13 @@ pub enum Command {
     /// Sign in to the OAuth2 accounts (Microsoft 365, Google) of the mailboxes and of SMTP
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Check that every account, server and certificate of the config works, before going
+    /// live: a line per check (OK, WARN, FAIL) with a hint; exit 1 when a check fails
+    Doctor {
+        /// The checks as a JSON array of {subject, check, status, detail, hint}
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the completions for a shell (bash, zsh, fish) on stdout
     Completions {
         #[arg(value_enum)]
@@ -266,6 +274,7 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
         }
         Command::CheckConfig => check_config::run(path).await,
         Command::Auth(cmd) => auth::run(load(path)?, cmd).await,
+        Command::Doctor { json } => doctor::run(path, json).await,
         Command::Migrate => {
             let settings = load(path)?;
             let store = Store::connect(settings.store_url.expose()).await?;

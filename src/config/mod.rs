@@ -693,6 +693,7 @@ fn build_directory(
             name: a.name.clone(),
             locale: l.locale(&format!("{key}.locale"), a.locale.as_deref(), &locale),
             time_zone: l.time_zone(&format!("{key}.time_zone"), a.time_zone.as_deref(), &tz),
+            own_locale: a.locale.is_some(),
         });
     }
     let mut groups = Vec::new();

@@ -9,7 +9,7 @@
 
 mod health;
 mod http;
-mod imap;
+pub(crate) mod imap;
 mod lease;
 mod maildir;
 pub mod metrics;

@@ -14,7 +14,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 
-use crate::config::{Auth, OutboundSettings, SmtpTls};
+use crate::config::{Auth, OutboundSettings, SmtpSettings, SmtpTls};
 use crate::errors;
 use crate::oauth2::TokenSource;
 
@@ -78,7 +78,7 @@ struct Connector {
 }
 
 /// How the SMTP session logs in.
-enum SmtpLogin {
+pub(crate) enum SmtpLogin {
     /// AUTH PLAIN or LOGIN.
     Password(Credentials),
     /// AUTH XOAUTH2 with the account's access token.
@@ -114,35 +114,9 @@ impl Transport {
         let Some(smtp) = &s.smtp else {
             return Ok(Transport::Spool(s.spool_dir.clone()));
         };
-        let tls_params = || -> Result<TlsParameters, TransportError> {
-            let mut b = TlsParameters::builder(smtp.host.clone());
-            if let Some(ca) = &smtp.ca_file {
-                let pem = std::fs::read(ca).map_err(|source| TransportError::CaFile {
-                    path: ca.display().to_string(),
-                    source,
-                })?;
-                let cert = Certificate::from_pem(&pem).map_err(|source| TransportError::Ca {
-                    path: ca.display().to_string(),
-                    source,
-                })?;
-                b = b.add_root_certificate(cert);
-            }
-            b.build_rustls().map_err(|source| TransportError::Tls {
-                host: smtp.host.clone(),
-                source,
-            })
-        };
+        let tls_params = || tls_parameters(smtp);
         let timeout = Duration::from_secs(smtp.timeout_secs);
-        let login = smtp.login.as_ref().map(|l| match &l.auth {
-            Auth::Password(pass) => SmtpLogin::Password(Credentials::new(
-                l.username.clone(),
-                pass.expose().to_string(),
-            )),
-            Auth::OAuth2(settings) => SmtpLogin::OAuth2 {
-                user: l.username.clone(),
-                source: TokenSource::shared(settings, &l.username),
-            },
-        });
+        let login = SmtpLogin::of(smtp);
         let tls = match smtp.tls {
             SmtpTls::Starttls => TlsMode::Starttls(tls_params()?),
             SmtpTls::Implicit => TlsMode::Implicit(tls_params()?),
@@ -225,8 +199,55 @@ impl Transport {
     }
 }
 
+impl SmtpLogin {
+    /// How the SMTP settings log in, when they name an account.
+    pub(crate) fn of(smtp: &SmtpSettings) -> Option<SmtpLogin> {
+        smtp.login.as_ref().map(|l| match &l.auth {
+            Auth::Password(pass) => SmtpLogin::Password(Credentials::new(
+                l.username.clone(),
+                pass.expose().to_string(),
+            )),
+            Auth::OAuth2(settings) => SmtpLogin::OAuth2 {
+                user: l.username.clone(),
+                source: TokenSource::shared(settings, &l.username),
+            },
+        })
+    }
+
+    /// Logs in: AUTH PLAIN or LOGIN with a password, XOAUTH2 with the account's access token.
+    pub(crate) async fn log_in(&self, conn: &mut AsyncSmtpConnection) -> Result<(), SetupError> {
+        match self {
+            SmtpLogin::Password(c) => {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
+                Ok(())
+            }
+            SmtpLogin::OAuth2 { user, source } => oauth2_auth(conn, user, source).await,
+        }
+    }
+}
+
+/// TLS towards the SMTP server: the system's CAs and the configured `ca_file`.
+pub(crate) fn tls_parameters(smtp: &SmtpSettings) -> Result<TlsParameters, TransportError> {
+    let mut b = TlsParameters::builder(smtp.host.clone());
+    if let Some(ca) = &smtp.ca_file {
+        let pem = std::fs::read(ca).map_err(|source| TransportError::CaFile {
+            path: ca.display().to_string(),
+            source,
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|source| TransportError::Ca {
+            path: ca.display().to_string(),
+            source,
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build_rustls().map_err(|source| TransportError::Tls {
+        host: smtp.host.clone(),
+        source,
+    })
+}
+
 /// The name this host says hello with (its hostname when it is a domain name).
-fn hostname_client_id() -> ClientId {
+pub(crate) fn hostname_client_id() -> ClientId {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -281,14 +302,8 @@ impl SmtpClient {
                     conn
                 }
             };
-            match login {
-                Some(SmtpLogin::Password(c)) => {
-                    conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await?;
-                }
-                Some(SmtpLogin::OAuth2 { user, source }) => {
-                    oauth2_auth(&mut conn, user, source).await?;
-                }
-                None => {}
+            if let Some(login) = login {
+                login.log_in(&mut conn).await?;
             }
             // lettre keeps no note of PIPELINING (RFC 2920): ask once more and read it off the
             // answer. It saves two round trips per mail.
@@ -446,7 +461,7 @@ impl Session {
 }
 
 /// Why a session could not be set up.
-enum SetupError {
+pub(crate) enum SetupError {
     Connect(String),
     Smtp(lettre::transport::smtp::Error),
     Token(String),
@@ -491,7 +506,7 @@ fn too_large(e: &lettre::transport::smtp::Error, text: &str) -> bool {
 }
 
 /// The limit of a `SIZE 10240000` line of an EHLO answer.
-fn size_keyword(line: &str) -> Option<u64> {
+pub(crate) fn size_keyword(line: &str) -> Option<u64> {
     let mut words = line.split_whitespace();
     let keyword = words.next()?;
     if !keyword.eq_ignore_ascii_case("SIZE") {

@@ -151,6 +151,16 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// How a store's schema stands against this build's migrations (`deskmail doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub applied: usize,
+    /// This build's migrations not applied yet (`deskmail migrate`, or any command, applies them).
+    pub pending: Vec<i64>,
+    /// Migrations applied that this build does not know.
+    pub unknown: Vec<i64>,
+}
+
 /// A handle on the database.
 #[derive(Clone)]
 pub struct Store {
@@ -382,6 +392,28 @@ impl Store {
             None if applied.len() >= known.len() => Schema::Current,
             None => Schema::Behind,
         }
+    }
+
+    /// The schema's migrations against this build's: those still to apply, and those applied
+    /// that this build does not have (a newer deskmail migrated the store).
+    pub async fn migration_state(&self) -> Result<MigrationState, StoreError> {
+        self.ping().await?;
+        let mut applied = self.applied_versions().await;
+        applied.sort_unstable();
+        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
+        Ok(MigrationState {
+            pending: known
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .copied()
+                .collect(),
+            unknown: applied
+                .iter()
+                .filter(|v| !known.contains(v))
+                .copied()
+                .collect(),
+            applied: applied.len(),
+        })
     }
 
     /// True when every migration of this build is applied, and no other.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/mailstack/start.sh DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT]
+# tests/mailstack/start.sh DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT [IMAPS_PORT]]
 #
 # Starts a throw-away Dovecot (IMAP+IDLE, LMTP) + Postfix (SMTP -> LMTP) pair bound to 127.0.0.1
 # only, with everything (config, mail, queue, logs, pids) under DIR, for deskmail's tests
@@ -14,14 +14,15 @@
 # taken from them. OAuth2: see DIR/oauth2.url below. TLS: when DIR/tls/cert.pem and
 # DIR/tls/key.pem exist, Postfix offers STARTTLS on SMTP_PORT and, given SMTPS_PORT, implicit
 # TLS (the "submissions" style of port 465) there; that port offers no PIPELINING, so that
-# clients' step-by-step path is exercised too.
+# clients' step-by-step path is exercised too. Dovecot then offers STARTTLS on IMAP_PORT and,
+# given IMAPS_PORT, implicit TLS there, with the same certificate.
 set -eu
 
-if [ $# -ne 4 ] && [ $# -ne 5 ]; then
-    echo "usage: $0 DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT]" >&2
+if [ $# -lt 4 ] || [ $# -gt 6 ]; then
+    echo "usage: $0 DIR SMTP_PORT IMAP_PORT LMTP_PORT [SMTPS_PORT [IMAPS_PORT]]" >&2
     exit 2
 fi
-DIR=$1 SMTP_PORT=$2 IMAP_PORT=$3 LMTP_PORT=$4 SMTPS_PORT=${5:-}
+DIR=$1 SMTP_PORT=$2 IMAP_PORT=$3 LMTP_PORT=$4 SMTPS_PORT=${5:-} IMAPS_PORT=${6:-}
 
 [ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
 
@@ -99,6 +100,16 @@ done
 mv "$DIR/dovecot/users.tmp" "$DIR/dovecot/users"
 chmod 0644 "$DIR/dovecot/users"
 
+# TLS with the harness's certificate when there is one (imaps on IMAPS_PORT, given one).
+DOVECOT_SSL="ssl = no"
+DOVECOT_IMAPS_PORT=0
+if [ -f "$DIR/tls/cert.pem" ] && [ -f "$DIR/tls/key.pem" ]; then
+    DOVECOT_SSL="ssl = yes
+ssl_cert = <$DIR/tls/cert.pem
+ssl_key = <$DIR/tls/key.pem"
+    DOVECOT_IMAPS_PORT=${IMAPS_PORT:-0}
+fi
+
 # OAuth2: when DIR/oauth2.url holds the test token endpoint's introspection URL (RFC 7662),
 # IMAP and (through the SASL socket) Postfix also take XOAUTH2 and OAUTHBEARER logins, whose
 # bearer tokens Dovecot checks there; password logins go on as before.
@@ -132,7 +143,7 @@ instance_name = dovecot-$IMAP_PORT
 log_path = $DIR/log/dovecot.log
 info_log_path = $DIR/log/dovecot.log
 debug_log_path = $DIR/log/dovecot.log
-ssl = no
+$DOVECOT_SSL
 disable_plaintext_auth = no
 auth_mechanisms = $MECHANISMS
 auth_cache_size = 0
@@ -215,7 +226,8 @@ service imap-login {
     port = $IMAP_PORT
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $DOVECOT_IMAPS_PORT
   }
 }
 service lmtp {

@@ -36,6 +36,8 @@ pub struct MailStack {
     pub lmtp_port: u16,
     /// Implicit TLS (port 465 style); listening with `tls` only.
     pub smtps_port: u16,
+    /// Dovecot's implicit TLS (port 993 style); listening with `tls` only.
+    pub imaps_port: u16,
     pub tls: bool,
 }
 
@@ -120,7 +122,8 @@ fn make_certificates(dir: &Path) {
 }
 
 impl MailStack {
-    /// Starts a stack; `tls` makes Postfix offer STARTTLS with a certificate generated here.
+    /// Starts a stack; `tls` makes Postfix offer STARTTLS and Dovecot TLS (STARTTLS, and
+    /// implicit TLS on `imaps_port`) with a certificate generated here.
     /// `None` when mail tests are skipped (`DESKMAIL_TEST_MAIL=skip`).
     pub fn start(tls: bool) -> Option<MailStack> {
         MailStack::start_with(tls, None)
@@ -150,13 +153,14 @@ impl MailStack {
         if let Some(url) = introspection_url {
             std::fs::write(dir.join("oauth2.url"), url).unwrap();
         }
-        let [smtp_port, imap_port, lmtp_port, smtps_port] = free_ports::<4>();
+        let [smtp_port, imap_port, lmtp_port, smtps_port, imaps_port] = free_ports::<5>();
         let stack = MailStack {
             dir,
             smtp_port,
             imap_port,
             lmtp_port,
             smtps_port,
+            imaps_port,
             tls,
         };
         stack.run_start();
@@ -174,6 +178,7 @@ impl MailStack {
                     self.imap_port,
                     self.lmtp_port,
                     self.smtps_port,
+                    self.imaps_port,
                 ]
                 .map(|p| p.to_string()),
             )

@@ -5,7 +5,7 @@
 //! connection and connects again after a capped, jittered wait; one mailbox's trouble never
 //! holds up another.
 
-mod session;
+pub(crate) mod session;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

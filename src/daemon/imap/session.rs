@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_imap::error::Error as ImapError;
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::types::UnsolicitedResponse;
+use async_imap::types::{Capability, UnsolicitedResponse};
 use async_imap::{Authenticator, Client, Session};
 use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter};
@@ -118,6 +118,8 @@ pub struct Capabilities {
 pub struct Selected {
     pub uidvalidity: u32,
     pub uidnext: u32,
+    /// How many messages the folder holds.
+    pub exists: u32,
 }
 
 /// How an IDLE ended.
@@ -265,16 +267,36 @@ async fn greeting<T: Io>(client: &mut Client<T>) -> Result<(), ImapFailure> {
     }
 }
 
+/// A connection greeted by the server (over TLS unless `tls = "none"`), not yet logged in.
+pub(crate) struct Greeted {
+    client: Client<Stream>,
+    /// The server's own certificate (DER), once TLS is up.
+    pub(crate) certificate: Option<CertificateDer<'static>>,
+}
+
+/// The server's own certificate of a TLS connection.
+fn leaf(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<CertificateDer<'static>> {
+    let certs = tls.get_ref().1.peer_certificates()?;
+    certs.first().map(|c| c.clone().into_owned())
+}
+
 impl Connection {
     /// Connects and logs in (a password: AUTHENTICATE PLAIN, else LOGIN; OAuth2: XOAUTH2).
     pub async fn open(settings: &ImapSettings) -> Result<Connection, ImapFailure> {
+        Connection::log_in(Connection::connect(settings).await?, settings).await
+    }
+
+    /// Connects, sets up TLS as configured and reads the greeting.
+    pub(crate) async fn connect(settings: &ImapSettings) -> Result<Greeted, ImapFailure> {
         let address = (settings.host.as_str(), settings.port);
         let tcp = timed("connect", TcpStream::connect(address)).await?;
         tcp.set_nodelay(true).step("connect")?;
+        let mut certificate = None;
         // Written through a buffer: async-imap writes a command in four pieces.
         let client: Client<Stream> = match settings.tls {
             ImapTls::Implicit => {
                 let tls = tls_over(settings, tcp).await?;
+                certificate = leaf(&tls);
                 let mut c = Client::new(Box::new(BufWriter::new(tls)) as Stream);
                 greeting(&mut c).await?;
                 c
@@ -290,10 +312,23 @@ impl Connection {
                 timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await?;
                 let tcp = plain.into_inner().into_inner();
                 let tls = tls_over(settings, tcp).await?;
+                certificate = leaf(&tls);
                 // No second greeting after STARTTLS.
                 Client::new(Box::new(BufWriter::new(tls)) as Stream)
             }
         };
+        Ok(Greeted {
+            client,
+            certificate,
+        })
+    }
+
+    /// Logs in on a greeted connection, then asks for the capabilities and the delimiter.
+    pub(crate) async fn log_in(
+        greeted: Greeted,
+        settings: &ImapSettings,
+    ) -> Result<Connection, ImapFailure> {
+        let client = greeted.client;
         let mut session = match &settings.login.auth {
             Auth::Password(password) => {
                 login_with_password(client, &settings.login.username, password.expose()).await?
@@ -357,7 +392,7 @@ impl Connection {
     }
 
     /// Whether the server lists a folder of this name.
-    async fn has_folder(&mut self, name: &str) -> Result<bool, ImapFailure> {
+    pub(crate) async fn has_folder(&mut self, name: &str) -> Result<bool, ImapFailure> {
         let session = &mut self.session;
         let found: Vec<async_imap::types::Name> = timed("LIST", async {
             session
@@ -370,6 +405,31 @@ impl Connection {
         Ok(found.iter().any(|n| n.name() == name))
     }
 
+    /// The capabilities the server names now (asked again).
+    pub(crate) async fn capability_names(&mut self) -> Result<Vec<String>, ImapFailure> {
+        let caps = timed("CAPABILITY", self.session.capabilities()).await?;
+        let mut names: Vec<String> = caps
+            .iter()
+            .filter_map(|c| match c {
+                Capability::Atom(a) => Some(a.to_ascii_uppercase()),
+                Capability::Auth(a) => Some(format!("AUTH={}", a.to_ascii_uppercase())),
+                _ => None,
+            })
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Every folder's name, as the server writes it.
+    pub(crate) async fn folders(&mut self) -> Result<Vec<String>, ImapFailure> {
+        let session = &mut self.session;
+        let names: Vec<async_imap::types::Name> = timed("LIST", async {
+            session.list(Some(""), Some("*")).await?.try_collect().await
+        })
+        .await?;
+        Ok(names.iter().map(|n| n.name().to_string()).collect())
+    }
+
     pub async fn select(&mut self, folder: &str) -> Result<Selected, ImapFailure> {
         let mailbox = timed("SELECT", self.session.select(folder)).await?;
         let uidvalidity = mailbox
@@ -378,6 +438,7 @@ impl Connection {
         Ok(Selected {
             uidvalidity,
             uidnext: mailbox.uid_next.unwrap_or(1),
+            exists: mailbox.exists,
         })
     }
 
