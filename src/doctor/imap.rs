@@ -124,10 +124,10 @@ fn login_failed(name: &str, s: &ImapSettings, e: &ImapFailure) -> Check {
     let subject = &format!("mailbox {name}");
     let user = &s.login.username;
     let hint = match (e, &s.login.auth) {
-        (ImapFailure::Login(_), Auth::Password(_)) => format!(
+        (ImapFailure::Login { .. }, Auth::Password(_)) => format!(
             "the server refused {user} with this password: check password_file (the password only, on one line) and that the account may use IMAP; Microsoft 365 and Google take no passwords over IMAP (auth = \"oauth2\")"
         ),
-        (ImapFailure::Login(_), Auth::OAuth2(_)) => format!(
+        (ImapFailure::Login { .. }, Auth::OAuth2(_)) => format!(
             "the server refused the access token for {user}: check the app's IMAP permission (and, for client_credentials, the mailbox permission: docs/troubleshooting.md), then `deskmail auth login {name}`"
         ),
         (ImapFailure::Token { .. }, _) => format!(

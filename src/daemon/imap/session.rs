@@ -52,8 +52,8 @@ pub enum ImapFailure {
         what: String,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("the server refused the login")]
-    Login(#[source] ImapError),
+    #[error("the server refused the login: {answer}")]
+    Login { answer: String },
     #[error("getting an OAuth2 access token for {account}")]
     Token {
         account: String,
@@ -239,10 +239,23 @@ async fn login_with_token(
             .map_err(|(e, _)| e)
     };
     let result = logged_in(tokio::time::timeout(STEP, login).await);
-    if let Err(ImapFailure::Login(_)) = result {
+    if let Err(ImapFailure::Login { .. }) = result {
         source.forget().await;
     }
     result
+}
+
+/// The server's own words in async-imap's account of a tagged NO or BAD
+/// (`code: Some(…), info: Some("[AUTHENTICATIONFAILED] Authentication failed.")`): shown to
+/// the admin as the server said them.
+fn server_words(answer: &str) -> String {
+    match answer.split_once("info: Some(\"") {
+        Some((_, said)) => said
+            .strip_suffix("\")")
+            .unwrap_or(said)
+            .replace("\\\"", "\""),
+        None => answer.to_string(),
+    }
 }
 
 fn logged_in(
@@ -250,7 +263,9 @@ fn logged_in(
 ) -> Result<Session<Stream>, ImapFailure> {
     match result {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e @ (ImapError::No(_) | ImapError::Bad(_)))) => Err(ImapFailure::Login(e)),
+        Ok(Err(ImapError::No(answer) | ImapError::Bad(answer))) => Err(ImapFailure::Login {
+            answer: server_words(&answer),
+        }),
         Ok(Err(source)) => Err(ImapFailure::Imap {
             what: "login",
             source,
@@ -645,5 +660,20 @@ mod tests {
     fn uid_sets_join_consecutive_uids_into_ranges() {
         assert_eq!(uid_set(&[5, 1, 2, 3, 9, 12, 13, 2]), "1:3,5,9,12:13");
         assert_eq!(uid_set(&[7]), "7");
+    }
+
+    #[test]
+    fn a_refusal_is_shown_in_the_servers_words() {
+        assert_eq!(
+            super::server_words(
+                "code: None, info: Some(\"[AUTHENTICATIONFAILED] Authentication failed.\")"
+            ),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(
+            super::server_words("code: None, info: Some(\"say \\\"no\\\"\")"),
+            "say \"no\""
+        );
+        assert_eq!(super::server_words("outcome: No"), "outcome: No");
     }
 }
