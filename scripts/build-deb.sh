@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds deskmail's Debian package and prints its path (target/debian/deskmail_*.deb):
 # 1. the release binary (`cargo build --release --locked`);
-# 2. from that binary, into target/deb-assets/: the man page (`deskmail man-page`, gzipped) and
+# 2. from that binary, into target/deb-assets/: the man pages (`deskmail man-page --dir`, gzipped) and
 #    the bash, zsh and fish completions (`deskmail completions SHELL`); and the systemd unit,
 #    systemd/deskmail.service with ExecStart= naming /usr/bin/deskmail instead of
 #    /usr/local/bin/deskmail (the one unit serves both installs);
@@ -31,7 +31,9 @@ if ! grep -q '^ExecStart=/usr/bin/deskmail ' "$assets/deskmail.service"; then
     say "systemd/deskmail.service has no ExecStart=/usr/local/bin/deskmail line to point to /usr/bin/deskmail"
     exit 1
 fi
-"$bin" man-page | gzip -9n >"$assets/deskmail.1.gz"
+mkdir "$assets/man"
+"$bin" man-page --dir "$assets/man"
+gzip -9n "$assets"/man/*.1
 "$bin" completions bash >"$assets/deskmail.bash"
 "$bin" completions zsh >"$assets/_deskmail"
 "$bin" completions fish >"$assets/deskmail.fish"

@@ -1443,6 +1443,18 @@ fn completions_and_the_manual_page_name_every_command() {
         );
     }
     assert!(env.fails(&["completions", "tcsh"]).contains("tcsh"));
+    // Every page: the command's and each subcommand's, as the package installs them.
+    let dir = env.path("man");
+    std::fs::create_dir(&dir).unwrap();
+    env.ok(&["man-page", "--dir", dir.to_str().unwrap()]);
+    for page in [
+        "deskmail.1",
+        "deskmail-ticket-act.1",
+        "deskmail-auth-login.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(".SH NAME"), "{page}: {text}");
+    }
 }
 
 #[test]

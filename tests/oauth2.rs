@@ -456,3 +456,84 @@ fn oauth2_settings_that_cannot_work_are_refused_naming_their_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_smtp_server_that_refuses_the_token_gets_a_new_one_and_the_mail_goes() {
+    let provider = Provider::start();
+    let Some(stack) = MailStack::start_oauth2(&provider.url("/introspect")) else {
+        return;
+    };
+    let env = TestEnv::new();
+    // The mailbox logs in with its password; only SMTP uses OAuth2.
+    let pass = env.path("support.pass");
+    std::fs::write(&pass, "secret\n").unwrap();
+    let token_file = env.path("smtp.token");
+    write_token(&token_file, &provider.refresh_token_for(SUPPORT));
+    let smtp = format!(
+        "{}username = \"{SUPPORT}\"\nauth = \"oauth2\"\n{}",
+        stack.smtp_config(1),
+        provider.config("outbound.smtp.oauth2", "device", &token_file)
+    );
+    std::fs::write(
+        env.config(),
+        config(&stack.imap_config(SUPPORT, &pass), "", &smtp),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&env);
+    let stack = &stack;
+    let processed = |n: usize| move || stack.folder(SUPPORT, "deskmail/processed").len() == n;
+    stack.send(
+        "anna@acme.example",
+        SUPPORT,
+        &request(
+            "Anna <anna@acme.example>",
+            SUPPORT,
+            "Printer on fire",
+            "s-1@acme.example",
+        ),
+    );
+    daemon.wait_until(
+        "the request processed",
+        Duration::from_secs(30),
+        processed(1),
+    );
+    assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
+
+    // The token stops working, and Postfix restarts: the next connection's XOAUTH2 is refused
+    // (a 334 with the reason, then 535). The token is forgotten, the notification retried
+    // with a new one.
+    provider.expire_access_tokens();
+    stack.stop_postfix();
+    stack.start_postfix();
+    stack.send(
+        "ben@acme.example",
+        SUPPORT,
+        &request(
+            "Ben <ben@acme.example>",
+            SUPPORT,
+            "Drucker",
+            "s-2@acme.example",
+        ),
+    );
+    daemon.wait_until(
+        "the second request processed",
+        Duration::from_secs(30),
+        processed(2),
+    );
+    daemon.wait_until("Ben acknowledged", Duration::from_secs(90), || {
+        stack.inbox("ben@acme.example").len() == 1
+    });
+    let refreshes = provider
+        .requests()
+        .iter()
+        .filter(|r| *r == "refresh_token ok")
+        .count();
+    assert_eq!(refreshes, 2, "{:?}", provider.requests());
+    let (status, _, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("delivery deferred")
+            && log.contains("(535): 5.7.8 Error: authentication failed"),
+        "{log}"
+    );
+}

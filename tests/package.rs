@@ -35,6 +35,8 @@ const FILES: &[&str] = &[
     "/usr/lib/tmpfiles.d/deskmail.conf",
     CONF,
     "/usr/share/man/man1/deskmail.1.gz",
+    "/usr/share/man/man1/deskmail-ticket.1.gz",
+    "/usr/share/man/man1/deskmail-ticket-act.1.gz",
     "/usr/share/bash-completion/completions/deskmail",
     "/usr/share/zsh/vendor-completions/_deskmail",
     "/usr/share/fish/vendor_completions.d/deskmail.fish",
@@ -275,15 +277,20 @@ fn subcommands() -> Vec<String> {
         .collect()
 }
 
-fn check_man_page() {
-    let out = Command::new("man")
-        .args(["-P", "cat", "deskmail"])
+/// `man PAGE`, printed.
+fn man(page: &str) -> Output {
+    Command::new("man")
+        .args(["-P", "cat", page])
         .env("LC_ALL", "C")
         .env("MANWIDTH", "200")
         .env_remove("MANPAGER")
         .env_remove("PAGER")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn check_man_page() {
+    let out = man("deskmail");
     let page = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && page.contains("deskmail"),
@@ -297,6 +304,9 @@ fn check_man_page() {
             page.contains(&format!("deskmail-{name}(1)")),
             "man deskmail does not name the command {name}:\n{page}"
         );
+        // ...and that page is there.
+        let sub = man(&format!("deskmail-{name}"));
+        assert!(sub.status.success(), "man deskmail-{name}:\n{}", both(&sub));
     }
     eprintln!(
         "man deskmail: {} lines, names {}",

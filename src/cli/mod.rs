@@ -84,7 +84,12 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff) on stdout: `deskmail man-page | man -l -`
-    ManPage,
+    ManPage {
+        /// Write every page instead (deskmail.1, and deskmail-ticket.1 ... for each command)
+        /// into this directory, made if missing
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Apply the workflow's time rules that are due (e.g. close tickets Resolved for 7 days)
     Sweep {
         /// Pretend it is this time (RFC 3339, e.g. 2026-12-01T09:00:00Z)
@@ -266,11 +271,21 @@ async fn run_other(command: Command, path: &std::path::Path) -> CmdResult {
             clap_complete::generate(shell, &mut cli, "deskmail", &mut std::io::stdout());
             Ok(())
         }
-        Command::ManPage => {
+        Command::ManPage { dir } => {
             use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| Failure::with_cause("cannot write the manual page", e))
+            match dir {
+                Some(dir) => std::fs::create_dir_all(&dir)
+                    .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+                    .map_err(|e| {
+                        Failure::with_cause(
+                            format!("cannot write the manual pages into {}", dir.display()),
+                            e,
+                        )
+                    }),
+                None => clap_mangen::Man::new(Cli::command())
+                    .render(&mut std::io::stdout())
+                    .map_err(|e| Failure::with_cause("cannot write the manual page", e)),
+            }
         }
         Command::CheckConfig => check_config::run(path).await,
         Command::Auth(cmd) => auth::run(load(path)?, cmd).await,

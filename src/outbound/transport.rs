@@ -371,27 +371,54 @@ impl SmtpClient {
     }
 }
 
-/// AUTH XOAUTH2 with the account's access token; a token the server refuses is forgotten, so
-/// that the next connection gets a new one.
+/// AUTH XOAUTH2 with the account's access token, written here rather than by lettre: a server
+/// that refuses a token first sends its reason as a challenge (334) and waits for an empty line
+/// before its 535, a step lettre's mechanism does not take. A token the server does not take is
+/// forgotten, so that the next connection gets a new one.
 async fn oauth2_auth(
     conn: &mut AsyncSmtpConnection,
     user: &str,
     source: &TokenSource,
 ) -> Result<(), SetupError> {
+    use base64::Engine;
     let token = source.access_token().await.map_err(|e| {
         SetupError::Token(format!(
             "getting an OAuth2 access token for {user}: {}",
             errors::chain(&e)
         ))
     })?;
-    let credentials = Credentials::new(user.to_string(), token.expose().to_string());
-    if let Err(e) = conn.auth(&[Mechanism::Xoauth2], &credentials).await {
-        if e.is_permanent() {
-            source.forget().await;
-        }
-        return Err(e.into());
+    let initial = base64::engine::general_purpose::STANDARD
+        .encode(crate::oauth2::xoauth2(user, token.expose()));
+    let mut answer = conn.command(Line(format!("AUTH XOAUTH2 {initial}"))).await;
+    if let Ok(challenge) = &answer
+        && challenge.has_code(334)
+    {
+        answer = conn.command(Line(String::new())).await;
     }
-    Ok(())
+    match answer {
+        Ok(done) if done.has_code(235) => Ok(()),
+        Ok(other) => {
+            source.forget().await;
+            Err(SetupError::Token(format!(
+                "the server did not take the access token for {user}: {} {}",
+                other.code(),
+                other.message().collect::<Vec<_>>().join(" ")
+            )))
+        }
+        Err(e) => {
+            source.forget().await;
+            Err(e.into())
+        }
+    }
+}
+
+/// One command line as it is sent.
+struct Line(String);
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\r\n", self.0)
+    }
 }
 
 /// A connection and what its server offers.
