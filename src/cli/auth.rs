@@ -106,7 +106,12 @@ async fn status(accounts: Vec<Account>) -> CmdResult {
     for a in accounts {
         let kept = match (&a.settings.token_file, a.settings.flow) {
             (_, Flow::ClientCredentials) => "client credentials".to_string(),
-            (Some(path), _) => stored_line(path),
+            (Some(path), _) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || stored_line(&path))
+                    .await
+                    .unwrap_or_else(|e| errors::TaskFailed::from(e).to_string())
+            }
             (None, _) => "no token_file".to_string(),
         };
         let source = TokenSource::shared(&a.settings, &a.username);

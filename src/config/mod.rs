@@ -903,6 +903,12 @@ fn build_mailboxes(l: &mut Loader, raw: Vec<RawMailbox>, dir: &Directory) -> Vec
                 format!("mailbox \"{}\" is listed twice", m.name),
             );
         }
+        if m.name == "smtp" {
+            l.problem(
+                format!("{key}.name"),
+                "\"smtp\" names [outbound.smtp] in `deskmail auth login`: give the mailbox another name",
+            );
+        }
         let address = l.address(&format!("{key}.address"), &m.address);
         if address == dir.helpdesk.team_address {
             l.problem(

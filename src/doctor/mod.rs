@@ -25,6 +25,16 @@ use serde::Serialize;
 
 use crate::config::{Settings, Source};
 
+/// What to do when an OAuth2 account `name` (a mailbox, or `smtp`) gets no access token.
+fn token_hint(settings: &crate::config::OAuth2Settings, name: &str) -> String {
+    match settings.flow {
+        crate::config::Flow::ClientCredentials => "the application gets no token: check client_id, tenant and the secret in client_secret_file (its value, not its ID); an expired secret (AADSTS7000222) needs a new one, and client_secret_expires its date".to_string(),
+        _ => format!(
+            "no access token: sign in again as the service's user, `runuser -u deskmail -- deskmail auth login {name}` (`deskmail auth status` shows the token's state)"
+        ),
+    }
+}
+
 /// How long any one check may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

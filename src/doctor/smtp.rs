@@ -299,6 +299,17 @@ async fn auth(
             "servers often offer AUTH only over TLS: set tls = \"starttls\" or \"implicit\"; or drop username and password_file if the server takes mail from this host without a login",
         );
     }
+    let xoauth2 = offered
+        .split_whitespace()
+        .any(|m| m.eq_ignore_ascii_case("XOAUTH2"));
+    if matches!(account.auth, Auth::OAuth2(_)) && !xoauth2 {
+        return Check::fail(
+            subject,
+            "AUTH",
+            format!("the server offers {offered}, not XOAUTH2"),
+            "this server takes no OAuth2 logins: use auth = \"password\", or the provider's own SMTP server (smtp.office365.com, smtp.gmail.com)",
+        );
+    }
     let how = match account.auth {
         Auth::Password(_) => "a password",
         Auth::OAuth2(_) => "an OAuth2 access token (XOAUTH2)",
@@ -310,12 +321,13 @@ async fn auth(
             "AUTH",
             format!("logged in as {user} with {how} (offered: {offered})"),
         ),
-        Some(Err(SetupError::Token(e))) => Check::fail(
-            subject,
-            "AUTH",
-            e,
-            "no access token: sign in again as the service's user, `runuser -u deskmail -- deskmail auth login smtp` (`deskmail auth status` shows the token's state)",
-        ),
+        Some(Err(SetupError::Token(e))) => {
+            let hint = match &account.auth {
+                Auth::OAuth2(o) => super::token_hint(o, "smtp"),
+                Auth::Password(_) => String::new(),
+            };
+            Check::fail(subject, "AUTH", e, hint)
+        }
         Some(Err(e)) => Check::fail(
             subject,
             "AUTH",
@@ -336,7 +348,7 @@ async fn auth(
 fn setup_text(e: &SetupError) -> String {
     match e {
         SetupError::Smtp(e) => errors::chain(e),
-        SetupError::Connect(t) | SetupError::Token(t) => t.clone(),
+        SetupError::Connect(t) | SetupError::Token(t) | SetupError::TokenRefused(t) => t.clone(),
     }
 }
 

@@ -69,12 +69,14 @@ fn device(settings: &OAuth2Settings, out: &mut dyn Write) -> Result<Tokens, OAut
          Waiting for the sign-in (the code is good for {} minutes)...",
         code.verification_uri,
         code.user_code,
-        code.expires_in.div_ceil(60)
+        code.expires_in.min(3600).div_ceil(60)
     )
     .and_then(|()| out.flush())
     .map_err(said)?;
-    let deadline = Instant::now() + Duration::from_secs(code.expires_in);
-    let mut interval = code.interval.unwrap_or(5).max(1);
+    // The provider's figures, within reason: a code is good for at most an hour, and it is
+    // asked about every 1 to 60 seconds.
+    let deadline = Instant::now() + Duration::from_secs(code.expires_in.min(3600));
+    let mut interval = code.interval.unwrap_or(5).clamp(1, 60);
     let mut form = client(settings);
     form.extend([
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
@@ -85,7 +87,11 @@ fn device(settings: &OAuth2Settings, out: &mut dyn Write) -> Result<Tokens, OAut
         match endpoint::post::<Tokens>(&settings.token_url, &form) {
             Ok(tokens) => return Ok(tokens),
             Err(OAuth2Error::Refused { code, .. }) if code == "authorization_pending" => {}
-            Err(OAuth2Error::Refused { code, .. }) if code == "slow_down" => interval += 5,
+            Err(OAuth2Error::Refused { code, .. }) if code == "slow_down" => {
+                interval = (interval + 5).min(60)
+            }
+            // The network failed once: asked again until the code expires.
+            Err(OAuth2Error::Http { .. }) => {}
             Err(e) => return Err(e),
         }
         if Instant::now() > deadline {

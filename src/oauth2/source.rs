@@ -35,10 +35,19 @@ struct Access {
     renew_at: Timestamp,
 }
 
+/// What a source holds between requests.
+#[derive(Default)]
+struct Held {
+    access: Option<Access>,
+    /// A rotated refresh token the token file could not take (a full disk, a wrong owner): the
+    /// provider has voided the one before it, so it is kept here and written at the next try.
+    unsaved: Option<Stored>,
+}
+
 pub struct TokenSource {
     settings: Arc<OAuth2Settings>,
     account: String,
-    access: tokio::sync::Mutex<Option<Access>>,
+    held: tokio::sync::Mutex<Held>,
     status: Mutex<Status>,
 }
 
@@ -66,7 +75,7 @@ impl TokenSource {
         let source = Arc::new(TokenSource {
             settings: Arc::clone(settings),
             account: account.to_string(),
-            access: tokio::sync::Mutex::new(None),
+            held: tokio::sync::Mutex::new(Held::default()),
             status: Mutex::new(Status::default()),
         });
         sources.push(Arc::clone(&source));
@@ -95,14 +104,15 @@ impl TokenSource {
 
     /// A good access token: the one held, or a new one.
     pub async fn access_token(&self) -> Result<Secret, OAuth2Error> {
-        let mut access = self.access.lock().await;
-        if let Some(a) = access.as_ref()
+        let mut held = self.held.lock().await;
+        if let Some(a) = held.access.as_ref()
             && a.renew_at > Timestamp::now()
         {
             return Ok(a.token.clone());
         }
         let settings = Arc::clone(&self.settings);
-        let got = tokio::task::spawn_blocking(move || obtain(&settings))
+        let unsaved = held.unsaved.take();
+        let got = tokio::task::spawn_blocking(move || obtain(&settings, unsaved))
             .await
             .map_err(TaskFailed::from)
             .map_err(OAuth2Error::Task)
@@ -111,19 +121,18 @@ impl TokenSource {
         match got {
             Ok(fresh) => {
                 let now = Timestamp::now();
-                let life = SignedDuration::from_secs(
-                    fresh.tokens.expires_in.unwrap_or(DEFAULT_LIFETIME) as i64,
-                );
+                let life = lifetime(fresh.tokens.expires_in.unwrap_or(DEFAULT_LIFETIME));
                 let ahead = AHEAD.min(life / 2);
                 status.access_expires_at = Some(now + life);
                 status.refresh_expires_at = fresh.refresh_expires_at;
                 status.refreshes_ok += 1;
                 status.last_error = None;
                 let token = Secret::new(fresh.tokens.access_token);
-                *access = Some(Access {
+                held.access = Some(Access {
                     token: token.clone(),
                     renew_at: now + life - ahead,
                 });
+                held.unsaved = fresh.unsaved;
                 tracing::info!(account = %self.account, expires_in = life.as_secs(), "got an OAuth2 access token");
                 Ok(token)
             }
@@ -137,7 +146,7 @@ impl TokenSource {
 
     /// A server refused the token held: the next call gets a new one.
     pub async fn forget(&self) {
-        *self.access.lock().await = None;
+        self.held.lock().await.access = None;
     }
 }
 
@@ -154,10 +163,13 @@ fn same_app(a: &OAuth2Settings, b: &OAuth2Settings) -> bool {
 struct Fresh {
     tokens: Tokens,
     refresh_expires_at: Option<Timestamp>,
+    /// A rotated refresh token that could not be written.
+    unsaved: Option<Stored>,
 }
 
-/// Asks the provider for an access token (blocking).
-fn obtain(settings: &OAuth2Settings) -> Result<Fresh, OAuth2Error> {
+/// Asks the provider for an access token (blocking). `unsaved`: a rotated refresh token an
+/// earlier request could not write; it is written now, and used.
+fn obtain(settings: &OAuth2Settings, unsaved: Option<Stored>) -> Result<Fresh, OAuth2Error> {
     let scope = settings.scopes.join(" ");
     let secret = settings.client_secret.as_ref().map(Secret::expose);
     let mut form = vec![("client_id", settings.client_id.as_str())];
@@ -174,19 +186,26 @@ fn obtain(settings: &OAuth2Settings) -> Result<Fresh, OAuth2Error> {
         return Ok(Fresh {
             tokens,
             refresh_expires_at: None,
+            unsaved: None,
         });
     };
     let locked = Locked::lock(path)?;
-    let stored = locked.read()?.ok_or_else(|| OAuth2Error::NotLoggedIn {
-        path: path.to_path_buf(),
-    })?;
+    let stored = match unsaved {
+        Some(kept) => {
+            keep(&locked, kept.clone(), path);
+            kept
+        }
+        None => locked.read()?.ok_or_else(|| OAuth2Error::NotLoggedIn {
+            path: path.to_path_buf(),
+        })?,
+    };
     form.extend([
         ("grant_type", "refresh_token"),
         ("refresh_token", stored.refresh_token.as_str()),
         ("scope", &scope),
     ]);
     let tokens: Tokens = endpoint::post(&settings.token_url, &form)?;
-    let refresh_expires_at = match &tokens.refresh_token {
+    let (refresh_expires_at, unsaved) = match &tokens.refresh_token {
         Some(new) if *new != stored.refresh_token => {
             let now = Timestamp::now();
             let renewed = Stored {
@@ -194,19 +213,47 @@ fn obtain(settings: &OAuth2Settings) -> Result<Fresh, OAuth2Error> {
                 issued_at: now,
                 expires_at: expiry(now, tokens.refresh_token_expires_in),
             };
-            locked.write(&renewed)?;
-            tracing::info!(file = %path.display(), "stored the provider's new refresh token");
-            renewed.expires_at
+            (renewed.expires_at, keep(&locked, renewed, path))
         }
-        _ => stored.expires_at,
+        _ => (stored.expires_at, None),
     };
     Ok(Fresh {
         tokens,
         refresh_expires_at,
+        unsaved,
     })
+}
+
+/// Writes a new refresh token to its file; one that cannot be written is handed back, to be
+/// held in memory and written at the next try (said in the log: a restart would lose it).
+fn keep(locked: &Locked, stored: Stored, path: &std::path::Path) -> Option<Stored> {
+    match locked.write(&stored) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "stored the provider's new refresh token");
+            None
+        }
+        Err(e) => {
+            tracing::error!(
+                file = %path.display(),
+                "cannot store the provider's new refresh token: {}; it is kept in memory and \
+                 written at the next renewal; a restart before then needs `deskmail auth login`",
+                crate::errors::Chain(&e)
+            );
+            Some(stored)
+        }
+    }
+}
+
+/// The longest lifetime believed from a provider: a year (a wrong or hostile figure cannot
+/// overflow a time).
+const LONGEST: u64 = 366 * 86_400;
+
+/// `seconds` as a lifetime, at most [`LONGEST`].
+fn lifetime(seconds: u64) -> SignedDuration {
+    SignedDuration::from_secs(seconds.min(LONGEST) as i64)
 }
 
 /// When a token that lasts `seconds` from `now` expires.
 pub(super) fn expiry(now: Timestamp, seconds: Option<u64>) -> Option<Timestamp> {
-    seconds.map(|s| now + SignedDuration::from_secs(s as i64))
+    seconds.map(|s| now + lifetime(s))
 }

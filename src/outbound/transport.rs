@@ -330,7 +330,7 @@ impl SmtpClient {
                 SetupError::Smtp(e) => {
                     SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
                 }
-                SetupError::Token(e) => SendError::Temporary(e),
+                SetupError::Token(e) | SetupError::TokenRefused(e) => SendError::Temporary(e),
             })
     }
 
@@ -399,7 +399,7 @@ async fn oauth2_auth(
         Ok(done) if done.has_code(235) => Ok(()),
         Ok(other) => {
             source.forget().await;
-            Err(SetupError::Token(format!(
+            Err(SetupError::TokenRefused(format!(
                 "the server did not take the access token for {user}: {} {}",
                 other.code(),
                 other.message().collect::<Vec<_>>().join(" ")
@@ -491,7 +491,10 @@ impl Session {
 pub(crate) enum SetupError {
     Connect(String),
     Smtp(lettre::transport::smtp::Error),
+    /// No access token could be had.
     Token(String),
+    /// The server answered the access token with neither success nor an error.
+    TokenRefused(String),
 }
 
 impl From<lettre::transport::smtp::Error> for SetupError {
