@@ -339,25 +339,10 @@ fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_logi
     };
     let env = TestEnv::new();
     let token_file = env.path("support.token");
-    std::fs::write(
-        &token_file,
-        format!(
-            "{{\"refresh_token\": \"{}\", \"issued_at\": \"2026-12-06T09:00:00Z\"}}",
-            provider.refresh_token_for(USER)
-        ),
-    )
-    .unwrap();
+    provider.signed_in(USER, &token_file);
     // The mailbox and the SMTP account share the token file.
-    let imap = format!(
-        "{}{}",
-        stack.imap_oauth2_config(USER),
-        provider.config("mailboxes.imap.oauth2", "device", &token_file)
-    );
-    let smtp_table = format!(
-        "{}username = \"{USER}\"\nauth = \"oauth2\"\n{}",
-        stack.smtp_config(1),
-        provider.config("outbound.smtp.oauth2", "device", &token_file)
-    );
+    let imap = provider.imap_table(&stack, USER, &token_file);
+    let smtp_table = provider.smtp_table(&stack, USER, &token_file);
     let config = support::example_config("", &smtp_table);
     std::fs::write(
         env.config(),

@@ -8,33 +8,16 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use support::TestEnv;
 use support::daemon::Daemon;
 use support::mailstack::MailStack;
-use support::oauth_provider::{CLIENT_SECRET, Provider};
+use support::oauth_provider::{CLIENT_SECRET, Provider, stored_token, write_token};
 
 const SUPPORT: &str = "support@helpdesk.example";
 const BILLING: &str = "billing@helpdesk.example";
-
-/// The refresh token a token file holds.
-fn stored_token(path: &Path) -> String {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v["refresh_token"].as_str().unwrap().to_string()
-}
-
-/// A token file holding `token`, as `deskmail auth login` leaves it.
-fn write_token(path: &Path, token: &str) {
-    std::fs::write(
-        path,
-        format!("{{\"refresh_token\": \"{token}\", \"issued_at\": \"2026-12-06T09:00:00Z\"}}"),
-    )
-    .unwrap();
-}
 
 /// The example config with `support`'s mailbox given `support_table` (its `[mailboxes.imap]`
 /// and what follows), billing's `billing_table`, and `tables` at the end.
@@ -54,6 +37,17 @@ fn request(from: &str, to: &str, subject: &str, id: &str) -> String {
          Date: Sun, 06 Dec 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\nPlease help.\r\n"
     )
+}
+
+/// A request from `from` to the mailbox `to`, sent through Postfix; waits until the daemon has
+/// moved `processed` mails to the mailbox's processed folder.
+fn mail_in(stack: &MailStack, daemon: &Daemon, from: &str, to: &str, id: &str, processed: usize) {
+    stack.send(from, to, &request(from, to, "Please help", id));
+    daemon.wait_until(
+        &format!("{id} processed in {to}"),
+        Duration::from_secs(60),
+        || stack.folder(to, "deskmail/processed").len() == processed,
+    );
 }
 
 /// `deskmail auth login support` with its stdin and stdout piped; `answer` gets each line it
@@ -190,19 +184,10 @@ fn tokens_rotate_are_stored_and_an_expired_access_token_is_refreshed_without_a_l
     };
     let env = TestEnv::new();
     let token_file = env.path("support.token");
-    let first = provider.refresh_token_for(SUPPORT);
-    write_token(&token_file, &first);
+    let first = provider.signed_in(SUPPORT, &token_file);
     // The mailbox and the SMTP account are one account: one token file, one token.
-    let imap = format!(
-        "{}{}",
-        stack.imap_oauth2_config(SUPPORT),
-        provider.config("mailboxes.imap.oauth2", "device", &token_file)
-    );
-    let smtp = format!(
-        "{}username = \"{SUPPORT}\"\nauth = \"oauth2\"\n{}",
-        stack.smtp_config(2),
-        provider.config("outbound.smtp.oauth2", "device", &token_file)
-    );
+    let imap = provider.imap_table(&stack, SUPPORT, &token_file);
+    let smtp = provider.smtp_table(&stack, SUPPORT, &token_file);
     std::fs::write(env.config(), config(&imap, "", &smtp)).unwrap();
     let daemon = Daemon::start(&env);
     daemon.wait_until("support connected", Duration::from_secs(30), || {
@@ -215,22 +200,13 @@ fn tokens_rotate_are_stored_and_an_expired_access_token_is_refreshed_without_a_l
     assert!(!provider.refresh_token_works(&first));
 
     // A request comes in over IMAP; its acknowledgement goes out over SMTP with XOAUTH2.
-    stack.send(
+    mail_in(
+        &stack,
+        &daemon,
         "anna@acme.example",
         SUPPORT,
-        &request(
-            "Anna <anna@acme.example>",
-            SUPPORT,
-            "Printer on fire",
-            "o-1@acme.example",
-        ),
-    );
-    let stack = &stack;
-    let processed = |n: usize| move || stack.folder(SUPPORT, "deskmail/processed").len() == n;
-    daemon.wait_until(
-        "the request processed",
-        Duration::from_secs(30),
-        processed(1),
+        "o-1@acme.example",
+        1,
     );
     assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
     let refreshes = |result: &str| {
@@ -247,20 +223,13 @@ fn tokens_rotate_are_stored_and_an_expired_access_token_is_refreshed_without_a_l
     // meanwhile is taken in, and the rotated refresh token is stored again.
     provider.expire_access_tokens();
     stack.restart_dovecot();
-    stack.send(
+    mail_in(
+        &stack,
+        &daemon,
         "ben@acme.example",
         SUPPORT,
-        &request(
-            "Ben <ben@acme.example>",
-            SUPPORT,
-            "Drucker kaputt",
-            "o-2@acme.example",
-        ),
-    );
-    daemon.wait_until(
-        "the second request processed",
-        Duration::from_secs(60),
-        processed(2),
+        "o-2@acme.example",
+        2,
     );
     assert_eq!(stack.wait_for("ben@acme.example", 1).len(), 1);
     let third = stored_token(&token_file);
@@ -314,11 +283,7 @@ fn a_revoked_sign_in_makes_its_mailbox_not_ready_while_another_goes_on() {
     write_token(&token_file, &revoked);
     let billing_pass = env.path("billing.pass");
     std::fs::write(&billing_pass, "secret\n").unwrap();
-    let imap = format!(
-        "{}{}",
-        stack.imap_oauth2_config(SUPPORT),
-        provider.config("mailboxes.imap.oauth2", "device", &token_file)
-    );
+    let imap = provider.imap_table(&stack, SUPPORT, &token_file);
     let billing = stack.imap_config(BILLING, &billing_pass);
     std::fs::write(env.config(), config(&imap, &billing, &stack.smtp_config(1))).unwrap();
     let daemon = Daemon::start(&env);
@@ -338,25 +303,18 @@ fn a_revoked_sign_in_makes_its_mailbox_not_ready_while_another_goes_on() {
     );
 
     // Billing goes on.
-    stack.send(
+    mail_in(
+        &stack,
+        &daemon,
         "anna@acme.example",
         BILLING,
-        &request(
-            "Anna <anna@acme.example>",
-            BILLING,
-            "Invoice",
-            "o-3@acme.example",
-        ),
-    );
-    daemon.wait_until(
-        "billing's request processed",
-        Duration::from_secs(30),
-        || stack.folder(BILLING, "deskmail/processed").len() == 1,
+        "o-3@acme.example",
+        1,
     );
 
     // The admin signs in again (as `deskmail auth login` would store it): the mailbox picks
     // the new token up at its next attempt, without a restart.
-    write_token(&token_file, &provider.refresh_token_for(SUPPORT));
+    provider.signed_in(SUPPORT, &token_file);
     daemon.wait_until("support connected", Duration::from_secs(90), || {
         daemon.get("/readyz").1.contains("support: connected")
     });
@@ -468,34 +426,21 @@ fn an_smtp_server_that_refuses_the_token_gets_a_new_one_and_the_mail_goes() {
     let pass = env.path("support.pass");
     std::fs::write(&pass, "secret\n").unwrap();
     let token_file = env.path("smtp.token");
-    write_token(&token_file, &provider.refresh_token_for(SUPPORT));
-    let smtp = format!(
-        "{}username = \"{SUPPORT}\"\nauth = \"oauth2\"\n{}",
-        stack.smtp_config(1),
-        provider.config("outbound.smtp.oauth2", "device", &token_file)
-    );
+    provider.signed_in(SUPPORT, &token_file);
+    let smtp = provider.smtp_table(&stack, SUPPORT, &token_file);
     std::fs::write(
         env.config(),
         config(&stack.imap_config(SUPPORT, &pass), "", &smtp),
     )
     .unwrap();
     let daemon = Daemon::start(&env);
-    let stack = &stack;
-    let processed = |n: usize| move || stack.folder(SUPPORT, "deskmail/processed").len() == n;
-    stack.send(
+    mail_in(
+        &stack,
+        &daemon,
         "anna@acme.example",
         SUPPORT,
-        &request(
-            "Anna <anna@acme.example>",
-            SUPPORT,
-            "Printer on fire",
-            "s-1@acme.example",
-        ),
-    );
-    daemon.wait_until(
-        "the request processed",
-        Duration::from_secs(30),
-        processed(1),
+        "s-1@acme.example",
+        1,
     );
     assert_eq!(stack.wait_for("anna@acme.example", 1).len(), 1);
 
@@ -505,20 +450,13 @@ fn an_smtp_server_that_refuses_the_token_gets_a_new_one_and_the_mail_goes() {
     provider.expire_access_tokens();
     stack.stop_postfix();
     stack.start_postfix();
-    stack.send(
+    mail_in(
+        &stack,
+        &daemon,
         "ben@acme.example",
         SUPPORT,
-        &request(
-            "Ben <ben@acme.example>",
-            SUPPORT,
-            "Drucker",
-            "s-2@acme.example",
-        ),
-    );
-    daemon.wait_until(
-        "the second request processed",
-        Duration::from_secs(30),
-        processed(2),
+        "s-2@acme.example",
+        2,
     );
     daemon.wait_until("Ben acknowledged", Duration::from_secs(90), || {
         stack.inbox("ben@acme.example").len() == 1

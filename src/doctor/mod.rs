@@ -85,11 +85,7 @@ impl Check {
         detail: impl Into<String>,
         hint: impl Into<String>,
     ) -> Check {
-        Check {
-            status: Status::Warn,
-            hint: Some(hint.into()),
-            ..Check::ok(subject, check, detail)
-        }
+        Check::ok(subject, check, detail).with(Status::Warn, hint)
     }
 
     pub fn fail(
@@ -98,10 +94,14 @@ impl Check {
         detail: impl Into<String>,
         hint: impl Into<String>,
     ) -> Check {
+        Check::ok(subject, check, detail).with(Status::Fail, hint)
+    }
+
+    fn with(self, status: Status, hint: impl Into<String>) -> Check {
         Check {
-            status: Status::Fail,
+            status,
             hint: Some(hint.into()),
-            ..Check::ok(subject, check, detail)
+            ..self
         }
     }
 }

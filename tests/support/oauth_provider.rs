@@ -9,11 +9,14 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
+
+use super::mailstack::MailStack;
 
 pub const CLIENT_ID: &str = "deskmail-test-client";
 pub const CLIENT_SECRET: &str = "test-client-secret";
@@ -115,6 +118,34 @@ impl Provider {
         )
     }
 
+    /// The `[mailboxes.imap]` table that reads `user`'s INBOX on `stack` with a token of this
+    /// provider kept in `token_file` (device flow).
+    pub fn imap_table(&self, stack: &MailStack, user: &str, token_file: &Path) -> String {
+        format!(
+            "{}{}",
+            stack.imap_oauth2_config(user),
+            self.config("mailboxes.imap.oauth2", "device", token_file)
+        )
+    }
+
+    /// The `[outbound.smtp]` table that sends through `stack` as `user` with a token of this
+    /// provider kept in `token_file` (device flow).
+    pub fn smtp_table(&self, stack: &MailStack, user: &str, token_file: &Path) -> String {
+        format!(
+            "{}username = \"{user}\"\nauth = \"oauth2\"\n{}",
+            stack.smtp_config(1),
+            self.config("outbound.smtp.oauth2", "device", token_file)
+        )
+    }
+
+    /// A token file holding a new refresh token for `user`, as `deskmail auth login` leaves it;
+    /// the token.
+    pub fn signed_in(&self, user: &str, token_file: &Path) -> String {
+        let token = self.refresh_token_for(user);
+        write_token(token_file, &token);
+        token
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.state.lock().unwrap())
     }
@@ -193,6 +224,21 @@ impl Provider {
     pub fn requests(&self) -> Vec<String> {
         self.with(|s| s.requests.clone())
     }
+}
+
+/// A token file holding `token`, as `deskmail auth login` leaves it.
+pub fn write_token(path: &Path, token: &str) {
+    std::fs::write(
+        path,
+        format!("{{\"refresh_token\": \"{token}\", \"issued_at\": \"2026-12-06T09:00:00Z\"}}"),
+    )
+    .unwrap();
+}
+
+/// The refresh token a token file holds.
+pub fn stored_token(path: &Path) -> String {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["refresh_token"].as_str().unwrap().to_string()
 }
 
 /// Decoded `a=b&c=d`.
