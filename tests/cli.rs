@@ -479,10 +479,7 @@ from = ["New"]
 to = "Finished"
 roles = ["agent", "wizard"]
 "#;
-    std::fs::write(env.path("broken.toml"), wf).unwrap();
-    let config = support::read("deskmail.example.toml")
-        .replace("preset = \"partner-routing\"", "file = \"broken.toml\"");
-    std::fs::write(env.config(), config).unwrap();
+    env.use_workflow_file("broken.toml", wf);
     let err = env.fails(&["check-config"]);
     assert!(
         err.contains("transitions[0] \"Finish\": to: unknown state \"Finished\""),
@@ -514,13 +511,7 @@ fn a_workflow_that_drops_a_state_in_use_is_refused() {
     let env = TestEnv::new();
     let preset = support::read("src/workflow/presets/partner-routing.toml")
         .replace("name = \"partner-routing\"", "name = \"ours\"");
-    std::fs::write(env.path("ours.toml"), &preset).unwrap();
-    std::fs::write(
-        env.config(),
-        support::read("deskmail.example.toml")
-            .replace("preset = \"partner-routing\"", "file = \"ours.toml\""),
-    )
-    .unwrap();
+    env.use_workflow_file("ours.toml", &preset);
     let r = env.ok(&[
         "ticket",
         "create",
@@ -680,17 +671,10 @@ async fn two_processes_on_postgres_never_share_a_number() {
 #[test]
 fn an_admins_own_workflow_file_runs_through_the_same_core() {
     let env = TestEnv::new();
-    std::fs::copy(
-        support::root().join("fixtures/workflows/escalation.toml"),
-        env.path("escalation.toml"),
-    )
-    .unwrap();
-    std::fs::write(
-        env.config(),
-        support::read("deskmail.example.toml")
-            .replace("preset = \"partner-routing\"", "file = \"escalation.toml\""),
-    )
-    .unwrap();
+    env.use_workflow_file(
+        "escalation.toml",
+        &support::read("fixtures/workflows/escalation.toml"),
+    );
     let summary = env.ok(&["check-config"]);
     assert!(summary.contains("escalation (file "), "{summary}");
     let r = env.ok(&[

@@ -197,11 +197,7 @@ fn workflow_example() -> String {
 #[test]
 fn the_workflow_example_loads_and_a_ticket_goes_through_it() {
     let env = TestEnv::new();
-    std::fs::write(env.path("workflow.toml"), workflow_example()).unwrap();
-    let config = std::fs::read_to_string(env.config())
-        .unwrap()
-        .replace("preset = \"partner-routing\"", "file = \"workflow.toml\"");
-    std::fs::write(env.config(), config).unwrap();
+    env.use_workflow_file("workflow.toml", &workflow_example());
 
     let summary = env.ok(&["check-config"]);
     assert!(
@@ -209,20 +205,7 @@ fn the_workflow_example_loads_and_a_ticket_goes_through_it() {
         "check-config names the workflow of the file:\n{summary}"
     );
 
-    let create = |extra: &[&str]| {
-        let mut args = vec![
-            "ticket",
-            "create",
-            "--as",
-            "anna@acme.example",
-            "--subject",
-            "Printer on fire",
-            "--text",
-            "Smoke everywhere.",
-        ];
-        args.extend_from_slice(extra);
-        env.ok(&args).trim().to_string()
-    };
+    let create = |extra: &[&str]| env.create_fire_ticket_with(extra);
     let status = |r: &str| env.show(r)["status"].as_str().unwrap().to_string();
     let act = |r: &str, who: &str, action: &str, comment: &str| {
         env.ok(&[

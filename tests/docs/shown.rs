@@ -110,16 +110,7 @@ fn shell_line(file: &str, line: usize, text: &str) -> Option<Shown> {
         return None;
     }
     let rest: Vec<Token> = words.cloned().collect();
-    let (args, stdin) = arguments(&rest);
-    Some(Shown {
-        file: file.to_string(),
-        line,
-        text: text.to_string(),
-        args,
-        stdin,
-        piped_mail: false,
-        comment,
-    })
+    Some(shown(file, line, text, &rest, false, comment))
 }
 
 /// The deskmail command an MTA's configuration line runs, if any.
@@ -135,16 +126,28 @@ fn mta_line(file: &str, line: usize, text: &str) -> Option<Shown> {
         _ => return None,
     }
     let rest: Vec<Token> = words.cloned().collect();
-    let (args, stdin) = arguments(&rest);
-    Some(Shown {
+    Some(shown(file, line, text, &rest, true, String::new()))
+}
+
+/// The command of `file:line` (its `text`), from the tokens after the program's name.
+fn shown(
+    file: &str,
+    line: usize,
+    text: &str,
+    rest: &[Token],
+    piped_mail: bool,
+    comment: String,
+) -> Shown {
+    let (args, stdin) = arguments(rest);
+    Shown {
         file: file.to_string(),
         line,
         text: text.to_string(),
         args,
         stdin,
-        piped_mail: true,
-        comment: String::new(),
-    })
+        piped_mail,
+        comment,
+    }
 }
 
 /// The arguments up to the first operator, without the global options; a `< FILE` redirect's

@@ -130,7 +130,12 @@ impl TestEnv {
 
     /// `ticket create` of the demo's first request: Anna's printer on fire. Its ref.
     pub fn create_fire_ticket(&self) -> String {
-        self.ok(&[
+        self.create_fire_ticket_with(&[])
+    }
+
+    /// [`TestEnv::create_fire_ticket`] with further arguments (`--field`, ...).
+    pub fn create_fire_ticket_with(&self, extra: &[&str]) -> String {
+        let mut args = vec![
             "ticket",
             "create",
             "--as",
@@ -139,9 +144,20 @@ impl TestEnv {
             "Printer on fire",
             "--text",
             "Smoke everywhere.",
-        ])
-        .trim()
-        .to_string()
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args).trim().to_string()
+    }
+
+    /// The config follows the workflow `file` (in the environment's directory, written with
+    /// `content`) instead of the example's preset.
+    pub fn use_workflow_file(&self, file: &str, content: &str) {
+        std::fs::write(self.path(file), content).unwrap();
+        let config = read("deskmail.example.toml").replace(
+            "preset = \"partner-routing\"",
+            &format!("file = \"{file}\""),
+        );
+        std::fs::write(self.config(), config).unwrap();
     }
 
     /// Runs deskmail and requires failure; returns stderr.
