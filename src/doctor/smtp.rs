@@ -321,7 +321,11 @@ async fn auth(
             "AUTH",
             format!("logged in as {user} with {how} (offered: {offered})"),
         ),
-        Some(Err(SetupError::Token(e))) => {
+        Some(Err(SetupError::Token { user, source })) => {
+            let e = format!(
+                "getting an OAuth2 access token for {user}: {}",
+                errors::chain(&source)
+            );
             let hint = match &account.auth {
                 Auth::OAuth2(o) => super::token_hint(o, "smtp"),
                 Auth::Password(_) => String::new(),
@@ -348,7 +352,8 @@ async fn auth(
 fn setup_text(e: &SetupError) -> String {
     match e {
         SetupError::Smtp(e) => errors::chain(e),
-        SetupError::Connect(t) | SetupError::Token(t) | SetupError::TokenRefused(t) => t.clone(),
+        SetupError::Connect(t) | SetupError::TokenRefused(t) => t.clone(),
+        SetupError::Token { source, .. } => errors::chain(source),
     }
 }
 

@@ -42,7 +42,10 @@ pub fn login(
 }
 
 fn said(e: std::io::Error) -> OAuth2Error {
-    OAuth2Error::Login(format!("writing to the terminal: {e}"))
+    OAuth2Error::Io {
+        what: "reading or writing the terminal",
+        source: e,
+    }
 }
 
 /// The client's own fields of a request: its id, and its secret where it has one.
@@ -111,8 +114,10 @@ fn authorization_code(
         OAuth2Error::Login("the provider has no authorize_url in the config".into())
     })?;
     let random = |n| {
-        crate::hex::random_hex(n)
-            .map_err(|e| OAuth2Error::Login(format!("reading /dev/urandom: {e}")))
+        crate::hex::random_hex(n).map_err(|source| OAuth2Error::Io {
+            what: "reading /dev/urandom",
+            source,
+        })
     };
     let verifier = random(32)?;
     let state = random(16)?;

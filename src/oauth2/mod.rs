@@ -41,8 +41,15 @@ pub enum OAuth2Error {
     },
     #[error("no refresh token in {}: sign in once with `deskmail auth login`", path.display())]
     NotLoggedIn { path: PathBuf },
+    /// A sign-in that cannot go on: the reason in the admin's terms.
     #[error("{0}")]
     Login(String),
+    #[error("{what}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("getting a token")]
     Task(#[source] TaskFailed),
 }

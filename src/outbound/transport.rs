@@ -330,7 +330,11 @@ impl SmtpClient {
                 SetupError::Smtp(e) => {
                     SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
                 }
-                SetupError::Token(e) | SetupError::TokenRefused(e) => SendError::Temporary(e),
+                SetupError::Token { user, source } => SendError::Temporary(format!(
+                    "getting an OAuth2 access token for {user}: {}",
+                    errors::chain(&source)
+                )),
+                SetupError::TokenRefused(e) => SendError::Temporary(e),
             })
     }
 
@@ -381,11 +385,9 @@ async fn oauth2_auth(
     source: &TokenSource,
 ) -> Result<(), SetupError> {
     use base64::Engine;
-    let token = source.access_token().await.map_err(|e| {
-        SetupError::Token(format!(
-            "getting an OAuth2 access token for {user}: {}",
-            errors::chain(&e)
-        ))
+    let token = source.access_token().await.map_err(|e| SetupError::Token {
+        user: user.to_string(),
+        source: e,
     })?;
     let initial = base64::engine::general_purpose::STANDARD
         .encode(crate::oauth2::xoauth2(user, token.expose()));
@@ -492,7 +494,10 @@ pub(crate) enum SetupError {
     Connect(String),
     Smtp(lettre::transport::smtp::Error),
     /// No access token could be had.
-    Token(String),
+    Token {
+        user: String,
+        source: crate::oauth2::OAuth2Error,
+    },
     /// The server answered the access token with neither success nor an error.
     TokenRefused(String),
 }
