@@ -392,3 +392,61 @@ fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_logi
             .contains("deskmail auth login smtp")
     );
 }
+
+#[tokio::test]
+async fn a_maildir_mailbox_and_a_postgres_store_are_checked() {
+    let Some(db) = support::pg::PgDb::create().await else {
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.set("DESKMAIL__STORE__URL", &db.url);
+    // The MTA made new/ and cur/; tmp/ is missing.
+    let maildir = env.path("Maildir");
+    for sub in ["new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(maildir.join("new/1.eml"), "Subject: x\r\n\r\nx\r\n").unwrap();
+    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
+    let config = std::fs::read_to_string(env.config()).unwrap().replacen(
+        support,
+        &format!(
+            "{support}[mailboxes.maildir]\npath = \"{}\"\n",
+            maildir.display()
+        ),
+        1,
+    );
+    std::fs::write(env.config(), config).unwrap();
+
+    let (out, stdout) = doctor(&env, &[]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let all = lines(&stdout);
+    let md = line(&all, IMAP, "Maildir");
+    assert_eq!(md.status, "WARN");
+    assert!(
+        md.detail
+            .ends_with("1 mail(s) in new/, 0 in cur/; tmp/ missing"),
+        "{}",
+        md.detail
+    );
+    let reachable = line(&all, "store", "reachable");
+    assert_eq!(reachable.status, "OK");
+    assert!(
+        reachable.detail.ends_with("(PostgreSQL)"),
+        "{}",
+        reachable.detail
+    );
+    // A new database: every migration pending, which any command applies.
+    assert_eq!(line(&all, "store", "migrations").status, "WARN");
+    // Free disk space is SQLite's concern only.
+    assert!(!all.iter().any(|l| l.check == "disk space"));
+
+    env.ok(&["migrate"]);
+    let (_, stdout) = doctor(&env, &[]);
+    let migrations = line(&lines(&stdout), "store", "migrations").clone();
+    assert_eq!(migrations.status, "OK");
+    assert!(
+        migrations.detail.ends_with("applied, none pending"),
+        "{}",
+        migrations.detail
+    );
+}
