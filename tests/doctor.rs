@@ -180,6 +180,23 @@ fn a_healthy_set_up_has_no_failure_and_shows_the_certificates_days_left() {
             .detail
             .contains("deskmail/processed exists")
     );
+
+    // IMAP with STARTTLS on the plain port: the same certificate, verified after the upgrade.
+    let config = std::fs::read_to_string(env.config()).unwrap().replace(
+        &format!("port = {}\ntls = \"implicit\"", stack.imaps_port),
+        &format!("port = {}\ntls = \"starttls\"", stack.imap_port),
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let (out, stdout) = doctor(&env, &[]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let all = lines(&stdout);
+    assert!(
+        line(&all, IMAP, "TLS")
+            .detail
+            .starts_with("certificate verified (system CAs + "),
+        "{stdout}"
+    );
+    assert_eq!(line(&all, IMAP, "login").status, "OK", "{stdout}");
 }
 
 #[test]
