@@ -370,6 +370,10 @@ fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_logi
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let all = lines(&stdout);
     assert_eq!(
+        line(&all, IMAP, "OAuth2 token").detail,
+        format!("an access token for {USER} from custom (flow device)")
+    );
+    assert_eq!(
         line(&all, IMAP, "login").detail,
         format!("logged in as {USER} with an OAuth2 access token (XOAUTH2)")
     );
@@ -389,7 +393,9 @@ fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_logi
     let (out, stdout) = doctor(&env, &[]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let all = lines(&stdout);
-    let login = line(&all, IMAP, "login");
+    // No login is tried without a token.
+    assert!(!all.iter().any(|l| l.subject == IMAP && l.check == "login"));
+    let login = line(&all, IMAP, "OAuth2 token");
     assert_eq!(login.status, "FAIL");
     assert!(login.detail.contains("invalid_grant"), "{}", login.detail);
     assert!(

@@ -52,6 +52,17 @@ pub enum Flow {
     ClientCredentials,
 }
 
+impl Flow {
+    /// The name the config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::Device => "device",
+            Flow::AuthorizationCode => "authorization_code",
+            Flow::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct OAuth2Settings {
     /// `microsoft`, `google` or `custom`, for messages.

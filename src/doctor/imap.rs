@@ -7,7 +7,7 @@ use crate::daemon::imap::ImapFailure;
 use crate::daemon::imap::session::Connection;
 use crate::errors;
 
-use super::{Check, net, timed, tls, too_slow};
+use super::{Check, Status, net, timed, tls, too_slow};
 
 /// Every check of one mailbox.
 pub async fn check(name: &str, s: &ImapSettings) -> Vec<Check> {
@@ -66,6 +66,14 @@ async fn session(name: &str, s: &ImapSettings, out: &mut Vec<Check>) {
             jiff::Timestamp::now(),
         ),
     });
+    if let Auth::OAuth2(o) = &s.login.auth {
+        let got = super::token(subject, "OAuth2 token", name, o, &s.login.username).await;
+        let failed = got.status == Status::Fail;
+        out.push(got);
+        if failed {
+            return;
+        }
+    }
     let mut conn = match timed(Connection::log_in(greeted, s)).await {
         None => {
             out.push(Check::fail(

@@ -35,6 +35,45 @@ fn token_hint(settings: &crate::config::OAuth2Settings, name: &str) -> String {
     }
 }
 
+/// An OAuth2 account's access token, got (or renewed, the rotated refresh token stored) as the
+/// service would, within a time limit of its own before the login that uses it: a slow or
+/// refusing provider is then not taken for the mail server.
+async fn token(
+    subject: &str,
+    check: &str,
+    name: &str,
+    settings: &std::sync::Arc<crate::config::OAuth2Settings>,
+    user: &str,
+) -> Check {
+    let source = crate::oauth2::TokenSource::shared(settings, user);
+    match timed(source.access_token()).await {
+        None => Check::fail(
+            subject,
+            check,
+            format!("the token endpoint {}: {}", settings.token_url, too_slow()),
+            "check the network path to the provider (a proxy or a firewall)",
+        ),
+        Some(Err(e)) => Check::fail(
+            subject,
+            check,
+            format!(
+                "getting an OAuth2 access token for {user}: {}",
+                crate::errors::chain(&e)
+            ),
+            token_hint(settings, name),
+        ),
+        Some(Ok(_)) => Check::ok(
+            subject,
+            check,
+            format!(
+                "an access token for {user} from {} (flow {})",
+                settings.provider,
+                settings.flow.name()
+            ),
+        ),
+    }
+}
+
 /// How long any one check may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -310,6 +310,12 @@ async fn auth(
             "this server takes no OAuth2 logins: use auth = \"password\", or the provider's own SMTP server (smtp.office365.com, smtp.gmail.com)",
         );
     }
+    if let Auth::OAuth2(o) = &account.auth {
+        let got = super::token(subject, "AUTH", "smtp", o, user).await;
+        if got.status == Status::Fail {
+            return got;
+        }
+    }
     let how = match account.auth {
         Auth::Password(_) => "a password",
         Auth::OAuth2(_) => "an OAuth2 access token (XOAUTH2)",

@@ -12,8 +12,8 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use super::OAuth2Error;
 
-/// How long one request may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one request may take (a provider answers in well under a second).
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an answer that is read.
 const ANSWER_LIMIT: u64 = 64 * 1024;
 
