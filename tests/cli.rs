@@ -33,6 +33,48 @@ fn the_example_config_passes_as_it_is() {
     );
 }
 
+/// The example's commented `[mailboxes.imap]` with its OAuth2 table, taken as it is shown
+/// (without the password file it replaces and the files that must exist): the config loads.
+#[test]
+fn the_examples_commented_oauth2_mailbox_loads_as_shown() {
+    let env = TestEnv::new();
+    let example = support::read("deskmail.example.toml");
+    let start = example.find("# [mailboxes.imap]\n").unwrap();
+    let end = example[start..]
+        .find("# Or take it from a Maildir")
+        .unwrap()
+        + start;
+    let skipped = [
+        "password_file",
+        "client_secret_file",
+        "ca_file",
+        "token_url",
+    ];
+    let block: String = example[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| {
+            l.starts_with('[')
+                || l.split_once(" = ")
+                    .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        })
+        .filter(|l| !skipped.iter().any(|k| l.starts_with(k)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        block.contains("[mailboxes.imap.oauth2]\nprovider"),
+        "{block}"
+    );
+    let config = example.replacen(
+        "# [mailboxes.imap]\n",
+        &format!("{block}# [mailboxes.imap]\n"),
+        1,
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let out = env.ok(&["check-config"]);
+    assert!(out.contains("OK"), "{out}");
+}
+
 /// The commented minimal config an install starts from (`packaging/deskmail.toml`): it passes
 /// `check-config`, and a customer's mail opens a ticket with it. Its paths under
 /// /var/lib/deskmail are moved to a temporary directory.
