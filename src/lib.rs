@@ -20,5 +20,6 @@ pub mod outbound;
 pub mod recipients;
 pub mod reply_token;
 pub mod store;
+pub mod system_roots;
 pub mod ticket_number;
 pub mod workflow;

@@ -31,6 +31,7 @@ pub use daemon::DaemonSettings;
 pub use inbound::{InboundSettings, UnverifiedPolicy};
 pub use outbound::{OutboundSettings, SmtpSettings, SmtpTls};
 pub use sources::{ImapSettings, ImapTls, MaildirSettings, Source, Start};
+pub(crate) use urls::decode as decode_form;
 pub use urls::{ignored_params, redact_url, redact_urls_in};
 
 /// The locales deskmail has templates for.

@@ -211,8 +211,8 @@ fn redact_query(query: &str) -> String {
     format!("?{}", pairs.join("&"))
 }
 
-/// A query key as the driver reads it: `+` is a space, `%XX` a byte.
-fn decode(s: &str) -> String {
+/// A query key or value as a form encodes it: `+` is a space, `%XX` a byte.
+pub(crate) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

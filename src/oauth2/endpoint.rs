@@ -11,6 +11,8 @@ use tokio_rustls::rustls::crypto::ring;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use super::OAuth2Error;
+use crate::config::OAuth2Settings;
+use crate::system_roots::system_roots;
 
 /// How long one request may take (a provider answers in well under a second).
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,9 +94,8 @@ struct Refusal {
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
-        let roots: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
-            .certs
-            .into_iter()
+        let roots: Vec<Certificate<'static>> = system_roots()
+            .iter()
             .map(|c| Certificate::from_der(c.as_ref()).to_owned())
             .collect();
         let tls = TlsConfig::builder()
@@ -109,6 +110,15 @@ fn agent() -> &'static ureq::Agent {
             .build()
             .into()
     })
+}
+
+/// The client's own fields of a request: its id, and its secret where it has one.
+pub(super) fn client(settings: &OAuth2Settings) -> Vec<(&str, &str)> {
+    let mut form = vec![("client_id", settings.client_id.as_str())];
+    if let Some(s) = &settings.client_secret {
+        form.push(("client_secret", s.expose()));
+    }
+    form
 }
 
 /// POSTs a form and reads the JSON answer: `T` on success, the provider's refusal otherwise.

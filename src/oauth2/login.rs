@@ -12,10 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 
 use super::OAuth2Error;
-use super::endpoint::{self, DeviceCode, Tokens};
+use super::endpoint::{self, DeviceCode, Tokens, client};
 use super::source::expiry;
 use super::token_file::{Locked, Stored};
-use crate::config::{Flow, OAuth2Settings};
+use crate::config::{Flow, OAuth2Settings, decode_form as decode};
 
 /// Where the browser is sent after the sign-in, for the authorization code flow: nothing
 /// listens there, the admin copies the address from the browser.
@@ -46,15 +46,6 @@ fn said(e: std::io::Error) -> OAuth2Error {
         what: "reading or writing the terminal",
         source: e,
     }
-}
-
-/// The client's own fields of a request: its id, and its secret where it has one.
-fn client(settings: &OAuth2Settings) -> Vec<(&str, &str)> {
-    let mut form = vec![("client_id", settings.client_id.as_str())];
-    if let Some(s) = &settings.client_secret {
-        form.push(("client_secret", s.expose()));
-    }
-    form
 }
 
 fn device(settings: &OAuth2Settings, out: &mut dyn Write) -> Result<Tokens, OAuth2Error> {
@@ -226,28 +217,6 @@ fn query_params(address: &str) -> Vec<(String, String)> {
             (decode(k), decode(v))
         })
         .collect()
-}
-
-fn decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
-            .then(|| Some(hex(bytes[i + 1])? << 4 | hex(bytes[i + 2])?))
-            .flatten();
-        match (bytes[i], escaped) {
-            (_, Some(b)) => {
-                out.push(b);
-                i += 2;
-            }
-            (b'+', None) => out.push(b' '),
-            (b, None) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -171,11 +171,7 @@ struct Fresh {
 /// earlier request could not write; it is written now, and used.
 fn obtain(settings: &OAuth2Settings, unsaved: Option<Stored>) -> Result<Fresh, OAuth2Error> {
     let scope = settings.scopes.join(" ");
-    let secret = settings.client_secret.as_ref().map(Secret::expose);
-    let mut form = vec![("client_id", settings.client_id.as_str())];
-    if let Some(s) = secret {
-        form.push(("client_secret", s));
-    }
+    let mut form = endpoint::client(settings);
     let Some(path) = settings
         .token_file
         .as_deref()

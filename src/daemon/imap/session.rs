@@ -24,6 +24,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::config::{Auth, ImapSettings, ImapTls};
 use crate::oauth2::{self, OAuth2Error, TokenSource};
+use crate::system_roots::system_roots;
 
 /// How long any one step may take (a fetched mail's next piece included).
 const STEP: Duration = Duration::from_secs(60);
@@ -170,9 +171,7 @@ impl Authenticator for XOAuth2 {
 
 fn tls(settings: &ImapSettings) -> Result<TlsConnector, ImapFailure> {
     let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
+    roots.add_parsable_certificates(system_roots().iter().cloned());
     if let Some(ca) = &settings.ca_file {
         let certs =
             CertificateDer::pem_file_iter(ca).map_err(|e| ImapFailure::tls(ca.display(), e))?;
