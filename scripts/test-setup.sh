@@ -159,7 +159,8 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 if grep -qx prometheus "$MARKER" 2>/dev/null; then
     disable_at_boot prometheus
-    if pgrep -x prometheus >/dev/null 2>&1; then
+    # Read off /proc: pgrep's procps may not be installed.
+    if grep -qx prometheus /proc/[0-9]*/comm 2>/dev/null; then
         as_root service prometheus stop >/dev/null 2>&1 || true
         echo "test-setup: stopped the system's Prometheus"
     fi

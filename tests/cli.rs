@@ -1483,24 +1483,25 @@ fn completions_and_the_manual_page_name_every_command() {
     }
 }
 
-#[test]
-fn a_store_upgraded_by_a_newer_deskmail_is_refused_not_used() {
+#[tokio::test]
+async fn a_store_upgraded_by_a_newer_deskmail_is_refused_not_used() {
+    use sqlx::Connection;
     let env = TestEnv::new();
     env.create_fire_ticket();
     let db = env.path("data/deskmail.sqlite");
     assert!(db.exists());
     // A newer deskmail's migration, as sqlx records it.
-    let script = "import sqlite3, sys\n\
-        c = sqlite3.connect(sys.argv[1])\n\
-        c.execute(\"INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from the future', 1, x'00', 1)\")\n\
-        c.commit()\n";
-    let ok = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&db)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', TRUE, x'00', 1)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
     let refused = env.fails(&["ticket", "list"]);
     assert!(
         refused

@@ -410,7 +410,7 @@ fn oauth2_settings_that_cannot_work_are_refused_naming_their_key() {
     std::fs::write(env.config(), config(&both, "", "")).unwrap();
     let stderr = env.fails(&["check-config"]);
     assert!(
-        stderr.contains("not both") || stderr.contains("password_file"),
+        stderr.contains("set password_file or an oauth2 table, not both"),
         "{stderr}"
     );
 }
