@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::{Any, Connection};
 
-use super::{Dialect, Store, StoreError};
+use super::{Dialect, Schema, Store, StoreError};
 
 /// Why a backup was not made.
 #[derive(Debug, thiserror::Error)]
@@ -108,16 +108,17 @@ impl Store {
         if integrity != "ok" {
             return Err(format!("SQLite's integrity check says: {integrity}"));
         }
-        let migrations: i64 = sqlx::query_scalar::<Any, i64>(
-            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+        let applied = sqlx::query_scalar::<Any, i64>(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
         )
-        .fetch_one(&mut conn)
+        .fetch_all(&mut conn)
         .await
         .map_err(read)?;
-        let expected = self.migrator().iter().count() as i64;
-        if migrations < expected {
+        let state = self.migrations_of(applied);
+        if state.schema() == Schema::Behind {
             return Err(format!(
-                "its schema has {migrations} of the {expected} migrations"
+                "its schema lacks {} of this version's migrations",
+                state.pending.len()
             ));
         }
         let (tickets, mails): (i64, i64) = sqlx::query_as::<Any, (i64, i64)>(

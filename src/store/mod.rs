@@ -161,6 +161,34 @@ pub struct MigrationState {
     pub unknown: Vec<i64>,
 }
 
+impl MigrationState {
+    /// The state of a schema with the `applied` migration versions against this build's `known`.
+    fn of(mut applied: Vec<i64>, known: &[i64]) -> MigrationState {
+        applied.sort_unstable();
+        MigrationState {
+            pending: known
+                .iter()
+                .filter(|v| !applied.contains(v))
+                .copied()
+                .collect(),
+            unknown: applied
+                .iter()
+                .filter(|v| !known.contains(v))
+                .copied()
+                .collect(),
+            applied: applied.len(),
+        }
+    }
+
+    pub fn schema(&self) -> Schema {
+        match (self.unknown.first(), self.pending.is_empty()) {
+            (Some(&version), _) => Schema::Newer { version },
+            (None, true) => Schema::Current,
+            (None, false) => Schema::Behind,
+        }
+    }
+}
+
 /// A handle on the database.
 #[derive(Clone)]
 pub struct Store {
@@ -383,37 +411,26 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// This build's migration versions.
+    fn known_versions(&self) -> Vec<i64> {
+        self.migrator().iter().map(|m| m.version).collect()
+    }
+
+    /// The state of a schema whose applied migrations are `applied`, against this build's.
+    pub(crate) fn migrations_of(&self, applied: Vec<i64>) -> MigrationState {
+        MigrationState::of(applied, &self.known_versions())
+    }
+
     /// How the store's schema stands to this build's migrations.
     pub async fn schema(&self) -> Schema {
-        let applied = self.applied_versions().await;
-        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        match applied.iter().find(|v| !known.contains(v)) {
-            Some(&version) => Schema::Newer { version },
-            None if applied.len() >= known.len() => Schema::Current,
-            None => Schema::Behind,
-        }
+        self.migrations_of(self.applied_versions().await).schema()
     }
 
     /// The schema's migrations against this build's: those still to apply, and those applied
     /// that this build does not have (a newer deskmail migrated the store).
     pub async fn migration_state(&self) -> Result<MigrationState, StoreError> {
         self.ping().await?;
-        let mut applied = self.applied_versions().await;
-        applied.sort_unstable();
-        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        Ok(MigrationState {
-            pending: known
-                .iter()
-                .filter(|v| !applied.contains(v))
-                .copied()
-                .collect(),
-            unknown: applied
-                .iter()
-                .filter(|v| !known.contains(v))
-                .copied()
-                .collect(),
-            applied: applied.len(),
-        })
+        Ok(self.migrations_of(self.applied_versions().await))
     }
 
     /// True when every migration of this build is applied, and no other.
