@@ -8,7 +8,7 @@ use crate::directory::{Party, Person};
 use crate::outbound::compose::{self, ContextInput, Planned};
 use crate::outbound::message::{self, Mail, MailAttachment};
 use crate::outbound::render::{AttachmentCtx, FailureCtx, MailContext, RefusalCtx};
-use crate::store::{LateMessage, NewOutboxRow, OutboxState, Tx, count_key};
+use crate::store::{LateMessage, NewOutboxRow, OutboxState, TicketRecord, Tx, count_key};
 use crate::workflow::{Effects, Event, Ticket, Workflow};
 
 /// One change's notifications as they are made: what each of them needs.
@@ -413,12 +413,12 @@ impl Desk {
     pub(crate) async fn enqueue_failure(
         &self,
         tx: &mut Tx,
-        ticket_id: i64,
-        ticket: &Ticket,
+        rec: &TicketRecord,
         recipient: &str,
         reason: &str,
         now: Timestamp,
     ) -> Result<(), DeskError> {
+        let (ticket_id, ticket) = (rec.id, &rec.ticket);
         let dir = &self.settings.directory;
         let team = dir.helpdesk.team_address.clone();
         let p = Planned {
@@ -452,7 +452,8 @@ impl Desk {
             recipient: recipient.to_string(),
             reason: reason.to_string(),
         });
-        let mut root = tx.thread_root(ticket_id).await?;
+        // The record was read in this transaction: its thread root is current.
+        let mut root = rec.thread_root.clone();
         let had_root = root.is_some();
         let env = Envelope {
             ticket,

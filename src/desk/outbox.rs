@@ -240,7 +240,7 @@ impl Desk {
             if c.event != "delivery_failed"
                 && (c.recipient != *team || failure == Failure::TooLarge)
             {
-                self.enqueue_failure(&mut tx, ticket_id, &rec.ticket, &c.recipient, why, now)
+                self.enqueue_failure(&mut tx, &rec, &c.recipient, why, now)
                     .await?;
             }
         }

@@ -223,15 +223,6 @@ impl Tx {
         Ok(state)
     }
 
-    /// The ticket's thread root, if it has one yet.
-    pub async fn thread_root(&mut self, ticket_id: i64) -> Result<Option<String>, StoreError> {
-        let sql = "SELECT thread_root FROM tickets WHERE id = $1";
-        let (root,): (Option<String>,) = self
-            .fetch_one(Reads::All, sql, |q| q.bind(ticket_id))
-            .await?;
-        Ok(root)
-    }
-
     pub async fn set_thread_root(
         &mut self,
         ticket_id: i64,

@@ -61,7 +61,7 @@ impl Desk {
         if let Some(rec) = &rec
             && event != "delivery_failed"
         {
-            self.enqueue_failure(tx, rec.id, &rec.ticket, &notified, &why, m.now)
+            self.enqueue_failure(tx, rec, &notified, &why, m.now)
                 .await?;
         }
         Ok(m.kept(
