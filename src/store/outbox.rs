@@ -258,15 +258,11 @@ impl Tx {
 /// part (`kind`), and the values bound after the ticket (`$1`) and the time (`$2`).
 fn state_sql(a: &Asked<'_>) -> (String, Vec<String>) {
     let mut binds: Vec<String> = Vec::new();
+    // Binds `items` after those so far (and the two fixed ones): their placeholders.
     let list = |items: &[String], binds: &mut Vec<String>| -> String {
-        items
-            .iter()
-            .map(|a| {
-                binds.push(a.clone());
-                format!("${}", binds.len() + 2)
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        let from = binds.len() + 3;
+        binds.extend(items.iter().cloned());
+        places(from, items.len())
     };
     // The first branch names the columns and always runs (it refers to both fixed
     // parameters, which SQLite wants used).
