@@ -248,7 +248,6 @@ impl Desk {
             job.run(&self.outbound.templates);
         }
         let change = n.change;
-        let to = p.address.clone();
         made.late.push(LateMessage {
             message_id: queued.message_id.clone(),
             made: receiver,
@@ -256,7 +255,7 @@ impl Desk {
             actor: change.author.actor.person.address.clone(),
             action: n.effects.action.clone(),
             at: change.now,
-            not_mailed: Box::new(move |why| format!("not mailed to {to}: {why}")),
+            not_mailed: format!("not mailed to {}", p.address),
         });
         made.rows.push(queued);
     }

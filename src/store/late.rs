@@ -18,6 +18,7 @@ use super::pieces::Owner;
 use super::{NewHistoryRow, NewOutboxRow, StoreError, Tx};
 
 /// The message of an outbox row, still being made.
+#[derive(Debug)]
 pub struct LateMessage {
     pub message_id: String,
     /// The message packed with [`super::pack`], or why it could not be made.
@@ -28,17 +29,8 @@ pub struct LateMessage {
     pub actor: String,
     pub action: String,
     pub at: Timestamp,
-    /// ... and the line's text, from why it could not be.
-    pub not_mailed: Box<dyn FnOnce(&str) -> String + Send>,
-}
-
-impl std::fmt::Debug for LateMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LateMessage")
-            .field("message_id", &self.message_id)
-            .field("ticket_id", &self.ticket_id)
-            .finish_non_exhaustive()
-    }
+    /// ... and the line's text, the desk's words (`not mailed to …`) that `: why` follows.
+    pub not_mailed: String,
 }
 
 impl Tx {
@@ -104,7 +96,7 @@ impl Tx {
     /// A notification whose message could not be made: logged, and the line the desk gave for
     /// it in its ticket's history (at the commit, when nothing reads any more).
     fn not_mailed(&mut self, m: LateMessage, problem: &str) {
-        let detail = (m.not_mailed)(problem);
+        let detail = format!("{}: {problem}", m.not_mailed);
         tracing::warn!(error = %problem, "notification not written: {detail}");
         self.defer(super::tickets::history_insert(&NewHistoryRow {
             ticket_id: m.ticket_id,
@@ -149,7 +141,7 @@ mod tests {
             actor: "a".into(),
             action: "comment".into(),
             at: Timestamp::UNIX_EPOCH,
-            not_mailed: Box::new(|why| format!("not mailed to team@helpdesk.example: {why}")),
+            not_mailed: "not mailed to team@helpdesk.example".into(),
         };
         (m, send)
     }

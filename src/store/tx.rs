@@ -352,7 +352,7 @@ mod tests {
             actor: "a".into(),
             action: "comment".into(),
             at: jiff::Timestamp::UNIX_EPOCH,
-            not_mailed: Box::new(|why| why.to_string()),
+            not_mailed: "not mailed".into(),
         });
         m.rollback();
         assert_eq!(format!("{m:?}"), format!("{:?}", TxMemory::default()));
