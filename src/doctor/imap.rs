@@ -251,13 +251,9 @@ async fn folders(
     let mut found = vec![format!("{watched} (watched) exists")];
     for configured in s.processed_folder.iter().chain(&s.failed_folder) {
         let name = conn.folder_name(configured);
-        let there = matches!(timed(conn.has_folder(&name)).await, Some(Ok(true)));
-        if there {
-            found.push(format!("{name} exists"));
-            continue;
-        }
         match timed(conn.ensure_folder(&name)).await {
-            Some(Ok(())) => found.push(format!("{name} created (as the daemon would)")),
+            Some(Ok(false)) => found.push(format!("{name} exists")),
+            Some(Ok(true)) => found.push(format!("{name} created (as the daemon would)")),
             Some(Err(e)) => {
                 out.push(Check::fail(
                     subject,

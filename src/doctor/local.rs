@@ -18,8 +18,9 @@ pub const FAIL_FREE: u64 = 100 << 20;
 /// "run doctor as the user deskmail runs as".
 const AS_USER: &str = "run doctor as the user deskmail runs as (`runuser -u deskmail -- deskmail doctor`): it must be able to write there";
 
-/// A Maildir: there, with new/, cur/ and tmp/, writable.
-pub async fn maildir(subject: &str, root: &Path) -> Vec<Check> {
+/// A Maildir: there, with new/, cur/ and tmp/, writable (blocking file work: run it off the
+/// async threads).
+pub fn maildir(subject: &str, root: &Path) -> Vec<Check> {
     let shown = root.display();
     if !root.is_dir() {
         return vec![Check::fail(

@@ -145,9 +145,9 @@ impl Check {
     }
 }
 
-/// Whether any check failed.
-pub fn failed(checks: &[Check]) -> bool {
-    checks.iter().any(|c| c.status == Status::Fail)
+/// How many checks failed.
+pub fn failures(checks: &[Check]) -> usize {
+    checks.iter().filter(|c| c.status == Status::Fail).count()
 }
 
 /// The checks as text: a line per check (`STATUS  subject: check: detail`), and below a
@@ -188,7 +188,15 @@ pub async fn live(settings: &Settings) -> Vec<Check> {
         let subject = format!("mailbox {}", m.name);
         match &m.source {
             Some(Source::Imap(imap)) => imap::check(&m.name, imap).await,
-            Some(Source::Maildir(md)) => local::maildir(&subject, &md.path).await,
+            Some(Source::Maildir(md)) => {
+                let (shown, path) = (subject.clone(), md.path.clone());
+                tokio::task::spawn_blocking(move || local::maildir(&shown, &path))
+                    .await
+                    .unwrap_or_else(|e| {
+                        let e = crate::errors::TaskFailed::from(e);
+                        vec![Check::fail(&subject, "Maildir", e.to_string(), "")]
+                    })
+            }
             None => vec![Check::ok(
                 &subject,
                 "source",
@@ -239,8 +247,8 @@ mod tests {
              \x20     hint: check password_file\n\
              2 checks: 1 OK, 0 WARN, 1 FAIL\n"
         );
-        assert!(failed(&checks));
-        assert!(!failed(&checks[..1]));
+        assert_eq!(failures(&checks), 1);
+        assert_eq!(failures(&checks[..1]), 0);
         let json: serde_json::Value = serde_json::from_str(&render_json(&checks)).unwrap();
         assert_eq!(json[0]["status"], "ok");
         assert!(json[0]["hint"].is_null());

@@ -380,10 +380,10 @@ impl Connection {
         configured.replace('/', &self.delimiter)
     }
 
-    /// Creates the folder unless it is there.
-    pub async fn ensure_folder(&mut self, name: &str) -> Result<(), ImapFailure> {
+    /// Creates the folder unless it is there; whether this call created it.
+    pub async fn ensure_folder(&mut self, name: &str) -> Result<bool, ImapFailure> {
         if self.has_folder(name).await? {
-            return Ok(());
+            return Ok(false);
         }
         match timed("CREATE", self.session.create(name)).await {
             // Another client may have created it meanwhile. The server then says NO
@@ -396,12 +396,12 @@ impl Connection {
                 },
             ) => {
                 if self.has_folder(name).await? {
-                    Ok(())
+                    Ok(false)
                 } else {
                     Err(e)
                 }
             }
-            other => other,
+            other => other.map(|()| true),
         }
     }
 
