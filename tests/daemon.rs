@@ -12,17 +12,8 @@ use support::mailstack::MailStack;
 
 /// The example config with the support mailbox read from `maildir` and `tables` appended.
 fn config_with_maildir(maildir: &std::path::Path, tables: &str) -> String {
-    let config = support::example_config("", tables);
-    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
-    assert!(config.contains(support));
-    config.replacen(
-        support,
-        &format!(
-            "{support}[mailboxes.maildir]\npath = \"{}\"\n",
-            maildir.display()
-        ),
-        1,
-    )
+    let table = format!("[mailboxes.maildir]\npath = \"{}\"\n", maildir.display());
+    support::example_config_with_mailboxes(&table, "", tables)
 }
 
 /// The example config with the support and billing mailboxes read over IMAP from the stack
@@ -32,27 +23,11 @@ fn config_with_imap(stack: &MailStack, env: &TestEnv, billing_password: &str) ->
     let bad = env.path("billing.pass");
     std::fs::write(&good, "secret\n").unwrap();
     std::fs::write(&bad, format!("{billing_password}\n")).unwrap();
-    let config = support::example_config("", &stack.smtp_config(2));
-    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
-    let billing = "name = \"billing\"\naddress = \"billing@helpdesk.example\"\nrequest_type = \"Sales/Billing enquiry\"\nqueue = \"Billing\"\n";
-    assert!(config.contains(support) && config.contains(billing));
-    config
-        .replacen(
-            support,
-            &format!(
-                "{support}{}",
-                stack.imap_config("support@helpdesk.example", &good)
-            ),
-            1,
-        )
-        .replacen(
-            billing,
-            &format!(
-                "{billing}{}",
-                stack.imap_config("billing@helpdesk.example", &bad)
-            ),
-            1,
-        )
+    support::example_config_with_mailboxes(
+        &stack.imap_config("support@helpdesk.example", &good),
+        &stack.imap_config("billing@helpdesk.example", &bad),
+        &stack.smtp_config(2),
+    )
 }
 
 fn tickets(env: &TestEnv) -> Vec<Value> {

@@ -497,13 +497,10 @@ struct Answer {
 fn config(stack: &MailStack, env: &TestEnv) -> String {
     let password = env.path("support.pass");
     std::fs::write(&password, "secret\n").unwrap();
-    let config = support::example_config("", &stack.smtp_config(2));
-    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
-    assert!(config.contains(support));
-    config.replacen(
-        support,
-        &format!("{support}{}", stack.imap_config(SUPPORT, &password)),
-        1,
+    support::example_config_with_mailboxes(
+        &stack.imap_config(SUPPORT, &password),
+        "",
+        &stack.smtp_config(2),
     )
 }
 

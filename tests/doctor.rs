@@ -11,8 +11,6 @@ use serde_json::Value;
 use support::TestEnv;
 use support::mailstack::MailStack;
 
-const SUPPORT: &str = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
-
 /// What the set-up varies.
 struct Setup<'a> {
     password: &'a str,
@@ -48,11 +46,9 @@ fn env_for(stack: &MailStack, setup: &Setup) -> TestEnv {
         stack.smtp_port,
         pass.display()
     );
-    let config = support::example_config("", &smtp);
-    assert!(config.contains(SUPPORT));
     std::fs::write(
         env.config(),
-        config.replacen(SUPPORT, &format!("{SUPPORT}{imap}"), 1),
+        support::example_config_with_mailboxes(&imap, "", &smtp),
     )
     .unwrap();
     env.ok(&["migrate"]);
@@ -348,8 +344,8 @@ fn directory_ambiguities_are_warnings() {
 
 #[test]
 fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_login() {
+    use support::demo::SUPPORT as USER;
     use support::oauth_provider::Provider;
-    const USER: &str = "support@helpdesk.example";
     let provider = Provider::start();
     let Some(stack) = MailStack::start_oauth2(&provider.url("/introspect")) else {
         return;
@@ -360,10 +356,9 @@ fn oauth2_accounts_log_in_with_a_token_and_a_revoked_sign_in_points_to_auth_logi
     // The mailbox and the SMTP account share the token file.
     let imap = provider.imap_table(&stack, USER, &token_file);
     let smtp_table = provider.smtp_table(&stack, USER, &token_file);
-    let config = support::example_config("", &smtp_table);
     std::fs::write(
         env.config(),
-        config.replacen(SUPPORT, &format!("{SUPPORT}{imap}"), 1),
+        support::example_config_with_mailboxes(&imap, "", &smtp_table),
     )
     .unwrap();
     let (out, stdout) = doctor(&env, &[]);
@@ -429,16 +424,12 @@ async fn a_maildir_mailbox_and_a_postgres_store_are_checked() {
         std::fs::create_dir_all(maildir.join(sub)).unwrap();
     }
     std::fs::write(maildir.join("new/1.eml"), "Subject: x\r\n\r\nx\r\n").unwrap();
-    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
-    let config = std::fs::read_to_string(env.config()).unwrap().replacen(
-        support,
-        &format!(
-            "{support}[mailboxes.maildir]\npath = \"{}\"\n",
-            maildir.display()
-        ),
-        1,
-    );
-    std::fs::write(env.config(), config).unwrap();
+    let table = format!("[mailboxes.maildir]\npath = \"{}\"\n", maildir.display());
+    std::fs::write(
+        env.config(),
+        support::example_config_with_mailboxes(&table, "", ""),
+    )
+    .unwrap();
 
     let (out, stdout) = doctor(&env, &[]);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

@@ -16,20 +16,9 @@ use support::daemon::Daemon;
 use support::mailstack::MailStack;
 use support::oauth_provider::{CLIENT_SECRET, Provider, stored_token, write_token};
 
-const SUPPORT: &str = "support@helpdesk.example";
-const BILLING: &str = "billing@helpdesk.example";
+use support::demo::SUPPORT;
 
-/// The example config with `support`'s mailbox given `support_table` (its `[mailboxes.imap]`
-/// and what follows), billing's `billing_table`, and `tables` at the end.
-fn config(support_table: &str, billing_table: &str, tables: &str) -> String {
-    let config = support::example_config("", tables);
-    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
-    let billing = "name = \"billing\"\naddress = \"billing@helpdesk.example\"\nrequest_type = \"Sales/Billing enquiry\"\nqueue = \"Billing\"\n";
-    assert!(config.contains(support) && config.contains(billing));
-    config
-        .replacen(support, &format!("{support}{support_table}"), 1)
-        .replacen(billing, &format!("{billing}{billing_table}"), 1)
-}
+const BILLING: &str = "billing@helpdesk.example";
 
 fn request(from: &str, to: &str, subject: &str, id: &str) -> String {
     format!(
@@ -86,7 +75,11 @@ fn login_env(provider: &Provider, flow: &str) -> (TestEnv, std::path::PathBuf) {
         "[mailboxes.imap]\nhost = \"127.0.0.1\"\nport = 1\ntls = \"none\"\nusername = \"{SUPPORT}\"\nauth = \"oauth2\"\n{}",
         provider.config("mailboxes.imap.oauth2", flow, &token_file)
     );
-    std::fs::write(env.config(), config(&imap, "", "")).unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config_with_mailboxes(&imap, "", ""),
+    )
+    .unwrap();
     (env, token_file)
 }
 
@@ -188,7 +181,11 @@ fn tokens_rotate_are_stored_and_an_expired_access_token_is_refreshed_without_a_l
     // The mailbox and the SMTP account are one account: one token file, one token.
     let imap = provider.imap_table(&stack, SUPPORT, &token_file);
     let smtp = provider.smtp_table(&stack, SUPPORT, &token_file);
-    std::fs::write(env.config(), config(&imap, "", &smtp)).unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config_with_mailboxes(&imap, "", &smtp),
+    )
+    .unwrap();
     let daemon = Daemon::start(&env);
     daemon.wait_until("support connected", Duration::from_secs(30), || {
         daemon.get("/readyz").1.contains("support: connected")
@@ -285,7 +282,11 @@ fn a_revoked_sign_in_makes_its_mailbox_not_ready_while_another_goes_on() {
     std::fs::write(&billing_pass, "secret\n").unwrap();
     let imap = provider.imap_table(&stack, SUPPORT, &token_file);
     let billing = stack.imap_config(BILLING, &billing_pass);
-    std::fs::write(env.config(), config(&imap, &billing, &stack.smtp_config(1))).unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config_with_mailboxes(&imap, &billing, &stack.smtp_config(1)),
+    )
+    .unwrap();
     let daemon = Daemon::start(&env);
     daemon.wait_until("support failing", Duration::from_secs(30), || {
         daemon.get("/readyz").1.contains("support: failing")
@@ -347,7 +348,11 @@ fn client_credentials_log_in_without_a_sign_in() {
         stack.imap_oauth2_config(SUPPORT),
         secret.display()
     );
-    std::fs::write(env.config(), config(&imap, "", &stack.smtp_config(1))).unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config_with_mailboxes(&imap, "", &stack.smtp_config(1)),
+    )
+    .unwrap();
     let status = env.ok(&["auth", "status"]);
     assert!(status.contains("client credentials; OK"), "{status}");
     let daemon = Daemon::start(&env);
@@ -397,7 +402,11 @@ fn oauth2_settings_that_cannot_work_are_refused_naming_their_key() {
         ),
     ];
     for (table, expected) in cases {
-        std::fs::write(env.config(), config(&imap(table), "", "")).unwrap();
+        std::fs::write(
+            env.config(),
+            support::example_config_with_mailboxes(&imap(table), "", ""),
+        )
+        .unwrap();
         let stderr = env.fails(&["check-config"]);
         assert!(stderr.contains(expected), "{table}\n{stderr}");
     }
@@ -407,7 +416,11 @@ fn oauth2_settings_that_cannot_work_are_refused_naming_their_key() {
         imap("provider = \"microsoft\"\ntoken_file = \"t\"\n")
     )
     .replace("auth = \"oauth2\"\n", "password_file = \"p\"\n");
-    std::fs::write(env.config(), config(&both, "", "")).unwrap();
+    std::fs::write(
+        env.config(),
+        support::example_config_with_mailboxes(&both, "", ""),
+    )
+    .unwrap();
     let stderr = env.fails(&["check-config"]);
     assert!(
         stderr.contains("set password_file or an oauth2 table, not both"),
@@ -430,7 +443,7 @@ fn an_smtp_server_that_refuses_the_token_gets_a_new_one_and_the_mail_goes() {
     let smtp = provider.smtp_table(&stack, SUPPORT, &token_file);
     std::fs::write(
         env.config(),
-        config(&stack.imap_config(SUPPORT, &pass), "", &smtp),
+        support::example_config_with_mailboxes(&stack.imap_config(SUPPORT, &pass), "", &smtp),
     )
     .unwrap();
     let daemon = Daemon::start(&env);

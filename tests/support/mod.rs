@@ -246,6 +246,23 @@ pub fn example_config(outbound_keys: &str, tables: &str) -> String {
     config
 }
 
+/// The example config with `tables` at the end, and the support and billing mailboxes given
+/// `support_table` and `billing_table` (a `[mailboxes.imap]` or `[mailboxes.maildir]` table
+/// and what follows it; "" for none).
+pub fn example_config_with_mailboxes(
+    support_table: &str,
+    billing_table: &str,
+    tables: &str,
+) -> String {
+    let config = example_config("", tables);
+    let support = "name = \"support\"\naddress = \"support@helpdesk.example\"\n";
+    let billing = "name = \"billing\"\naddress = \"billing@helpdesk.example\"\nrequest_type = \"Sales/Billing enquiry\"\nqueue = \"Billing\"\n";
+    assert!(config.contains(support) && config.contains(billing));
+    config
+        .replacen(support, &format!("{support}{support_table}"), 1)
+        .replacen(billing, &format!("{billing}{billing_table}"), 1)
+}
+
 /// Runs a Python script (`python3 -c SCRIPT ARGS...`) that prints one number (a rate, for the
 /// benchmarks' plain clients), and returns the number.
 pub fn python_figure(script: &str, args: &[&str]) -> f64 {
