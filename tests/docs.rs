@@ -146,6 +146,7 @@ fn relative_links_point_to_files() {
 fn every_config_key_is_in_the_configuration_reference() {
     let reference = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
     let mut missing = Vec::new();
+    let mut known: Vec<String> = Vec::new();
     let mut structs = 0;
     for entry in std::fs::read_dir(root().join("src/config")).unwrap() {
         let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
@@ -160,11 +161,14 @@ fn every_config_key_is_in_the_configuration_reference() {
             for prefix in *prefixes {
                 for field in &fields {
                     let key = format!("{prefix}.{field}");
-                    let listed = reference.contains(&format!("`{key}"))
-                        || reference.contains(&format!("[{key}]"));
+                    // The key itself, or (for a key that is a table) the table or its keys.
+                    let listed = reference.contains(&format!("`{key}`"))
+                        || reference.contains(&format!("[{key}]"))
+                        || reference.contains(&format!("`{key}."));
                     if !listed {
-                        missing.push(key);
+                        missing.push(key.clone());
                     }
+                    known.push(key);
                 }
             }
         }
@@ -177,6 +181,21 @@ fn every_config_key_is_in_the_configuration_reference() {
         missing.is_empty(),
         "keys the config accepts but docs/configuration.md does not list:\n{}",
         missing.join("\n")
+    );
+    // And the other way: every key the reference's tables list is one the config reads.
+    let unknown: Vec<&str> = reference
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|key| {
+            !known
+                .iter()
+                .any(|k| k == key || k.starts_with(&format!("{key}.")))
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "keys docs/configuration.md lists but the config does not read:\n{}",
+        unknown.join("\n")
     );
 }
 
