@@ -78,6 +78,7 @@ impl Desk {
         let mailed = self.write(tx, &change, &effects, &req.attachments).await?;
         Ok(Outcome::Applied {
             reference: effects.ticket.reference.clone(),
+            ticket_id: id,
             effects,
             mailed,
         })
@@ -164,6 +165,7 @@ impl Desk {
         let mailed = self.write(tx, &change, &effects, attachments).await?;
         Ok(Outcome::Applied {
             reference: rec.ticket.reference.clone(),
+            ticket_id: rec.id,
             effects,
             mailed,
         })

@@ -65,6 +65,8 @@ pub enum Outcome {
     /// The ticket was created or changed.
     Applied {
         reference: String,
+        /// The ticket's row id.
+        ticket_id: i64,
         effects: Box<Effects>,
         /// Who its notifications went to, and who was held back.
         mailed: Mailed,

@@ -23,14 +23,14 @@ impl Desk {
         match self.create_in(tx, by, &req, None).await? {
             Outcome::Applied {
                 reference,
+                ticket_id,
                 effects,
                 mailed,
             } => {
                 m.report.ticket = Some(reference.clone());
                 m.report.note_applied(&effects, &mailed);
-                let ticket_id = tx.ticket_for_update(&reference).await?.map(|r| r.id);
                 self.add_watchers(tx, m, actor, &reference).await?;
-                Ok(applied(ticket_id))
+                Ok(applied(Some(ticket_id)))
             }
             Outcome::Rejected(r) => {
                 m.report.refusal = Some(RefusalReport::rejected(&r));
