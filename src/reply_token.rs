@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::inbound::address::base_local_part;
+
 /// The plus-part prefix reserved for reply tokens.
 pub const PREFIX: &str = "r-";
 /// Characters of the MAC kept: 16 base32 characters, 80 bits.
@@ -208,9 +210,12 @@ impl TokenKey {
 
     /// The reply address carrying the token: the help desk's address with it as plus-part.
     pub fn reply_address(&self, helpdesk: &str, reference: &str, recipient: &str) -> String {
-        let (local, domain) = helpdesk.split_once('@').unwrap_or((helpdesk, ""));
-        let local = local.split('+').next().unwrap_or(local);
-        format!("{local}+{}@{domain}", self.issue(reference, recipient))
+        let domain = helpdesk.rsplit_once('@').map_or("", |(_, domain)| domain);
+        format!(
+            "{}+{}@{domain}",
+            base_local_part(helpdesk),
+            self.issue(reference, recipient)
+        )
     }
 
     /// Checks a token (or a whole reply address) against the addresses it may have been issued
