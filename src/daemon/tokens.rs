@@ -40,7 +40,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 Err(e) => {
                     tracing::warn!(
                         account = %account,
-                        "cannot renew the OAuth2 access token: {}; asking again in {} minutes",
+                        "{}; asking again in {} minutes",
                         errors::Chain(&e),
                         AFTER_FAILURE.as_secs() / 60
                     );

@@ -138,7 +138,7 @@ fn login_failed(name: &str, s: &ImapSettings, e: &ImapFailure) -> Check {
         (ImapFailure::Login { .. }, Auth::OAuth2(_)) => format!(
             "the server refused the access token for {user}: check the app's IMAP permission (and, for client_credentials, the mailbox permission: docs/troubleshooting.md), then `deskmail auth login {name}`"
         ),
-        (ImapFailure::Token { .. }, Auth::OAuth2(o)) => super::token_hint(o, name),
+        (ImapFailure::Token(_), Auth::OAuth2(o)) => super::token_hint(o, name),
         _ => "the connection broke during the login: try again, else check the server's log"
             .to_string(),
     };

@@ -56,10 +56,7 @@ async fn token(
         Some(Err(e)) => Check::fail(
             subject,
             check,
-            format!(
-                "getting an OAuth2 access token for {user}: {}",
-                crate::errors::chain(&e)
-            ),
+            crate::errors::chain(&e),
             token_hint(settings, name),
         ),
         Some(Ok(_)) => Check::ok(

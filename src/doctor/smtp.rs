@@ -327,11 +327,8 @@ async fn auth(
             "AUTH",
             format!("logged in as {user} with {how} (offered: {offered})"),
         ),
-        Some(Err(SetupError::Token { user, source })) => {
-            let e = format!(
-                "getting an OAuth2 access token for {user}: {}",
-                errors::chain(&source)
-            );
+        Some(Err(SetupError::Token(e))) => {
+            let e = errors::chain(&e);
             let hint = match &account.auth {
                 Auth::OAuth2(o) => super::token_hint(o, "smtp"),
                 Auth::Password(_) => String::new(),
@@ -359,7 +356,7 @@ fn setup_text(e: &SetupError) -> String {
     match e {
         SetupError::Smtp(e) => errors::chain(e),
         SetupError::Connect(t) | SetupError::TokenRefused(t) => t.clone(),
-        SetupError::Token { source, .. } => errors::chain(source),
+        SetupError::Token(e) => errors::chain(e),
     }
 }
 

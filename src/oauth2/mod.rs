@@ -54,6 +54,15 @@ pub enum OAuth2Error {
     Task(#[source] TaskFailed),
 }
 
+/// No access token for an account, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("getting an OAuth2 access token for {account}")]
+pub struct TokenError {
+    pub account: String,
+    #[source]
+    pub source: OAuth2Error,
+}
+
 /// The SASL XOAUTH2 initial response (before base64): the user and the bearer token.
 pub fn xoauth2(user: &str, token: &str) -> String {
     format!("user={user}\x01auth=Bearer {token}\x01\x01")

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::OAuth2Error;
 use super::endpoint::{self, Tokens};
 use super::token_file::{Locked, Stored};
+use super::{OAuth2Error, TokenError};
 use crate::config::{Flow, OAuth2Settings, Secret};
 use crate::errors::TaskFailed;
 
@@ -103,7 +103,7 @@ impl TokenSource {
     }
 
     /// A good access token: the one held, or a new one.
-    pub async fn access_token(&self) -> Result<Secret, OAuth2Error> {
+    pub async fn access_token(&self) -> Result<Secret, TokenError> {
         let mut held = self.held.lock().await;
         if let Some(a) = held.access.as_ref()
             && a.renew_at > Timestamp::now()
@@ -139,7 +139,10 @@ impl TokenSource {
             Err(e) => {
                 status.refreshes_failed += 1;
                 status.last_error = Some(crate::errors::chain(&e));
-                Err(e)
+                Err(TokenError {
+                    account: self.account.clone(),
+                    source: e,
+                })
             }
         }
     }

@@ -330,10 +330,7 @@ impl SmtpClient {
                 SetupError::Smtp(e) => {
                     SendError::Temporary(format!("setting up the session: {}", error_text(&e)))
                 }
-                SetupError::Token { user, source } => SendError::Temporary(format!(
-                    "getting an OAuth2 access token for {user}: {}",
-                    errors::chain(&source)
-                )),
+                SetupError::Token(e) => SendError::Temporary(errors::chain(&e)),
                 SetupError::TokenRefused(e) => SendError::Temporary(e),
             })
     }
@@ -385,10 +382,7 @@ async fn oauth2_auth(
     source: &TokenSource,
 ) -> Result<(), SetupError> {
     use base64::Engine;
-    let token = source.access_token().await.map_err(|e| SetupError::Token {
-        user: user.to_string(),
-        source: e,
-    })?;
+    let token = source.access_token().await.map_err(SetupError::Token)?;
     let initial = base64::engine::general_purpose::STANDARD
         .encode(crate::oauth2::xoauth2(user, token.expose()));
     let mut answer = conn.command(Line(format!("AUTH XOAUTH2 {initial}"))).await;
@@ -494,10 +488,7 @@ pub(crate) enum SetupError {
     Connect(String),
     Smtp(lettre::transport::smtp::Error),
     /// No access token could be had.
-    Token {
-        user: String,
-        source: crate::oauth2::OAuth2Error,
-    },
+    Token(crate::oauth2::TokenError),
     /// The server answered the access token with neither success nor an error.
     TokenRefused(String),
 }

@@ -23,7 +23,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use crate::config::{Auth, ImapSettings, ImapTls};
-use crate::oauth2::{self, OAuth2Error, TokenSource};
+use crate::oauth2::{self, TokenError, TokenSource};
 use crate::system_roots::system_roots;
 
 /// How long any one step may take (a fetched mail's next piece included).
@@ -55,12 +55,8 @@ pub enum ImapFailure {
     },
     #[error("the server refused the login: {answer}")]
     Login { answer: String },
-    #[error("getting an OAuth2 access token for {account}")]
-    Token {
-        account: String,
-        #[source]
-        source: OAuth2Error,
-    },
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("the server closed the connection")]
     Closed,
     #[error("folder {0}: the server gives no UIDVALIDITY")]
@@ -223,13 +219,7 @@ async fn login_with_token(
     user: &str,
     source: &TokenSource,
 ) -> Result<Session<Stream>, ImapFailure> {
-    let token = source
-        .access_token()
-        .await
-        .map_err(|source| ImapFailure::Token {
-            account: user.to_string(),
-            source,
-        })?;
+    let token = source.access_token().await?;
     let response = Some(oauth2::xoauth2(user, token.expose()));
     let login = async {
         client
